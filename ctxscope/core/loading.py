@@ -1,0 +1,146 @@
+"""Load a model from any supported source into a :class:`LoadedModel`."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ctxscope.core.devices import dtype_name, resolve_device, resolve_dtype
+from ctxscope.core.errors import BadInputError, CtxscopeError, ModelLoadError
+from ctxscope.core.modelinfo import describe, is_decoder_config
+from ctxscope.core.presets import preset_path
+from ctxscope.core.results import ModelInfo
+from ctxscope.core.spec import ModelSpec
+from ctxscope.core.weights import fill_random_weights
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to sweep. Holds torch objects: it never crosses a thread boundary."""
+
+    model: Any
+    config: Any
+    info: ModelInfo
+    device: torch.device
+    dtype: torch.dtype
+    attn_implementation: str
+    device_map: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    kind: str  # "config" (random weights) or "checkpoint"
+    location: str
+
+
+def _resolve_source(spec: ModelSpec) -> _Source:
+    src = spec.source.strip()
+    if not src:
+        raise BadInputError("empty model source: give a Hub id, a directory, a config.json, preset:NAME or demo:NAME")
+    if src.startswith("preset:"):
+        return _Source("config", str(preset_path(src.removeprefix("preset:"))))
+    if src.startswith("demo:"):
+        from ctxscope.core.demos import resolve_demo
+
+        return _Source("config" if spec.random_weights else "checkpoint", str(resolve_demo(src.removeprefix("demo:"))))
+    path = Path(src).expanduser()
+    if path.is_file():
+        if path.suffix != ".json":
+            raise BadInputError(f"{src}: a file source must be a config.json (for GGUF, give its directory)")
+        return _Source("config", str(path))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BadInputError(f"{src}: directory has no config.json, not a transformers model")
+        return _Source("config" if spec.random_weights else "checkpoint", str(path))
+    looks_like_path = src.startswith((".", "/", "~")) or src.endswith(".json") or os.sep in src.strip("/").split("/", 1)[-1]
+    if looks_like_path or not _HUB_ID.match(src) or src.count("/") > 1:
+        raise BadInputError(f"{src}: no such file or directory, and not a Hub id, preset:NAME or demo:NAME")
+    return _Source("config" if spec.random_weights else "checkpoint", src)
+
+
+def _load_config(source: _Source, spec: ModelSpec) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source.location, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    except ValueError as exc:
+        msg = str(exc).splitlines()[0]
+        if "trust_remote_code" in str(exc):
+            msg = "this model needs custom code from its repository: pass --trust-remote-code if you trust it"
+        raise ModelLoadError(f"{spec.source}: {msg}") from None
+    except OSError as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "TRUE", "yes")
+        hint = " (HF_HUB_OFFLINE is set and it is not in the cache)" if offline else ""
+        raise ModelLoadError(f"{spec.source}: cannot load config{hint}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # JSON errors, missing model types in this transformers
+        raise ModelLoadError(f"{spec.source}: bad config: {str(exc).splitlines()[0]}") from None
+
+
+def _model_class(config: Any) -> Any:
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    return AutoModelForCausalLM if is_decoder_config(config) else AutoModel
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    """Load ``spec`` onto its device, in inference mode (``eval()``, no grad).
+
+    Presets, config files and ``random_weights`` build the architecture with random
+    weights, skipping transformers' slow initialisation pass.
+
+    Raises
+    ------
+    BadInputError, ModelLoadError
+        With a one-line message fit for the user.
+    """
+    source = _resolve_source(spec)
+    device = resolve_device(spec.device)
+    config = _load_config(source, spec)
+    if getattr(config, "is_encoder_decoder", False):
+        raise ModelLoadError(f"{spec.source}: encoder-decoder models ({config.model_type}) are not supported yet")
+    dtype = resolve_dtype(spec.dtype, device, getattr(config, "dtype", None))
+    if spec.device_map not in (None, "auto"):
+        raise BadInputError(f"unknown device map {spec.device_map!r}: only 'auto' is supported")
+    if spec.device_map and source.kind == "config":
+        raise BadInputError("--device-map auto needs a checkpoint; random weights are built on one device")
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
+    if spec.attn_implementation:
+        kwargs["attn_implementation"] = spec.attn_implementation
+    cls = _model_class(config)
+    try:
+        if source.kind == "config":
+            from transformers.initialization import no_init_weights
+
+            # Building straight on the target device skips a host copy; no_init_weights
+            # skips the init pass, and fill_random_weights writes finite values instead.
+            with no_init_weights(), torch.device(device):
+                model = cls.from_config(config, **kwargs)
+            fill_random_weights(model, seed=0, std=float(getattr(config, "initializer_range", 0.02) or 0.02))
+        else:
+            kwargs["device_map"] = spec.device_map or str(device)
+            model = cls.from_pretrained(source.location, revision=spec.revision, config=config, **kwargs)
+    except CtxscopeError:
+        raise
+    except torch.OutOfMemoryError:
+        raise ModelLoadError(f"{spec.source}: the weights do not fit in {device} memory") from None
+    except (ImportError, ValueError, OSError, RuntimeError, KeyError) as exc:
+        raise ModelLoadError(f"{spec.source}: {str(exc).strip().splitlines()[0]}") from None
+    model.eval()
+    model.requires_grad_(False)
+    attn = str(getattr(model.config, "_attn_implementation", None) or spec.attn_implementation or "default")
+    info = describe(model, config, spec.source, random_weights=source.kind == "config", revision=spec.revision)
+    return LoadedModel(model=model, config=model.config, info=info, device=device, dtype=dtype,
+                       attn_implementation=attn, device_map=spec.device_map)
+
+
+def loaded_dtype_name(loaded: LoadedModel) -> str:
+    return dtype_name(loaded.dtype)
+
+

@@ -1,0 +1,138 @@
+"""Frozen result records and the ``ctxscope.run/1`` schema they serialise to.
+
+Everything here is plain data (numbers, strings, tuples) so it can cross threads and
+be written to JSON or SQLite; torch is not imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ctxscope.core.stats import LatencyStats
+
+SCHEMA = "ctxscope.run/1"
+POINT_STATUSES = ("ok", "oom", "error", "skipped")
+RUN_STATUSES = ("running", "complete", "cancelled", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What was measured: the architecture as loaded."""
+
+    source: str
+    architecture: str
+    model_type: str
+    params: int
+    random_weights: bool
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    max_positions: int | None
+    is_decoder: bool
+    revision: str | None = None
+    sliding_window: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How it was measured. ``trust_remote_code`` is deliberately absent."""
+
+    device: str
+    dtype: str
+    attn_implementation: str
+    batch_size: int
+    modes: tuple[str, ...]
+    lengths: tuple[int, ...]
+    warmup: int
+    seed: int
+    min_repeats: int
+    max_repeats: int
+    budget_s: float
+    target_rel_iqr: float
+    continue_after_oom: bool
+    allow_beyond_max: bool
+    device_map: str | None = None
+    threads: int | None = None
+    timer: str = "perf_counter"
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Where it was measured."""
+
+    gpu_name: str | None
+    gpu_memory_bytes: int | None
+    driver: str | None
+    cuda: str | None
+    torch: str
+    transformers: str
+    ctxscope: str
+    platform: str
+    cpu: str
+    python: str = ""
+    cpu_count: int | None = None
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStats:
+    """Memory of one pass, in bytes. GPU fields are ``None`` on CPU and vice versa.
+
+    ``activation_bytes`` = peak − weights − KV cache (GPU: allocator peak; CPU: RSS
+    high-water above the pre-pass RSS, less the KV cache created by the pass).
+    """
+
+    weights_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int | None
+    peak_allocated_bytes: int | None = None
+    peak_reserved_bytes: int | None = None
+    device_used_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One (mode, length) measurement, successful or not."""
+
+    mode: str
+    length: int
+    batch_size: int
+    status: str
+    error: str | None = None
+    latency_ms: LatencyStats | None = None
+    tokens_per_s: float | None = None
+    memory: MemoryStats | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunHeader:
+    """Everything known about a run before its first point."""
+
+    id: str
+    created: str
+    model: ModelInfo
+    settings: Settings
+    environment: Environment
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A whole run: header, final status and every point in measurement order."""
+
+    header: RunHeader
+    status: str
+    points: tuple[Point, ...] = ()
+    finished: str | None = None
+    attention: tuple[dict, ...] = field(default=())
+
+    @property
+    def id(self) -> str:
+        return self.header.id
+
+    def ok_points(self, mode: str | None = None) -> list[Point]:
+        """Successful points, optionally of one mode, in measurement order."""
+        return [p for p in self.points if p.status == "ok" and (mode is None or p.mode == mode)]

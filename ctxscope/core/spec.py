@@ -1,0 +1,60 @@
+"""What to load and how to sweep: frozen, plain-data requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODES = ("prefill", "decode", "forward")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A model to load.
+
+    ``source`` is a Hub id, a local directory, a path to a ``config.json``,
+    ``preset:NAME`` or ``demo:NAME``. ``trust_remote_code`` is never written to results.
+    """
+
+    source: str
+    dtype: str = "auto"
+    device: str = "auto"
+    device_map: str | None = None
+    attn_implementation: str | None = None
+    revision: str | None = None
+    random_weights: bool = False
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SweepConfig:
+    """How to sweep one loaded model over context lengths.
+
+    Attributes
+    ----------
+    lengths
+        Token counts per sequence, measured in ascending order.
+    modes
+        Subset of ``prefill``/``decode`` (decoders) or ``forward`` (encoders);
+        empty means every mode the model supports.
+    warmup
+        Untimed calls at each new shape; the last one is also the memory pass.
+    min_repeats, max_repeats, budget_s, target_rel_iqr
+        Timed calls repeat until IQR/median ≤ ``target_rel_iqr`` (after at least
+        ``min_repeats``), or ``budget_s`` seconds of timed calls, or ``max_repeats``.
+    continue_after_oom
+        Keep measuring longer lengths of a mode after it ran out of memory.
+    """
+
+    lengths: tuple[int, ...]
+    modes: tuple[str, ...] = ()
+    batch_size: int = 1
+    warmup: int = 1
+    min_repeats: int = 3
+    max_repeats: int = 100
+    budget_s: float = 2.0
+    target_rel_iqr: float = 0.05
+    continue_after_oom: bool = False
+    allow_beyond_max: bool = False
+    seed: int = 0
+    telemetry_hz: float = 10.0
