@@ -122,6 +122,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             # skips the init pass, and fill_random_weights writes finite values instead.
             with no_init_weights(), torch.device(device):
                 model = cls.from_config(config, **kwargs)
+            # no_init_weights also skips tying (e.g. GPT-2's lm_head to its embeddings).
+            model.tie_weights()
             fill_random_weights(model, seed=0, std=float(getattr(config, "initializer_range", 0.02) or 0.02))
         else:
             kwargs["device_map"] = spec.device_map or str(device)

@@ -1,0 +1,46 @@
+"""Events yielded by :func:`ctxscope.core.sweep.run_sweep`: frozen plain data, safe to
+hand to another thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from ctxscope.core.results import Point, RunHeader
+from ctxscope.core.telemetry import TelemetrySample
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStarted:
+    """First event: everything known before the first point (store the run row now)."""
+
+    header: RunHeader
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """About to measure ``mode`` at ``length``; ``done`` of ``total`` points finished."""
+
+    done: int
+    total: int
+    mode: str
+    length: int
+    elapsed_s: float
+    eta_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PointResult:
+    """A point measured successfully (``point.status == "ok"``)."""
+
+    point: Point
+
+
+@dataclass(frozen=True, slots=True)
+class PointFailed:
+    """A point that is data but not a measurement: ``oom``, ``error`` or ``skipped``."""
+
+    point: Point
+
+
+SweepEvent = Union[SweepStarted, Progress, PointResult, PointFailed, TelemetrySample]

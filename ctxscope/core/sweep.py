@@ -1,0 +1,148 @@
+"""The sweep: a plain generator over (length, mode) points.
+
+The CLI iterates it, tests ``list()`` it and the GUI wraps it in a worker thread; it
+never imports Qt. Cancellation is a ``threading.Event`` checked between calls.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Generator
+from datetime import datetime, timezone
+
+import torch
+
+from ctxscope.core.devices import dtype_name
+from ctxscope.core.environment import collect_environment
+from ctxscope.core.errors import BadInputError
+from ctxscope.core.events import PointFailed, PointResult, Progress, SweepEvent, SweepStarted
+from ctxscope.core.loading import LoadedModel
+from ctxscope.core.measure import Measurer
+from ctxscope.core.memory import is_oom, release
+from ctxscope.core.results import Point, RunHeader, RunResult, Settings
+from ctxscope.core.spec import MODES, SweepConfig
+from ctxscope.core.telemetry import TelemetrySampler
+
+
+def new_run_id() -> str:
+    """Sortable and unique: ``20261123-142501-a1b2c3``."""
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def supported_modes(loaded: LoadedModel) -> tuple[str, ...]:
+    return ("prefill", "decode") if loaded.info.is_decoder else ("forward",)
+
+
+def validate(loaded: LoadedModel, cfg: SweepConfig) -> tuple[str, ...]:
+    """Check a configuration against a model before anything runs; return the modes.
+
+    Raises
+    ------
+    BadInputError
+        For an unknown or unsupported mode, an empty length list, a bad batch size or
+        repetition policy, or lengths beyond the model's maximum positions (unless
+        ``allow_beyond_max``).
+    """
+    allowed = supported_modes(loaded)
+    modes = cfg.modes or allowed
+    for mode in modes:
+        if mode not in MODES:
+            raise BadInputError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
+        if mode not in allowed:
+            kind = "a decoder" if loaded.info.is_decoder else "an encoder"
+            raise BadInputError(f"mode {mode!r} does not apply: {loaded.info.source} is {kind} (modes: {', '.join(allowed)})")
+    if not cfg.lengths or any(length <= 0 for length in cfg.lengths):
+        raise BadInputError("lengths must be a non-empty list of positive token counts")
+    if cfg.batch_size <= 0:
+        raise BadInputError(f"batch size must be at least 1, not {cfg.batch_size}")
+    if cfg.warmup < 1 or cfg.min_repeats < 1 or cfg.max_repeats < cfg.min_repeats or cfg.budget_s < 0:
+        raise BadInputError("repetition policy: need warmup ≥ 1, min-repeats ≥ 1, max-repeats ≥ min-repeats, budget ≥ 0")
+    limit = loaded.info.max_positions
+    if limit and not cfg.allow_beyond_max and max(cfg.lengths) > limit:
+        too_long = [n for n in cfg.lengths if n > limit]
+        raise BadInputError(f"lengths {too_long} exceed the model's {limit} positions (use --allow-beyond-max to try anyway)")
+    return tuple(dict.fromkeys(modes))
+
+
+def _settings(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], timer: str) -> Settings:
+    return Settings(device=str(loaded.device), dtype=dtype_name(loaded.dtype), attn_implementation=loaded.attn_implementation,
+                    batch_size=cfg.batch_size, modes=modes, lengths=tuple(sorted(set(cfg.lengths))), warmup=cfg.warmup,
+                    seed=cfg.seed, min_repeats=cfg.min_repeats, max_repeats=cfg.max_repeats, budget_s=cfg.budget_s,
+                    target_rel_iqr=cfg.target_rel_iqr, continue_after_oom=cfg.continue_after_oom,
+                    allow_beyond_max=cfg.allow_beyond_max, device_map=loaded.device_map,
+                    threads=torch.get_num_threads(), timer=timer)
+
+
+def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | None = None,
+              run_id: str | None = None) -> Generator[SweepEvent, None, RunResult]:
+    """Measure every (length, mode) point of ``cfg`` on ``loaded``.
+
+    Yields :class:`SweepStarted` first, then :class:`Progress` before each point,
+    :class:`PointResult` / :class:`PointFailed` after it and telemetry samples between
+    points; returns the :class:`RunResult` (``status`` ``complete`` or ``cancelled``).
+    Out-of-memory is data: the point gets status ``oom``, memory is released, longer
+    lengths of that mode are skipped (unless ``continue_after_oom``) and the model
+    stays usable. Raises :class:`BadInputError` before yielding if ``cfg`` is invalid.
+    """
+    modes = validate(loaded, cfg)
+    measurer = Measurer(loaded, cfg, stop)
+    header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info,
+                       settings=_settings(loaded, cfg, modes, measurer.timer.name),
+                       environment=collect_environment(loaded.device))
+    yield SweepStarted(header)
+    lengths = header.settings.lengths
+    plan = [(length, mode) for length in lengths for mode in modes]
+    total_weight = sum(length for length, _ in plan)
+    done_weight = 0
+    points: list[Point] = []
+    failed_modes: set[str] = set()
+    status = "complete"
+    t0 = time.perf_counter()
+    device_index = loaded.device.index or 0 if loaded.device.type == "cuda" else None
+    with TelemetrySampler(cfg.telemetry_hz, device_index) as telemetry:
+        try:
+            for done, (length, mode) in enumerate(plan):
+                if stop is not None and stop.is_set():
+                    status = "cancelled"
+                    break
+                elapsed = time.perf_counter() - t0
+                eta = elapsed / done_weight * (total_weight - done_weight) if done_weight else None
+                yield Progress(done=done, total=len(plan), mode=mode, length=length, elapsed_s=elapsed, eta_s=eta)
+                point = _measure_point(measurer, mode, length, cfg, failed_modes)
+                if point is None:
+                    status = "cancelled"
+                    break
+                points.append(point)
+                done_weight += length
+                yield PointResult(point) if point.status == "ok" else PointFailed(point)
+                yield from telemetry.drain()
+        finally:
+            release(loaded.device)
+    return RunResult(header=header, status=status, points=tuple(points), finished=_now())
+
+
+def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig, failed_modes: set[str]) -> Point | None:
+    """One point as data; ``None`` when cancelled mid-point (the partial point is dropped)."""
+    from ctxscope.core.timing import Cancelled
+
+    base = {"mode": mode, "length": length, "batch_size": cfg.batch_size}
+    if mode in failed_modes and not cfg.continue_after_oom:
+        return Point(**base, status="skipped", error=f"skipped: {mode} ran out of memory at a shorter length")
+    try:
+        return measurer.measure(mode, length)
+    except Cancelled:
+        return None
+    except Exception as exc:  # any model failure is data; the sweep goes on
+        if is_oom(exc):
+            failed_modes.add(mode)
+            message = "out of memory: " + str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "out of memory"
+            return Point(**base, status="oom", error=message)
+        return Point(**base, status="error", error=f"{type(exc).__name__}: {str(exc).strip()[:500]}")
+    finally:
+        release(measurer.device)
