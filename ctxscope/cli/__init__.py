@@ -1,0 +1,61 @@
+"""Command-line entry point. Imports heavy modules (torch, transformers) only in the
+commands that need them, and never Qt; ``ctxscope`` with no arguments is reserved for
+the desktop app."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import ctxscope
+from ctxscope.core.errors import CtxscopeError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+EXIT_CANCELLED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line (exit 2), not a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"ctxscope: error: {message} (see: {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ctxscope.cli import info_cmd, runs_cmd, sweep_cmd
+
+    parser = _Parser(prog="ctxscope", description="What context length costs a transformer model on your hardware.")
+    parser.add_argument("--version", action="version", version=f"ctxscope {ctxscope.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sweep_cmd.add_parser(sub)
+    runs_cmd.add_parser(sub)
+    info_cmd.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 cancelled, 1 internal)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except CtxscopeError as exc:
+        print(f"ctxscope: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("ctxscope: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+    except BrokenPipeError:  # `ctxscope runs list | head`
+        return 0
+    except Exception as exc:  # a bug: one line by default, the traceback on request
+        if os.environ.get("CTXSCOPE_DEBUG"):
+            raise
+        print(f"ctxscope: internal error: {type(exc).__name__}: {exc} (set CTXSCOPE_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,30 @@
+"""Helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ctxscope.core.errors import BadInputError
+
+
+def output_path(value: str | None, what: str) -> Path | None:
+    """Check an output file can be written before any work starts (``-`` is stdout)."""
+    if value is None or value == "-":
+        return None
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise BadInputError(f"{what} {value}: is a directory; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInputError(f"{what} {value}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise BadInputError(f"{what} {value}: directory {parent} is not writable")
+    return path
+
+
+def open_store():  # -> RunStore; typed loosely to keep sqlite out of --help's import path
+    from ctxscope.core.paths import database_path
+    from ctxscope.store import RunStore
+
+    return RunStore(database_path())

@@ -1,0 +1,98 @@
+"""Live progress on stderr and the summary table on stdout (rich)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from ctxscope.core.events import Progress as ProgressEvent
+from ctxscope.core.results import Point, RunHeader, RunResult
+from ctxscope.core.telemetry import TelemetrySample
+from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_seconds
+
+
+def points_table(points: tuple[Point, ...] | list[Point], title: str | None = None) -> Table:
+    table = Table(title=title, show_lines=False)
+    for name, justify in (("mode", "left"), ("length", "right"), ("status", "left"), ("median", "right"),
+                          ("p10–p90", "right"), ("n", "right"), ("tokens/s", "right"), ("KV cache", "right"),
+                          ("activations", "right"), ("peak", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for p in points:
+        lat, mem = p.latency_ms, p.memory
+        peak = None if mem is None else mem.peak_allocated_bytes or mem.peak_rss_bytes
+        status = p.status if p.status == "ok" else f"[red]{p.status}[/red]"
+        spread = f"{fmt_ms(lat.p10)} – {fmt_ms(lat.p90)}" + (" [yellow]noisy[/yellow]" if lat.noisy else "") if lat else "-"
+        table.add_row(p.mode, str(p.length), status, fmt_ms(lat.median) if lat else "-", spread,
+                      str(lat.n) if lat else "-", f"{p.tokens_per_s:,.1f}" if p.tokens_per_s else "-",
+                      fmt_bytes(mem.kv_cache_bytes) if mem else "-",
+                      fmt_bytes(mem.activation_bytes) if mem else "-", fmt_bytes(peak))
+    return table
+
+
+class SweepDisplay:
+    """What ``ctxscope sweep`` shows while it runs. Progress goes to stderr so stdout
+    holds only results."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.err = Console(stderr=True, highlight=False)
+        self.out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TextColumn("ETA {task.fields[eta]}"), console=self.err, transient=True,
+                            disable=quiet or not self.err.is_terminal)
+        self.task: Any = None
+        self.last_tel: TelemetrySample | None = None
+
+    def __enter__(self) -> SweepDisplay:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def status(self, text: str) -> None:
+        if not self.quiet:
+            self.err.print(f"[dim]{text}[/dim]")
+
+    def started(self, header: RunHeader) -> None:
+        m, s = header.model, header.settings
+        if not self.quiet:
+            weights = " [yellow](random weights)[/yellow]" if m.random_weights else ""
+            self.err.print(f"run [bold]{header.id}[/bold]: {m.source} — {m.architecture}, {fmt_count(m.params)} params"
+                           f"{weights}; {s.device} {s.dtype} {s.attn_implementation}, batch {s.batch_size}")
+        self.task = self.bar.add_task("starting", total=len(s.lengths) * len(s.modes), eta="?")
+
+    def progress(self, event: ProgressEvent) -> None:
+        self.bar.update(self.task, completed=event.done, description=f"{event.mode} L={event.length}",
+                        eta=fmt_seconds(event.eta_s))
+        if not self.quiet and not self.err.is_terminal:
+            print(f"[{event.done + 1}/{event.total}] {event.mode} L={event.length} (ETA {fmt_seconds(event.eta_s)})",
+                  file=sys.stderr, flush=True)
+
+    def point(self, point: Point) -> None:
+        if self.quiet:
+            return
+        if point.status == "ok" and point.latency_ms is not None:
+            mem = point.memory
+            self.err.print(f"  {point.mode:7s} L={point.length:<7d} {fmt_ms(point.latency_ms.median):>10s} "
+                           f"(n={point.latency_ms.n}) KV {fmt_bytes(mem.kv_cache_bytes if mem else None)}")
+        else:
+            self.err.print(f"  {point.mode:7s} L={point.length:<7d} [red]{point.status}[/red]: {point.error}")
+
+    def telemetry(self, sample: TelemetrySample) -> None:
+        self.last_tel = sample
+
+    def summary(self, run: RunResult, *, stored: bool, out_json: Path | None) -> None:
+        self.out.print(points_table(run.points, title=f"{run.header.model.source} — run {run.id} ({run.status})"))
+        if run.header.model.random_weights:
+            self.out.print("Random weights: latency and memory are valid; outputs and attention are not meaningful.")
+        where = [f"stored as {run.id}"] if stored else []
+        if out_json is not None:
+            where.append(f"written to {out_json}")
+        if where:
+            self.out.print("Run " + ", ".join(where) + ".")

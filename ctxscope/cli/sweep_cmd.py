@@ -1,0 +1,172 @@
+"""``ctxscope sweep MODEL ...``: measure a model over context lengths, headless."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from ctxscope.cli.common import open_store, output_path
+from ctxscope.core.errors import BadInputError
+
+DEFAULT_LENGTHS = "128,256,512,1k,2k,4k"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("sweep", help="measure latency and memory over context lengths",
+                       description="Measure prefill/decode (or encoder forward) latency and memory at each length.")
+    p.add_argument("model", help="Hub id, local directory, config.json, preset:NAME or demo:NAME")
+    p.add_argument("--lengths", default=None,
+                   help=f"list (128,256,1k) or range START:STOP[:xF|:+N] (default {DEFAULT_LENGTHS}, capped at max positions)")
+    p.add_argument("--mode", default="", help="prefill,decode (decoders) or forward (encoders); default: all that apply")
+    p.add_argument("--batch", type=int, default=1, help="sequences per call (default 1)")
+    p.add_argument("--dtype", default="auto", help="auto|float32|float16|bfloat16 (auto: float32 on CPU, checkpoint half type on GPU)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
+    p.add_argument("--device-map", default=None, help="'auto' to spread a checkpoint over all GPUs (accelerate)")
+    p.add_argument("--attn", default=None, help="attention implementation: sdpa, eager, flash_attention_2, ... (default: transformers')")
+    p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
+    p.add_argument("--random-weights", action="store_true", help="build the architecture with random weights (no checkpoint)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own Python code from its repository (never saved)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed calls per shape (default 1; the last is the memory pass)")
+    p.add_argument("--min-repeats", type=int, default=5, help="timed calls at least (default 5)")
+    p.add_argument("--max-repeats", type=int, default=100, help="timed calls at most (default 100)")
+    p.add_argument("--budget", type=float, default=2.0, help="seconds of timed calls per point at most, after min-repeats (default 2)")
+    p.add_argument("--target-spread", type=float, default=0.05, help="stop repeating once IQR/median is below this (default 0.05)")
+    p.add_argument("--continue-after-oom", action="store_true", help="still try longer lengths of a mode after it ran out of memory")
+    p.add_argument("--allow-beyond-max", action="store_true", help="allow lengths above the model's maximum positions")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random token ids (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    p.add_argument("--out", default=None, help="write the run as JSON (ctxscope.run/1) to this file")
+    p.add_argument("--csv", default=None, help="write the points as CSV to this file")
+    p.add_argument("--no-store", action="store_true", help="do not record the run in the history database")
+    p.add_argument("--quiet", action="store_true", help="no live progress; print only the summary")
+    p.set_defaults(func=run)
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    return tuple(m.strip().lower() for m in text.split(",") if m.strip())
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if args.batch < 1:
+        raise BadInputError(f"--batch must be at least 1, not {args.batch}")
+    if args.warmup < 1:
+        raise BadInputError(f"--warmup must be at least 1, not {args.warmup}")
+    if args.min_repeats < 1 or args.max_repeats < args.min_repeats:
+        raise BadInputError("--min-repeats must be ≥ 1 and --max-repeats ≥ --min-repeats")
+    if not args.budget >= 0 or not args.target_spread >= 0:
+        raise BadInputError("--budget and --target-spread must be non-negative numbers")
+    if args.threads is not None and args.threads < 1:
+        raise BadInputError(f"--threads must be at least 1, not {args.threads}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctxscope.core.lengths import parse_lengths
+    from ctxscope.core.spec import DTYPES, MODES, ModelSpec, SweepConfig
+
+    # Everything checkable without the model is checked before loading it.
+    _check_numbers(args)
+    lengths = parse_lengths(args.lengths) if args.lengths is not None else None
+    modes = _modes(args.mode)
+    for mode in modes:
+        if mode not in MODES:
+            raise BadInputError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
+    if args.dtype not in DTYPES:
+        raise BadInputError(f"unknown dtype {args.dtype!r}: use one of {', '.join(DTYPES)}")
+    out_json, out_csv = output_path(args.out, "--out"), output_path(args.csv, "--csv")
+
+    from ctxscope.cli.display import SweepDisplay
+    from ctxscope.core.loading import load_model
+
+    display = SweepDisplay(quiet=args.quiet)
+    display.status(f"loading {args.model} …")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    spec = ModelSpec(source=args.model, dtype=args.dtype, device=args.device, device_map=args.device_map,
+                     attn_implementation=args.attn, revision=args.revision, random_weights=args.random_weights,
+                     trust_remote_code=args.trust_remote_code)
+    loaded = load_model(spec)
+    if lengths is None:
+        limit = loaded.info.max_positions or 1 << 30
+        lengths = tuple(n for n in parse_lengths(DEFAULT_LENGTHS) if n <= limit) or (min(128, limit),)
+    cfg = SweepConfig(lengths=lengths, modes=modes, batch_size=args.batch, warmup=args.warmup,
+                      min_repeats=args.min_repeats, max_repeats=args.max_repeats, budget_s=args.budget,
+                      target_rel_iqr=args.target_spread, continue_after_oom=args.continue_after_oom,
+                      allow_beyond_max=args.allow_beyond_max, seed=args.seed)
+    return _execute(loaded, cfg, display, store=None if args.no_store else open_store(), out_json=out_json,
+                    out_csv=out_csv)
+
+
+def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, out_csv: Any) -> int:
+    from ctxscope.core.events import PointFailed, PointResult, Progress, SweepStarted
+    from ctxscope.core.results import RunResult
+    from ctxscope.core.sweep import run_sweep, validate
+    from ctxscope.core.telemetry import TelemetrySample
+
+    validate(loaded, cfg)
+    stop = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # second Ctrl-C: give up at once (points are stored)
+        stop.set()
+        display.status("stopping after the current model call (Ctrl-C again to abort) …")
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    header = None
+    points: list = []
+    result: RunResult | None = None
+    try:
+        gen = run_sweep(loaded, cfg, stop=stop)
+        with display:
+            while True:
+                try:
+                    event = next(gen)
+                except StopIteration as done:
+                    result = done.value
+                    break
+                if isinstance(event, SweepStarted):
+                    header = event.header
+                    display.started(header)
+                    if store is not None:
+                        store.create_run(header)
+                elif isinstance(event, Progress):
+                    display.progress(event)
+                elif isinstance(event, (PointResult, PointFailed)):
+                    if store is not None:
+                        store.add_point(header.id, len(points), event.point)
+                    points.append(event.point)
+                    display.point(event.point)
+                elif isinstance(event, TelemetrySample):
+                    display.telemetry(event)
+        if store is not None:
+            store.finish_run(result.id, result.status, result.finished)
+    except BaseException:
+        if header is not None:
+            # Keep what was measured: the store has every point; the file gets them too.
+            partial = RunResult(header=header, status="failed", points=tuple(points))
+            if store is not None:
+                store.finish_run(header.id, "failed", None)
+            _write_outputs(partial, out_json, out_csv)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        if store is not None:
+            store.close()
+    _write_outputs(result, out_json, out_csv)
+    display.summary(result, stored=store is not None, out_json=out_json)
+    return 130 if result.status == "cancelled" else 0
+
+
+def _write_outputs(run: Any, out_json: Any, out_csv: Any) -> None:
+    from ctxscope.core.serialize import write_run
+    from ctxscope.report.tabular import run_to_csv
+
+    if out_json is not None:
+        write_run(run, out_json)
+    if out_csv is not None:
+        out_csv.write_text(run_to_csv(run), encoding="utf-8")

@@ -1,0 +1,46 @@
+"""CSV export: one row per point, units in the column names."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from ctxscope.core.results import RunResult
+
+COLUMNS = (
+    "run_id", "model", "device", "dtype", "attn_implementation", "mode", "length", "batch_size", "status", "error",
+    "latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_mean_ms", "latency_std_ms", "latency_n",
+    "latency_noisy", "tokens_per_s", "weights_bytes", "kv_cache_bytes", "activation_bytes", "peak_allocated_bytes",
+    "peak_reserved_bytes", "device_used_bytes", "peak_rss_bytes",
+)
+
+
+def run_to_rows(run: RunResult) -> list[dict[str, object]]:
+    s = run.header.settings
+    rows = []
+    for p in run.points:
+        lat, mem = p.latency_ms, p.memory
+        rows.append({
+            "run_id": run.id, "model": run.header.model.source, "device": s.device, "dtype": s.dtype,
+            "attn_implementation": s.attn_implementation, "mode": p.mode, "length": p.length,
+            "batch_size": p.batch_size, "status": p.status, "error": p.error or "",
+            "latency_median_ms": lat.median if lat else "", "latency_p10_ms": lat.p10 if lat else "",
+            "latency_p90_ms": lat.p90 if lat else "", "latency_mean_ms": lat.mean if lat else "",
+            "latency_std_ms": lat.std if lat else "", "latency_n": lat.n if lat else "",
+            "latency_noisy": lat.noisy if lat else "", "tokens_per_s": p.tokens_per_s if p.tokens_per_s else "",
+            **{f"{name}": (getattr(mem, name) if mem and getattr(mem, name) is not None else "")
+               for name in ("weights_bytes", "kv_cache_bytes", "activation_bytes", "peak_allocated_bytes",
+                            "peak_reserved_bytes", "device_used_bytes", "peak_rss_bytes")},
+        })
+    return rows
+
+
+def run_to_csv(run: RunResult) -> str:
+    """The run's points as CSV text (header row included)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in run_to_rows(run):
+        # Spreadsheets execute cells starting with = + - @: neutralise user-controlled text.
+        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()})
+    return buf.getvalue()
