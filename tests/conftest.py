@@ -1,0 +1,91 @@
+"""Shared fixtures: tiny models built from configs in-process, an isolated data dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach a hub, and never show a window.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def ctxscope_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own data dir (run database, converted demos are shared)."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("CTXSCOPE_HOME", str(home))
+    return home
+
+
+def tiny_configs() -> dict[str, object]:
+    from transformers import BertConfig, GPT2Config, LlamaConfig, MistralConfig
+
+    return {
+        "llama": LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                             num_key_value_heads=2, vocab_size=256, max_position_embeddings=512,
+                             architectures=["LlamaForCausalLM"]),
+        "gpt2": GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=256, n_positions=256,
+                           architectures=["GPT2LMHeadModel"]),
+        "bert": BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                           vocab_size=256, max_position_embeddings=256, architectures=["BertForMaskedLM"]),
+        "mistral": MistralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                 num_key_value_heads=2, vocab_size=256, max_position_embeddings=512, sliding_window=16,
+                                 architectures=["MistralForCausalLM"]),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_config_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``config.json`` files of tiny architectures (loaded with random weights)."""
+    root = tmp_path_factory.mktemp("configs")
+    out = {}
+    for name, cfg in tiny_configs().items():
+        path = root / name / "config.json"
+        path.parent.mkdir()
+        cfg.to_json_file(str(path))
+        out[name] = path
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama saved with save_pretrained, to load through the real checkpoint path."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(tiny_configs()["llama"])
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-llama"
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def loaded_llama(tiny_config_files: dict[str, Path]):
+    from ctxscope.core.loading import load_model
+    from ctxscope.core.spec import ModelSpec
+
+    return load_model(ModelSpec(str(tiny_config_files["llama"]), device="cpu"))
+
+
+def fast_config(lengths: tuple[int, ...], **kw: object):
+    """A sweep configuration that finishes in well under a second on tiny models."""
+    from ctxscope.core.spec import SweepConfig
+
+    defaults: dict[str, object] = dict(min_repeats=3, max_repeats=5, budget_s=0.05, telemetry_hz=20.0)
+    defaults.update(kw)
+    return SweepConfig(lengths=lengths, **defaults)  # type: ignore[arg-type]
+
+
+def drain(gen):
+    """Run a sweep generator to the end: (events, returned result)."""
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return events, stop.value

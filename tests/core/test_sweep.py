@@ -1,0 +1,224 @@
+"""The sweep generator: exact lengths, memory accounting, OOM as data, cancellation."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from ctxscope.core.errors import BadInputError
+from ctxscope.core.events import PointFailed, PointResult, Progress, SweepStarted
+from ctxscope.core.loading import load_model
+from ctxscope.core.measure import Measurer
+from ctxscope.core.spec import ModelSpec
+from ctxscope.core.sweep import run_sweep
+from ctxscope.core.telemetry import TelemetrySample
+from tests.conftest import drain, fast_config
+
+
+def kv_formula(info, length: int, batch: int, bytes_per: int) -> int:
+    return 2 * info.num_layers * info.num_kv_heads * info.head_dim * length * batch * bytes_per
+
+
+def test_event_order_and_points(loaded_llama) -> None:
+    events, run = drain(run_sweep(loaded_llama, fast_config((16, 32))))
+    assert isinstance(events[0], SweepStarted) and events[0].header.id == run.id
+    kinds = [type(e) for e in events if not isinstance(e, TelemetrySample)]
+    assert kinds == [SweepStarted] + [Progress, PointResult] * 4
+    assert run.status == "complete"
+    assert [(p.mode, p.length) for p in run.points] == [("prefill", 16), ("decode", 16), ("prefill", 32), ("decode", 32)]
+    assert run.header.settings.modes == ("prefill", "decode") and run.header.model.random_weights
+
+
+def test_exact_lengths_and_kv_bytes(loaded_llama) -> None:
+    cfg = fast_config((17, 64), batch_size=2)
+    measurer = Measurer(loaded_llama, cfg)
+    for length in cfg.lengths:
+        for mode in ("prefill", "decode"):
+            point = measurer.measure(mode, length)
+            assert point.memory.kv_cache_bytes == kv_formula(loaded_llama.info, length, 2, 4), (mode, length)
+            assert point.memory.weights_bytes > 0 and point.tokens_per_s > 0
+    assert ("prefill", (2, 17)) in measurer.seen_shapes and ("decode-prefill", (2, 64)) in measurer.seen_shapes
+    assert all(shape == (2, 1) for mode, shape in measurer.seen_shapes if mode == "decode")
+    assert {shape[1] for mode, shape in measurer.seen_shapes if mode == "prefill"} == {17, 64}
+
+
+def test_sliding_window_cache_is_capped(tiny_config_files: dict[str, Path]) -> None:
+    loaded = load_model(ModelSpec(str(tiny_config_files["mistral"]), device="cpu"))
+    measurer = Measurer(loaded, fast_config((64,)))
+    window = 16
+    for mode in ("prefill", "decode"):
+        point = measurer.measure(mode, 64)
+        full = kv_formula(loaded.info, 64, 1, 4)
+        assert 0 < point.memory.kv_cache_bytes < full
+        assert point.memory.kv_cache_bytes == kv_formula(loaded.info, window - 1, 1, 4)
+
+
+@pytest.mark.parametrize("name", ["llama", "mistral", "gpt2"])
+def test_decode_at_depth_matches_full_recompute(tiny_config_files: dict[str, Path], name: str) -> None:
+    """The decode method (prefill L, step, crop back, step again) sees exactly L cached
+    tokens: the step's logits equal a full forward over L+1 tokens, every time."""
+    from transformers import DynamicCache
+
+    loaded = load_model(ModelSpec(str(tiny_config_files[name]), device="cpu"))
+    model = loaded.model
+    ids = torch.randint(3, 256, (1, 40))
+    nxt = torch.tensor([[7]])
+    with torch.inference_mode():
+        reference = model(input_ids=torch.cat([ids, nxt], 1)).logits[:, -1]
+        cache = DynamicCache(config=model.config)
+        cache.activate_past_recording()
+        model(input_ids=ids, past_key_values=cache, use_cache=True)
+        for _ in range(3):
+            step = model(input_ids=nxt, past_key_values=cache, use_cache=True).logits[:, -1]
+            cache.crop(-1)
+            assert cache.get_seq_length() == 40
+            torch.testing.assert_close(step, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_repetition_policy_bounds(loaded_llama) -> None:
+    _, run = drain(run_sweep(loaded_llama, fast_config((16,), min_repeats=4, max_repeats=6, budget_s=10.0)))
+    for point in run.points:
+        assert 4 <= point.latency_ms.n <= 6 and len(point.latency_ms.samples) == point.latency_ms.n
+        assert all(s > 0 for s in point.latency_ms.samples)
+    _, run = drain(run_sweep(loaded_llama, fast_config((16,), min_repeats=7, max_repeats=7, target_rel_iqr=1.0)))
+    assert all(p.latency_ms.n == 7 for p in run.points)
+
+
+def test_encoder_forward_only(tiny_config_files: dict[str, Path]) -> None:
+    loaded = load_model(ModelSpec(str(tiny_config_files["bert"]), device="cpu"))
+    _, run = drain(run_sweep(loaded, fast_config((16, 32))))
+    assert [(p.mode, p.status) for p in run.points] == [("forward", "ok"), ("forward", "ok")]
+    assert all(p.memory.kv_cache_bytes == 0 for p in run.points)
+    with pytest.raises(BadInputError, match="encoder"):
+        next(run_sweep(loaded, fast_config((16,), modes=("decode",))))
+
+
+def test_refuses_lengths_beyond_max_positions(tiny_config_files: dict[str, Path]) -> None:
+    loaded = load_model(ModelSpec(str(tiny_config_files["gpt2"]), device="cpu"))
+    with pytest.raises(BadInputError, match="256 positions"):
+        next(run_sweep(loaded, fast_config((128, 300))))
+    # Allowed on request: GPT-2's learned positions then fail, as an error point.
+    _, run = drain(run_sweep(loaded, fast_config((300,), modes=("prefill",), allow_beyond_max=True)))
+    assert run.points[0].status == "error" and run.status == "complete"
+
+
+@pytest.mark.parametrize("kw", [dict(batch_size=0), dict(modes=("sideways",)), dict(warmup=0), dict(min_repeats=0),
+                                dict(max_repeats=1, min_repeats=3)])
+def test_bad_sweep_configs(loaded_llama, kw: dict) -> None:
+    with pytest.raises(BadInputError):
+        next(run_sweep(loaded_llama, fast_config((16,), **kw)))
+
+
+def _oom_above(model: torch.nn.Module, limit: int, monkeypatch: pytest.MonkeyPatch, exc: Exception | None = None) -> None:
+    original = model.forward
+
+    def forward(*args, **kwargs):
+        ids = kwargs.get("input_ids")
+        cache = kwargs.get("past_key_values")
+        depth = cache.get_seq_length() if cache is not None else 0
+        if ids is not None and ids.shape[1] + depth > limit:
+            # Hold memory as a real failing pass would, to check it is released.
+            _ballast = torch.empty(1 << 20)
+            raise exc or torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", forward)
+
+
+def test_oom_is_data_and_longer_lengths_are_skipped(tiny_config_files, monkeypatch) -> None:
+    loaded = load_model(ModelSpec(str(tiny_config_files["llama"]), device="cpu"))
+    _oom_above(loaded.model, 48, monkeypatch)
+    events, run = drain(run_sweep(loaded, fast_config((16, 32, 64, 128))))
+    statuses = {(p.mode, p.length): p.status for p in run.points}
+    assert statuses[("prefill", 32)] == "ok" and statuses[("prefill", 64)] == "oom"
+    assert statuses[("prefill", 128)] == "skipped" and statuses[("decode", 128)] == "skipped"
+    assert run.status == "complete" and len(run.points) == 8
+    failed = [e.point for e in events if isinstance(e, PointFailed)]
+    assert {p.status for p in failed} == {"oom", "skipped"}
+    assert "out of memory" in next(p.error for p in failed if p.status == "oom")
+    # The model is still loaded and usable.
+    monkeypatch.undo()
+    _, again = drain(run_sweep(loaded, fast_config((64,))))
+    assert all(p.status == "ok" for p in again.points)
+
+
+def test_continue_after_oom_tries_longer_lengths(tiny_config_files, monkeypatch) -> None:
+    loaded = load_model(ModelSpec(str(tiny_config_files["llama"]), device="cpu"))
+    _oom_above(loaded.model, 48, monkeypatch, exc=RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    _, run = drain(run_sweep(loaded, fast_config((64, 128), modes=("prefill",), continue_after_oom=True)))
+    assert [p.status for p in run.points] == ["oom", "oom"]
+
+
+def test_model_errors_are_points_not_crashes(tiny_config_files, monkeypatch) -> None:
+    loaded = load_model(ModelSpec(str(tiny_config_files["llama"]), device="cpu"))
+    _oom_above(loaded.model, 20, monkeypatch, exc=ValueError("kernel does not support this shape"))
+    _, run = drain(run_sweep(loaded, fast_config((16, 32))))
+    assert [p.status for p in run.points] == ["ok", "ok", "error", "error"]
+    assert "ValueError: kernel does not support" in run.points[2].error
+
+
+def test_cancel_between_points_keeps_completed(loaded_llama) -> None:
+    stop = threading.Event()
+    gen = run_sweep(loaded_llama, fast_config((16, 32, 64)), stop=stop)
+    seen = []
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as done:
+            run = done.value
+            break
+        if isinstance(event, PointResult):
+            seen.append(event.point)
+            stop.set()
+    assert run.status == "cancelled" and list(run.points) == seen and len(seen) == 1
+
+
+def test_cancel_mid_point_stops_after_the_current_call(tiny_config_files, monkeypatch) -> None:
+    loaded = load_model(ModelSpec(str(tiny_config_files["llama"]), device="cpu"))
+    stop = threading.Event()
+    calls = {"n": 0}
+    original = loaded.model.forward
+
+    def forward(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            stop.set()  # as if the user pressed Cancel during this model call
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loaded.model, "forward", forward)
+    _, run = drain(run_sweep(loaded, fast_config((16, 32), max_repeats=50, budget_s=30, target_rel_iqr=0.0), stop=stop))
+    assert run.status == "cancelled" and run.points == ()
+    assert calls["n"] == 3  # no model call after the stop was seen
+
+
+def test_cancel_before_start(loaded_llama) -> None:
+    stop = threading.Event()
+    stop.set()
+    events, run = drain(run_sweep(loaded_llama, fast_config((16,)), stop=stop))
+    assert run.status == "cancelled" and run.points == () and isinstance(events[0], SweepStarted)
+
+
+def test_telemetry_samples(loaded_llama) -> None:
+    from ctxscope.core.telemetry import TelemetrySampler
+
+    with TelemetrySampler(hz=50) as sampler:
+        threading.Event().wait(0.3)
+        samples = sampler.drain()
+    assert len(samples) >= 5
+    assert all(s.rss_bytes > 0 and 0 <= s.cpu_percent for s in samples)
+    assert [s.t for s in samples] == sorted(s.t for s in samples)
+    if not torch.cuda.is_available():
+        assert all(s.gpu_util_percent is None for s in samples)
+
+
+def test_same_inputs_for_same_seed() -> None:
+    from ctxscope.core.inputs import random_token_ids
+
+    a = random_token_ids(100, 2, 50, seed=3, exclude={0, 1, 2})
+    b = random_token_ids(100, 2, 50, seed=3, exclude={0, 1, 2})
+    assert torch.equal(a, b) and a.shape == (2, 100)
+    assert not torch.isin(a, torch.tensor([0, 1, 2])).any()
+    assert not torch.equal(a, random_token_ids(100, 2, 50, seed=4, exclude={0, 1, 2}))
