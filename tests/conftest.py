@@ -29,7 +29,7 @@ def tiny_configs() -> dict[str, object]:
                              num_key_value_heads=2, vocab_size=256, max_position_embeddings=512,
                              architectures=["LlamaForCausalLM"]),
         "gpt2": GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=256, n_positions=256,
-                           architectures=["GPT2LMHeadModel"]),
+                           bos_token_id=0, eos_token_id=0, architectures=["GPT2LMHeadModel"]),
         "bert": BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
                            vocab_size=256, max_position_embeddings=256, architectures=["BertForMaskedLM"]),
         "mistral": MistralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

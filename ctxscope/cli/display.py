@@ -55,8 +55,10 @@ class SweepDisplay:
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
 
-    def status(self, text: str) -> None:
-        if not self.quiet:
+    def status(self, text: str, *, always: bool = False) -> None:
+        """A transient note ("loading …"); only on a terminal unless ``always``, so a
+        script that hits bad input reads exactly one line on stderr."""
+        if not self.quiet and (always or self.err.is_terminal):
             self.err.print(f"[dim]{text}[/dim]")
 
     def started(self, header: RunHeader) -> None:

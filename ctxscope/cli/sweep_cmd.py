@@ -77,17 +77,18 @@ def run(args: argparse.Namespace) -> int:
     out_json, out_csv = output_path(args.out, "--out"), output_path(args.csv, "--csv")
 
     from ctxscope.cli.display import SweepDisplay
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.loading import check_source, load_model
 
+    spec = ModelSpec(source=args.model, dtype=args.dtype, device=args.device, device_map=args.device_map,
+                     attn_implementation=args.attn, revision=args.revision, random_weights=args.random_weights,
+                     trust_remote_code=args.trust_remote_code)
+    check_source(spec)
     display = SweepDisplay(quiet=args.quiet)
     display.status(f"loading {args.model} …")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    spec = ModelSpec(source=args.model, dtype=args.dtype, device=args.device, device_map=args.device_map,
-                     attn_implementation=args.attn, revision=args.revision, random_weights=args.random_weights,
-                     trust_remote_code=args.trust_remote_code)
     loaded = load_model(spec)
     if lengths is None:
         limit = loaded.info.max_positions or 1 << 30
@@ -113,7 +114,7 @@ def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, 
         if stop.is_set():
             raise KeyboardInterrupt  # second Ctrl-C: give up at once (points are stored)
         stop.set()
-        display.status("stopping after the current model call (Ctrl-C again to abort) …")
+        display.status("stopping after the current model call (Ctrl-C again to abort) …", always=True)
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     header = None

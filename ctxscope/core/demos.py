@@ -54,6 +54,11 @@ def _convert_smollm2(gguf_file: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+        # The GGUF loader has already dequantised every tensor to float32; only its
+        # quantizer marker stops save_pretrained. Drop it so plain safetensors are written.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(staging)
         AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name).save_pretrained(staging)
         # A concurrent conversion may have won the race; either result is complete.

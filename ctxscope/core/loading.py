@@ -40,15 +40,27 @@ class _Source:
     location: str
 
 
-def _resolve_source(spec: ModelSpec) -> _Source:
+def check_source(spec: ModelSpec) -> None:
+    """Cheap validation of ``spec.source`` (no loading, no demo conversion), so a
+    front end can reject a bad source before announcing a load."""
+    _resolve_source(spec, convert_demos=False)
+    resolve_device(spec.device)
+
+
+def _resolve_source(spec: ModelSpec, *, convert_demos: bool = True) -> _Source:
     src = spec.source.strip()
     if not src:
         raise BadInputError("empty model source: give a Hub id, a directory, a config.json, preset:NAME or demo:NAME")
     if src.startswith("preset:"):
         return _Source("config", str(preset_path(src.removeprefix("preset:"))))
     if src.startswith("demo:"):
-        from ctxscope.core.demos import resolve_demo
+        from ctxscope.core.demos import DEMOS, resolve_demo
 
+        name = src.removeprefix("demo:")
+        if not convert_demos:
+            if name not in DEMOS:
+                raise BadInputError(f"unknown demo {name!r}: choose one of {', '.join(sorted(DEMOS))}")
+            return _Source("checkpoint", name)
         return _Source("config" if spec.random_weights else "checkpoint", str(resolve_demo(src.removeprefix("demo:"))))
     path = Path(src).expanduser()
     if path.is_file():

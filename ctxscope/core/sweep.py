@@ -65,8 +65,9 @@ def validate(loaded: LoadedModel, cfg: SweepConfig) -> tuple[str, ...]:
         raise BadInputError("repetition policy: need warmup ≥ 1, min-repeats ≥ 1, max-repeats ≥ min-repeats, budget ≥ 0")
     limit = loaded.info.max_positions
     if limit and not cfg.allow_beyond_max and max(cfg.lengths) > limit:
-        too_long = [n for n in cfg.lengths if n > limit]
-        raise BadInputError(f"lengths {too_long} exceed the model's {limit} positions (use --allow-beyond-max to try anyway)")
+        too_long = sorted(n for n in cfg.lengths if n > limit)
+        which = f"length {too_long[0]}" if len(too_long) == 1 else f"{len(too_long)} lengths ({too_long[0]} … {too_long[-1]})"
+        raise BadInputError(f"{which} exceed{'s' if len(too_long) == 1 else ''} the model's {limit} positions (use --allow-beyond-max to try anyway)")
     return tuple(dict.fromkeys(modes))
 
 

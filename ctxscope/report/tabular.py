@@ -42,5 +42,5 @@ def run_to_csv(run: RunResult) -> str:
     writer.writeheader()
     for row in run_to_rows(run):
         # Spreadsheets execute cells starting with = + - @: neutralise user-controlled text.
-        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()})
+        writer.writerow({k: ("'" + v if isinstance(v, str) and v and v[0] in "=+-@" else v) for k, v in row.items()})
     return buf.getvalue()

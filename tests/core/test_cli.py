@@ -1,0 +1,159 @@
+"""The command line: the main job end to end, the history commands, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ctxscope.cli import main
+from ctxscope.core.serialize import load_run
+
+FAST = ["--min-repeats", "2", "--max-repeats", "3", "--budget", "0.05"]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_done_means_gpt2_sweep(capsys, tmp_path: Path) -> None:
+    """The issue's acceptance command: a valid run file with exact KV bytes, in the history."""
+    out_file = tmp_path / "r.json"
+    code, out, _ = run_cli(capsys, "sweep", "preset:gpt2", "--device", "cpu", "--lengths", "64,128",
+                           "--mode", "prefill,decode", "--out", str(out_file), *FAST)
+    assert code == 0
+    run = load_run(out_file)
+    assert run.status == "complete" and run.header.model.random_weights
+    assert [(p.mode, p.length, p.status) for p in run.points] == [
+        ("prefill", 64, "ok"), ("decode", 64, "ok"), ("prefill", 128, "ok"), ("decode", 128, "ok")]
+    m = run.header.model
+    for p in run.points:
+        assert p.memory.kv_cache_bytes == 2 * m.num_layers * m.num_kv_heads * m.head_dim * p.length * 4
+    assert run.id in out
+    code, listing, _ = run_cli(capsys, "runs", "list", "--format", "json")
+    assert code == 0 and [r["id"] for r in json.loads(listing)] == [run.id]
+
+
+def test_history_commands(capsys, tiny_config_files, tmp_path: Path) -> None:
+    model = str(tiny_config_files["llama"])
+    code, _, _ = run_cli(capsys, "sweep", model, "--device", "cpu", "--lengths", "16,32", "--quiet", *FAST)
+    assert code == 0
+    [row] = json.loads(run_cli(capsys, "runs", "list", "--format", "json")[1])
+    run_id = row["id"]
+    assert row["status"] == "complete" and row["points_ok"] == 4
+    code, out, _ = run_cli(capsys, "runs", "show", run_id[:15])
+    assert code == 0 and "LlamaForCausalLM" in out and "decode" in out
+    code, out, _ = run_cli(capsys, "runs", "show", run_id, "--format", "json")
+    assert json.loads(out)["id"] == run_id
+    code, out, _ = run_cli(capsys, "runs", "export", run_id, "--format", "csv", "--out", "-")
+    assert code == 0 and out.count("\n") == 5 and out.startswith("run_id,")
+    exported = tmp_path / "e.json"
+    assert run_cli(capsys, "runs", "export", run_id, "--format", "json", "--out", str(exported))[0] == 0
+    assert load_run(exported).id == run_id
+    assert run_cli(capsys, "runs", "rm", run_id)[0] == 0
+    assert json.loads(run_cli(capsys, "runs", "list", "--format", "json")[1]) == []
+    # A run file from elsewhere (e.g. a GPU server) can be imported into the history.
+    assert run_cli(capsys, "runs", "import", str(exported))[0] == 0
+    assert run_cli(capsys, "runs", "show", run_id)[0] == 0
+    assert run_cli(capsys, "runs", "import", str(exported))[0] == 2  # already there
+
+
+def test_csv_output_and_no_store(capsys, tiny_config_files, tmp_path: Path) -> None:
+    csv_file = tmp_path / "p.csv"
+    code, _, _ = run_cli(capsys, "sweep", str(tiny_config_files["bert"]), "--device", "cpu", "--lengths", "16",
+                         "--csv", str(csv_file), "--no-store", "--quiet", *FAST)
+    assert code == 0 and csv_file.read_text().count("\n") == 2 and ",forward,16," in csv_file.read_text()
+    assert json.loads(run_cli(capsys, "runs", "list", "--format", "json")[1]) == []
+
+
+def test_env_and_presets(capsys) -> None:
+    code, out, _ = run_cli(capsys, "env", "--format", "json")
+    env = json.loads(out)
+    assert code == 0 and env["torch"] and env["transformers"] and env["devices"][0]["device"] == "cpu"
+    code, out, _ = run_cli(capsys, "presets")
+    assert code == 0 and "llama-3.2-1b" in out and "gemma-2-2b" in out
+
+
+BAD_INPUTS = [
+    (["sweep", "preset:no-such-preset"], "unknown preset"),
+    (["sweep", "/no/such/model/dir"], "no such file"),
+    (["sweep", "demo:nothing"], "unknown demo"),
+    (["sweep", "preset:gpt2", "--lengths", "12x"], "bad length"),
+    (["sweep", "preset:gpt2", "--lengths", "4k:128"], "stop is below start"),
+    (["sweep", "preset:gpt2", "--lengths", "0"], "positive"),
+    (["sweep", "preset:gpt2", "--lengths", ""], "empty length list"),
+    (["sweep", "preset:gpt2", "--dtype", "float8"], "unknown dtype"),
+    (["sweep", "preset:gpt2", "--device", "tpu"], "unknown device"),
+    (["sweep", "preset:gpt2", "--device", "cuda:9"], "cuda:9"),
+    (["sweep", "preset:gpt2", "--mode", "backwards"], "unknown mode"),
+    (["sweep", "preset:gpt2", "--device", "cpu", "--mode", "forward", "--lengths", "16"], "does not apply"),
+    (["sweep", "preset:gpt2", "--batch", "0"], "--batch"),
+    (["sweep", "preset:gpt2", "--batch", "two"], "invalid int"),
+    (["sweep", "preset:gpt2", "--device", "cpu", "--lengths", "2k"], "length 2048 exceeds the model's 1024 positions"),
+    (["sweep", "preset:gpt2", "--out", "/no/such/dir/r.json"], "does not exist"),
+    (["sweep", "preset:gpt2", "--min-repeats", "5", "--max-repeats", "2"], "--max-repeats"),
+    (["sweep", "preset:gpt2", "--device-map", "balanced"], "device map"),
+    (["sweep"], "required"),
+    (["runs", "show", "nope"], "no run"),
+    (["runs", "rm", "nope"], "no run"),
+    (["runs", "export", "nope", "--format", "xml", "--out", "-"], "invalid choice"),
+    (["runs", "import", "/no/such/file.json"], "no such file"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_INPUTS, ids=[" ".join(a)[:60] for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv: list[str], message: str) -> None:
+    if "cuda:9" in argv:
+        import torch
+
+        if torch.cuda.device_count() > 9:
+            pytest.skip("this machine has 10 GPUs")
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse usage errors exit directly
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("loading")]
+    assert len(lines) == 1, err
+    assert message in lines[0] and "Traceback" not in err
+
+
+def test_bad_run_file_import_is_clear(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "evil.json"
+    bad.write_text(json.dumps({"schema": "ctxscope.run/1", "id": "x", "__class__": "os.system"}))
+    code, _, err = run_cli(capsys, "runs", "import", str(bad))
+    assert code == 2 and "evil.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_input_does_not_damage_the_history(capsys, tiny_config_files) -> None:
+    run_cli(capsys, "sweep", str(tiny_config_files["llama"]), "--device", "cpu", "--lengths", "16", "--quiet", *FAST)
+    before = run_cli(capsys, "runs", "list", "--format", "json")[1]
+    for argv, _ in BAD_INPUTS[:6]:
+        try:
+            main(argv)
+        except SystemExit:
+            pass
+    capsys.readouterr()
+    assert run_cli(capsys, "runs", "list", "--format", "json")[1] == before
+
+
+def test_subprocess_bad_input_has_no_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "CTXSCOPE_HOME": str(tmp_path)}
+    for argv in (["sweep", "preset:nope"], ["sweep", "preset:gpt2", "--lengths", "x"], ["runs", "show", "zzz"]):
+        proc = subprocess.run([sys.executable, "-m", "ctxscope", *argv], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_no_arguments_prints_help(capsys) -> None:
+    code, out, _ = run_cli(capsys)
+    assert code == 0 and "sweep" in out and "runs" in out

