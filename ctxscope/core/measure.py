@@ -26,7 +26,8 @@ from ctxscope.core.timing import CallTimer, Cancelled, RepeatPolicy, repeat_time
 class Measurer:
     """Measures points of one loaded model under one sweep configuration."""
 
-    def __init__(self, loaded: LoadedModel, cfg: SweepConfig, stop: threading.Event | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, cfg: SweepConfig, stop: threading.Event | None = None,
+                 modes: tuple[str, ...] = ()) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.cfg = cfg
@@ -42,6 +43,20 @@ class Measurer:
         self.head_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         #: Shapes passed to the model, for tests that check "exactly L tokens".
         self.seen_shapes: list[tuple[str, tuple[int, ...]]] = []
+        self._handoff_wanted = cfg.reuse_prefill_cache and loaded.info.is_decoder and "decode" in (modes or ("decode",))
+        self._handoff: tuple[int, Any] | None = None
+
+    def discard_handoff(self) -> None:
+        """Drop a prefill cache kept for the next decode point (frees its memory)."""
+        self._handoff = None
+
+    def _keep_for_decode(self, length: int, out: Any) -> None:
+        cache = getattr(out, "past_key_values", None)
+        layers = getattr(cache, "layers", None)
+        # Sliding-window layers drop old states unless recording was switched on before
+        # the prefill, and then cannot be cropped back: those get a fresh prefill.
+        if layers and hasattr(cache, "crop") and not any(getattr(layer, "is_sliding", False) for layer in layers):
+            self._handoff = (length, cache)
 
     def _ids(self, length: int, salt: int = 0) -> torch.Tensor:
         ids = random_token_ids(length, self.cfg.batch_size, self.loaded.info.vocab_size,
@@ -63,7 +78,8 @@ class Measurer:
                            activation_bytes=max(0, grown - kv), peak_rss_bytes=probe.peak_rss)
 
     def _run_phases(self, call: Callable[[], Any], kv_of: Callable[[Any], int],
-                    after: Callable[[], None] | None = None) -> tuple[list[float], MemoryStats]:
+                    after: Callable[[], None] | None = None,
+                    keep_last: bool = False) -> tuple[list[float], MemoryStats, Any]:
         for _ in range(max(0, self.cfg.warmup - 1)):
             self._check_stop()
             out = call()
@@ -78,13 +94,15 @@ class Measurer:
         kv = kv_of(out)
         del out
         memory = self._memory(probe, kv)
-        samples, _ = repeat_timed(self.timer, call, self.policy, after=after, stop=self.stop)
-        return samples, memory
+        samples, last = repeat_timed(self.timer, call, self.policy, after=after, stop=self.stop, keep_last=keep_last)
+        return samples, memory, last
 
     def measure(self, mode: str, length: int) -> Point:
         """Measure one point. Raises :class:`Cancelled`, or the model's own exception
         (including out-of-memory) for the caller to turn into a failed point."""
         batch = self.cfg.batch_size
+        if mode != "decode" or (self._handoff is not None and self._handoff[0] != length):
+            self.discard_handoff()  # never hold a stale cache while measuring
         with torch.inference_mode():
             if mode == "decode":
                 samples, memory = self._decode(length)
@@ -95,11 +113,15 @@ class Measurer:
                 if mode == "prefill":
                     def call() -> Any:
                         return self.model(input_ids=ids, use_cache=True, **self.head_kwargs)
-                    samples, memory = self._run_phases(call, lambda out: cache_bytes(out.past_key_values))
+                    samples, memory, last = self._run_phases(call, lambda out: cache_bytes(out.past_key_values),
+                                                             keep_last=self._handoff_wanted)
+                    if last is not None:
+                        self._keep_for_decode(length, last)
+                    del last
                 else:
                     def call() -> Any:
                         return self.model(input_ids=ids)
-                    samples, memory = self._run_phases(call, lambda out: 0)
+                    samples, memory, _ = self._run_phases(call, lambda out: 0)
                 tokens = batch * length
         stats = LatencyStats.from_samples(samples)
         return Point(mode=mode, length=length, batch_size=batch, status="ok", latency_ms=stats,
@@ -111,13 +133,19 @@ class Measurer:
         from transformers import DynamicCache
 
         self._check_stop()
-        cache = DynamicCache(config=self.model.config)
-        if hasattr(cache, "activate_past_recording"):
-            cache.activate_past_recording()  # sliding-window layers cannot be cropped otherwise
-        ids = self._ids(length)
-        self.seen_shapes.append(("decode-prefill", tuple(ids.shape)))
-        out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, **self.head_kwargs)
-        del out, ids
+        if self._handoff is not None and self._handoff[0] == length:
+            # The last timed prefill at this length built exactly this cache (same tokens).
+            cache = self._handoff[1]
+            self._handoff = None
+            self.seen_shapes.append(("decode-prefill-reused", (self.cfg.batch_size, cache.get_seq_length())))
+        else:
+            cache = DynamicCache(config=self.model.config)
+            if hasattr(cache, "activate_past_recording"):
+                cache.activate_past_recording()  # sliding-window layers cannot be cropped otherwise
+            ids = self._ids(length)
+            self.seen_shapes.append(("decode-prefill", tuple(ids.shape)))
+            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, **self.head_kwargs)
+            del out, ids
         step_ids = self._ids(1, salt=7)
         self.seen_shapes.append(("decode", tuple(step_ids.shape)))
 
@@ -127,7 +155,7 @@ class Measurer:
         def crop() -> None:
             cache.crop(-1)  # a negative count removes that many tokens (transformers 5)
 
-        samples, memory = self._run_phases(step, lambda _out: cache_bytes(cache), after=crop)
+        samples, memory, _ = self._run_phases(step, lambda _out: cache_bytes(cache), after=crop)
         depth = cache.get_seq_length()
         if depth != length:
             raise RuntimeError(f"decode depth drifted to {depth} tokens instead of {length}")

@@ -96,7 +96,6 @@ class PeakMemory:
         self._kernel_hwm = False
 
     def __enter__(self) -> PeakMemory:
-        gc.collect()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -123,9 +122,12 @@ class PeakMemory:
             self.peak_rss = max(_read_hwm() or 0, rss_now)
 
 
-def release(device: torch.device) -> None:
-    """Free what a failed or finished pass left behind (after OOM, before the next point)."""
-    gc.collect()
+def release(device: torch.device, *, collect: bool = False) -> None:
+    """Return cached device memory. ``collect`` also runs the garbage collector, needed
+    after a failure (an exception's traceback frames hold tensors); on the normal path
+    tensors are freed by reference counting and a collection would only cost time."""
+    if collect:
+        gc.collect()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()

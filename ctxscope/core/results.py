@@ -57,6 +57,7 @@ class Settings:
     device_map: str | None = None
     threads: int | None = None
     timer: str = "perf_counter"
+    reuse_prefill_cache: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,13 +44,17 @@ class SweepConfig:
         ``min_repeats``), or ``budget_s`` seconds of timed calls, or ``max_repeats``.
     continue_after_oom
         Keep measuring longer lengths of a mode after it ran out of memory.
+    reuse_prefill_cache
+        Seed the decode point at L with the cache of the last timed prefill at L
+        instead of a fresh untimed prefill (full-attention caches only; same tokens,
+        same cache). Saves one prefill per length.
     """
 
     lengths: tuple[int, ...]
     modes: tuple[str, ...] = ()
     batch_size: int = 1
     warmup: int = 1
-    min_repeats: int = 3
+    min_repeats: int = 5
     max_repeats: int = 100
     budget_s: float = 2.0
     target_rel_iqr: float = 0.05
@@ -58,3 +62,4 @@ class SweepConfig:
     allow_beyond_max: bool = False
     seed: int = 0
     telemetry_hz: float = 10.0
+    reuse_prefill_cache: bool = True

@@ -77,7 +77,8 @@ def _settings(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tim
                     seed=cfg.seed, min_repeats=cfg.min_repeats, max_repeats=cfg.max_repeats, budget_s=cfg.budget_s,
                     target_rel_iqr=cfg.target_rel_iqr, continue_after_oom=cfg.continue_after_oom,
                     allow_beyond_max=cfg.allow_beyond_max, device_map=loaded.device_map,
-                    threads=torch.get_num_threads(), timer=timer)
+                    threads=torch.get_num_threads(), timer=timer,
+                    reuse_prefill_cache=cfg.reuse_prefill_cache)
 
 
 def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | None = None,
@@ -92,7 +93,7 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     stays usable. Raises :class:`BadInputError` before yielding if ``cfg`` is invalid.
     """
     modes = validate(loaded, cfg)
-    measurer = Measurer(loaded, cfg, stop)
+    measurer = Measurer(loaded, cfg, stop, modes=modes)
     header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info,
                        settings=_settings(loaded, cfg, modes, measurer.timer.name),
                        environment=collect_environment(loaded.device))
@@ -124,6 +125,7 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
                 yield PointResult(point) if point.status == "ok" else PointFailed(point)
                 yield from telemetry.drain()
         finally:
+            measurer.discard_handoff()
             release(loaded.device)
     return RunResult(header=header, status=status, points=tuple(points), finished=_now())
 
@@ -135,15 +137,24 @@ def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig,
     base = {"mode": mode, "length": length, "batch_size": cfg.batch_size}
     if mode in failed_modes and not cfg.continue_after_oom:
         return Point(**base, status="skipped", error=f"skipped: {mode} ran out of memory at a shorter length")
+    failure: Point | None = None
     try:
-        return measurer.measure(mode, length)
+        point = measurer.measure(mode, length)
     except Cancelled:
+        measurer.discard_handoff()
         return None
     except Exception as exc:  # any model failure is data; the sweep goes on
+        text = str(exc).strip()
         if is_oom(exc):
             failed_modes.add(mode)
-            message = "out of memory: " + str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "out of memory"
-            return Point(**base, status="oom", error=message)
-        return Point(**base, status="error", error=f"{type(exc).__name__}: {str(exc).strip()[:500]}")
-    finally:
-        release(measurer.device)
+            failure = Point(**base, status="oom", error="out of memory: " + text.splitlines()[0][:300] if text else "out of memory")
+        else:
+            failure = Point(**base, status="error", error=f"{type(exc).__name__}: {text[:500]}")
+    if failure is not None:
+        # Outside the except block: the traceback (whose frames hold the failed pass's
+        # tensors) is gone, so collecting actually frees the memory.
+        measurer.discard_handoff()
+        release(measurer.device, collect=True)
+        return failure
+    release(measurer.device)  # cached blocks back, so the next point's reserved peak is its own
+    return point

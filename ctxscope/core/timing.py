@@ -88,26 +88,30 @@ def repeat_timed(
     *,
     after: Callable[[], None] | None = None,
     stop: threading.Event | None = None,
-) -> tuple[list[float], float]:
+    keep_last: bool = False,
+) -> tuple[list[float], Any]:
     """Time ``call`` repeatedly under ``policy``; ``after`` runs untimed after each call
-    (e.g. cropping the KV cache). Returns (samples in ms, wall seconds spent).
+    (e.g. cropping the KV cache). Returns (samples in ms, the last call's output if
+    ``keep_last`` else ``None``). Every other output is released before the next call,
+    so no call runs with a previous call's tensors still held.
 
     Raises :class:`Cancelled` when ``stop`` is set between calls.
     """
     samples: list[float] = []
+    last: Any = None
     t_start = time.perf_counter()
     while True:
         if stop is not None and stop.is_set():
             raise Cancelled
         ms, out = timer.time(call)
-        del out  # release outputs (and any fresh cache) before the next call
-        if after is not None:
-            after()
         samples.append(ms)
         n = len(samples)
-        if n >= policy.max_repeats:
-            break
-        if n >= policy.min_repeats:
-            if time.perf_counter() - t_start >= policy.budget_s or rel_iqr(samples) <= policy.target_rel_iqr:
-                break
-    return samples, time.perf_counter() - t_start
+        done = n >= policy.max_repeats or (n >= policy.min_repeats and (
+            time.perf_counter() - t_start >= policy.budget_s or rel_iqr(samples) <= policy.target_rel_iqr))
+        if done and keep_last:
+            last = out
+        del out
+        if after is not None:
+            after()
+        if done:
+            return samples, last

@@ -40,9 +40,25 @@ def test_exact_lengths_and_kv_bytes(loaded_llama) -> None:
             point = measurer.measure(mode, length)
             assert point.memory.kv_cache_bytes == kv_formula(loaded_llama.info, length, 2, 4), (mode, length)
             assert point.memory.weights_bytes > 0 and point.tokens_per_s > 0
-    assert ("prefill", (2, 17)) in measurer.seen_shapes and ("decode-prefill", (2, 64)) in measurer.seen_shapes
+    assert ("prefill", (2, 17)) in measurer.seen_shapes
+    # Decode at 64 reused the cache of the last timed prefill at 64 (full attention).
+    assert ("decode-prefill-reused", (2, 64)) in measurer.seen_shapes
     assert all(shape == (2, 1) for mode, shape in measurer.seen_shapes if mode == "decode")
     assert {shape[1] for mode, shape in measurer.seen_shapes if mode == "prefill"} == {17, 64}
+
+
+def test_decode_without_prefill_handoff(loaded_llama) -> None:
+    for reuse in (False, True):
+        measurer = Measurer(loaded_llama, fast_config((32,), reuse_prefill_cache=reuse))
+        measurer.measure("prefill", 32)
+        point = measurer.measure("decode", 32)
+        assert point.memory.kv_cache_bytes == kv_formula(loaded_llama.info, 32, 1, 4)
+        kinds = [kind for kind, _ in measurer.seen_shapes]
+        assert ("decode-prefill-reused" in kinds) == reuse and ("decode-prefill" in kinds) != reuse
+    # A prefill-only sweep keeps no cache for a decode that will not come.
+    measurer = Measurer(loaded_llama, fast_config((32,)), modes=("prefill",))
+    measurer.measure("prefill", 32)
+    assert measurer._handoff is None
 
 
 def test_sliding_window_cache_is_capped(tiny_config_files: dict[str, Path]) -> None:
@@ -54,6 +70,8 @@ def test_sliding_window_cache_is_capped(tiny_config_files: dict[str, Path]) -> N
         full = kv_formula(loaded.info, 64, 1, 4)
         assert 0 < point.memory.kv_cache_bytes < full
         assert point.memory.kv_cache_bytes == kv_formula(loaded.info, window - 1, 1, 4)
+    # Sliding layers cannot be cropped back unless recorded: decode made its own prefill.
+    assert ("decode-prefill", (1, 64)) in measurer.seen_shapes
 
 
 @pytest.mark.parametrize("name", ["llama", "mistral", "gpt2"])
