@@ -137,6 +137,11 @@ def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig,
     base = {"mode": mode, "length": length, "batch_size": cfg.batch_size}
     if mode in failed_modes and not cfg.continue_after_oom:
         return Point(**base, status="skipped", error=f"skipped: {mode} ran out of memory at a shorter length")
+    limit = measurer.loaded.info.max_positions
+    if mode == "decode" and limit and length >= limit and not cfg.allow_beyond_max:
+        # Decoding at depth L feeds the token at position L: it needs L + 1 positions.
+        return Point(**base, status="skipped",
+                     error=f"skipped: decode at depth {length} needs position {length}, beyond the model's {limit}")
     failure: Point | None = None
     try:
         point = measurer.measure(mode, length)

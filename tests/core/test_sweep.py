@@ -123,6 +123,14 @@ def test_refuses_lengths_beyond_max_positions(tiny_config_files: dict[str, Path]
     assert run.points[0].status == "error" and run.status == "complete"
 
 
+def test_decode_at_max_positions_is_skipped_with_a_reason(tiny_config_files: dict[str, Path]) -> None:
+    loaded = load_model(ModelSpec(str(tiny_config_files["gpt2"]), device="cpu"))
+    _, run = drain(run_sweep(loaded, fast_config((255, 256))))
+    status = {(p.mode, p.length): p for p in run.points}
+    assert status[("prefill", 256)].status == "ok" and status[("decode", 255)].status == "ok"
+    assert status[("decode", 256)].status == "skipped" and "needs position 256" in status[("decode", 256)].error
+
+
 @pytest.mark.parametrize("kw", [dict(batch_size=0), dict(modes=("sideways",)), dict(warmup=0), dict(min_repeats=0),
                                 dict(max_repeats=1, min_repeats=3)])
 def test_bad_sweep_configs(loaded_llama, kw: dict) -> None:
