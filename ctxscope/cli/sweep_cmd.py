@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                      attn_implementation=args.attn, revision=args.revision, random_weights=args.random_weights,
                      trust_remote_code=args.trust_remote_code)
     check_source(spec)
+    _quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
     display = SweepDisplay(quiet=args.quiet)
     display.status(f"loading {args.model} …")
     if args.threads:
@@ -99,6 +102,18 @@ def run(args: argparse.Namespace) -> int:
                       allow_beyond_max=args.allow_beyond_max, seed=args.seed)
     return _execute(loaded, cfg, display, store=None if args.no_store else open_store(), out_json=out_json,
                     out_csv=out_csv)
+
+
+def _quiet_transformers(*, verbose: bool) -> None:
+    """transformers' own warnings and loading bars would bury our one-line errors and
+    the progress display; ``CTXSCOPE_DEBUG=1`` keeps them."""
+    if os.environ.get("CTXSCOPE_DEBUG"):
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    if not verbose:
+        hf_logging.disable_progress_bar()
 
 
 def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, out_csv: Any) -> int:

@@ -67,12 +67,17 @@ class Measurer:
         if self.stop is not None and self.stop.is_set():
             raise Cancelled
 
+    def _device_used(self) -> int | None:
+        indices = range(torch.cuda.device_count()) if self.loaded.device_map else [self.device.index or 0]
+        used = [nvml.used_bytes(i) for i in indices]
+        return None if any(u is None for u in used) else sum(u for u in used if u is not None)
+
     def _memory(self, probe: PeakMemory, kv: int) -> MemoryStats:
         if probe.peak_allocated is not None:
             activations = probe.peak_allocated - self.weights_bytes - kv
             return MemoryStats(weights_bytes=self.weights_bytes, kv_cache_bytes=kv, activation_bytes=activations,
                                peak_allocated_bytes=probe.peak_allocated, peak_reserved_bytes=probe.peak_reserved,
-                               device_used_bytes=nvml.used_bytes(self.device.index or 0))
+                               device_used_bytes=self._device_used())
         grown = (probe.peak_rss or 0) - (probe.rss_before or 0)
         return MemoryStats(weights_bytes=self.weights_bytes, kv_cache_bytes=kv,
                            activation_bytes=max(0, grown - kv), peak_rss_bytes=probe.peak_rss)
@@ -87,7 +92,7 @@ class Measurer:
             if after:
                 after()
         self._check_stop()
-        with PeakMemory(self.device) as probe:
+        with PeakMemory(self.device, all_devices=self.loaded.device_map is not None) as probe:
             out = call()
         if after:
             after()

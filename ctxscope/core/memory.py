@@ -84,10 +84,16 @@ class _RssSampler(threading.Thread):
 
 class PeakMemory:
     """Context manager around one pass; afterwards read ``peak_allocated``,
-    ``peak_reserved`` (CUDA) or ``peak_rss`` and ``rss_before`` (CPU)."""
+    ``peak_reserved`` (CUDA) or ``peak_rss`` and ``rss_before`` (CPU).
 
-    def __init__(self, device: torch.device) -> None:
+    With ``all_devices`` (a model spread over GPUs by a device map) the CUDA peaks are
+    summed over every device, matching weights that are summed over every device.
+    """
+
+    def __init__(self, device: torch.device, *, all_devices: bool = False) -> None:
         self.device = device
+        self.cuda_devices = list(range(torch.cuda.device_count())) if device.type == "cuda" and all_devices else \
+            [device] if device.type == "cuda" else []
         self.peak_allocated: int | None = None
         self.peak_reserved: int | None = None
         self.peak_rss: int | None = None
@@ -96,9 +102,10 @@ class PeakMemory:
         self._kernel_hwm = False
 
     def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
+        if self.cuda_devices:
+            for dev in self.cuda_devices:
+                torch.cuda.synchronize(dev)
+                torch.cuda.reset_peak_memory_stats(dev)
         else:
             self.rss_before = psutil.Process().memory_info().rss
             self._kernel_hwm = _reset_hwm()
@@ -108,10 +115,11 @@ class PeakMemory:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.peak_allocated = int(torch.cuda.max_memory_allocated(self.device))
-            self.peak_reserved = int(torch.cuda.max_memory_reserved(self.device))
+        if self.cuda_devices:
+            for dev in self.cuda_devices:
+                torch.cuda.synchronize(dev)
+            self.peak_allocated = sum(int(torch.cuda.max_memory_allocated(dev)) for dev in self.cuda_devices)
+            self.peak_reserved = sum(int(torch.cuda.max_memory_reserved(dev)) for dev in self.cuda_devices)
             return
         rss_now = psutil.Process().memory_info().rss
         if self._sampler is not None:
