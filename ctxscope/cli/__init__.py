@@ -1,6 +1,6 @@
 """Command-line entry point. Imports heavy modules (torch, transformers) only in the
-commands that need them, and never Qt; ``ctxscope`` with no arguments is reserved for
-the desktop app."""
+commands that need them, and Qt only for ``ctxscope gui`` and bare ``ctxscope`` (the
+desktop app)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ctxscope.cli import info_cmd, runs_cmd, sweep_cmd
+    from ctxscope.cli import gui_cmd, info_cmd, runs_cmd, sweep_cmd
 
     parser = _Parser(prog="ctxscope", description="What context length costs a transformer model on your hardware.")
     parser.add_argument("--version", action="version", version=f"ctxscope {ctxscope.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sweep_cmd.add_parser(sub)
+    gui_cmd.add_parser(sub)
     runs_cmd.add_parser(sub)
     info_cmd.add_parsers(sub)
     return parser
@@ -41,7 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
+        from ctxscope.cli.gui_cmd import display_problem, run_bare
+
+        problem = display_problem()
+        if problem is None:
+            return run_bare()
         parser.print_help()
+        print(f"ctxscope: {problem}", file=sys.stderr)
         return 0
     try:
         return int(args.func(args) or 0)

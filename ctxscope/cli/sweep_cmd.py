@@ -19,6 +19,16 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("sweep", help="measure latency and memory over context lengths",
                        description="Measure prefill/decode (or encoder forward) latency and memory at each length.")
     p.add_argument("model", help="Hub id, local directory, config.json, preset:NAME or demo:NAME")
+    add_sweep_options(p)
+    p.add_argument("--out", default=None, help="write the run as JSON (ctxscope.run/1) to this file")
+    p.add_argument("--csv", default=None, help="write the points as CSV to this file")
+    p.add_argument("--no-store", action="store_true", help="do not record the run in the history database")
+    p.add_argument("--quiet", action="store_true", help="no live progress; print only the summary")
+    p.set_defaults(func=run)
+
+
+def add_sweep_options(p: argparse.ArgumentParser) -> None:
+    """Model and sweep options shared by ``ctxscope sweep`` and ``ctxscope gui``."""
     p.add_argument("--lengths", default=None,
                    help=f"list (128,256,1k) or range START:STOP[:xF|:+N] (default {DEFAULT_LENGTHS}, capped at max positions)")
     p.add_argument("--mode", default="", help="prefill,decode (decoders) or forward (encoders); default: all that apply")
@@ -39,11 +49,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--allow-beyond-max", action="store_true", help="allow lengths above the model's maximum positions")
     p.add_argument("--seed", type=int, default=0, help="seed of the random token ids (default 0)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
-    p.add_argument("--out", default=None, help="write the run as JSON (ctxscope.run/1) to this file")
-    p.add_argument("--csv", default=None, help="write the points as CSV to this file")
-    p.add_argument("--no-store", action="store_true", help="do not record the run in the history database")
-    p.add_argument("--quiet", action="store_true", help="no live progress; print only the summary")
-    p.set_defaults(func=run)
 
 
 def _modes(text: str) -> tuple[str, ...]:
@@ -63,11 +68,11 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise BadInputError(f"--threads must be at least 1, not {args.threads}")
 
 
-def run(args: argparse.Namespace) -> int:
+def specs_from_args(args: argparse.Namespace) -> tuple[Any, tuple[int, ...] | None, tuple[str, ...]]:
+    """Validate what can be checked without the model: (ModelSpec, lengths, modes)."""
     from ctxscope.core.lengths import parse_lengths
-    from ctxscope.core.spec import DTYPES, MODES, ModelSpec, SweepConfig
+    from ctxscope.core.spec import DTYPES, MODES, ModelSpec
 
-    # Everything checkable without the model is checked before loading it.
     _check_numbers(args)
     lengths = parse_lengths(args.lengths) if args.lengths is not None else None
     modes = _modes(args.mode)
@@ -76,14 +81,31 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
     if args.dtype not in DTYPES:
         raise BadInputError(f"unknown dtype {args.dtype!r}: use one of {', '.join(DTYPES)}")
+    spec = ModelSpec(source=args.model, dtype=args.dtype, device=args.device, device_map=args.device_map,
+                     attn_implementation=args.attn, revision=args.revision, random_weights=args.random_weights,
+                     trust_remote_code=args.trust_remote_code) if args.model else None
+    return spec, lengths, modes
+
+
+def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tuple[str, ...]) -> Any:
+    from ctxscope.core.spec import SweepConfig
+
+    return SweepConfig(lengths=lengths, modes=modes, batch_size=args.batch, warmup=args.warmup,
+                       min_repeats=args.min_repeats, max_repeats=args.max_repeats, budget_s=args.budget,
+                       target_rel_iqr=args.target_spread, continue_after_oom=args.continue_after_oom,
+                       allow_beyond_max=args.allow_beyond_max, seed=args.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctxscope.core.lengths import parse_lengths
+
+    # Everything checkable without the model is checked before loading it.
+    spec, lengths, modes = specs_from_args(args)
     out_json, out_csv = output_path(args.out, "--out"), output_path(args.csv, "--csv")
 
     from ctxscope.cli.display import SweepDisplay
     from ctxscope.core.loading import check_source, load_model
 
-    spec = ModelSpec(source=args.model, dtype=args.dtype, device=args.device, device_map=args.device_map,
-                     attn_implementation=args.attn, revision=args.revision, random_weights=args.random_weights,
-                     trust_remote_code=args.trust_remote_code)
     check_source(spec)
     _quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
     display = SweepDisplay(quiet=args.quiet)
@@ -96,10 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if lengths is None:
         limit = loaded.info.max_positions or 1 << 30
         lengths = tuple(n for n in parse_lengths(DEFAULT_LENGTHS) if n <= limit) or (min(128, limit),)
-    cfg = SweepConfig(lengths=lengths, modes=modes, batch_size=args.batch, warmup=args.warmup,
-                      min_repeats=args.min_repeats, max_repeats=args.max_repeats, budget_s=args.budget,
-                      target_rel_iqr=args.target_spread, continue_after_oom=args.continue_after_oom,
-                      allow_beyond_max=args.allow_beyond_max, seed=args.seed)
+    cfg = sweep_config(args, lengths, modes)
     return _execute(loaded, cfg, display, store=None if args.no_store else open_store(), out_json=out_json,
                     out_csv=out_csv)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -33,9 +34,12 @@ def handle_for(device_index: int) -> Any | None:
     if lib is None:
         return None
     try:
-        import torch
-
-        bus = torch.cuda.get_device_properties(device_index).pci_bus_id if torch.cuda.is_available() else None
+        # Match torch's device numbering when torch is already loaded; never import it
+        # here (the desktop app samples telemetry on its UI thread before torch loads).
+        torch = sys.modules.get("torch")
+        bus = None
+        if torch is not None and torch.cuda.is_available():
+            bus = torch.cuda.get_device_properties(device_index).pci_bus_id
         if bus:
             return lib.nvmlDeviceGetHandleByPciBusId(bus.encode() if isinstance(bus, str) else bus)
     except Exception:

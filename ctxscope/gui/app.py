@@ -1,0 +1,67 @@
+"""Start the desktop app. PySide6 is imported before pyqtgraph so both use one binding;
+torch and transformers load in the worker after the window is shown."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtGui import QGuiApplication, QIcon, QPalette
+from PySide6.QtWidgets import QApplication
+
+import pyqtgraph as pg  # after PySide6, on purpose
+
+from ctxscope._resources import resource_path
+from ctxscope.core.spec import ModelSpec, SweepConfig
+
+
+def configure_pyqtgraph(app: QApplication) -> None:
+    """Plots follow the system light/dark palette."""
+    palette = app.palette()
+    pg.setConfigOptions(antialias=True, background=palette.color(QPalette.ColorRole.Base),
+                        foreground=palette.color(QPalette.ColorRole.Text))
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
+    app.setApplicationName("ctxscope")
+    app.setOrganizationName("ctxscope")
+    app.setApplicationDisplayName("ctxscope")
+    QGuiApplication.setDesktopFileName("ctxscope")
+    app.setWindowIcon(QIcon(str(resource_path("icons", "ctxscope.svg"))))
+    configure_pyqtgraph(app)
+    return app  # type: ignore[return-value]
+
+
+def build_window(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, autorun: bool = False):
+    """The main window, shown, with the worker's first job queued: the sweep when
+    ``autorun``, else the device probe (which imports torch off the UI thread)."""
+    from PySide6.QtCore import QTimer
+
+    from ctxscope.gui.main_window import MainWindow
+
+    window = MainWindow()
+    if spec is not None:
+        window.model_panel.set_spec(spec)
+    if cfg is not None:
+        window.sweep_panel.lengths.setText(",".join(str(n) for n in cfg.lengths))
+    window.show()
+    runner = window.runner
+    if autorun and spec is not None and cfg is not None:
+        def probe_when_idle(busy: bool) -> None:
+            if not busy:
+                runner.busyChanged.disconnect(probe_when_idle)
+                QTimer.singleShot(0, runner.probe_devices)
+
+        runner.busyChanged.connect(probe_when_idle)
+        QTimer.singleShot(0, lambda: window.start_sweep(spec, cfg))
+    else:
+        QTimer.singleShot(0, runner.probe_devices)
+    return window
+
+
+def run_app(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, autorun: bool = False) -> int:
+    app = create_app()
+    window = build_window(spec, cfg, autorun)
+    code = app.exec()
+    del window
+    return int(code)

@@ -1,0 +1,77 @@
+"""Stored runs (the same history as the CLI's): open one into the plots, delete one."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
+
+from ctxscope.store import RunSummary
+
+COLUMNS = ("created", "model", "device", "dtype", "attention", "status", "points", "id")
+
+
+class HistoryPanel(QWidget):
+    openRequested = Signal(str)  # run id
+    deleteRequested = Signal(str)
+    refreshRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSortingEnabled(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(lambda _: self._emit_selected(self.openRequested))
+        self.empty = QLabel("No runs yet. Choose a model, press Run (Ctrl+R); every run is kept here.\n"
+                            "Runs made with `ctxscope sweep` appear here too; Ctrl+O opens a run file.")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.open_button = QPushButton("Open")
+        self.open_button.clicked.connect(lambda: self._emit_selected(self.openRequested))
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.clicked.connect(lambda: self._emit_selected(self.deleteRequested))
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refreshRequested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.delete_button)
+        buttons.addStretch(1)
+        buttons.addWidget(refresh)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+
+    def set_runs(self, runs: list[RunSummary]) -> None:
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(runs))
+        for row, r in enumerate(reversed(runs)):  # newest first
+            values = (r.created.replace("T", " ")[:19], r.model_source, r.device, r.dtype, r.attn, r.status,
+                      f"{r.points_ok}/{r.points_total}", r.id)
+            for col, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setData(Qt.ItemDataRole.UserRole, r.id)
+                self.table.setItem(row, col, item)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+        self.empty.setVisible(not runs)
+        self.table.setVisible(bool(runs))
+
+    def selected_id(self) -> str | None:
+        items = self.table.selectedItems()
+        return items[0].data(Qt.ItemDataRole.UserRole) if items else None
+
+    def select(self, run_id: str) -> None:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == run_id:
+                self.table.selectRow(row)
+                return
+
+    def _emit_selected(self, signal: Signal) -> None:
+        run_id = self.selected_id()
+        if run_id:
+            signal.emit(run_id)

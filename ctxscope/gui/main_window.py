@@ -1,0 +1,356 @@
+"""The main window: wires panels, plots and the runner together; holds no logic of its own
+beyond that (and the history store, read on the UI thread: SQLite reads take ~1 ms)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QMainWindow,
+                               QMessageBox, QProgressBar, QPushButton, QScrollArea, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
+
+from ctxscope.core.errors import CtxscopeError
+from ctxscope.core.events import Progress
+from ctxscope.core.paths import data_dir, database_path
+from ctxscope.core.results import Point, RunHeader, RunResult
+from ctxscope.core.spec import ModelSpec, SweepConfig
+from ctxscope.gui.history_panel import HistoryPanel
+from ctxscope.gui.memory_plot import MemoryPlot
+from ctxscope.gui.model_panel import RANDOM_BANNER, ModelPanel
+from ctxscope.gui.plots import LatencyPlot, ThroughputPlot
+from ctxscope.gui.results_table import ResultsTable
+from ctxscope.gui.runner import LoadedSummary, SweepRunner
+from ctxscope.gui.sweep_panel import SweepPanel
+from ctxscope.gui.telemetry_strip import TelemetryStrip
+from ctxscope.report.fmt import fmt_seconds
+from ctxscope.store import RunStore
+
+
+def settings() -> QSettings:
+    """UI state lives beside the run history, so ``CTXSCOPE_HOME`` isolates both."""
+    return QSettings(str(data_dir() / "gui.ini"), QSettings.Format.IniFormat)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, runner: SweepRunner | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("ctxscope — context-length profiler")
+        self.runner = runner or SweepRunner(self)
+        self.runner.setParent(self)
+        self.model_panel = ModelPanel()
+        self.sweep_panel = SweepPanel()
+        self.latency = LatencyPlot()
+        self.memory = MemoryPlot()
+        self.throughput = ThroughputPlot()
+        self.table = ResultsTable()
+        self.history = HistoryPanel()
+        self.telemetry = TelemetryStrip()
+        self.current_run: str | None = None
+        self.shown: dict[str, RunHeader] = {}
+        self._build_layout()
+        self._build_menus()
+        self._connect()
+        self._restore_settings()
+        self.refresh_history()
+
+    # -- construction --------------------------------------------------------------
+    def _build_layout(self) -> None:
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(self.model_panel)
+        left_layout.addWidget(self.sweep_panel)
+        left_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(400)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+        self.error_banner = QLabel()
+        self.error_banner.setWordWrap(True)
+        self.error_banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_banner.setStyleSheet("background: #f8d7da; color: #842029; padding: 6px; border-radius: 3px;")
+        dismiss = QPushButton("Dismiss")
+        dismiss.clicked.connect(lambda: self.error_box.setVisible(False))
+        self.error_box = QWidget()
+        error_row = QHBoxLayout(self.error_box)
+        error_row.setContentsMargins(0, 0, 0, 0)
+        error_row.addWidget(self.error_banner, 1)
+        error_row.addWidget(dismiss)
+        self.error_box.setVisible(False)
+        self.run_banner = QLabel(RANDOM_BANNER)
+        self.run_banner.setStyleSheet("background: #fff3cd; color: #664d03; padding: 4px; border-radius: 3px;")
+        self.run_banner.setVisible(False)
+
+        self.log_latency = QCheckBox("log latency axis")
+        self.log_latency.toggled.connect(self.latency.set_log_y)
+        self.memory_mode = QComboBox()
+        self.memory_mode.addItems(["prefill", "decode", "forward"])
+        self.memory_mode.currentTextChanged.connect(self.memory.set_mode)
+        controls = QHBoxLayout()
+        controls.addWidget(self.log_latency)
+        controls.addStretch(1)
+        controls.addWidget(QLabel("memory of"))
+        controls.addWidget(self.memory_mode)
+        grid = QGridLayout()
+        grid.addWidget(self.latency, 0, 0)
+        grid.addWidget(self.memory, 0, 1)
+        grid.addWidget(self.throughput, 1, 0)
+        grid.addWidget(self.table, 1, 1)
+        live = QWidget()
+        live_layout = QVBoxLayout(live)
+        live_layout.addLayout(controls)
+        live_layout.addLayout(grid, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(live, "Live")
+        self.tabs.addTab(self.history, "History")
+        center = QWidget()
+        center_layout = QVBoxLayout(center)
+        center_layout.addWidget(self.error_box)
+        center_layout.addWidget(self.run_banner)
+        center_layout.addWidget(self.tabs, 1)
+        center_layout.addWidget(self.telemetry)
+        splitter = QSplitter()
+        splitter.addWidget(scroll)
+        splitter.addWidget(center)
+        splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(splitter)
+
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setVisible(False)
+        self.status_label = QLabel("Ready.")
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+
+    def _build_menus(self) -> None:
+        def action(menu, text: str, shortcut, slot) -> QAction:
+            act = QAction(text, self)
+            if shortcut is not None:
+                act.setShortcut(QKeySequence(shortcut))
+            act.triggered.connect(slot)
+            menu.addAction(act)
+            return act
+
+        file_menu = self.menuBar().addMenu("&File")
+        action(file_menu, "&Open run file…", QKeySequence.StandardKey.Open, self.open_run_file)
+        file_menu.addSeparator()
+        action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        run_menu = self.menuBar().addMenu("&Run")
+        self.run_action = action(run_menu, "&Run sweep", "Ctrl+R", self.sweep_panel.run_button.click)
+        self.cancel_action = action(run_menu, "&Cancel", "Esc", self.runner.cancel)
+        help_menu = self.menuBar().addMenu("&Help")
+        action(help_menu, "&About ctxscope", None, self.show_about)
+
+    def _connect(self) -> None:
+        self.model_panel.loadRequested.connect(self._on_model_panel_load_requested)
+        self.sweep_panel.runRequested.connect(self._on_sweep_panel_run_requested)
+        self.sweep_panel.cancelRequested.connect(self.runner.cancel)
+        self.history.openRequested.connect(self.open_stored_run)
+        self.history.deleteRequested.connect(self._on_history_delete_requested)
+        self.history.refreshRequested.connect(self.refresh_history)
+        r = self.runner
+        r.busyChanged.connect(self._on_runner_busy_changed)
+        r.devicesFound.connect(self.model_panel.set_devices)
+        r.modelLoading.connect(self._on_runner_model_loading)
+        r.modelLoaded.connect(self._on_runner_model_loaded)
+        r.sweepStarted.connect(self._on_runner_sweep_started)
+        r.progressChanged.connect(self._on_runner_progress_changed)
+        r.pointReady.connect(self._on_runner_point)
+        r.pointFailed.connect(self._on_runner_point)
+        r.sweepFinished.connect(self._on_runner_sweep_finished)
+        r.jobFailed.connect(self.show_error)
+
+    # -- actions -------------------------------------------------------------------
+    def start_sweep(self, spec: ModelSpec, cfg: SweepConfig) -> bool:
+        self.error_box.setVisible(False)
+        if not self.runner.run(spec, cfg):
+            self.status_label.setText("A sweep is already running: cancel it first (Esc).")
+            return False
+        self.tabs.setCurrentIndex(0)
+        return True
+
+    def show_error(self, message: str) -> None:
+        self.error_banner.setText(message)
+        self.error_box.setVisible(True)
+        self.status_label.setText("Error: " + message.splitlines()[0][:120])
+
+    def show_run(self, run: RunResult, *, replace_shown: bool = True) -> None:
+        """Put a finished run (from the history or a file) into the plots and table."""
+        if replace_shown:
+            self._clear_views()
+        self._begin_run(run.header)
+        for point in run.points:
+            self._add_point(run.header.id, point)
+        self.status_label.setText(f"Showing run {run.id} ({run.status}, {len(run.points)} points).")
+
+    def open_stored_run(self, run_id: str) -> None:
+        try:
+            with RunStore(database_path()) as store:
+                run = store.get_run(run_id)
+        except CtxscopeError as exc:
+            self.show_error(str(exc))
+            return
+        self.show_run(run)
+        self.tabs.setCurrentIndex(0)
+
+    def open_run_file(self, path: str | None = None) -> None:
+        from ctxscope.core.serialize import load_run
+
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Open a ctxscope run", filter="ctxscope run (*.json)")
+            if not path:
+                return
+        try:
+            run = load_run(path)
+        except CtxscopeError as exc:
+            self.show_error(str(exc))
+            return
+        self.show_run(run)
+        self.tabs.setCurrentIndex(0)
+
+    def refresh_history(self) -> None:
+        try:
+            with RunStore(database_path()) as store:
+                self.history.set_runs(store.list_runs())
+        except CtxscopeError as exc:
+            self.show_error(str(exc))
+
+    def show_about(self) -> None:
+        from ctxscope.gui.about import about_text
+
+        QMessageBox.about(self, "About ctxscope", about_text())
+
+    # -- helpers -------------------------------------------------------------------
+    def _clear_views(self) -> None:
+        for plot in (self.latency, self.memory, self.throughput):
+            plot.clear_runs()
+        self.table.clear_points()
+        self.shown.clear()
+
+    def _run_label(self, header: RunHeader) -> str:
+        s = header.settings
+        return f"{header.model.source} · {s.device} {s.dtype} {s.attn_implementation}"
+
+    def _begin_run(self, header: RunHeader) -> None:
+        self.shown[header.id] = header
+        env = header.environment
+        if header.settings.device.startswith("cuda") and env.gpu_memory_bytes:
+            self.memory.set_capacity(env.gpu_memory_bytes, "device memory")
+        else:
+            self.memory.set_capacity(env.memory_bytes, "system memory", in_view=False)
+        modes = header.settings.modes
+        if self.memory_mode.currentText() not in modes and modes:
+            self.memory_mode.setCurrentText(modes[0])
+        self.run_banner.setVisible(any(h.model.random_weights for h in self.shown.values()))
+
+    def _add_point(self, run_id: str, point: Point) -> None:
+        label = self._run_label(self.shown[run_id])
+        for plot in (self.latency, self.memory, self.throughput):
+            plot.add_point(run_id, label, point)
+        self.table.add_point(label, point)
+        self.table.resizeColumnsToContents()
+
+    # -- slots ---------------------------------------------------------------------
+    def _on_model_panel_load_requested(self, spec: ModelSpec) -> None:
+        self.error_box.setVisible(False)
+        if not self.runner.load(spec):
+            self.status_label.setText("Busy: wait for the current job or cancel it.")
+
+    def _on_sweep_panel_run_requested(self, cfg: SweepConfig) -> None:
+        self.start_sweep(self.model_panel.spec(), cfg)
+
+    def _on_history_delete_requested(self, run_id: str) -> None:
+        answer = QMessageBox.question(self, "Delete run", f"Delete run {run_id} and all its points?")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        with RunStore(database_path()) as store:
+            store.delete_run(run_id)
+        self.refresh_history()
+
+    def _on_runner_busy_changed(self, busy: bool) -> None:
+        self.sweep_panel.set_running(busy)
+        self.model_panel.set_busy(busy)
+        self.run_action.setEnabled(not busy)
+        if not busy:
+            self.progress.setVisible(False)
+
+    def _on_runner_model_loading(self, source: str) -> None:
+        self.model_panel.set_loading(source)
+        self.status_label.setText(f"Loading {source} …")
+        self.progress.setRange(0, 0)  # indeterminate while loading
+        self.progress.setVisible(True)
+
+    def _on_runner_model_loaded(self, summary: LoadedSummary) -> None:
+        self.model_panel.set_loaded(summary)
+        self.sweep_panel.set_model(summary.info.is_decoder, summary.info.max_positions)
+        self.status_label.setText(f"Loaded {summary.spec.source} on {summary.device}.")
+        self.progress.setVisible(False)
+
+    def _on_runner_sweep_started(self, header: RunHeader) -> None:
+        self._clear_views()
+        self.current_run = header.id
+        self._begin_run(header)
+        total = len(header.settings.lengths) * len(header.settings.modes)
+        self.progress.setRange(0, total)
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+
+    def _on_runner_progress_changed(self, event: Progress) -> None:
+        self.progress.setValue(event.done)
+        self.status_label.setText(f"{event.mode} at L={event.length} — point {event.done + 1} of {event.total}, "
+                                  f"ETA {fmt_seconds(event.eta_s)}")
+
+    def _on_runner_point(self, point: Point) -> None:
+        if self.current_run is not None:
+            self._add_point(self.current_run, point)
+            self.progress.setValue(self.progress.value() + 1)
+
+    def _on_runner_sweep_finished(self, run: RunResult) -> None:
+        ok = sum(p.status == "ok" for p in run.points)
+        self.status_label.setText(f"Run {run.id} {run.status}: {ok} of {len(run.points)} points measured.")
+        self.refresh_history()
+        self.history.select(run.id)
+
+    # -- persistence ---------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        s = settings()
+        geometry = s.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 900)
+        state = s.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        source = s.value("model/source")
+        if source:
+            # trust_remote_code is deliberately never restored.
+            self.model_panel.set_spec(ModelSpec(source=str(source), dtype=str(s.value("model/dtype", "auto")),
+                                                device=str(s.value("model/device", "auto")),
+                                                attn_implementation=s.value("model/attn") or None,
+                                                random_weights=s.value("model/random_weights", "false") == "true"))
+        lengths = s.value("sweep/lengths")
+        if lengths:
+            self.sweep_panel.lengths.setText(str(lengths))
+
+    def save_settings(self) -> None:
+        s = settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        spec = replace(self.model_panel.spec(), trust_remote_code=False)
+        s.setValue("model/source", spec.source)
+        s.setValue("model/dtype", spec.dtype)
+        s.setValue("model/device", spec.device)
+        s.setValue("model/attn", spec.attn_implementation or "")
+        s.setValue("model/random_weights", "true" if spec.random_weights else "false")
+        s.setValue("sweep/lengths", self.sweep_panel.lengths.text())
+        s.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self.save_settings()
+        self.telemetry.timer.stop()
+        self.runner.shutdown()
+        super().closeEvent(event)

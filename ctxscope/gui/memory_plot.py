@@ -1,0 +1,120 @@
+"""Stacked memory breakdown (weights / KV cache / activations) of one run and mode,
+with the device capacity as a line and out-of-memory points marked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from ctxscope.core.results import Point
+from ctxscope.gui.plots import GIB, INVISIBLE, _ContextPlot, _Series
+from ctxscope.report.fmt import fmt_bytes
+
+LAYERS = (("weights", (120, 120, 120)), ("KV cache", (31, 119, 180)), ("activations", (255, 127, 14)))
+
+
+class MemoryPlot(_ContextPlot):
+    """Shows the first run only (stacks of several runs would hide each other)."""
+
+    y_label = "memory (GiB)"
+    legend_offset = (-8, -40)  # bottom right: the stack grows at the top
+
+    def __init__(self) -> None:
+        super().__init__("Memory")
+        self.setToolTip("Stacked: weights + KV cache + activations = peak of the pass (GPU allocator peak; "
+                        "CPU: RSS high-water).\nThe dashed line is the device's capacity; ✕ marks out-of-memory.")
+        self.getAxis("left").enableAutoSIPrefix(False)
+        self.mode = "prefill"
+        self.capacity = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((192, 57, 43), width=1.5,
+                                                                             style=pg.QtCore.Qt.PenStyle.DashLine),
+                                        label="", labelOpts={"position": 0.05, "color": (192, 57, 43)})
+        self.capacity.setVisible(False)
+        self.addItem(self.capacity, ignoreBounds=True)
+        self.oom = pg.ScatterPlotItem(symbol="x", size=14, pen=pg.mkPen((192, 57, 43), width=2), brush=None,
+                                      name="out of memory")
+        self.addItem(self.oom)
+        self._legend_done = False
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        for (run_key, mode_), series in self.series.items():
+            visible = mode_ == mode and self.run_order.index(run_key) == 0
+            for item in series.items:
+                item.setVisible(visible)
+        self._update_oom()
+
+    def set_capacity(self, total_bytes: int | None, label: str = "device memory", *, in_view: bool = True) -> None:
+        """The capacity line; ``in_view`` keeps it inside the auto-range (a GPU's memory
+        is the limit that matters; a CPU host's RAM would squash the stack to a sliver)."""
+        self.removeItem(self.capacity)
+        self.addItem(self.capacity, ignoreBounds=not in_view)
+        self.capacity.setVisible(total_bytes is not None)
+        if total_bytes is not None:
+            self.capacity.setValue(total_bytes / GIB)
+            self.capacity.label.setFormat(f"{label} {fmt_bytes(total_bytes)}")
+
+    def clear_runs(self) -> None:
+        super().clear_runs()
+        self.oom.setData([], [])
+        self._legend_done = False
+
+    def add_point(self, run_key: str, label: str, point: Point) -> None:
+        super().add_point(run_key, label, point)
+        self._update_oom()
+
+    def _make_items(self, label: str, mode: str, run_index: int) -> list:
+        curves = []
+        for name, color in LAYERS:
+            curves.append(self.plot([], [], pen=pg.mkPen(color, width=1.5), symbol="o", symbolSize=4,
+                                    symbolBrush=color))
+        fills = [pg.FillBetweenItem(self.plot([], [], pen=pg.mkPen(INVISIBLE)), curves[0],
+                                    brush=pg.mkBrush(*LAYERS[0][1], 90))]
+        zero = fills[0].curves[0]
+        for i in (1, 2):
+            fills.append(pg.FillBetweenItem(curves[i - 1], curves[i], brush=pg.mkBrush(*LAYERS[i][1], 90)))
+        for fill in fills:
+            self.addItem(fill, ignoreBounds=True)
+        if not self._legend_done:
+            for (name, _), curve in zip(LAYERS, curves):
+                self.legend.addItem(curve, name)
+            self.legend.addItem(self.oom, "out of memory")
+            self._legend_done = True
+        items = [*curves, zero, *fills]
+        visible = mode == self.mode and run_index == 0
+        for item in items:
+            item.setVisible(visible)
+        return items
+
+    def _update(self, series: _Series) -> None:
+        ok = [p for p in series.ok() if p.memory is not None]
+        x = np.array([p.length for p in ok], dtype=float)
+        w = np.array([p.memory.weights_bytes for p in ok], dtype=float) / GIB
+        k = w + np.array([p.memory.kv_cache_bytes for p in ok], dtype=float) / GIB
+        a = k + np.array([max(0, p.memory.activation_bytes or 0) for p in ok], dtype=float) / GIB
+        curves, zero = series.items[:3], series.items[3]
+        zero.setData(x, np.zeros_like(x))
+        for curve, y in zip(curves, (w, k, a)):
+            curve.setData(x, y)
+
+    def _update_oom(self) -> None:
+        xs, ys = [], []
+        top = self.capacity.value() if self.capacity.isVisible() else None
+        for (run_key, mode), series in self.series.items():
+            if mode != self.mode or self.run_order.index(run_key) != 0:
+                continue
+            peak = max([self._y(p) for p in series.ok() if p.memory] or [0.0])
+            for p in series.points.values():
+                if p.status == "oom":
+                    xs.append(np.log10(p.length) if self.getPlotItem().ctrl.logXCheck.isChecked() else p.length)
+                    ys.append(top if top is not None else peak)
+        self.oom.setData(xs, ys)
+
+    def _y(self, point: Point) -> float:
+        m = point.memory
+        return (m.weights_bytes + m.kv_cache_bytes + max(0, m.activation_bytes or 0)) / GIB
+
+    def _describe(self, run_key: str, p: Point) -> str:
+        m = p.memory
+        peak = m.peak_allocated_bytes if m.peak_allocated_bytes is not None else m.peak_rss_bytes
+        return (f"{p.mode} L={p.length}\nweights {fmt_bytes(m.weights_bytes)}\nKV cache {fmt_bytes(m.kv_cache_bytes)}\n"
+                f"activations {fmt_bytes(m.activation_bytes)}\npeak {fmt_bytes(peak)}")

@@ -1,0 +1,152 @@
+"""Model panel: choose a source and how to load it; shows what was loaded."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QPushButton, QVBoxLayout, QWidget)
+
+from ctxscope.core.presets import preset_names
+from ctxscope.core.spec import DTYPES, ModelSpec
+from ctxscope.gui.runner import DeviceChoice, LoadedSummary
+from ctxscope.report.fmt import fmt_bytes, fmt_count
+
+ATTN_CHOICES = ("default", "sdpa", "eager", "flash_attention_2", "flex_attention")
+RANDOM_BANNER = "Random weights: latency and memory are valid; attention maps are not meaningful."
+
+
+def _attn_usable(name: str) -> bool:
+    import importlib.util
+
+    if name == "flash_attention_2":
+        return importlib.util.find_spec("flash_attn") is not None
+    return True
+
+
+class ModelPanel(QGroupBox):
+    """Emits ``loadRequested(ModelSpec)``; the main window decides what to do with it."""
+
+    loadRequested = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Model", parent)
+        self.source = QComboBox()
+        self.source.setEditable(True)
+        self.source.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.source.addItems([f"preset:{n}" for n in preset_names()] + ["demo:smollm2", "demo:minilm"])
+        self.source.setToolTip("preset:NAME, demo:NAME, a Hub id (org/name), a local directory or a config.json")
+        self.source.lineEdit().setPlaceholderText("preset, Hub id, directory or config.json")
+        browse_dir = QPushButton("Folder…")
+        browse_dir.setToolTip("Open a local checkpoint directory")
+        browse_dir.clicked.connect(self._on_browse_dir_clicked)
+        browse_cfg = QPushButton("config.json…")
+        browse_cfg.setToolTip("Build an architecture from a config.json (random weights)")
+        browse_cfg.clicked.connect(self._on_browse_config_clicked)
+        self.dtype = QComboBox()
+        self.dtype.addItems(list(DTYPES))
+        self.device = QComboBox()
+        self.device.addItem("auto (best available)", "auto")
+        self.device.addItem("cpu", "cpu")
+        self.attn = QComboBox()
+        for name in ATTN_CHOICES:
+            if _attn_usable(name):
+                self.attn.addItem(name, None if name == "default" else name)
+        self.random_weights = QCheckBox("Random weights (architecture only)")
+        self.trust_remote_code = QCheckBox("Trust remote code")
+        self.trust_remote_code.setToolTip("Runs Python code from the model's repository. Only for sources you trust.")
+        self.trust_warning = QLabel("⚠ Runs the model repository's own Python code on this machine.")
+        self.trust_warning.setStyleSheet("color: #c0392b;")
+        self.trust_warning.setVisible(False)
+        self.trust_remote_code.toggled.connect(self.trust_warning.setVisible)
+        self.load_button = QPushButton("Load")
+        self.load_button.clicked.connect(self._on_load_clicked)
+        self.info = QLabel("No model loaded. Pick a preset (random weights, no download) and press Run.")
+        self.info.setWordWrap(True)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner = QLabel(RANDOM_BANNER)
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background: #fff3cd; color: #664d03; padding: 4px; border-radius: 3px;")
+        self.banner.setVisible(False)
+
+        row = QHBoxLayout()
+        row.addWidget(browse_dir)
+        row.addWidget(browse_cfg)
+        row.addStretch(1)
+        self.source.setMinimumContentsLength(18)
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        for combo in (self.dtype, self.attn):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.device.setMinimumContentsLength(18)
+        self.device.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        form = QFormLayout()
+        form.addRow("Source", self.source)
+        form.addRow("", row)
+        form.addRow("Dtype", self.dtype)
+        form.addRow("Device", self.device)
+        form.addRow("Attention", self.attn)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.random_weights)
+        layout.addWidget(self.trust_remote_code)
+        layout.addWidget(self.trust_warning)
+        layout.addWidget(self.load_button)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.info)
+
+    # -- state ---------------------------------------------------------------------
+    def spec(self) -> ModelSpec:
+        source = self.source.currentText().strip()
+        return ModelSpec(source=source, dtype=self.dtype.currentText(), device=self.device.currentData() or "auto",
+                         attn_implementation=self.attn.currentData(), random_weights=self.random_weights.isChecked(),
+                         trust_remote_code=self.trust_remote_code.isChecked())
+
+    def set_spec(self, spec: ModelSpec) -> None:
+        self.source.setEditText(spec.source)
+        self.dtype.setCurrentText(spec.dtype)
+        index = self.device.findData(spec.device)
+        if index < 0:
+            self.device.addItem(spec.device, spec.device)
+            index = self.device.count() - 1
+        self.device.setCurrentIndex(index)
+        attn = self.attn.findData(spec.attn_implementation)
+        self.attn.setCurrentIndex(max(0, attn))
+        self.random_weights.setChecked(spec.random_weights)
+        self.trust_remote_code.setChecked(spec.trust_remote_code)
+
+    def set_devices(self, choices: list[DeviceChoice]) -> None:
+        current = self.device.currentData()
+        self.device.clear()
+        for choice in choices:
+            self.device.addItem(choice.label, choice.id)
+        index = self.device.findData(current)
+        self.device.setCurrentIndex(max(0, index))
+
+    def set_busy(self, busy: bool) -> None:
+        self.load_button.setEnabled(not busy)
+
+    def set_loading(self, source: str) -> None:
+        self.info.setText(f"Loading {source} …")
+        self.banner.setVisible(False)
+
+    def set_loaded(self, summary: LoadedSummary) -> None:
+        m = summary.info
+        window = f", sliding window {m.sliding_window}" if m.sliding_window else ""
+        self.info.setText(
+            f"<b>{m.architecture}</b> — {fmt_count(m.params)} parameters, {m.num_layers} layers, "
+            f"{m.num_heads} heads / {m.num_kv_heads} KV heads × {m.head_dim}{window}<br>"
+            f"max positions {m.max_positions or '?'}, weights {fmt_bytes(summary.weights_bytes)} "
+            f"on {summary.device} ({summary.dtype}, {summary.attn_implementation})")
+        self.banner.setVisible(m.random_weights)
+
+    def _on_load_clicked(self) -> None:
+        self.loadRequested.emit(self.spec())
+
+    def _on_browse_dir_clicked(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a model directory")
+        if path:
+            self.source.setEditText(path)
+
+    def _on_browse_config_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a config.json", filter="Model config (*.json)")
+        if path:
+            self.source.setEditText(path)

@@ -1,0 +1,203 @@
+"""Live plots against context length: latency (median + p10–p90 band), throughput, and
+the stacked memory breakdown. Views only: fed points, they never change results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt
+
+from ctxscope.core.results import Point
+
+MODE_COLORS = {"prefill": (31, 119, 180), "decode": (255, 127, 14), "forward": (44, 160, 44)}
+RUN_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
+GIB = 1024**3
+INVISIBLE = (0, 0, 0, 0)  # a pen that draws nothing but still yields a path (bands need one)
+
+
+class LengthAxis(pg.AxisItem):
+    """Context-length axis: ticks at powers of two labelled 512, 1k, 32k (log mode),
+    where pyqtgraph's decimal log ticks would read 5·10², 10³, 3·10⁴ and collide."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802 (pyqtgraph API)
+        if not self.logMode:
+            return super().tickValues(minVal, maxVal, size)
+        lo, hi = int(np.floor(minVal / np.log10(2))), int(np.ceil(maxVal / np.log10(2)))
+        exps = [k for k in range(lo, hi + 1) if minVal <= k * np.log10(2) <= maxVal]
+        step = max(1, int(np.ceil(len(exps) * 60 / max(size, 1))))  # keep ≥ ~60 px between labels
+        major = [k * np.log10(2) for k in exps if k % step == 0]
+        minor = [k * np.log10(2) for k in exps if k % step != 0]
+        return [(step * np.log10(2), major), (np.log10(2), minor)]
+
+    def tickStrings(self, values: list, scale: float, spacing: float) -> list[str]:  # noqa: N802
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        from ctxscope.core.lengths import format_size
+
+        return [format_size(int(round(10**v))) if 10**v >= 1 else "" for v in values]
+
+
+@dataclass
+class _Series:
+    """One (run, mode) curve with its points kept sorted by length."""
+
+    points: dict[int, Point] = field(default_factory=dict)
+    items: list = field(default_factory=list)
+
+    def ok(self) -> list[Point]:
+        return [self.points[k] for k in sorted(self.points) if self.points[k].status == "ok"]
+
+
+class _ContextPlot(pg.PlotWidget):
+    """Base: x = context length (tokens, log axis), one series per (run, mode)."""
+
+    y_label = ""
+    y_units: str | None = None
+
+    legend_offset = (8, 8)
+
+    def __init__(self, title: str) -> None:
+        super().__init__(axisItems={"bottom": LengthAxis("bottom")})
+        self.setTitle(title)
+        self.setLabel("bottom", "context length", units="tokens")
+        self.setLabel("left", self.y_label, units=self.y_units)
+        self.getAxis("bottom").enableAutoSIPrefix(False)
+        self.showGrid(x=True, y=True, alpha=0.25)
+        self.setLogMode(x=True, y=False)
+        self.legend = self.addLegend(offset=self.legend_offset)
+        self.series: dict[tuple[str, str], _Series] = {}
+        self.run_order: list[str] = []
+        self.readout = pg.TextItem(anchor=(0, 1), color=(200, 200, 200), fill=(30, 30, 30, 200))
+        self.readout.setZValue(100)
+        self.readout.setVisible(False)
+        self.addItem(self.readout, ignoreBounds=True)
+        self.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
+
+    def clear_runs(self) -> None:
+        for s in self.series.values():
+            for item in s.items:
+                self.removeItem(item)
+        self.series.clear()
+        self.run_order.clear()
+        self.legend.clear()
+        self.readout.setVisible(False)
+
+    def add_point(self, run_key: str, label: str, point: Point) -> None:
+        if run_key not in self.run_order:
+            self.run_order.append(run_key)
+        key = (run_key, point.mode)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = _Series()
+            series.items = self._make_items(label, point.mode, self.run_order.index(run_key))
+        series.points[point.length] = point
+        self._update(series)
+
+    def _pen(self, mode: str, run_index: int, width: float = 2.0) -> pg.mkPen:
+        return pg.mkPen(MODE_COLORS.get(mode, (150, 150, 150)), width=width, style=RUN_STYLES[run_index % 4])
+
+    def _make_items(self, label: str, mode: str, run_index: int) -> list:
+        curve = self.plot([], [], pen=self._pen(mode, run_index), symbol="o", symbolSize=6,
+                          symbolBrush=MODE_COLORS.get(mode), name=f"{mode} — {label}" if run_index else mode)
+        return [curve]
+
+    def _update(self, series: _Series) -> None:
+        raise NotImplementedError
+
+    def _describe(self, run_key: str, point: Point) -> str:
+        raise NotImplementedError
+
+    def _on_scene_mouse_moved(self, pos: QPointF) -> None:
+        vb = self.getPlotItem().vb
+        if not self.series or not self.sceneBoundingRect().contains(pos):
+            self.readout.setVisible(False)
+            return
+        best, best_d = None, 20.0  # pixels
+        for (run_key, _), series in self.series.items():
+            if series.items and not series.items[0].isVisible():
+                continue
+            for point in series.ok():
+                scene = vb.mapViewToScene(QPointF(*self._view_xy(point)))
+                d = float(np.hypot(scene.x() - pos.x(), scene.y() - pos.y()))
+                if d < best_d:
+                    best, best_d = (run_key, point), d
+        if best is None:
+            self.readout.setVisible(False)
+            return
+        self.readout.setText(self._describe(*best))
+        self.readout.setPos(*self._view_xy(best[1]))
+        self.readout.setVisible(True)
+
+    def _view_xy(self, point: Point) -> tuple[float, float]:
+        x = np.log10(point.length) if self.getPlotItem().ctrl.logXCheck.isChecked() else point.length
+        y = self._y(point)
+        if self.getPlotItem().ctrl.logYCheck.isChecked():
+            y = np.log10(max(y, 1e-30))
+        return float(x), float(y)
+
+    def _y(self, point: Point) -> float:
+        raise NotImplementedError
+
+
+class LatencyPlot(_ContextPlot):
+    """Median latency per mode with its p10–p90 band; linear or log y."""
+
+    y_label = "latency"
+    y_units = "s"
+
+    def __init__(self) -> None:
+        super().__init__("Latency")
+        self.setToolTip("Median latency with its p10–p90 band.\nprefill: the whole prompt of L tokens.\n"
+                        "decode: one new token with L tokens already in the KV cache.")
+
+    def set_log_y(self, on: bool) -> None:
+        self.setLogMode(x=True, y=on)
+
+    def _make_items(self, label: str, mode: str, run_index: int) -> list:
+        curve, = super()._make_items(label, mode, run_index)
+        lo = self.plot([], [], pen=pg.mkPen(INVISIBLE))
+        hi = self.plot([], [], pen=pg.mkPen(INVISIBLE))
+        r, g, b = MODE_COLORS.get(mode, (150, 150, 150))
+        band = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(r, g, b, 50))
+        # An empty fill reports a (0, 0) rectangle, which would drag the auto-range to x=1.
+        self.addItem(band, ignoreBounds=True)
+        return [curve, lo, hi, band]
+
+    def _update(self, series: _Series) -> None:
+        ok = series.ok()
+        x = np.array([p.length for p in ok], dtype=float)
+        curve, lo, hi, _ = series.items
+        curve.setData(x, np.array([p.latency_ms.median / 1e3 for p in ok]))
+        lo.setData(x, np.array([p.latency_ms.p10 / 1e3 for p in ok]))
+        hi.setData(x, np.array([p.latency_ms.p90 / 1e3 for p in ok]))
+
+    def _y(self, point: Point) -> float:
+        return point.latency_ms.median / 1e3
+
+    def _describe(self, run_key: str, p: Point) -> str:
+        lat = p.latency_ms
+        return (f"{p.mode} L={p.length}\nmedian {lat.median:.3f} ms\np10–p90 {lat.p10:.3f}–{lat.p90:.3f} ms\n"
+                f"n={lat.n}{'  noisy' if lat.noisy else ''}")
+
+
+class ThroughputPlot(_ContextPlot):
+    y_label = "throughput"
+    y_units = "tokens/s"
+
+    def __init__(self) -> None:
+        super().__init__("Throughput")
+        self.setToolTip("prefill/forward: L·batch tokens per second of a whole pass.\n"
+                        "decode: generated tokens per second at depth L.")
+
+    def _update(self, series: _Series) -> None:
+        ok = series.ok()
+        series.items[0].setData(np.array([p.length for p in ok], dtype=float),
+                                np.array([p.tokens_per_s for p in ok], dtype=float))
+
+    def _y(self, point: Point) -> float:
+        return float(point.tokens_per_s or 0.0)
+
+    def _describe(self, run_key: str, p: Point) -> str:
+        return f"{p.mode} L={p.length}\n{p.tokens_per_s:,.1f} tokens/s"

@@ -1,0 +1,88 @@
+"""Sortable, copyable table of points (one row per point of every shown run)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QAbstractItemView, QMenu, QTableWidget, QTableWidgetItem, QWidget
+
+from ctxscope.core.results import Point
+from ctxscope.report.fmt import fmt_bytes
+
+COLUMNS = ("run", "mode", "length", "status", "median ms", "p10 ms", "p90 ms", "n", "tokens/s", "KV cache",
+           "activations", "peak", "note")
+
+
+class _NumberItem(QTableWidgetItem):
+    """Sorts by the number behind the text (bytes sort as bytes, not as '1.5 GiB')."""
+
+    def __init__(self, text: str, value: float | None) -> None:
+        super().__init__(text)
+        self.value = value if value is not None else float("-inf")
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        return self.value < getattr(other, "value", float("-inf"))
+
+
+class ResultsTable(QTableWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels(list(COLUMNS))
+        self.setSortingEnabled(True)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().setVisible(False)
+        self.horizontalHeader().setStretchLastSection(True)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._on_context_menu_requested)
+
+    def clear_points(self) -> None:
+        self.setRowCount(0)
+
+    def add_point(self, run_label: str, p: Point) -> None:
+        lat, mem = p.latency_ms, p.memory
+        peak = None if mem is None else (mem.peak_allocated_bytes if mem.peak_allocated_bytes is not None
+                                         else mem.peak_rss_bytes)
+        note = p.error or ("noisy (IQR/median ≥ 10%)" if lat is not None and lat.noisy else "")
+        cells = [
+            QTableWidgetItem(run_label), QTableWidgetItem(p.mode), _NumberItem(str(p.length), p.length),
+            QTableWidgetItem(p.status),
+            _NumberItem(f"{lat.median:.3f}" if lat else "-", lat.median if lat else None),
+            _NumberItem(f"{lat.p10:.3f}" if lat else "-", lat.p10 if lat else None),
+            _NumberItem(f"{lat.p90:.3f}" if lat else "-", lat.p90 if lat else None),
+            _NumberItem(str(lat.n) if lat else "-", lat.n if lat else None),
+            _NumberItem(f"{p.tokens_per_s:,.1f}" if p.tokens_per_s else "-", p.tokens_per_s),
+            _NumberItem(fmt_bytes(mem.kv_cache_bytes) if mem else "-", mem.kv_cache_bytes if mem else None),
+            _NumberItem(fmt_bytes(mem.activation_bytes) if mem else "-", mem.activation_bytes if mem else None),
+            _NumberItem(fmt_bytes(peak), peak), QTableWidgetItem(note),
+        ]
+        if p.status != "ok":
+            for cell in cells:
+                cell.setForeground(Qt.GlobalColor.red)
+        sorting = self.isSortingEnabled()
+        self.setSortingEnabled(False)  # inserting into a sorted table scatters the row's cells
+        row = self.rowCount()
+        self.insertRow(row)
+        for col, cell in enumerate(cells):
+            self.setItem(row, col, cell)
+        self.setSortingEnabled(sorting)
+
+    def selected_text(self) -> str:
+        """Selected rows (or all) as tab-separated text with a header line."""
+        rows = sorted({i.row() for i in self.selectedIndexes()}) or list(range(self.rowCount()))
+        lines = ["\t".join(COLUMNS)]
+        for r in rows:
+            lines.append("\t".join(self.item(r, c).text() if self.item(r, c) else "" for c in range(self.columnCount())))
+        return "\n".join(lines)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.matches(QKeySequence.StandardKey.Copy):
+            QGuiApplication.clipboard().setText(self.selected_text())
+            return
+        super().keyPressEvent(event)
+
+    def _on_context_menu_requested(self, pos) -> None:
+        menu = QMenu(self)
+        menu.addAction("Copy rows", lambda: QGuiApplication.clipboard().setText(self.selected_text()))
+        menu.exec(self.viewport().mapToGlobal(pos))

@@ -1,0 +1,237 @@
+"""The one adapter between the headless core and Qt: runs model loading and the sweep
+generator in a worker thread and re-emits core events as typed signals."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from ctxscope.core.errors import CtxscopeError
+from ctxscope.core.results import ModelInfo
+from ctxscope.core.spec import ModelSpec, SweepConfig
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSummary:
+    """What the UI may know of a loaded model: plain data, no torch objects."""
+
+    spec: ModelSpec
+    info: ModelInfo
+    device: str
+    dtype: str
+    attn_implementation: str
+    weights_bytes: int
+    device_total_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceChoice:
+    id: str
+    label: str
+    total_bytes: int | None = None
+    free_bytes: int | None = None
+
+
+class _Job(QThread):
+    """Runs one callable in its own thread; ``emitted`` crosses to the UI thread queued."""
+
+    emitted = Signal(object)
+
+    def __init__(self, fn: Callable[[Callable[[str, Any], None]], None], generation: int) -> None:
+        super().__init__()
+        self.fn = fn
+        self.generation = generation
+
+    def run(self) -> None:  # worker thread
+        def emit(kind: str, payload: Any = None) -> None:
+            self.emitted.emit((self.generation, kind, payload))
+
+        try:
+            self.fn(emit)
+        except CtxscopeError as exc:
+            emit("error", str(exc))
+        except Exception as exc:  # never let a worker exception vanish or kill the app
+            traceback.print_exc()
+            emit("error", f"{type(exc).__name__}: {exc}")
+        finally:
+            emit("done", None)
+
+
+_THREADS: list[int] = []
+
+
+def _initial_threads(torch: Any) -> int:
+    if not _THREADS:
+        _THREADS.append(torch.get_num_threads())
+    return _THREADS[0]
+
+
+class SweepRunner(QObject):
+    """Owns the worker thread and the loaded model. Only one job runs at a time; the
+    loaded model's torch objects never leave worker threads."""
+
+    busyChanged = Signal(bool)
+    devicesFound = Signal(object)  # list[DeviceChoice]
+    modelLoading = Signal(str)
+    modelLoaded = Signal(object)  # LoadedSummary
+    sweepStarted = Signal(object)  # RunHeader
+    progressChanged = Signal(object)  # core Progress
+    pointReady = Signal(object)  # Point (ok)
+    pointFailed = Signal(object)  # Point (oom / error / skipped)
+    telemetrySampled = Signal(object)
+    sweepFinished = Signal(object)  # RunResult
+    jobFailed = Signal(str)  # one line, for the user
+
+    def __init__(self, parent: QObject | None = None, *, store: bool = True) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._job: _Job | None = None
+        self._generation = 0
+        self._stop = threading.Event()
+        self._loaded: Any = None  # LoadedModel, touched only inside jobs
+        self._loaded_spec: ModelSpec | None = None
+
+    # -- public API (UI thread) ------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def probe_devices(self) -> bool:
+        """Import torch/transformers once, early, off the UI thread; list devices."""
+        return self._start(self._probe_job)
+
+    def load(self, spec: ModelSpec) -> bool:
+        return self._start(lambda emit: self._load_job(emit, spec))
+
+    def run(self, spec: ModelSpec, cfg: SweepConfig) -> bool:
+        """Sweep ``spec`` (loading it first unless already loaded); False when busy."""
+        return self._start(lambda emit: self._run_job(emit, spec, cfg))
+
+    def cancel(self) -> None:
+        """Stop after the current model call; the partial run is kept."""
+        self._stop.set()
+
+    def shutdown(self, timeout_ms: int = 30_000) -> None:
+        """Cancel and wait for the worker: a QThread destroyed while running aborts."""
+        self._stop.set()
+        job = self._job
+        if job is not None:
+            job.wait(timeout_ms)
+
+    # -- plumbing --------------------------------------------------------------------
+    def _start(self, fn: Callable[[Callable[[str, Any], None]], None]) -> bool:
+        if self._job is not None:
+            return False
+        self._generation += 1
+        self._stop = threading.Event()
+        job = _Job(fn, self._generation)
+        job.emitted.connect(self._on_job_emitted)
+        self._job = job
+        self.busyChanged.emit(True)
+        job.start()
+        return True
+
+    def _on_job_emitted(self, message: tuple[int, str, Any]) -> None:
+        generation, kind, payload = message
+        if generation != self._generation:
+            return  # a stale job's late event
+        if kind == "done":
+            job, self._job = self._job, None
+            if job is not None:
+                job.wait()
+                job.deleteLater()
+            self.busyChanged.emit(False)
+            return
+        signal = {"devices": self.devicesFound, "loading": self.modelLoading, "loaded": self.modelLoaded,
+                  "started": self.sweepStarted, "progress": self.progressChanged, "point": self.pointReady,
+                  "failed_point": self.pointFailed, "telemetry": self.telemetrySampled,
+                  "finished": self.sweepFinished, "error": self.jobFailed}[kind]
+        signal.emit(payload)
+
+    # -- jobs (worker thread) --------------------------------------------------------
+    @staticmethod
+    def _probe_job(emit: Callable[[str, Any], None]) -> None:
+        import torch
+        import transformers  # noqa: F401  (imported once here, not mid-sweep)
+
+        import ctxscope.core.sweep  # noqa: F401
+
+        choices = [DeviceChoice("auto", "auto (best available)")]
+        for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+            free, total = torch.cuda.mem_get_info(i)
+            name = torch.cuda.get_device_name(i)
+            choices.append(DeviceChoice(f"cuda:{i}", f"cuda:{i} — {name} ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free)",
+                                        int(total), int(free)))
+        if torch.backends.mps.is_available():
+            choices.append(DeviceChoice("mps", "mps — Apple GPU"))
+        choices.append(DeviceChoice("cpu", "cpu"))
+        emit("devices", choices)
+
+    def _load_job(self, emit: Callable[[str, Any], None], spec: ModelSpec) -> None:
+        import torch
+
+        from ctxscope.core.devices import dtype_name
+        from ctxscope.core.loading import load_model
+        from ctxscope.core.memory import module_bytes
+
+        emit("loading", spec.source)
+        self._loaded, self._loaded_spec = None, None
+        loaded = load_model(spec)
+        if loaded.device.type == "cpu":
+            # Leave one core to the UI thread, which otherwise competes with torch's
+            # intra-op pool for every core; the run records the thread count it used.
+            torch.set_num_threads(max(1, _initial_threads(torch) - 1))
+        self._loaded, self._loaded_spec = loaded, spec
+        total = torch.cuda.get_device_properties(loaded.device).total_memory if loaded.device.type == "cuda" else None
+        emit("loaded", LoadedSummary(spec=spec, info=loaded.info, device=str(loaded.device),
+                                     dtype=dtype_name(loaded.dtype), attn_implementation=loaded.attn_implementation,
+                                     weights_bytes=module_bytes(loaded.model), device_total_bytes=total))
+
+    def _run_job(self, emit: Callable[[str, Any], None], spec: ModelSpec, cfg: SweepConfig) -> None:
+        from ctxscope.core.events import PointFailed, PointResult, Progress, SweepStarted
+        from ctxscope.core.paths import database_path
+        from ctxscope.core.sweep import run_sweep
+        from ctxscope.core.telemetry import TelemetrySample
+        from ctxscope.store import RunStore
+
+        if self._loaded is None or self._loaded_spec != spec:
+            self._load_job(emit, spec)
+        store = RunStore(database_path()) if self.store else None  # this thread's own connection
+        gen = run_sweep(self._loaded, cfg, stop=self._stop)
+        header, count = None, 0
+        try:
+            while True:
+                try:
+                    event = next(gen)
+                except StopIteration as done:
+                    result = done.value
+                    break
+                if isinstance(event, SweepStarted):
+                    header = event.header
+                    if store is not None:
+                        store.create_run(header)
+                    emit("started", header)
+                elif isinstance(event, Progress):
+                    emit("progress", event)
+                elif isinstance(event, (PointResult, PointFailed)):
+                    if store is not None and header is not None:
+                        store.add_point(header.id, count, event.point)
+                    count += 1
+                    emit("point" if isinstance(event, PointResult) else "failed_point", event.point)
+                elif isinstance(event, TelemetrySample):
+                    emit("telemetry", event)
+            if store is not None:
+                store.finish_run(result.id, result.status, result.finished)
+            emit("finished", result)
+        except BaseException:
+            if store is not None and header is not None:
+                store.finish_run(header.id, "failed", None)
+            raise
+        finally:
+            if store is not None:
+                store.close()

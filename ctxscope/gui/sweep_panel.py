@@ -1,0 +1,150 @@
+"""Sweep panel: lengths, modes, batch, repetition policy; Run and Cancel."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from ctxscope.core.errors import BadInputError
+from ctxscope.core.lengths import format_size, parse_lengths
+from ctxscope.core.spec import SweepConfig
+
+QUICK = (("128 → max positions", None), ("128 → 4k", "128:4k:x2"), ("1k → 32k", "1k:32k:x2"),
+         ("short: 64,128,256", "64,128,256"))
+
+
+class SweepPanel(QGroupBox):
+    runRequested = Signal(object)  # SweepConfig
+    cancelRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Sweep", parent)
+        self.max_positions: int | None = None
+        self.lengths = QLineEdit("128,256,512,1k")
+        self.lengths.setToolTip("A list (128,256,1k) or a range START:STOP[:xF|:+N], e.g. 128:32k:x2")
+        self.lengths.textChanged.connect(self._on_lengths_text_changed)
+        self.quick = QComboBox()
+        self.quick.addItem("Quick choice…", None)
+        for label, spec in QUICK:
+            self.quick.addItem(label, spec or "max")
+        self.quick.activated.connect(self._on_quick_activated)
+        self.lengths_error = QLabel()
+        self.lengths_error.setWordWrap(True)
+        self.modes = {name: QCheckBox(name) for name in ("prefill", "decode", "forward")}
+        self.modes["prefill"].setChecked(True)
+        self.modes["decode"].setChecked(True)
+        self.modes["forward"].setChecked(True)
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 4096)
+        self.policy = QComboBox()
+        self.policy.addItems(["auto (until IQR/median ≤ 5%)", "fixed repeats"])
+        self.repeats = QSpinBox()
+        self.repeats.setRange(1, 10_000)
+        self.repeats.setValue(10)
+        self.repeats.setEnabled(False)
+        self.policy.currentIndexChanged.connect(lambda i: self.repeats.setEnabled(i == 1))
+        self.budget = QDoubleSpinBox()
+        self.budget.setRange(0.0, 600.0)
+        self.budget.setValue(2.0)
+        self.budget.setSuffix(" s")
+        self.budget.setToolTip("Per-point time budget for timed calls (after the minimum repeats)")
+        self.continue_after_oom = QCheckBox("Continue after out-of-memory")
+        self.run_button = QPushButton("Run")
+        self.run_button.setToolTip("Run the sweep (Ctrl+R)")
+        self.run_button.clicked.connect(self._on_run_clicked)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the current model call and keep the partial run (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancelRequested)
+
+        lengths_row = QHBoxLayout()
+        lengths_row.addWidget(self.lengths, 1)
+        lengths_row.addWidget(self.quick)
+        modes_row = QHBoxLayout()
+        for box in self.modes.values():
+            modes_row.addWidget(box)
+        modes_row.addStretch(1)
+        policy_row = QHBoxLayout()
+        policy_row.addWidget(self.policy, 1)
+        policy_row.addWidget(self.repeats)
+        form = QFormLayout()
+        form.addRow("Lengths", lengths_row)
+        form.addRow("", self.lengths_error)
+        form.addRow("Modes", modes_row)
+        form.addRow("Batch", self.batch)
+        form.addRow("Repeats", policy_row)
+        form.addRow("Budget", self.budget)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button, 1)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.continue_after_oom)
+        layout.addLayout(buttons)
+
+    # -- state ---------------------------------------------------------------------
+    def set_model(self, is_decoder: bool, max_positions: int | None) -> None:
+        """Offer only the modes the model has; remember its maximum positions."""
+        self.max_positions = max_positions
+        for name, box in self.modes.items():
+            applies = (name == "forward") != is_decoder
+            box.setEnabled(applies)
+            box.setVisible(applies)
+        self._on_lengths_text_changed(self.lengths.text())
+
+    def set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def config(self) -> SweepConfig:
+        """The sweep as configured; raises ``BadInputError`` (also shown by the field)."""
+        lengths = parse_lengths(self.lengths.text())
+        modes = tuple(name for name, box in self.modes.items() if box.isChecked() and box.isEnabled())
+        if not modes:
+            raise BadInputError("choose at least one mode")
+        fixed = self.policy.currentIndex() == 1
+        n = self.repeats.value()
+        return SweepConfig(lengths=lengths, modes=modes, batch_size=self.batch.value(),
+                           # Fixed: min = max repeats, so neither budget nor spread can stop early.
+                           min_repeats=n if fixed else 5, max_repeats=n if fixed else 100,
+                           budget_s=self.budget.value(), target_rel_iqr=0.05,
+                           continue_after_oom=self.continue_after_oom.isChecked())
+
+    def show_error(self, message: str) -> None:
+        self.lengths_error.setStyleSheet("color: #c0392b;")
+        self.lengths_error.setText(message)
+
+    def _show_note(self, message: str) -> None:
+        self.lengths_error.setStyleSheet("")
+        self.lengths_error.setText(message)
+
+    def _on_lengths_text_changed(self, text: str) -> None:
+        try:
+            lengths = parse_lengths(text)
+        except BadInputError as exc:
+            self.show_error(str(exc))
+            return
+        if self.max_positions and lengths[-1] > self.max_positions:
+            self.show_error(f"{format_size(lengths[-1])} exceeds the model's {self.max_positions} positions")
+        else:
+            self._show_note(f"{len(lengths)} lengths: {format_size(lengths[0])} … {format_size(lengths[-1])}")
+
+    def _on_quick_activated(self, index: int) -> None:
+        spec = self.quick.itemData(index)
+        if spec == "max":
+            top = self.max_positions or 4096
+            spec = f"128:{top}:x2" if top >= 128 else str(top)
+            if top & (top - 1):  # not a power of two: end exactly at the maximum
+                spec += f",{top}"
+        if spec:
+            self.lengths.setText(spec)
+        self.quick.setCurrentIndex(0)
+
+    def _on_run_clicked(self) -> None:
+        try:
+            cfg = self.config()
+        except BadInputError as exc:
+            self.show_error(str(exc))
+            return
+        self.runRequested.emit(cfg)

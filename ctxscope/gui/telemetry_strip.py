@@ -1,0 +1,76 @@
+"""Scrolling sparklines: GPU utilisation, memory, power, temperature (NVML) and CPU /
+RSS (psutil), live whether or not a sweep runs. Without NVIDIA, CPU and RSS only."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ctxscope.core.telemetry import TelemetrySample, TelemetrySampler
+
+HISTORY = 300  # samples kept per sparkline (60 s at 5 Hz)
+FIELDS = (("gpu_util_percent", "GPU util", "{:.0f} %", 1.0), ("gpu_memory_used_bytes", "GPU memory", "{:.2f} GiB", 2**30),
+          ("power_w", "power", "{:.0f} W", 1.0), ("temperature_c", "GPU temp", "{:.0f} °C", 1.0),
+          ("cpu_percent", "CPU", "{:.0f} %", 1.0), ("rss_bytes", "RSS", "{:.2f} GiB", 2**30))
+
+
+class _Sparkline(QWidget):
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.title = title
+        self.label = QLabel(f"{title}: –")
+        self.plot = pg.PlotWidget()
+        self.plot.setFixedHeight(38)
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.setMouseEnabled(False, False)
+        self.plot.hideButtons()
+        self.curve = self.plot.plot([], [], pen=pg.mkPen((31, 119, 180), width=1.5))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 0, 2, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.plot)
+        self.values: deque[float] = deque(maxlen=HISTORY)
+
+
+class TelemetryStrip(QWidget):
+    """Samples on a UI-thread timer (each reading takes well under a millisecond)."""
+
+    def __init__(self, parent: QWidget | None = None, *, interval_ms: int = 200, device_index: int | None = 0) -> None:
+        super().__init__(parent)
+        self.sampler = TelemetrySampler(hz=0, device_index=device_index)  # no thread: we poll
+        first = self.sampler.sample(0.0)
+        self.fields = [f for f in FIELDS if getattr(first, f[0]) is not None]
+        self.sparks = {name: _Sparkline(title) for name, title, _, _ in self.fields}
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for spark in self.sparks.values():
+            layout.addWidget(spark, 1)
+        if not any(name.startswith("gpu") for name, *_ in self.fields):
+            note = QLabel("No NVIDIA GPU telemetry here (NVML unavailable): CPU and memory only.")
+            note.setWordWrap(True)
+            layout.addWidget(note, 1)
+        self.t = 0.0
+        self.interval = interval_ms / 1000
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._on_timer_timeout)
+        self.timer.start(interval_ms)
+
+    def add_sample(self, sample: TelemetrySample) -> None:
+        for name, title, fmt, scale in self.fields:
+            value = getattr(sample, name)
+            if value is None:
+                continue
+            spark = self.sparks[name]
+            spark.values.append(value / scale)
+            spark.label.setText(f"{title}: {fmt.format(value / scale)}")
+            spark.curve.setData(np.fromiter(spark.values, dtype=float))
+
+    def _on_timer_timeout(self) -> None:
+        self.t += self.interval
+        self.add_sample(self.sampler.sample(self.t))
