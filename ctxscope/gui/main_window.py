@@ -135,9 +135,9 @@ class MainWindow(QMainWindow):
             return act
 
         file_menu = self.menuBar().addMenu("&File")
-        action(file_menu, "&Open run file…", QKeySequence.StandardKey.Open, self.open_run_file)
+        action(file_menu, "&Open run file…", "Ctrl+O", lambda: self.open_run_file())
         file_menu.addSeparator()
-        action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        action(file_menu, "&Quit", "Ctrl+Q", self.close)
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = action(run_menu, "&Run sweep", "Ctrl+R", self.sweep_panel.run_button.click)
         self.cancel_action = action(run_menu, "&Cancel", "Esc", self.runner.cancel)

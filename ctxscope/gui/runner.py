@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from ctxscope.core.errors import CtxscopeError
+from ctxscope.core.errors import BadInputError, CtxscopeError
 from ctxscope.core.results import ModelInfo
 from ctxscope.core.spec import ModelSpec, SweepConfig
 
@@ -195,12 +195,19 @@ class SweepRunner(QObject):
     def _run_job(self, emit: Callable[[str, Any], None], spec: ModelSpec, cfg: SweepConfig) -> None:
         from ctxscope.core.events import PointFailed, PointResult, Progress, SweepStarted
         from ctxscope.core.paths import database_path
-        from ctxscope.core.sweep import run_sweep
+        from ctxscope.core.sweep import run_sweep, supported_modes
         from ctxscope.core.telemetry import TelemetrySample
         from ctxscope.store import RunStore
 
         if self._loaded is None or self._loaded_spec != spec:
             self._load_job(emit, spec)
+        # The panel offers every mode until it knows the model: keep the ones it has.
+        supported = supported_modes(self._loaded)
+        if cfg.modes:
+            modes = tuple(m for m in cfg.modes if m in supported)
+            if not modes:
+                raise BadInputError(f"{spec.source} supports only {', '.join(supported)}: tick one of those modes")
+            cfg = replace(cfg, modes=modes)
         store = RunStore(database_path()) if self.store else None  # this thread's own connection
         gen = run_sweep(self._loaded, cfg, stop=self._stop)
         header, count = None, 0

@@ -154,6 +154,21 @@ def test_subprocess_bad_input_has_no_traceback(tmp_path: Path) -> None:
         assert proc.stderr.strip().count("\n") == 0, proc.stderr
 
 
-def test_no_arguments_prints_help(capsys) -> None:
-    code, out, _ = run_cli(capsys)
+def test_no_arguments_without_a_display_prints_help_and_why(capsys, monkeypatch) -> None:
+    for var in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    code, out, err = run_cli(capsys)
     assert code == 0 and "sweep" in out and "runs" in out
+    if sys.platform.startswith("linux"):
+        assert "no display" in err and err.count("\n") == 1
+
+
+def test_gui_without_a_display_is_one_line(capsys, monkeypatch) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("display detection is for Linux")
+    for var in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    code, _, err = run_cli(capsys, "gui", "preset:gpt2", "--run")
+    assert code == 2 and "no display" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "gui", "--run")
+    assert code == 2 and "needs a MODEL" in err
