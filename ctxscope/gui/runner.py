@@ -3,6 +3,7 @@ generator in a worker thread and re-emits core events as typed signals."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import traceback
 from collections.abc import Callable
@@ -63,6 +64,20 @@ class _Job(QThread):
 
 
 _THREADS: list[int] = []
+
+
+def _freeze_heap() -> None:
+    """Move every object alive now out of the garbage collector's view. With torch,
+    transformers and a model loaded (~400k objects) a full collection takes ~240 ms and
+    holds the GIL, freezing the UI thread; frozen objects are never traversed again."""
+    gc.freeze()
+
+
+def _thaw_heap() -> None:
+    """Before replacing a model: let cyclic garbage among frozen objects be collected
+    (otherwise an old model caught in a cycle would keep its memory)."""
+    gc.unfreeze()
+    gc.collect()
 
 
 def _initial_threads(torch: Any) -> int:
@@ -156,10 +171,18 @@ class SweepRunner(QObject):
     # -- jobs (worker thread) --------------------------------------------------------
     @staticmethod
     def _probe_job(emit: Callable[[str, Any], None]) -> None:
-        import torch
-        import transformers  # noqa: F401  (imported once here, not mid-sweep)
+        # Importing torch + transformers creates ~400k objects; the collections that
+        # would trigger meanwhile each hold the GIL for up to ~250 ms, stalling the UI.
+        # Imports make next to no cyclic garbage: collect nothing until they are done.
+        gc.disable()
+        try:
+            import torch
+            import transformers  # noqa: F401  (imported once here, not mid-sweep)
 
-        import ctxscope.core.sweep  # noqa: F401
+            import ctxscope.core.sweep  # noqa: F401
+        finally:
+            _freeze_heap()  # before enabling: else the first collection traverses them all
+            gc.enable()
 
         choices = [DeviceChoice("auto", "auto (best available)")]
         for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
@@ -180,8 +203,15 @@ class SweepRunner(QObject):
         from ctxscope.core.memory import module_bytes
 
         emit("loading", spec.source)
-        self._loaded, self._loaded_spec = None, None
-        loaded = load_model(spec)
+        if self._loaded is not None:
+            self._loaded, self._loaded_spec = None, None
+            _thaw_heap()
+        gc.disable()  # as in the probe: building a model allocates many objects, few cycles
+        try:
+            loaded = load_model(spec)
+        finally:
+            _freeze_heap()  # before enabling: else the first collection traverses them all
+            gc.enable()
         if loaded.device.type == "cpu":
             # Leave one core to the UI thread, which otherwise competes with torch's
             # intra-op pool for every core; the run records the thread count it used.
