@@ -13,6 +13,7 @@ COLUMNS = ("created", "model", "device", "dtype", "attention", "status", "points
 
 class HistoryPanel(QWidget):
     openRequested = Signal(str)  # run id
+    overlayRequested = Signal(str)  # add to what the plots show
     deleteRequested = Signal(str)
     refreshRequested = Signal()
 
@@ -32,12 +33,16 @@ class HistoryPanel(QWidget):
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.open_button = QPushButton("Open")
         self.open_button.clicked.connect(lambda: self._emit_selected(self.openRequested))
+        self.overlay_button = QPushButton("Overlay")
+        self.overlay_button.setToolTip("Add this run to the plots, beside what they show (compare runs)")
+        self.overlay_button.clicked.connect(lambda: self._emit_selected(self.overlayRequested))
         self.delete_button = QPushButton("Delete…")
         self.delete_button.clicked.connect(lambda: self._emit_selected(self.deleteRequested))
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refreshRequested)
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button)
+        buttons.addWidget(self.overlay_button)
         buttons.addWidget(self.delete_button)
         buttons.addStretch(1)
         buttons.addWidget(refresh)

@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
         self.sweep_panel.runRequested.connect(self._on_sweep_panel_run_requested)
         self.sweep_panel.cancelRequested.connect(self.runner.cancel)
         self.history.openRequested.connect(self.open_stored_run)
+        self.history.overlayRequested.connect(lambda run_id: self.open_stored_run(run_id, overlay=True))
         self.history.deleteRequested.connect(self._on_history_delete_requested)
         self.history.refreshRequested.connect(self.refresh_history)
         r = self.runner
@@ -196,16 +197,20 @@ class MainWindow(QMainWindow):
             self._add_point(run.header.id, point)
         self.flush_views()
         self.table.resizeColumnsToContents()
-        self.status_label.setText(f"Showing run {run.id} ({run.status}, {len(run.points)} points).")
+        shown = f" with {len(self.shown) - 1} other run(s)" if len(self.shown) > 1 else ""
+        self.status_label.setText(f"Showing run {run.id} ({run.status}, {len(run.points)} points){shown}.")
 
-    def open_stored_run(self, run_id: str) -> None:
+    def open_stored_run(self, run_id: str, *, overlay: bool = False) -> None:
         try:
             with RunStore(database_path()) as store:
                 run = store.get_run(run_id)
         except CtxscopeError as exc:
             self.show_error(str(exc))
             return
-        self.show_run(run)
+        if overlay and run.id in self.shown:
+            self.status_label.setText(f"Run {run.id} is already shown.")
+            return
+        self.show_run(run, replace_shown=not overlay)
         self.tabs.setCurrentIndex(0)
 
     def open_run_file(self, path: str | None = None) -> None:

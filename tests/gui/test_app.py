@@ -211,3 +211,18 @@ def test_many_none_returning_qt_calls_do_not_crash(qtbot) -> None:
         label.setVisible(i % 2 == 0)
         label.setToolTip("x")
     assert label.text() == "19999"
+
+
+def test_overlay_shows_several_runs(window, qtbot, tiny_config_files) -> None:
+    first = _stored_run(tiny_config_files)
+    second = _stored_run(tiny_config_files)
+    window.refresh_history()
+    window.open_stored_run(first.id)
+    window.open_stored_run(second.id, overlay=True)
+    runs = {run for run, _ in window.latency.series}
+    assert runs == {first.id, second.id}
+    assert window.table.rowCount() == 8
+    # The second run's curves are drawn in another line style, and named in the legend.
+    styles = {run: window.latency.series[(run, "prefill")].items[0].opts["pen"].style() for run in runs}
+    assert styles[first.id] != styles[second.id]
+    assert len(window.latency.legend.items) == 4
