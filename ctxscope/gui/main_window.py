@@ -52,12 +52,13 @@ class MainWindow(QMainWindow):
         self.telemetry = TelemetryStrip()
         self.current_run: str | None = None
         self.shown: dict[str, RunHeader] = {}
-        # View updates are queued and applied one per event-loop turn, each view painted
-        # at once: repainting every plot in one turn takes ~75 ms at 1440×900 (software
-        # raster), long enough to stall input; one view at a time stays near 10–20 ms.
+        # View updates are queued and applied one at a time, each view painted at once:
+        # repainting every plot in one turn takes ~75 ms at 1440×900 (software raster),
+        # long enough to stall input; one view stays near 10–20 ms. The 16 ms spacing
+        # lets input and other timers in between slices (a 0 ms timer would starve them).
         self._pending: deque[Callable[[], None]] = deque()
         self._drain = QTimer(self)
-        self._drain.setInterval(0)
+        self._drain.setInterval(16)
         self._drain.timeout.connect(self._on_drain_timeout)
         self._build_layout()
         self._build_menus()
