@@ -1,0 +1,208 @@
+"""Run one never-timed forward pass with the capture kernel and collect, per recorded
+layer: a pooled T×T probability map per head, full-resolution profiles of chosen query
+rows, and per-head statistics. The user's attention implementation is restored after."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ctxscope.core.attention import kernel
+from ctxscope.core.errors import BadInputError, CtxscopeError
+
+STAT_NAMES = ("entropy", "sink_mass", "mean_distance", "local_mass", "span_mass")
+
+
+class CaptureUnsupported(CtxscopeError):
+    """The model's attention does not go through transformers' AttentionInterface."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    """What to record. ``layers``: indices (negative from the end), empty = all.
+    ``profile_rows``: query positions whose full rows are kept (negative from the end).
+    ``span``: a marked token range [start, end) whose received mass is measured."""
+
+    tiles: int = 256
+    layers: tuple[int, ...] = ()
+    profile_rows: tuple[int, ...] = (-1,)
+    sink_tokens: int = 4
+    local_window: int = 128
+    span: tuple[int, int] | None = None
+    budget_elements: int = 1 << 24
+
+
+@dataclass(frozen=True, slots=True)
+class LayerAttention:
+    """One layer at one length. ``maps[h, i, j]`` is the mean, over the queries of tile
+    i, of the probability mass on the keys of tile j (each row sums to 1 where the
+    tile's queries see any key). ``tile_edges`` are token boundaries (T + 1)."""
+
+    length: int
+    layer: int
+    tile_edges: np.ndarray
+    maps: np.ndarray  # [heads, T, T] float32
+    profiles: dict[int, np.ndarray]  # query position -> [heads, L] float32
+    stats: dict[str, tuple[float, ...]]  # name -> one value per head
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionCapture:
+    length: int
+    layers: tuple[LayerAttention, ...]
+    span: tuple[int, int] | None = None
+    random_weights: bool = False
+
+
+def tile_edges(length: int, tiles: int) -> np.ndarray:
+    """T + 1 token boundaries splitting [0, length) into near-equal tiles (T ≤ length)."""
+    t = max(1, min(tiles, length))
+    return np.round(np.linspace(0, length, t + 1)).astype(np.int64)
+
+
+@dataclass
+class _Layer:
+    maps: torch.Tensor
+    rows: torch.Tensor
+    sums: dict[str, torch.Tensor]
+    counts: dict[str, torch.Tensor]
+    profiles: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+class _Accumulator:
+    def __init__(self, cfg: CaptureConfig, layers: set[int], length: int, heads: int, device: torch.device) -> None:
+        self.cfg, self.layers, self.length, self.heads = cfg, layers, length, heads
+        self.budget_elements = cfg.budget_elements
+        edges = tile_edges(length, cfg.tiles)
+        self.edges = edges
+        self.t = len(edges) - 1
+        # tile index of every token position
+        self.tile_of = torch.as_tensor(np.searchsorted(edges, np.arange(length), side="right") - 1, device=device)
+        self.rows = {(r + length if r < 0 else r) for r in cfg.profile_rows}
+        self.data: dict[int, _Layer] = {}
+        self.device = device
+
+    def wants(self, layer: int | None) -> bool:
+        return layer is not None and layer in self.layers
+
+    def _layer(self, layer: int) -> _Layer:
+        if layer not in self.data:
+            z = lambda: torch.zeros(self.heads, dtype=torch.float64, device=self.device)  # noqa: E731
+            self.data[layer] = _Layer(
+                maps=torch.zeros(self.heads, self.t, self.t, dtype=torch.float64, device=self.device),
+                rows=torch.zeros(self.t, dtype=torch.float64, device=self.device),
+                sums={n: z() for n in STAT_NAMES}, counts={n: z() for n in STAT_NAMES})
+        return self.data[layer]
+
+    @torch.no_grad()
+    def add(self, layer: int, probs: torch.Tensor, allowed: torch.Tensor, q_start: int, causal: bool) -> None:
+        b, h, c, lk = probs.shape
+        if lk != self.length:
+            raise CaptureUnsupported(f"layer {layer} saw {lk} keys for {self.length} tokens (a cache was used?)")
+        acc = self._layer(layer)
+        q_tiles = self.tile_of[q_start:q_start + c]
+        key_tiles = torch.zeros(b, h, c, self.t, dtype=torch.float32, device=probs.device)
+        key_tiles.index_add_(3, self.tile_of, probs)  # exact per-tile sums, no cumulative drift
+        acc.maps.index_add_(1, q_tiles, key_tiles.sum(0).transpose(0, 1).double().transpose(0, 1))
+        acc.rows.index_add_(0, q_tiles, torch.full((c,), float(b), dtype=torch.float64, device=probs.device))
+        qpos = torch.arange(q_start, q_start + c, device=probs.device, dtype=torch.float32)
+        kpos = torch.arange(lk, device=probs.device, dtype=torch.float32)
+        dist = (qpos[:, None] - kpos[None, :]).abs()  # [c, Lk]
+        has_keys = allowed > 0
+        logn = torch.log(allowed.clamp_min(2).float())
+        ent = -(probs * torch.log(probs.clamp_min(1e-30))).sum(-1) / logn  # [B, H, c]
+        self._acc(acc, "entropy", ent, has_keys & (allowed > 1))
+        self._acc(acc, "sink_mass", probs[..., : self.cfg.sink_tokens].sum(-1), has_keys)
+        self._acc(acc, "mean_distance", (probs * dist).sum(-1), has_keys)
+        self._acc(acc, "local_mass", (probs * (dist < self.cfg.local_window)).sum(-1), has_keys)
+        if self.cfg.span is not None:
+            a, z = self.cfg.span
+            sees = has_keys & (qpos >= a)[None, None, :] if causal else has_keys
+            self._acc(acc, "span_mass", probs[..., a:z].sum(-1), sees)
+        for row in self.rows:
+            if q_start <= row < q_start + c:
+                acc.profiles[row] = probs[:, :, row - q_start, :].float().mean(0).cpu()
+
+    @staticmethod
+    def _acc(acc: _Layer, name: str, values: torch.Tensor, where: torch.Tensor) -> None:
+        w = where.to(torch.float64)
+        acc.sums[name] += (values.double() * w).sum((0, 2))
+        acc.counts[name] += w.sum((0, 2))
+
+    def result(self, length: int) -> tuple[LayerAttention, ...]:
+        out = []
+        for layer in sorted(self.data):
+            acc = self.data[layer]
+            rows = acc.rows.clamp_min(1.0)
+            maps = (acc.maps / rows[None, :, None]).float().cpu().numpy()
+            stats = {}
+            for name in STAT_NAMES:
+                if name == "span_mass" and self.cfg.span is None:
+                    continue
+                mean = (acc.sums[name] / acc.counts[name].clamp_min(1)).cpu().tolist()
+                stats[name] = tuple(float(x) if math.isfinite(x) else float("nan") for x in mean)
+            out.append(LayerAttention(length=length, layer=layer, tile_edges=self.edges.copy(), maps=maps,
+                                      profiles={r: p.numpy() for r, p in sorted(acc.profiles.items())}, stats=stats))
+        return tuple(out)
+
+
+_capture_lock = threading.Lock()
+
+
+def resolve_layers(requested: tuple[int, ...], num_layers: int) -> set[int]:
+    if not requested:
+        return set(range(num_layers))
+    out = set()
+    for i in requested:
+        j = i + num_layers if i < 0 else i
+        if not 0 <= j < num_layers:
+            raise BadInputError(f"attention layer {i} does not exist: the model has {num_layers} layers")
+        out.add(j)
+    return out
+
+
+def capture(loaded: Any, input_ids: torch.Tensor, cfg: CaptureConfig = CaptureConfig()) -> AttentionCapture:
+    """Capture attention for ``input_ids`` [batch, L] with a one-off forward pass.
+
+    The pass uses no KV cache (every layer sees all L keys) and the capture kernel; the
+    model's own attention implementation is restored afterwards, even on error.
+
+    Raises
+    ------
+    CaptureUnsupported
+        When no layer's attention went through the interface (e.g. remote code with its
+        own attention), rather than returning empty or wrong maps.
+    """
+    model = loaded.model
+    info = loaded.info
+    length = int(input_ids.shape[1])
+    layers = resolve_layers(cfg.layers, info.num_layers)
+    if cfg.tiles < 1:
+        raise BadInputError("attention tiles must be at least 1")
+    if cfg.span is not None and not 0 <= cfg.span[0] < cfg.span[1] <= length:
+        raise BadInputError(f"marked span {cfg.span} is outside the {length} tokens")
+    name = kernel.register()
+    previous = getattr(model.config, "_attn_implementation", None) or "sdpa"
+    acc = _Accumulator(cfg, layers, length, info.num_heads, input_ids.device)
+    with _capture_lock:
+        try:
+            model.set_attn_implementation(name)
+            kernel.set_accumulator(acc)
+            with torch.inference_mode():
+                kwargs = {"use_cache": False} if info.is_decoder else {}
+                out = model(input_ids=input_ids, **kwargs)
+                del out
+        except ValueError as exc:
+            raise CaptureUnsupported(f"{info.source}: attention cannot be captured ({str(exc).splitlines()[0]})") from None
+        finally:
+            kernel.set_accumulator(None)
+            model.set_attn_implementation(previous)
+    if not acc.data:
+        raise CaptureUnsupported(f"{info.source}: its attention does not go through transformers' AttentionInterface; "
+                                 "no maps were captured")
+    return AttentionCapture(length=length, layers=acc.result(length), span=cfg.span, random_weights=info.random_weights)
