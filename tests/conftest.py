@@ -21,6 +21,18 @@ def ctxscope_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return home
 
 
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data dir for every test that loads a demo: the GGUF is converted once."""
+    return tmp_path_factory.mktemp("demo-home")
+
+
+@pytest.fixture
+def use_demo_home(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CTXSCOPE_HOME", str(demo_home))
+    return demo_home
+
+
 def tiny_configs() -> dict[str, object]:
     from transformers import BertConfig, GPT2Config, LlamaConfig, MistralConfig
 

@@ -86,6 +86,19 @@ class SweepDisplay:
         else:
             self.err.print(f"  {point.mode:7s} L={point.length:<7d} [red]{point.status}[/red]: {point.error}")
 
+    def attention(self, result: Any) -> None:
+        if self.quiet:
+            return
+        if result.status != "ok":
+            self.err.print(f"  attention L={result.length:<7d} [red]{result.status}[/red]: {result.error}")
+            return
+        layers = result.capture.layers
+        sinks = [v for la in layers for v in la.stats["sink_mass"]]
+        ents = [v for la in layers for v in la.stats["entropy"]]
+        self.err.print(f"  attention L={result.length:<7d} {len(layers)} layers × {len(sinks) // max(1, len(layers))} "
+                       f"heads captured; mean sink mass {sum(sinks) / len(sinks):.3f}, "
+                       f"mean normalised entropy {sum(ents) / len(ents):.3f}")
+
     def telemetry(self, sample: TelemetrySample) -> None:
         self.last_tel = sample
 

@@ -97,13 +97,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}", file=sys.stderr)
+        if args.format == "json" and run.attention:
+            from ctxscope.cli.attention_out import copy_beside
+
+            maps = copy_beside(run.id, path)
+            if maps is not None:
+                print(f"wrote {maps} (attention maps)", file=sys.stderr)
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    from ctxscope.cli.attention_out import store_path
+
     with open_store() as store:
         full = store.resolve(args.id)
         store.delete_run(full)
+    store_path(full).unlink(missing_ok=True)
     print(f"deleted run {full}", file=sys.stderr)
     return 0
 

@@ -49,6 +49,13 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-beyond-max", action="store_true", help="allow lengths above the model's maximum positions")
     p.add_argument("--seed", type=int, default=0, help="seed of the random token ids (default 0)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    p.add_argument("--attention", action="store_true",
+                   help="also capture attention maps at every length (a separate, untimed pass)")
+    p.add_argument("--attention-layers", default="", help="layers to capture, e.g. 0,5,-1 (default: all)")
+    p.add_argument("--attention-tiles", type=int, default=256, help="map resolution: T×T tiles (default 256)")
+    p.add_argument("--text", default="random", help="attention input: random, sample (shipped prose) or a text file")
+    p.add_argument("--needle", default=None, help="a sentence to place in the text and mark on every map")
+    p.add_argument("--needle-depth", type=float, default=50.0, help="where the needle goes, in %% of L (default 50)")
 
 
 def _modes(text: str) -> tuple[str, ...]:
@@ -66,6 +73,12 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise BadInputError("--budget and --target-spread must be non-negative numbers")
     if args.threads is not None and args.threads < 1:
         raise BadInputError(f"--threads must be at least 1, not {args.threads}")
+    if args.attention_tiles < 1:
+        raise BadInputError(f"--attention-tiles must be at least 1, not {args.attention_tiles}")
+    if not 0 <= args.needle_depth <= 100:
+        raise BadInputError(f"--needle-depth must be a percentage from 0 to 100, not {args.needle_depth}")
+    if not args.attention and (args.needle or args.text != "random" or args.attention_layers):
+        raise BadInputError("--text, --needle and --attention-layers apply to --attention")
 
 
 def specs_from_args(args: argparse.Namespace) -> tuple[Any, tuple[int, ...] | None, tuple[str, ...]]:
@@ -87,13 +100,26 @@ def specs_from_args(args: argparse.Namespace) -> tuple[Any, tuple[int, ...] | No
     return spec, lengths, modes
 
 
+def _layers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise BadInputError(f"--attention-layers {text!r}: use layer indices such as 0,5,-1") from None
+
+
 def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tuple[str, ...]) -> Any:
     from ctxscope.core.spec import SweepConfig
 
+    attention = None
+    if getattr(args, "attention", False):
+        from ctxscope.core.attention import CaptureConfig
+
+        attention = CaptureConfig(tiles=args.attention_tiles, layers=_layers(args.attention_layers))
     return SweepConfig(lengths=lengths, modes=modes, batch_size=args.batch, warmup=args.warmup,
                        min_repeats=args.min_repeats, max_repeats=args.max_repeats, budget_s=args.budget,
                        target_rel_iqr=args.target_spread, continue_after_oom=args.continue_after_oom,
-                       allow_beyond_max=args.allow_beyond_max, seed=args.seed)
+                       allow_beyond_max=args.allow_beyond_max, seed=args.seed, attention=attention,
+                       attention_text=args.text, needle=args.needle, needle_depth=args.needle_depth)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,7 +162,8 @@ def _quiet_transformers(*, verbose: bool) -> None:
 
 
 def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, out_csv: Any) -> int:
-    from ctxscope.core.events import PointFailed, PointResult, Progress, SweepStarted
+    from ctxscope.cli.attention_out import AttentionWriter
+    from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
     from ctxscope.core.results import RunResult
     from ctxscope.core.sweep import run_sweep, validate
     from ctxscope.core.telemetry import TelemetrySample
@@ -168,6 +195,12 @@ def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, 
                     display.started(header)
                     if store is not None:
                         store.create_run(header)
+                    writer = AttentionWriter(header.id, store_enabled=store is not None, out_json=out_json)
+                elif isinstance(event, AttentionResult):
+                    writer.add(event)  # maps to disk first, then the entries that point at them
+                    if store is not None:
+                        store.add_attention(header.id, list(event.entries))
+                    display.attention(event)
                 elif isinstance(event, Progress):
                     display.progress(event)
                 elif isinstance(event, (PointResult, PointFailed)):

@@ -4,7 +4,7 @@ hand to another thread."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from ctxscope.core.results import Point, RunHeader
 from ctxscope.core.telemetry import TelemetrySample
@@ -43,4 +43,17 @@ class PointFailed:
     point: Point
 
 
-SweepEvent = Union[SweepStarted, Progress, PointResult, PointFailed, TelemetrySample]
+@dataclass(frozen=True, slots=True)
+class AttentionResult:
+    """The attention pass at one length: ``capture`` holds CPU numpy maps (``None``
+    when ``status`` is ``oom``/``error``); ``entries`` are the run JSON's records."""
+
+    length: int
+    status: str
+    capture: Any = None
+    tokens: tuple[str, ...] | None = None
+    entries: tuple[dict, ...] = ()
+    error: str | None = None
+
+
+SweepEvent = Union[SweepStarted, Progress, PointResult, PointFailed, AttentionResult, TelemetrySample]

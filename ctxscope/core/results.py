@@ -58,6 +58,7 @@ class Settings:
     threads: int | None = None
     timer: str = "perf_counter"
     reuse_prefill_cache: bool = True
+    attention: dict | None = None  # tiles, layers, text, needle, needle_depth when captured
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 MODES = ("prefill", "decode", "forward")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -63,3 +64,7 @@ class SweepConfig:
     seed: int = 0
     telemetry_hz: float = 10.0
     reuse_prefill_cache: bool = True
+    attention: Any = None  # a CaptureConfig: capture attention at every length (separate, untimed pass)
+    attention_text: str = "random"  # "random", "sample" or a path to a UTF-8 text file
+    needle: str | None = None
+    needle_depth: float = 50.0

@@ -17,11 +17,14 @@ import torch
 from ctxscope.core.devices import dtype_name
 from ctxscope.core.environment import collect_environment
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.events import PointFailed, PointResult, Progress, SweepEvent, SweepStarted
+from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepEvent, SweepStarted
 from ctxscope.core.loading import LoadedModel
 from ctxscope.core.measure import Measurer
 from ctxscope.core.memory import is_oom, release
 from ctxscope.core.results import Point, RunHeader, RunResult, Settings
+from ctxscope.core.attention.sweep_pass import prepare as prepare_attention
+from ctxscope.core.attention.sweep_pass import run_attention
+from ctxscope.core.attention.sweep_pass import settings_of as attention_settings
 from ctxscope.core.spec import MODES, SweepConfig
 from ctxscope.core.telemetry import TelemetrySampler
 
@@ -78,7 +81,7 @@ def _settings(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tim
                     target_rel_iqr=cfg.target_rel_iqr, continue_after_oom=cfg.continue_after_oom,
                     allow_beyond_max=cfg.allow_beyond_max, device_map=loaded.device_map,
                     threads=torch.get_num_threads(), timer=timer,
-                    reuse_prefill_cache=cfg.reuse_prefill_cache)
+                    reuse_prefill_cache=cfg.reuse_prefill_cache, attention=attention_settings(cfg))
 
 
 def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | None = None,
@@ -93,13 +96,16 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     stays usable. Raises :class:`BadInputError` before yielding if ``cfg`` is invalid.
     """
     modes = validate(loaded, cfg)
+    tokenizer = prepare_attention(loaded, cfg)  # bad attention input fails here, before any work
     measurer = Measurer(loaded, cfg, stop, modes=modes)
     header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info,
                        settings=_settings(loaded, cfg, modes, measurer.timer.name),
                        environment=collect_environment(loaded.device))
     yield SweepStarted(header)
     lengths = header.settings.lengths
-    plan = [(length, mode) for length in lengths for mode in modes]
+    passes = modes + (("attention",) if cfg.attention is not None else ())
+    plan = [(length, mode) for length in lengths for mode in passes]
+    attention: list[dict] = []
     total_weight = sum(length for length, _ in plan)
     done_weight = 0
     points: list[Point] = []
@@ -116,6 +122,13 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
                 elapsed = time.perf_counter() - t0
                 eta = elapsed / done_weight * (total_weight - done_weight) if done_weight else None
                 yield Progress(done=done, total=len(plan), mode=mode, length=length, elapsed_s=elapsed, eta_s=eta)
+                if mode == "attention":
+                    result = _attention_point(loaded, cfg, length, tokenizer, header.id, failed_modes, measurer)
+                    attention.extend(result.entries)
+                    done_weight += length
+                    yield result
+                    yield from telemetry.drain()
+                    continue
                 point = _measure_point(measurer, mode, length, cfg, failed_modes)
                 if point is None:
                     status = "cancelled"
@@ -127,7 +140,20 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
         finally:
             measurer.discard_handoff()
             release(loaded.device)
-    return RunResult(header=header, status=status, points=tuple(points), finished=_now())
+    return RunResult(header=header, status=status, points=tuple(points), finished=_now(), attention=tuple(attention))
+
+
+def _attention_point(loaded: LoadedModel, cfg: SweepConfig, length: int, tokenizer: object, run_id: str,
+                     failed_modes: set[str], measurer: Measurer) -> AttentionResult:
+    if "attention" in failed_modes and not cfg.continue_after_oom:
+        error = "skipped: the attention pass ran out of memory at a shorter length"
+        return AttentionResult(length=length, status="skipped", error=error,
+                               entries=({"length": length, "status": "skipped", "error": error, "stats": {}},))
+    measurer.discard_handoff()  # free the prefill cache kept for decode: the capture needs the room
+    result = run_attention(loaded, cfg, length, tokenizer, run_id)
+    if result.status == "oom":
+        failed_modes.add("attention")
+    return result
 
 
 def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig, failed_modes: set[str]) -> Point | None:

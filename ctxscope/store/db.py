@@ -115,6 +115,14 @@ class RunStore:
             self.conn.execute("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)",
                               (run_id, seq, point.mode, point.length, point.status, json.dumps(point_to_dict(point))))
 
+    def add_attention(self, run_id: str, entries: list[dict]) -> None:
+        """Append a length's attention entries (statistics; maps live in the .npz)."""
+        with self.conn:
+            row = self.conn.execute("SELECT attention_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+            current = json.loads(row[0]) if row and row[0] else []
+            self.conn.execute("UPDATE runs SET attention_json = ? WHERE id = ?",
+                              (json.dumps(current + entries, allow_nan=False), run_id))
+
     def finish_run(self, run_id: str, status: str, finished: str | None) -> None:
         with self.conn:
             self.conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, finished, run_id))
@@ -124,6 +132,8 @@ class RunStore:
         self.create_run(run.header)
         for seq, point in enumerate(run.points):
             self.add_point(run.id, seq, point)
+        if run.attention:
+            self.add_attention(run.id, list(run.attention))
         self.finish_run(run.id, run.status, run.finished)
 
     def delete_run(self, run_id: str) -> None:

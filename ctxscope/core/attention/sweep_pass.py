@@ -1,0 +1,70 @@
+"""The attention pass of a sweep: one capture per length, after that length's timed
+points, never timed itself. Failures (out of memory included) are data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ctxscope.core.attention.capture import CaptureConfig, capture
+from ctxscope.core.attention.storage import entries_of
+from ctxscope.core.attention.text import build_input, load_tokenizer
+from ctxscope.core.errors import BadInputError, CtxscopeError
+from ctxscope.core.events import AttentionResult
+from ctxscope.core.memory import is_oom, release
+
+
+def attention_file_name(run_id: str) -> str:
+    """Where a run's maps live, relative to its JSON file."""
+    return f"{run_id}.attention.npz"
+
+
+def prepare(loaded: Any, cfg: Any) -> Any:
+    """Check the attention settings before the sweep starts; returns the tokenizer (or
+    ``None``) so bad input fails before anything is measured."""
+    if cfg.attention is None:
+        return None
+    if not isinstance(cfg.attention, CaptureConfig):
+        raise BadInputError("attention settings must be a CaptureConfig")
+    needs_tokenizer = cfg.attention_text != "random" or bool(cfg.needle)
+    tokenizer = load_tokenizer(loaded) if needs_tokenizer else None
+    # Validate text, needle and layers at the smallest length, without running the model.
+    from ctxscope.core.attention.capture import resolve_layers
+
+    resolve_layers(cfg.attention.layers, loaded.info.num_layers)
+    build_input(loaded, min(cfg.lengths), text=cfg.attention_text, needle=cfg.needle,
+                needle_depth=cfg.needle_depth, tokenizer=tokenizer)
+    return tokenizer
+
+
+def settings_of(cfg: Any) -> dict | None:
+    if cfg.attention is None:
+        return None
+    a = cfg.attention
+    return {"tiles": a.tiles, "layers": list(a.layers), "profile_rows": list(a.profile_rows), "text": cfg.attention_text,
+            "needle": cfg.needle, "needle_depth": cfg.needle_depth if cfg.needle else None,
+            "sink_tokens": a.sink_tokens, "local_window": a.local_window}
+
+
+def run_attention(loaded: Any, cfg: Any, length: int, tokenizer: Any, run_id: str) -> AttentionResult:
+    """Capture at ``length``; an out-of-memory or other failure becomes a failed result."""
+    failure: AttentionResult | None = None
+    try:
+        inp = build_input(loaded, length, batch=1, text=cfg.attention_text, seed=cfg.seed, needle=cfg.needle,
+                          needle_depth=cfg.needle_depth, tokenizer=tokenizer)
+        capture_cfg = cfg.attention
+        if inp.span is not None:
+            from dataclasses import replace
+
+            capture_cfg = replace(capture_cfg, span=inp.span)
+        cap = capture(loaded, inp.ids.to(loaded.device), capture_cfg)
+        entries = tuple(entries_of(cap, attention_file_name(run_id), inp.text_kind))
+        return AttentionResult(length=length, status="ok", capture=cap, tokens=inp.tokens, entries=entries)
+    except CtxscopeError as exc:
+        failure = AttentionResult(length=length, status="error", error=str(exc))
+    except Exception as exc:
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        status = "oom" if is_oom(exc) else "error"
+        failure = AttentionResult(length=length, status=status, error=f"{'out of memory: ' if status == 'oom' else ''}{text}")
+    release(loaded.device, collect=True)  # outside the except block: the traceback is gone
+    entry = {"length": length, "status": failure.status, "error": failure.error, "stats": {}}
+    return AttentionResult(length=failure.length, status=failure.status, error=failure.error, entries=(entry,))
