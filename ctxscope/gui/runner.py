@@ -99,6 +99,7 @@ class SweepRunner(QObject):
     pointReady = Signal(object)  # Point (ok)
     pointFailed = Signal(object)  # Point (oom / error / skipped)
     telemetrySampled = Signal(object)
+    attentionReady = Signal(object)  # core AttentionResult (CPU numpy maps)
     sweepFinished = Signal(object)  # RunResult
     jobFailed = Signal(str)  # one line, for the user
 
@@ -165,6 +166,7 @@ class SweepRunner(QObject):
         signal = {"devices": self.devicesFound, "loading": self.modelLoading, "loaded": self.modelLoaded,
                   "started": self.sweepStarted, "progress": self.progressChanged, "point": self.pointReady,
                   "failed_point": self.pointFailed, "telemetry": self.telemetrySampled,
+                  "attention": self.attentionReady,
                   "finished": self.sweepFinished, "error": self.jobFailed}[kind]
         signal.emit(payload)
 
@@ -223,7 +225,8 @@ class SweepRunner(QObject):
                                      weights_bytes=module_bytes(loaded.model), device_total_bytes=total))
 
     def _run_job(self, emit: Callable[[str, Any], None], spec: ModelSpec, cfg: SweepConfig) -> None:
-        from ctxscope.core.events import PointFailed, PointResult, Progress, SweepStarted
+        from ctxscope.cli.attention_out import AttentionWriter
+        from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
         from ctxscope.core.paths import database_path
         from ctxscope.core.sweep import run_sweep, supported_modes
         from ctxscope.core.telemetry import TelemetrySample
@@ -252,7 +255,13 @@ class SweepRunner(QObject):
                     header = event.header
                     if store is not None:
                         store.create_run(header)
+                    writer = AttentionWriter(header.id, store_enabled=store is not None, out_json=None)
                     emit("started", header)
+                elif isinstance(event, AttentionResult):
+                    writer.add(event)  # maps to disk (worker thread), then the entries pointing at them
+                    if store is not None and header is not None:
+                        store.add_attention(header.id, list(event.entries))
+                    emit("attention", event)
                 elif isinstance(event, Progress):
                     emit("progress", event)
                 elif isinstance(event, (PointResult, PointFailed)):

@@ -50,6 +50,32 @@ class SweepPanel(QGroupBox):
         self.budget.setSuffix(" s")
         self.budget.setToolTip("Per-point time budget for timed calls (after the minimum repeats)")
         self.continue_after_oom = QCheckBox("Continue after out-of-memory")
+        self.attention = QCheckBox("Capture attention maps (separate, untimed pass)")
+        self.attention_tiles = QSpinBox()
+        self.attention_tiles.setRange(8, 1024)
+        self.attention_tiles.setValue(256)
+        self.attention_tiles.setSuffix(" tiles")
+        self.attention_text = QComboBox()
+        self.attention_text.setEditable(True)
+        self.attention_text.addItems(["random", "sample"])
+        self.attention_text.setToolTip("random tokens, the shipped sample prose, or a path to a UTF-8 text file")
+        self.needle = QLineEdit()
+        self.needle.setPlaceholderText("optional needle sentence, marked on every map")
+        self.needle_depth = QSpinBox()
+        self.needle_depth.setRange(0, 100)
+        self.needle_depth.setValue(50)
+        self.needle_depth.setSuffix(" % depth")
+        self.attention_box = QWidget()
+        att = QFormLayout(self.attention_box)
+        att.setContentsMargins(16, 0, 0, 0)
+        att.addRow("Resolution", self.attention_tiles)
+        att.addRow("Text", self.attention_text)
+        needle_row = QHBoxLayout()
+        needle_row.addWidget(self.needle, 1)
+        needle_row.addWidget(self.needle_depth)
+        att.addRow("Needle", needle_row)
+        self.attention_box.setVisible(False)
+        self.attention.toggled.connect(self.attention_box.setVisible)
         self.run_button = QPushButton("Run")
         self.run_button.setToolTip("Run the sweep (Ctrl+R)")
         self.run_button.clicked.connect(self._on_run_clicked)
@@ -81,6 +107,8 @@ class SweepPanel(QGroupBox):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.continue_after_oom)
+        layout.addWidget(self.attention)
+        layout.addWidget(self.attention_box)
         layout.addLayout(buttons)
 
     # -- state ---------------------------------------------------------------------
@@ -105,7 +133,14 @@ class SweepPanel(QGroupBox):
             raise BadInputError("choose at least one mode")
         fixed = self.policy.currentIndex() == 1
         n = self.repeats.value()
+        attention = None
+        if self.attention.isChecked():
+            from ctxscope.core.attention.config import CaptureConfig
+
+            attention = CaptureConfig(tiles=self.attention_tiles.value())
         return SweepConfig(lengths=lengths, modes=modes, batch_size=self.batch.value(),
+                           attention=attention, attention_text=self.attention_text.currentText().strip() or "random",
+                           needle=self.needle.text().strip() or None, needle_depth=float(self.needle_depth.value()),
                            # Fixed: min = max repeats, so neither budget nor spread can stop early.
                            min_repeats=n if fixed else 5, max_repeats=n if fixed else 100,
                            budget_s=self.budget.value(), target_rel_iqr=0.05,

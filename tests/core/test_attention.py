@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ctxscope.core.attention import CaptureConfig, CaptureUnsupported, capture
-from ctxscope.core.attention.capture import tile_edges
+from ctxscope.core.attention.collect import tile_edges
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.loading import load_model
 from ctxscope.core.spec import ModelSpec

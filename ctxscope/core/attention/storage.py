@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ctxscope.core.attention.capture import AttentionCapture
+from ctxscope.core.attention.collect import AttentionCapture
 from ctxscope.core.errors import RunFileError
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctxscope.core.attention.capture import CaptureConfig, capture
+from ctxscope.core.attention.collect import capture
+from ctxscope.core.attention.config import CaptureConfig
 from ctxscope.core.attention.storage import entries_of
 from ctxscope.core.attention.text import build_input, load_tokenizer
 from ctxscope.core.errors import BadInputError, CtxscopeError
@@ -28,7 +29,7 @@ def prepare(loaded: Any, cfg: Any) -> Any:
     needs_tokenizer = cfg.attention_text != "random" or bool(cfg.needle)
     tokenizer = load_tokenizer(loaded) if needs_tokenizer else None
     # Validate text, needle and layers at the smallest length, without running the model.
-    from ctxscope.core.attention.capture import resolve_layers
+    from ctxscope.core.attention.collect import resolve_layers
 
     resolve_layers(cfg.attention.layers, loaded.info.num_layers)
     build_input(loaded, min(cfg.lengths), text=cfg.attention_text, needle=cfg.needle,

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ctxscope.core.attention import kernel
+from ctxscope.core.attention.config import CaptureConfig
 from ctxscope.core.errors import BadInputError, CtxscopeError
 
 STAT_NAMES = ("entropy", "sink_mass", "mean_distance", "local_mass", "span_mass")
@@ -20,21 +21,6 @@ STAT_NAMES = ("entropy", "sink_mass", "mean_distance", "local_mass", "span_mass"
 
 class CaptureUnsupported(CtxscopeError):
     """The model's attention does not go through transformers' AttentionInterface."""
-
-
-@dataclass(frozen=True, slots=True)
-class CaptureConfig:
-    """What to record. ``layers``: indices (negative from the end), empty = all.
-    ``profile_rows``: query positions whose full rows are kept (negative from the end).
-    ``span``: a marked token range [start, end) whose received mass is measured."""
-
-    tiles: int = 256
-    layers: tuple[int, ...] = ()
-    profile_rows: tuple[int, ...] = (-1,)
-    sink_tokens: int = 4
-    local_window: int = 128
-    span: tuple[int, int] | None = None
-    budget_elements: int = 1 << 24
 
 
 @dataclass(frozen=True, slots=True)
