@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -19,6 +20,7 @@ from ctxscope.core.events import Progress
 from ctxscope.core.paths import data_dir, database_path
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.spec import ModelSpec, SweepConfig
+from ctxscope.gui.attention_view import AttentionView
 from ctxscope.gui.history_panel import HistoryPanel
 from ctxscope.gui.memory_plot import MemoryPlot
 from ctxscope.gui.model_panel import RANDOM_BANNER, ModelPanel
@@ -49,6 +51,7 @@ class MainWindow(QMainWindow):
         self.throughput = ThroughputPlot()
         self.table = ResultsTable()
         self.history = HistoryPanel()
+        self.attention = AttentionView()
         self.telemetry = TelemetryStrip()
         self.current_run: str | None = None
         self.shown: dict[str, RunHeader] = {}
@@ -116,6 +119,7 @@ class MainWindow(QMainWindow):
         live_layout.addLayout(grid, 1)
         self.tabs = QTabWidget()
         self.tabs.addTab(live, "Live")
+        self.tabs.addTab(self.attention, "Attention")
         self.tabs.addTab(self.history, "History")
         center = QWidget()
         center_layout = QVBoxLayout(center)
@@ -173,6 +177,7 @@ class MainWindow(QMainWindow):
         r.pointReady.connect(self._on_runner_point)
         r.pointFailed.connect(self._on_runner_point)
         r.sweepFinished.connect(self._on_runner_sweep_finished)
+        r.attentionReady.connect(self._on_runner_attention_ready)
         r.jobFailed.connect(self.show_error)
 
     # -- actions -------------------------------------------------------------------
@@ -189,10 +194,12 @@ class MainWindow(QMainWindow):
         self.error_box.setVisible(True)
         self.status_label.setText("Error: " + message.splitlines()[0][:120])
 
-    def show_run(self, run: RunResult, *, replace_shown: bool = True) -> None:
-        """Put a finished run (from the history or a file) into the plots and table."""
+    def show_run(self, run: RunResult, *, replace_shown: bool = True, maps_dir: Path | None = None) -> None:
+        """Put a finished run (from the history or a file) into the plots and table; its
+        attention maps come from ``maps_dir`` (default: the history's own folder)."""
         if replace_shown:
             self._clear_views()
+            self._show_attention(run, maps_dir)
         self._begin_run(run.header)
         for point in run.points:
             self._add_point(run.header.id, point)
@@ -200,6 +207,20 @@ class MainWindow(QMainWindow):
         self.table.resizeColumnsToContents()
         shown = f" with {len(self.shown) - 1} other run(s)" if len(self.shown) > 1 else ""
         self.status_label.setText(f"Showing run {run.id} ({run.status}, {len(run.points)} points){shown}.")
+
+    def _show_attention(self, run: RunResult, maps_dir: Path | None) -> None:
+        from ctxscope.cli.attention_out import store_path
+        from ctxscope.core.attention.storage import load
+
+        entries = [e for e in run.attention if e.get("status") == "ok"]
+        if not entries:
+            return
+        name = str(entries[0].get("map_file_or_inline", ""))
+        path = maps_dir / Path(name).name if maps_dir is not None else store_path(run.id)
+        try:
+            self.attention.set_stored(entries, load(path))
+        except CtxscopeError as exc:
+            self.show_error(f"attention maps of run {run.id} unavailable: {exc}")
 
     def open_stored_run(self, run_id: str, *, overlay: bool = False) -> None:
         try:
@@ -226,7 +247,7 @@ class MainWindow(QMainWindow):
         except CtxscopeError as exc:
             self.show_error(str(exc))
             return
-        self.show_run(run)
+        self.show_run(run, maps_dir=Path(path).parent)
         self.tabs.setCurrentIndex(0)
 
     def refresh_history(self) -> None:
@@ -255,6 +276,7 @@ class MainWindow(QMainWindow):
             self._drain.stop()
 
     def _clear_views(self) -> None:
+        self.attention.clear()
         self._pending.clear()
         self._drain.stop()
         for plot in (self.latency, self.memory, self.throughput):
@@ -351,6 +373,12 @@ class MainWindow(QMainWindow):
         if self.current_run is not None:
             self._add_point(self.current_run, point)
             self.progress.setValue(self.progress.value() + 1)
+
+    def _on_runner_attention_ready(self, result) -> None:
+        if result.status == "ok":
+            self.attention.add_result(result)
+        else:
+            self.status_label.setText(f"Attention at L={result.length}: {result.status} — {result.error}")
 
     def _on_runner_sweep_finished(self, run: RunResult) -> None:
         self.flush_views()
