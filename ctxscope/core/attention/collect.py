@@ -4,6 +4,7 @@ rows, and per-head statistics. The user's attention implementation is restored a
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ class _Layer:
 class _Accumulator:
     def __init__(self, cfg: CaptureConfig, layers: set[int], length: int, heads: int, device: torch.device) -> None:
         self.cfg, self.layers, self.length, self.heads = cfg, layers, length, heads
-        self.budget_elements = cfg.budget_elements
+        self.widest = 0
         edges = tile_edges(length, cfg.tiles)
         self.edges = edges
         self.t = len(edges) - 1
@@ -73,14 +74,25 @@ class _Accumulator:
         self.data: dict[int, _Layer] = {}
         self.device = device
 
+    def budget_for(self, batch: int, keys: int, module: torch.nn.Module) -> int:
+        """Score elements per chunk. Unless set, about a quarter of the forward pass's
+        own largest activation (batch · L · MLP width), shared by the two full-size
+        float32 buffers a chunk holds (scores, probabilities): so the capture pass
+        peaks near the plain forward pass, whatever the model."""
+        if self.cfg.budget_elements is not None:
+            return self.cfg.budget_elements
+        return max(1 << 16, batch * keys * self.widest // 8)
+
     def wants(self, layer: int | None) -> bool:
         return layer is not None and layer in self.layers
 
     def _layer(self, layer: int) -> _Layer:
         if layer not in self.data:
             z = lambda: torch.zeros(self.heads, dtype=torch.float64, device=self.device)  # noqa: E731
+            # Maps accumulate in float32 (sums of ≤ L/T values ≤ 1: ample precision) to keep
+            # them at the size they are stored in; the small statistics use float64.
             self.data[layer] = _Layer(
-                maps=torch.zeros(self.heads, self.t, self.t, dtype=torch.float64, device=self.device),
+                maps=torch.zeros(self.heads, self.t, self.t, dtype=torch.float32, device=self.device),
                 rows=torch.zeros(self.t, dtype=torch.float64, device=self.device),
                 sums={n: z() for n in STAT_NAMES}, counts={n: z() for n in STAT_NAMES})
         return self.data[layer]
@@ -94,18 +106,23 @@ class _Accumulator:
         q_tiles = self.tile_of[q_start:q_start + c]
         key_tiles = torch.zeros(b, h, c, self.t, dtype=torch.float32, device=probs.device)
         key_tiles.index_add_(3, self.tile_of, probs)  # exact per-tile sums, no cumulative drift
-        acc.maps.index_add_(1, q_tiles, key_tiles.sum(0).transpose(0, 1).double().transpose(0, 1))
+        acc.maps.index_add_(1, q_tiles, key_tiles.sum(0))
         acc.rows.index_add_(0, q_tiles, torch.full((c,), float(b), dtype=torch.float64, device=probs.device))
         qpos = torch.arange(q_start, q_start + c, device=probs.device, dtype=torch.float32)
         kpos = torch.arange(lk, device=probs.device, dtype=torch.float32)
-        dist = (qpos[:, None] - kpos[None, :]).abs()  # [c, Lk]
         has_keys = allowed > 0
         logn = torch.log(allowed.clamp_min(2).float())
-        ent = -(probs * torch.log(probs.clamp_min(1e-30))).sum(-1) / logn  # [B, H, c]
+        ent = torch.special.entr(probs).sum(-1) / logn  # -Σ p log p, one temporary
         self._acc(acc, "entropy", ent, has_keys & (allowed > 1))
         self._acc(acc, "sink_mass", probs[..., : self.cfg.sink_tokens].sum(-1), has_keys)
-        self._acc(acc, "mean_distance", (probs * dist).sum(-1), has_keys)
-        self._acc(acc, "local_mass", (probs * (dist < self.cfg.local_window)).sum(-1), has_keys)
+        mass = probs.sum(-1)
+        if causal:
+            # Σ p·(q − k) = q·Σp − Σ p·k: a matrix–vector product, no L-wide temporary.
+            distance = qpos * mass - torch.matmul(probs, kpos)
+        else:
+            distance = (probs * (qpos[:, None] - kpos[None, :]).abs()).sum(-1)  # encoders: short L
+        self._acc(acc, "mean_distance", distance, has_keys)
+        self._acc(acc, "local_mass", self._local(probs, q_start, causal), has_keys)
         if self.cfg.span is not None:
             a, z = self.cfg.span
             sees = has_keys & (qpos >= a)[None, None, :] if causal else has_keys
@@ -113,6 +130,17 @@ class _Accumulator:
         for row in self.rows:
             if q_start <= row < q_start + c:
                 acc.profiles[row] = probs[:, :, row - q_start, :].float().mean(0).cpu()
+
+    def _local(self, probs: torch.Tensor, q_start: int, causal: bool) -> torch.Tensor:
+        """Mass within ``local_window`` tokens of each query, gathering only that band."""
+        b, h, c, lk = probs.shape
+        w = self.cfg.local_window
+        qpos = torch.arange(q_start, q_start + c, device=probs.device)
+        offsets = torch.arange(-(w - 1), w if not causal else 1, device=probs.device)
+        idx = qpos[:, None] + offsets[None, :]  # [c, band]
+        valid = (idx >= 0) & (idx < lk)
+        band = torch.gather(probs, 3, idx.clamp(0, lk - 1).expand(b, h, c, -1))
+        return (band * valid).sum(-1)
 
     @staticmethod
     def _acc(acc: _Layer, name: str, values: torch.Tensor, where: torch.Tensor) -> None:
@@ -175,12 +203,18 @@ def capture(loaded: Any, input_ids: torch.Tensor, cfg: CaptureConfig = CaptureCo
     name = kernel.register()
     previous = getattr(model.config, "_attn_implementation", None) or "sdpa"
     acc = _Accumulator(cfg, layers, length, info.num_heads, input_ids.device)
+    tc = getattr(model.config, "get_text_config", lambda: model.config)()
+    acc.widest = int(getattr(tc, "intermediate_size", None) or getattr(tc, "n_inner", None) or 4 * info.hidden_size)
     with _capture_lock:
         try:
             model.set_attn_implementation(name)
             kernel.set_accumulator(acc)
             with torch.inference_mode():
-                kwargs = {"use_cache": False} if info.is_decoder else {}
+                kwargs: dict[str, Any] = {"use_cache": False} if info.is_decoder else {}
+                if "logits_to_keep" in inspect.signature(model.forward).parameters:
+                    # Logits are not what this pass is for: all L rows of them would cost
+                    # L · vocab floats (1 GiB at 8k tokens for a 32k vocabulary).
+                    kwargs["logits_to_keep"] = 1
                 out = model(input_ids=input_ids, **kwargs)
                 del out
         except ValueError as exc:

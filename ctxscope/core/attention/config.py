@@ -17,4 +17,4 @@ class CaptureConfig:
     sink_tokens: int = 4
     local_window: int = 128
     span: tuple[int, int] | None = None
-    budget_elements: int = 1 << 24
+    budget_elements: int | None = None  # chunk size in score elements; None: sized to the model

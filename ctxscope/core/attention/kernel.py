@@ -21,7 +21,7 @@ _lock = threading.Lock()
 
 
 class Accumulator(Protocol):
-    budget_elements: int
+    def budget_for(self, batch: int, keys: int, module: torch.nn.Module) -> int: ...
 
     def wants(self, layer: int | None) -> bool: ...
 
@@ -64,7 +64,7 @@ def capture_attention_forward(module: torch.nn.Module, query: torch.Tensor, key:
     causal = (is_causal if is_causal is not None else getattr(module, "is_causal", True)) and lq > 1
     layer = getattr(module, "layer_idx", None)
     record = acc is not None and acc.wants(layer)
-    budget = acc.budget_elements if acc is not None else 1 << 25
+    budget = acc.budget_for(b, lk, module) if acc is not None else 1 << 24
     # Group query heads by their KV head instead of repeating K/V (GQA without copies).
     qg = query.reshape(b, hkv, groups, lq, d)
     k = key.unsqueeze(2).transpose(-1, -2)  # [B, Hkv, 1, D, Lk]
@@ -75,30 +75,32 @@ def capture_attention_forward(module: torch.nn.Module, query: torch.Tensor, key:
     key_pos = torch.arange(lk, device=query.device)
     for q0 in range(0, lq, chunk):
         q1 = min(lq, q0 + chunk)
-        scores = torch.matmul(qg[..., q0:q1, :], k) * scale  # [B, Hkv, G, c, Lk], model dtype as eager
+        # In-place from here on: every extra full-size temporary is chunk · L elements.
+        scores = torch.matmul(qg[..., q0:q1, :], k).mul_(scale)  # [B, Hkv, G, c, Lk], model dtype as eager
         if softcap is not None:
-            scores = torch.tanh(scores / softcap) * softcap
+            scores.div_(softcap).tanh_().mul_(softcap)
         allowed = None
         if attention_mask is not None:
             mask = attention_mask[..., q0:q1, :lk]
             mask = mask.reshape(mask.shape[0], -1, 1, q1 - q0, lk) if mask.dim() == 4 else mask
             if mask.dtype == torch.bool:
                 allowed = mask
-                scores = scores.masked_fill(~mask, float("-inf"))
+                scores.masked_fill_(~mask, float("-inf"))
             else:
-                scores = scores + mask
+                scores.add_(mask)
         elif causal:
             allowed = key_pos[None, :] <= (torch.arange(q0, q1, device=query.device) + offset)[:, None]
-            scores = scores.masked_fill(~allowed, float("-inf"))
-        probs = torch.softmax(scores.float(), dim=-1)
-        probs = torch.nan_to_num(probs, nan=0.0)  # rows with every key masked (padding)
+            scores.masked_fill_(~allowed, float("-inf"))
+        if record and allowed is None:
+            allowed_counts = torch.isfinite(scores).sum(-1)
+        elif record:
+            allowed_counts = allowed.expand(scores.shape).sum(-1)
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
+        del scores
+        probs.nan_to_num_(nan=0.0)  # rows with every key masked (padding)
         out[..., q0:q1, :] = torch.matmul(probs.to(value.dtype), v)
         if record:
-            if allowed is None:
-                allowed_counts = torch.isfinite(scores).sum(-1)
-            else:
-                allowed_counts = allowed.expand(scores.shape).sum(-1)
             acc.add(int(layer), probs.reshape(b, h, q1 - q0, lk), allowed_counts.reshape(b, h, q1 - q0),
                     q0 + offset, causal)
-        del scores, probs
+        del probs
     return out.reshape(b, h, lq, -1).transpose(1, 2).contiguous(), None
