@@ -365,6 +365,7 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(True)
 
     def _on_runner_progress_changed(self, event: Progress) -> None:
+        self.progress.setRange(0, event.total)  # the plan's own count (attention passes included)
         self.progress.setValue(event.done)
         self.status_label.setText(f"{event.mode} at L={event.length} — point {event.done + 1} of {event.total}, "
                                   f"ETA {fmt_seconds(event.eta_s)}")

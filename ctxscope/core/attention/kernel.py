@@ -65,18 +65,22 @@ def capture_attention_forward(module: torch.nn.Module, query: torch.Tensor, key:
     layer = getattr(module, "layer_idx", None)
     record = acc is not None and acc.wants(layer)
     budget = acc.budget_for(b, lk, module) if acc is not None else 1 << 24
-    # Group query heads by their KV head instead of repeating K/V (GQA without copies).
+    # Group query heads by their KV head and fold the group into the rows, so each
+    # chunk is a plain [rows, D] @ [D, Lk] product per KV head: broadcasting K over the
+    # groups instead would materialise a G-fold copy of K (and V) on every chunk.
     qg = query.reshape(b, hkv, groups, lq, d)
-    k = key.unsqueeze(2).transpose(-1, -2)  # [B, Hkv, 1, D, Lk]
-    v = value.unsqueeze(2)  # [B, Hkv, 1, Lk, Dv]
-    out = torch.empty(b, hkv, groups, lq, value.shape[-1], dtype=query.dtype, device=query.device)
+    k = key.transpose(-1, -2)  # [B, Hkv, D, Lk]
+    dv = value.shape[-1]
+    out = torch.empty(b, hkv, groups, lq, dv, dtype=query.dtype, device=query.device)
     offset = lk - lq  # queries are the last lq positions
     chunk = max(1, min(lq, budget // max(1, b * h * lk)))
     key_pos = torch.arange(lk, device=query.device)
     for q0 in range(0, lq, chunk):
         q1 = min(lq, q0 + chunk)
         # In-place from here on: every extra full-size temporary is chunk · L elements.
-        scores = torch.matmul(qg[..., q0:q1, :], k).mul_(scale)  # [B, Hkv, G, c, Lk], model dtype as eager
+        c = q1 - q0
+        rows = qg[..., q0:q1, :].reshape(b, hkv, groups * c, d)
+        scores = torch.matmul(rows, k).mul_(scale).view(b, hkv, groups, c, lk)  # model dtype, as eager
         if softcap is not None:
             scores.div_(softcap).tanh_().mul_(softcap)
         allowed = None
@@ -98,7 +102,9 @@ def capture_attention_forward(module: torch.nn.Module, query: torch.Tensor, key:
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
         del scores
         probs.nan_to_num_(nan=0.0)  # rows with every key masked (padding)
-        out[..., q0:q1, :] = torch.matmul(probs.to(value.dtype), v)
+        pv = torch.matmul(probs.to(value.dtype).view(b, hkv, groups * c, lk), value)
+        out[..., q0:q1, :] = pv.view(b, hkv, groups, c, dv)
+        del pv
         if record:
             acc.add(int(layer), probs.reshape(b, h, q1 - q0, lk), allowed_counts.reshape(b, h, q1 - q0),
                     q0 + offset, causal)
