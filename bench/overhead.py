@@ -19,16 +19,10 @@ import torch
 
 
 def sweep_once(loaded, cfg) -> dict:
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.sweep import drive, run_sweep
 
     t0 = time.perf_counter()
-    gen = run_sweep(loaded, cfg)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            run = done.value
-            break
+    run = drive(run_sweep(loaded, cfg), lambda event: None)
     wall = time.perf_counter() - t0
     timed = sum(sum(p.latency_ms.samples) for p in run.points if p.latency_ms) / 1e3
     calls = sum(p.latency_ms.n for p in run.points if p.latency_ms)

@@ -95,9 +95,7 @@ def fast_config(lengths: tuple[int, ...], **kw: object):
 
 def drain(gen):
     """Run a sweep generator to the end: (events, returned result)."""
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return events, stop.value
+    from ctxscope.core.sweep import drive
+
+    events: list = []
+    return events, drive(gen, events.append)

@@ -98,7 +98,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}", file=sys.stderr)
         if args.format == "json" and run.attention:
-            from ctxscope.cli.attention_out import copy_beside
+            from ctxscope.store.attention_files import copy_beside
 
             maps = copy_beside(run.id, path)
             if maps is not None:
@@ -107,7 +107,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from ctxscope.cli.attention_out import store_path
+    from ctxscope.store.attention_files import store_path
 
     with open_store() as store:
         full = store.resolve(args.id)

@@ -162,11 +162,10 @@ def _quiet_transformers(*, verbose: bool) -> None:
 
 
 def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, out_csv: Any) -> int:
-    from ctxscope.cli.attention_out import AttentionWriter
     from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
-    from ctxscope.core.results import RunResult
-    from ctxscope.core.sweep import run_sweep, validate
+    from ctxscope.core.sweep import drive, run_sweep, validate
     from ctxscope.core.telemetry import TelemetrySample
+    from ctxscope.store.recorder import RunRecorder
 
     validate(loaded, cfg)
     stop = threading.Event()
@@ -178,47 +177,29 @@ def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, 
         display.status("stopping after the current model call (Ctrl-C again to abort) …", always=True)
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
-    header = None
-    points: list = []
-    result: RunResult | None = None
+    recorder = RunRecorder(store, maps_dir=out_json.parent if out_json is not None else None)
+
+    def on_event(event: Any) -> None:
+        recorder.record(event)  # the history first: a crash now loses nothing recorded
+        if isinstance(event, SweepStarted):
+            display.started(event.header)
+        elif isinstance(event, AttentionResult):
+            display.attention(event)
+        elif isinstance(event, Progress):
+            display.progress(event)
+        elif isinstance(event, (PointResult, PointFailed)):
+            display.point(event.point)
+        elif isinstance(event, TelemetrySample):
+            display.telemetry(event)
+
     try:
-        gen = run_sweep(loaded, cfg, stop=stop)
         with display:
-            while True:
-                try:
-                    event = next(gen)
-                except StopIteration as done:
-                    result = done.value
-                    break
-                if isinstance(event, SweepStarted):
-                    header = event.header
-                    display.started(header)
-                    if store is not None:
-                        store.create_run(header)
-                    writer = AttentionWriter(header.id, store_enabled=store is not None, out_json=out_json)
-                elif isinstance(event, AttentionResult):
-                    writer.add(event)  # maps to disk first, then the entries that point at them
-                    if store is not None:
-                        store.add_attention(header.id, list(event.entries))
-                    display.attention(event)
-                elif isinstance(event, Progress):
-                    display.progress(event)
-                elif isinstance(event, (PointResult, PointFailed)):
-                    if store is not None:
-                        store.add_point(header.id, len(points), event.point)
-                    points.append(event.point)
-                    display.point(event.point)
-                elif isinstance(event, TelemetrySample):
-                    display.telemetry(event)
-        if store is not None:
-            store.finish_run(result.id, result.status, result.finished)
+            result = drive(run_sweep(loaded, cfg, stop=stop), on_event)
+        recorder.finish(result)
     except BaseException:
-        if header is not None:
-            # Keep what was measured: the store has every point; the file gets them too.
-            partial = RunResult(header=header, status="failed", points=tuple(points))
-            if store is not None:
-                store.finish_run(header.id, "failed", None)
-            _write_outputs(partial, out_json, out_csv)
+        partial = recorder.fail()
+        if partial is not None:
+            _write_outputs(partial, out_json, out_csv)  # keep what was measured in the files too
         raise
     finally:
         if previous is not None:

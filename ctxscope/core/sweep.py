@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import datetime, timezone
 
 import torch
@@ -27,6 +27,17 @@ from ctxscope.core.attention.sweep_pass import run_attention
 from ctxscope.core.attention.sweep_pass import settings_of as attention_settings
 from ctxscope.core.spec import MODES, SweepConfig
 from ctxscope.core.telemetry import TelemetrySampler
+
+
+def drive(gen: Generator[SweepEvent, None, RunResult], on_event: Callable[[SweepEvent], None]) -> RunResult:
+    """Run a sweep generator to its end, handing every event to ``on_event`` (which may
+    raise to abort); returns the :class:`RunResult` the generator returns."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as done:
+            return done.value
+        on_event(event)
 
 
 def new_run_id() -> str:

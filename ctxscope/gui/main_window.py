@@ -209,7 +209,7 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Showing run {run.id} ({run.status}, {len(run.points)} points){shown}.")
 
     def _show_attention(self, run: RunResult, maps_dir: Path | None) -> None:
-        from ctxscope.cli.attention_out import store_path
+        from ctxscope.store.attention_files import store_path
         from ctxscope.core.attention.storage import load
 
         entries = [e for e in run.attention if e.get("status") == "ok"]

@@ -64,6 +64,9 @@ class _Job(QThread):
 
 
 _THREADS: list[int] = []
+# Core event type -> the runner's message kind (each becomes one typed signal).
+_EVENT_KINDS = {"SweepStarted": "started", "Progress": "progress", "PointResult": "point",
+                "PointFailed": "failed_point", "AttentionResult": "attention", "TelemetrySample": "telemetry"}
 
 
 def _freeze_heap() -> None:
@@ -225,12 +228,10 @@ class SweepRunner(QObject):
                                      weights_bytes=module_bytes(loaded.model), device_total_bytes=total))
 
     def _run_job(self, emit: Callable[[str, Any], None], spec: ModelSpec, cfg: SweepConfig) -> None:
-        from ctxscope.cli.attention_out import AttentionWriter
-        from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
         from ctxscope.core.paths import database_path
-        from ctxscope.core.sweep import run_sweep, supported_modes
-        from ctxscope.core.telemetry import TelemetrySample
+        from ctxscope.core.sweep import drive, run_sweep, supported_modes
         from ctxscope.store import RunStore
+        from ctxscope.store.recorder import RunRecorder
 
         if self._loaded is None or self._loaded_spec != spec:
             self._load_job(emit, spec)
@@ -242,41 +243,24 @@ class SweepRunner(QObject):
                 raise BadInputError(f"{spec.source} supports only {', '.join(supported)}: tick one of those modes")
             cfg = replace(cfg, modes=modes)
         store = RunStore(database_path()) if self.store else None  # this thread's own connection
-        gen = run_sweep(self._loaded, cfg, stop=self._stop)
-        header, count = None, 0
+        recorder = RunRecorder(store)
+
+        def on_event(event: Any) -> None:
+            recorder.record(event)  # history and maps first (this thread), then the UI
+            kind = _EVENT_KINDS.get(type(event).__name__)
+            if kind == "started":
+                emit(kind, event.header)
+            elif kind in ("point", "failed_point"):
+                emit(kind, event.point)
+            elif kind is not None:
+                emit(kind, event)
+
         try:
-            while True:
-                try:
-                    event = next(gen)
-                except StopIteration as done:
-                    result = done.value
-                    break
-                if isinstance(event, SweepStarted):
-                    header = event.header
-                    if store is not None:
-                        store.create_run(header)
-                    writer = AttentionWriter(header.id, store_enabled=store is not None, out_json=None)
-                    emit("started", header)
-                elif isinstance(event, AttentionResult):
-                    writer.add(event)  # maps to disk (worker thread), then the entries pointing at them
-                    if store is not None and header is not None:
-                        store.add_attention(header.id, list(event.entries))
-                    emit("attention", event)
-                elif isinstance(event, Progress):
-                    emit("progress", event)
-                elif isinstance(event, (PointResult, PointFailed)):
-                    if store is not None and header is not None:
-                        store.add_point(header.id, count, event.point)
-                    count += 1
-                    emit("point" if isinstance(event, PointResult) else "failed_point", event.point)
-                elif isinstance(event, TelemetrySample):
-                    emit("telemetry", event)
-            if store is not None:
-                store.finish_run(result.id, result.status, result.finished)
+            result = drive(run_sweep(self._loaded, cfg, stop=self._stop), on_event)
+            recorder.finish(result)
             emit("finished", result)
         except BaseException:
-            if store is not None and header is not None:
-                store.finish_run(header.id, "failed", None)
+            recorder.fail()
             raise
         finally:
             if store is not None:

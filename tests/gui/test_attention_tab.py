@@ -48,7 +48,7 @@ def test_attention_sweep_fills_the_tab(window, qtbot, tiny_config_files, tmp_pat
 
 
 def run_maps(run_id: str, length: int, layer: int) -> np.ndarray:
-    from ctxscope.cli.attention_out import store_path
+    from ctxscope.store.attention_files import store_path
     from ctxscope.core.attention.storage import load
 
     return load(store_path(run_id))[f"L{length}_layer{layer}"]

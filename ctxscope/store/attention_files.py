@@ -1,4 +1,4 @@
-"""Where the CLI writes attention maps: the history's data dir and beside ``--out``."""
+"""Where attention maps live on disk: the history's data dir, and beside exported run files."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ def store_path(run_id: str) -> Path:
 
 
 class AttentionWriter:
-    def __init__(self, run_id: str, *, store_enabled: bool, out_json: Path | None) -> None:
+    def __init__(self, run_id: str, *, store_enabled: bool, out_dir: Path | None) -> None:
         self.targets: list[Path] = []
         if store_enabled:
             self.targets.append(store_path(run_id))
-        if out_json is not None:
-            self.targets.append(out_json.parent / attention_file_name(run_id))
+        if out_dir is not None:
+            self.targets.append(out_dir / attention_file_name(run_id))
 
     def add(self, result: AttentionResult) -> None:
         if result.capture is None:
