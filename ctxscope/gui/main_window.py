@@ -33,6 +33,9 @@ from ctxscope.report.fmt import fmt_seconds
 from ctxscope.store import RunStore
 
 
+DEFAULT_SOURCE = "preset:gpt2"  # first run: small, no download, fits the default lengths
+
+
 def settings() -> QSettings:
     """UI state lives beside the run history, so ``CTXSCOPE_HOME`` isolates both."""
     return QSettings(str(data_dir() / "gui.ini"), QSettings.Format.IniFormat)
@@ -400,7 +403,7 @@ class MainWindow(QMainWindow):
         state = s.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
-        source = s.value("model/source")
+        source = s.value("model/source") or DEFAULT_SOURCE
         if source:
             # trust_remote_code is deliberately never restored.
             self.model_panel.set_spec(ModelSpec(source=str(source), dtype=str(s.value("model/dtype", "auto")),

@@ -187,6 +187,12 @@ def test_settings_persist_but_never_trust_remote_code(qtbot, qapp) -> None:
     second.close()
 
 
+def test_first_run_defaults_to_a_small_preset(window) -> None:
+    assert window.model_panel.source.currentText() == "preset:gpt2"
+    assert window.history.empty.isVisibleTo(window.history) and "No runs yet" in window.history.empty.text()
+    assert window.attention.empty.isVisibleTo(window.attention)
+
+
 def test_shortcuts_exist(window) -> None:
     shortcuts = {a.shortcut().toString() for a in window.findChildren(type(window.run_action))}
     assert {"Ctrl+R", "Esc", "Ctrl+O", "Ctrl+Q"} <= shortcuts
