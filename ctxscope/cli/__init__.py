@@ -25,13 +25,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ctxscope.cli import gui_cmd, info_cmd, runs_cmd, sweep_cmd
+    from ctxscope.cli import estimate_cmd, gui_cmd, info_cmd, runs_cmd, sweep_cmd
 
     parser = _Parser(prog="ctxscope", description="What context length costs a transformer model on your hardware.")
     parser.add_argument("--version", action="version", version=f"ctxscope {ctxscope.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sweep_cmd.add_parser(sub)
     gui_cmd.add_parser(sub)
+    estimate_cmd.add_parser(sub)
     runs_cmd.add_parser(sub)
     info_cmd.add_parsers(sub)
     return parser

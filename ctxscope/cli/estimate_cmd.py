@@ -1,0 +1,80 @@
+"""``ctxscope estimate MODEL``: analytic figures per length, without loading weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ctxscope.core.errors import BadInputError, ModelLoadError
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("estimate", help="predict memory and FLOPs per length from the config (no weights loaded)")
+    p.add_argument("model", help="Hub id (cached), local directory, config.json or preset:NAME")
+    p.add_argument("--dtype", default="bfloat16", choices=("float32", "float16", "bfloat16"))
+    p.add_argument("--lengths", default="1k:32k:x2")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--revision", default=None)
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=run)
+
+
+def estimate(model: str, dtype: str, lengths: tuple[int, ...], batch: int = 1, *, revision: str | None = None,
+             trust_remote_code: bool = False) -> dict[str, Any]:
+    """The analytic figures as plain data (bytes, FLOPs)."""
+    from ctxscope.core import analytic
+    from ctxscope.core.loading import _load_config, _resolve_source
+    from ctxscope.core.spec import ModelSpec
+
+    spec = ModelSpec(model, revision=revision, random_weights=True, trust_remote_code=trust_remote_code)
+    config = _load_config(_resolve_source(spec), spec)
+    if getattr(config, "is_encoder_decoder", False):
+        raise ModelLoadError(f"{model}: encoder-decoder models are not described by the analytic model yet")
+    try:
+        arch = analytic.describe_config(config)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{model}: the analytic model cannot describe this config ({exc})") from None
+    rows = [{"length": n, "kv_cache_bytes": analytic.kv_bytes(arch, n, dtype, batch),
+             "prefill_flops": analytic.prefill_flops(arch, n, batch),
+             "decode_flops": analytic.decode_flops(arch, n, batch) if arch.is_decoder else None,
+             "decode_bytes": analytic.decode_bytes(arch, n, dtype, batch) if arch.is_decoder else None} for n in lengths]
+    return {"model": model, "dtype": dtype, "batch": batch, "params": arch.params,
+            "weights_bytes": analytic.weights_bytes(arch, dtype),
+            "kv_bytes_per_token": analytic.kv_bytes_per_token(arch, dtype),
+            "sliding_windows": sorted({layer.window for layer in arch.kv_layers if layer.window}),
+            "notes": list(arch.notes), "lengths": rows}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctxscope.core.lengths import parse_lengths
+
+    if args.batch < 1:
+        raise BadInputError(f"--batch must be at least 1, not {args.batch}")
+    result = estimate(args.model, args.dtype, parse_lengths(args.lengths), args.batch, revision=args.revision,
+                      trust_remote_code=args.trust_remote_code)
+    if args.format == "json":
+        print(json.dumps(result, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    from ctxscope.report.fmt import fmt_bytes, fmt_count
+
+    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    windows = f", sliding windows keep {result['sliding_windows']} tokens" if result["sliding_windows"] else ""
+    console.print(f"{args.model}: {fmt_count(result['params'])} parameters, weights {fmt_bytes(result['weights_bytes'])} "
+                  f"in {args.dtype}; KV cache {result['kv_bytes_per_token']:,} bytes per token{windows}")
+    table = Table(caption="Analytic (from the config; nothing run). FLOPs: 2 per multiply–add; prefill keeps "
+                          "last-position logits.")
+    for col in ("length", "KV cache", "weights + KV", "prefill TFLOP", "decode GFLOP/token", "decode bytes/token"):
+        table.add_column(col, justify="right")
+    for r in result["lengths"]:
+        table.add_row(str(r["length"]), fmt_bytes(r["kv_cache_bytes"]),
+                      fmt_bytes(result["weights_bytes"] + r["kv_cache_bytes"]), f"{r['prefill_flops'] / 1e12:,.3f}",
+                      f"{r['decode_flops'] / 1e9:,.2f}" if r["decode_flops"] is not None else "-",
+                      fmt_bytes(r["decode_bytes"]) if r["decode_bytes"] is not None else "-")
+    console.print(table)
+    return 0
