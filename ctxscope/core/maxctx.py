@@ -1,0 +1,152 @@
+"""Find the longest context that runs: start from the analytic prediction, bracket, then
+bisect with real passes (each out-of-memory handled as data) to within a granularity."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+from ctxscope.core.errors import BadInputError
+
+_SIZE = re.compile(r"^\s*([\d.]+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_bytes(text: str) -> int:
+    """``20GiB``, ``512MiB``, ``1.5G`` (binary units) → bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise BadInputError(f"bad memory size {text!r}: use e.g. 20GiB or 512MiB")
+    unit = (match.group(2) or "").lower().rstrip("b").rstrip("i")
+    value = float(match.group(1)) * _UNITS[unit]
+    if value <= 0:
+        raise BadInputError(f"bad memory size {text!r}: must be positive")
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    length: int
+    fits: bool
+    status: str  # "ok", "oom" or "over budget"
+    peak_bytes: int | None
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class MaxContext:
+    mode: str
+    budget_bytes: int
+    granularity: int
+    predicted: int | None  # weights + KV alone fit up to here (an upper bound)
+    largest_fit: int | None
+    smallest_fail: int | None
+    probes: tuple[Probe, ...]
+    stopped_at_limit: bool = False
+
+
+def search(probe: Callable[[int], Probe], *, start: int, granularity: int, limit: int,
+           stop: threading.Event | None = None) -> Generator[Probe, None, tuple[int | None, int | None, bool]]:
+    """Bracket and bisect over multiples of ``granularity`` up to ``limit``; yields each
+    probe; returns (largest length that fits, smallest that failed, hit the limit)."""
+    if granularity < 1:
+        raise BadInputError(f"granularity must be at least 1, not {granularity}")
+
+    def snap(n: int) -> int:
+        return max(granularity, min(limit, n // granularity * granularity))
+
+    ok: int | None = None
+    bad: int | None = None
+    n = snap(start)
+    while True:  # bracket: go up from a fit, down from a failure
+        if stop is not None and stop.is_set():
+            return ok, bad, False
+        p = probe(n)
+        yield p
+        if p.fits:
+            ok = n
+            if n >= limit:
+                return ok, bad, True
+            if bad is not None:
+                break
+            n = snap(n * 2)
+        else:
+            bad = n
+            if n <= granularity:
+                return ok, bad, False
+            if ok is not None:
+                break
+            n = snap(n // 2)
+    while bad - ok > granularity:  # bisect
+        if stop is not None and stop.is_set():
+            break
+        mid = snap((ok + bad) // 2)
+        if mid in (ok, bad):
+            break
+        p = probe(mid)
+        yield p
+        if p.fits:
+            ok = mid
+        else:
+            bad = mid
+    return ok, bad, False
+
+
+def calibrated_start(probe: Callable[[int], Probe], *, granularity: int, predicted: int | None, budget_bytes: int,
+                     limit: int) -> Generator[Probe, None, int]:
+    """Two small probes measure how the peak grows per token; the search starts at the
+    smaller of that extrapolation and the analytic bound (which ignores activations and,
+    for a small model, can be millions of tokens: an O(L²) pass there never ends)."""
+    first = min(limit, 4 * granularity)
+    p1 = probe(first)
+    yield p1
+    if not p1.fits or p1.peak_bytes is None:
+        return first
+    second = min(limit, 2 * first)
+    if second == first:
+        return first
+    p2 = probe(second)
+    yield p2
+    if not p2.fits or p2.peak_bytes is None:
+        return second
+    slope = max(1.0, (p2.peak_bytes - p1.peak_bytes) / (second - first))
+    extrapolated = int(second + (budget_bytes - p2.peak_bytes) / slope)
+    return max(granularity, min(limit, extrapolated, predicted or limit))
+
+
+def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callable[[int], Probe]:
+    """A probe: one untimed pass at a length; fits when it neither runs out of memory
+    nor peaks above the budget (GPU: allocator peak; CPU: process RSS high-water)."""
+    import torch
+
+    from ctxscope.core.inputs import random_token_ids
+    from ctxscope.core.memory import PeakMemory, is_oom, release
+
+    def run(length: int) -> Probe:
+        t0 = time.perf_counter()
+        status, peak = "ok", None
+        try:
+            ids = random_token_ids(length, batch, loaded.info.vocab_size, seed=0).to(loaded.device)
+            with torch.inference_mode(), PeakMemory(loaded.device) as mem:
+                kwargs = {"use_cache": mode == "decode", "logits_to_keep": 1} if loaded.info.is_decoder else {}
+                out = loaded.model(input_ids=ids, **kwargs)
+                if mode == "decode":
+                    step = loaded.model(input_ids=ids[:, -1:], past_key_values=out.past_key_values, use_cache=True,
+                                        logits_to_keep=1)
+                    del step
+                del out
+            peak = mem.peak_allocated if mem.peak_allocated is not None else mem.peak_rss
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            status = "oom"
+        release(loaded.device, collect=status == "oom")
+        if status == "ok" and peak is not None and peak > budget_bytes:
+            status = "over budget"
+        return Probe(length=length, fits=status == "ok", status=status, peak_bytes=peak,
+                     seconds=time.perf_counter() - t0)
+
+    return run

@@ -1,0 +1,96 @@
+"""Max-context search: bracketing and bisection against a simulated budget, and a real
+CPU run against a budget enforced on the measured peak."""
+
+from __future__ import annotations
+
+import pytest
+
+from ctxscope.core.errors import BadInputError
+from ctxscope.core.maxctx import Probe, parse_bytes, probe_runner, search
+from ctxscope.core.sweep import drive
+
+
+def simulated(true_max: int):
+    calls: list[int] = []
+
+    def probe(n: int) -> Probe:
+        calls.append(n)
+        fits = n <= true_max
+        return Probe(n, fits, "ok" if fits else "oom", None, 0.0)
+
+    return probe, calls
+
+
+@pytest.mark.parametrize(("true_max", "start"), [(5000, 1024), (5000, 65536), (300, 256), (40_000, 512),
+                                                  (256, 256), (131_071, 8192)])
+def test_search_finds_the_limit_within_granularity(true_max: int, start: int) -> None:
+    probe, calls = simulated(true_max)
+    ok, bad, at_limit = drive(search(probe, start=start, granularity=256, limit=1 << 20), lambda p: None)
+    assert ok is not None and ok <= true_max and not at_limit
+    assert bad is not None and bad > true_max and bad - ok <= 256
+    assert all(n % 256 == 0 for n in calls) and len(calls) < 20
+
+
+def test_search_stops_at_the_models_limit_and_below_granularity() -> None:
+    probe, _ = simulated(10**9)
+    ok, bad, at_limit = drive(search(probe, start=1024, granularity=256, limit=8192), lambda p: None)
+    assert (ok, bad, at_limit) == (8192, None, True)
+    probe, _ = simulated(100)
+    ok, bad, at_limit = drive(search(probe, start=1024, granularity=256, limit=8192), lambda p: None)
+    assert (ok, bad) == (None, 256)
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(BadInputError):
+        drive(search(simulated(1)[0], start=1, granularity=0, limit=10), lambda p: None)
+    for text in ("", "lots", "-1GiB", "0"):
+        with pytest.raises(BadInputError):
+            parse_bytes(text)
+    assert parse_bytes("20GiB") == 20 * 2**30 and parse_bytes("512MiB") == 512 * 2**20 and parse_bytes("1.5G") == 3 * 2**29
+
+
+def test_real_cpu_search_against_a_budget(loaded_llama) -> None:
+    import psutil
+
+    base = psutil.Process().memory_info().rss
+    budget = base + 24 * 2**20  # the process as it is, plus 24 MiB for the pass
+    probe = probe_runner(loaded_llama, "prefill", budget)
+    probes: list[Probe] = []
+    ok, bad, _ = drive(search(probe, start=256, granularity=64, limit=512 * 64), probes.append)
+    assert ok is not None and bad is not None and bad - ok <= 64
+    fit = {p.length: p for p in probes}
+    assert fit[ok].fits and fit[ok].peak_bytes <= budget
+    assert not fit[bad].fits and fit[bad].status == "over budget"
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from ctxscope.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ([], "give --memory-budget"),
+    (["--memory-budget", "100KiB"], "smaller than the weights"),  # the tiny model has 0.4 MiB of weights
+    (["--memory-budget", "8GiB", "--granularity", "0"], "--granularity"),
+    (["--memory-budget", "8GiB", "--mode", "forward"], "does not apply"),
+    (["--memory-budget", "lots"], "bad memory size"),
+])
+def test_maxctx_bad_input(capsys, tiny_config_files, extra: list[str], message: str) -> None:
+    code, _, err = _cli(capsys, "maxctx", str(tiny_config_files["llama"]), "--device", "cpu", *extra)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_maxctx_cli_reaches_the_model_limit(capsys, tiny_config_files) -> None:
+    import json
+
+    code, out, _ = _cli(capsys, "maxctx", str(tiny_config_files["llama"]), "--device", "cpu", "--memory-budget", "64GiB",
+                        "--granularity", "64", "--format", "json")
+    result = json.loads(out)
+    assert code == 0 and result["largest_fit"] == 512 and result["stopped_at_limit"]
+    assert result["predicted"] == 512 and all(p["fits"] for p in result["probes"])
