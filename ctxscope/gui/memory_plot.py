@@ -35,6 +35,9 @@ class MemoryPlot(_ContextPlot):
         self.addItem(self.oom)
         self._legend_done = False
 
+    def _label_first_run(self) -> None:
+        """Its legend names the memory layers, not runs (only the first run is drawn)."""
+
     def set_mode(self, mode: str) -> None:
         self.mode = mode
         for (run_key, mode_), series in self.series.items():

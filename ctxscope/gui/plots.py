@@ -69,6 +69,7 @@ class _ContextPlot(pg.PlotWidget):
         self.legend = self.addLegend(offset=self.legend_offset)
         self.series: dict[tuple[str, str], _Series] = {}
         self.run_order: list[str] = []
+        self.run_labels: dict[str, str] = {}
         self.readout = pg.TextItem(anchor=(0, 1), color=(200, 200, 200), fill=(30, 30, 30, 200))
         self.readout.setZValue(100)
         self.readout.setVisible(False)
@@ -81,12 +82,16 @@ class _ContextPlot(pg.PlotWidget):
                 self.removeItem(item)
         self.series.clear()
         self.run_order.clear()
+        self.run_labels.clear()
         self.legend.clear()
         self.readout.setVisible(False)
 
     def add_point(self, run_key: str, label: str, point: Point) -> None:
         if run_key not in self.run_order:
             self.run_order.append(run_key)
+            self.run_labels[run_key] = label
+            if len(self.run_order) == 2:
+                self._label_first_run()
         key = (run_key, point.mode)
         series = self.series.get(key)
         if series is None:
@@ -94,6 +99,15 @@ class _ContextPlot(pg.PlotWidget):
             series.items = self._make_items(label, point.mode, self.run_order.index(run_key))
         series.points[point.length] = point
         self._update(series)
+
+    def _label_first_run(self) -> None:
+        """A lone run's legend says only the mode; once runs are compared, name it too."""
+        first = self.run_order[0]
+        for (run_key, mode), series in self.series.items():
+            if run_key == first and series.items:
+                label = self.legend.getLabel(series.items[0])
+                if label is not None:
+                    label.setText(f"{mode} — {self.run_labels[first]}")
 
     def _pen(self, mode: str, run_index: int, width: float = 2.0) -> pg.mkPen:
         return pg.mkPen(MODE_COLORS.get(mode, (150, 150, 150)), width=width, style=RUN_STYLES[run_index % 4])

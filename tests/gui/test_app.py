@@ -232,3 +232,6 @@ def test_overlay_shows_several_runs(window, qtbot, tiny_config_files) -> None:
     styles = {run: window.latency.series[(run, "prefill")].items[0].opts["pen"].style() for run in runs}
     assert styles[first.id] != styles[second.id]
     assert len(window.latency.legend.items) == 4
+    names = [label.text for _, label in window.latency.legend.items]
+    assert all("—" in name for name in names)  # both runs are named once they are compared
+    assert [label.text for _, label in window.memory.legend.items][:3] == ["weights", "KV cache", "activations"]
