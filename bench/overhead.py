@@ -15,7 +15,6 @@ import time
 from dataclasses import replace
 
 import _common  # noqa: F401
-import torch
 
 
 def sweep_once(loaded, cfg) -> dict:

@@ -28,3 +28,15 @@ def open_store():  # -> RunStore; typed loosely to keep sqlite out of --help's i
     from ctxscope.store import RunStore
 
     return RunStore(database_path())
+
+
+def quiet_transformers(*, verbose: bool) -> None:
+    """transformers' own warnings and loading bars would bury our one-line errors and
+    the progress display; ``CTXSCOPE_DEBUG=1`` keeps them."""
+    if os.environ.get("CTXSCOPE_DEBUG"):
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    if not verbose:
+        hf_logging.disable_progress_bar()

@@ -12,7 +12,6 @@ from rich.table import Table
 
 from ctxscope.core.events import Progress as ProgressEvent
 from ctxscope.core.results import Point, RunHeader, RunResult
-from ctxscope.core.telemetry import TelemetrySample
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_seconds
 
 
@@ -46,7 +45,6 @@ class SweepDisplay:
                             TextColumn("ETA {task.fields[eta]}"), console=self.err, transient=True,
                             disable=quiet or not self.err.is_terminal)
         self.task: Any = None
-        self.last_tel: TelemetrySample | None = None
 
     def __enter__(self) -> SweepDisplay:
         self.bar.start()
@@ -98,9 +96,6 @@ class SweepDisplay:
         self.err.print(f"  attention L={result.length:<7d} {len(layers)} layers × {len(sinks) // max(1, len(layers))} "
                        f"heads captured; mean sink mass {sum(sinks) / len(sinks):.3f}, "
                        f"mean normalised entropy {sum(ents) / len(ents):.3f}")
-
-    def telemetry(self, sample: TelemetrySample) -> None:
-        self.last_tel = sample
 
     def summary(self, run: RunResult, *, stored: bool, out_json: Path | None) -> None:
         self.out.print(points_table(run.points, title=f"{run.header.model.source} — run {run.id} ({run.status})"))

@@ -26,11 +26,11 @@ def estimate(model: str, dtype: str, lengths: tuple[int, ...], batch: int = 1, *
              trust_remote_code: bool = False) -> dict[str, Any]:
     """The analytic figures as plain data (bytes, FLOPs)."""
     from ctxscope.core import analytic
-    from ctxscope.core.loading import _load_config, _resolve_source
+    from ctxscope.core.loading import load_config
     from ctxscope.core.spec import ModelSpec
 
     spec = ModelSpec(model, revision=revision, random_weights=True, trust_remote_code=trust_remote_code)
-    config = _load_config(_resolve_source(spec), spec)
+    config = load_config(spec)
     if getattr(config, "is_encoder_decoder", False):
         raise ModelLoadError(f"{model}: encoder-decoder models are not described by the analytic model yet")
     try:

@@ -46,7 +46,7 @@ def _predicted(loaded: Any, budget: int, dtype: str, batch: int, limit: int) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from ctxscope.cli.sweep_cmd import _quiet_transformers
+    from ctxscope.cli.common import quiet_transformers
     from ctxscope.core.devices import dtype_name
     from ctxscope.core.loading import check_source, load_model
     from ctxscope.core.maxctx import MaxContext, calibrated_start, parse_bytes, probe_runner, search
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     spec = ModelSpec(args.model, dtype=args.dtype, device=args.device, attn_implementation=args.attn,
                      revision=args.revision, random_weights=args.random_weights, trust_remote_code=args.trust_remote_code)
     check_source(spec)
-    _quiet_transformers(verbose=False)
+    quiet_transformers(verbose=False)
     loaded = load_model(spec)
     mode = args.mode or ("prefill" if loaded.info.is_decoder else "forward")
     allowed = ("prefill", "decode") if loaded.info.is_decoder else ("forward",)
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                          indent=1))
         return 0
     answer = "none: even the smallest probe did not fit" if ok is None else (
-        f"{ok} tokens" + (f" (the model's maximum positions; nothing longer was tried)" if at_limit
+        f"{ok} tokens" + (" (the model's maximum positions; nothing longer was tried)" if at_limit
                           else f" (fails at {bad}: within {args.granularity})"))
     print(f"{args.model} {mode} on {loaded.device} ({dtype}), batch {args.batch}, budget {budget / 2**30:.2f} GiB")
     print(f"longest context that runs: {answer}")

@@ -107,12 +107,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from ctxscope.store.attention_files import store_path
-
     with open_store() as store:
         full = store.resolve(args.id)
         store.delete_run(full)
-    store_path(full).unlink(missing_ok=True)
     print(f"deleted run {full}", file=sys.stderr)
     return 0
 

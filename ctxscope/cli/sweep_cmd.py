@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
 from typing import Any
 
-from ctxscope.cli.common import open_store, output_path
+from ctxscope.cli.common import open_store, output_path, quiet_transformers
 from ctxscope.core.errors import BadInputError
 
 DEFAULT_LENGTHS = "128,256,512,1k,2k,4k"
@@ -133,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from ctxscope.core.loading import check_source, load_model
 
     check_source(spec)
-    _quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
+    quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
     display = SweepDisplay(quiet=args.quiet)
     display.status(f"loading {args.model} …")
     if args.threads:
@@ -149,22 +148,9 @@ def run(args: argparse.Namespace) -> int:
                     out_csv=out_csv)
 
 
-def _quiet_transformers(*, verbose: bool) -> None:
-    """transformers' own warnings and loading bars would bury our one-line errors and
-    the progress display; ``CTXSCOPE_DEBUG=1`` keeps them."""
-    if os.environ.get("CTXSCOPE_DEBUG"):
-        return
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    if not verbose:
-        hf_logging.disable_progress_bar()
-
-
 def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, out_csv: Any) -> int:
     from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
     from ctxscope.core.sweep import drive, run_sweep, validate
-    from ctxscope.core.telemetry import TelemetrySample
     from ctxscope.store.recorder import RunRecorder
 
     validate(loaded, cfg)
@@ -189,8 +175,6 @@ def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, 
             display.progress(event)
         elif isinstance(event, (PointResult, PointFailed)):
             display.point(event.point)
-        elif isinstance(event, TelemetrySample):
-            display.telemetry(event)
 
     try:
         with display:

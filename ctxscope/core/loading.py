@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ctxscope.core.devices import dtype_name, resolve_device, resolve_dtype
+from ctxscope.core.devices import resolve_device, resolve_dtype
 from ctxscope.core.errors import BadInputError, CtxscopeError, ModelLoadError
 from ctxscope.core.modelinfo import describe, is_decoder_config
 from ctxscope.core.presets import preset_path
@@ -45,6 +45,11 @@ def check_source(spec: ModelSpec) -> None:
     front end can reject a bad source before announcing a load."""
     _resolve_source(spec, convert_demos=False)
     resolve_device(spec.device)
+
+
+def load_config(spec: ModelSpec) -> Any:
+    """The transformers config of ``spec``'s source (no weights loaded)."""
+    return _load_config(_resolve_source(spec), spec)
 
 
 def _resolve_source(spec: ModelSpec, *, convert_demos: bool = True) -> _Source:
@@ -152,9 +157,3 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     info = describe(model, config, spec.source, random_weights=source.kind == "config", revision=spec.revision)
     return LoadedModel(model=model, config=model.config, info=info, device=device, dtype=dtype,
                        attn_implementation=attn, device_map=spec.device_map)
-
-
-def loaded_dtype_name(loaded: LoadedModel) -> str:
-    return dtype_name(loaded.dtype)
-
-

@@ -164,5 +164,4 @@ class Measurer:
         depth = cache.get_seq_length()
         if depth != length:
             raise RuntimeError(f"decode depth drifted to {depth} tokens instead of {length}")
-        del cache
         return samples, memory

@@ -151,3 +151,11 @@ def is_oom(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, (RuntimeError, MemoryError)) and (
         "out of memory" in text or "can't allocate memory" in text or isinstance(exc, MemoryError))
+
+
+def classify_failure(exc: BaseException) -> tuple[str, str]:
+    """A failed pass as data: (``"oom"``, "out of memory: …") or (``"error"``, "Type: …")."""
+    text = str(exc).strip()
+    if is_oom(exc):
+        return "oom", "out of memory: " + text.splitlines()[0][:300] if text else "out of memory"
+    return "error", f"{type(exc).__name__}: {text[:500]}"

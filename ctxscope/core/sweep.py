@@ -20,13 +20,14 @@ from ctxscope.core.errors import BadInputError
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepEvent, SweepStarted
 from ctxscope.core.loading import LoadedModel
 from ctxscope.core.measure import Measurer
-from ctxscope.core.memory import is_oom, release
+from ctxscope.core.memory import classify_failure, release
 from ctxscope.core.results import Point, RunHeader, RunResult, Settings
 from ctxscope.core.attention.sweep_pass import prepare as prepare_attention
 from ctxscope.core.attention.sweep_pass import run_attention
 from ctxscope.core.attention.sweep_pass import settings_of as attention_settings
 from ctxscope.core.spec import MODES, SweepConfig
 from ctxscope.core.telemetry import TelemetrySampler
+from ctxscope.core.timing import Cancelled
 
 
 def drive(gen: Generator[SweepEvent, None, RunResult], on_event: Callable[[SweepEvent], None]) -> RunResult:
@@ -169,8 +170,6 @@ def _attention_point(loaded: LoadedModel, cfg: SweepConfig, length: int, tokeniz
 
 def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig, failed_modes: set[str]) -> Point | None:
     """One point as data; ``None`` when cancelled mid-point (the partial point is dropped)."""
-    from ctxscope.core.timing import Cancelled
-
     base = {"mode": mode, "length": length, "batch_size": cfg.batch_size}
     if mode in failed_modes and not cfg.continue_after_oom:
         return Point(**base, status="skipped", error=f"skipped: {mode} ran out of memory at a shorter length")
@@ -186,12 +185,10 @@ def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig,
         measurer.discard_handoff()
         return None
     except Exception as exc:  # any model failure is data; the sweep goes on
-        text = str(exc).strip()
-        if is_oom(exc):
+        status, message = classify_failure(exc)
+        if status == "oom":
             failed_modes.add(mode)
-            failure = Point(**base, status="oom", error="out of memory: " + text.splitlines()[0][:300] if text else "out of memory")
-        else:
-            failure = Point(**base, status="error", error=f"{type(exc).__name__}: {text[:500]}")
+        failure = Point(**base, status=status, error=message)
     if failure is not None:
         # Outside the except block: the traceback (whose frames hold the failed pass's
         # tensors) is gone, so collecting actually frees the memory.

@@ -5,15 +5,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ctxscope.core.attention.storage import arrays_of, save
-from ctxscope.core.attention.sweep_pass import attention_file_name
+from ctxscope.core.attention.storage import arrays_of, attention_file_name, save
 from ctxscope.core.events import AttentionResult
 from ctxscope.core.paths import data_dir
 
 
-def store_path(run_id: str) -> Path:
-    """The .npz of a stored run (may not exist: runs without attention have none)."""
-    return data_dir() / "attention" / attention_file_name(run_id)
+def store_path(run_id: str, root: Path | None = None) -> Path:
+    """The .npz of a stored run (may not exist: runs without attention have none);
+    ``root`` is the history's folder (default: the data dir)."""
+    return (root or data_dir()) / "attention" / attention_file_name(run_id)
 
 
 class AttentionWriter:
@@ -27,10 +27,16 @@ class AttentionWriter:
     def add(self, result: AttentionResult) -> None:
         if result.capture is None:
             return
-        arrays = arrays_of(result.capture, result.tokens)
-        for path in self.targets:
+        if not self.targets:
+            return
+        first, *others = self.targets
+        first.parent.mkdir(parents=True, exist_ok=True)
+        save(first, arrays_of(result.capture, result.tokens))  # compressed once...
+        for path in others:  # ...and copied: every target holds this run's maps alone
             path.parent.mkdir(parents=True, exist_ok=True)
-            save(path, arrays)
+            part = path.with_name(path.name + ".part")
+            shutil.copyfile(first, part)
+            part.replace(path)
 
 
 def copy_beside(run_id: str, json_path: Path) -> Path | None:

@@ -137,8 +137,13 @@ class RunStore:
         self.finish_run(run.id, run.status, run.finished)
 
     def delete_run(self, run_id: str) -> None:
+        """Delete a run, its points and its attention maps."""
+        from ctxscope.store.attention_files import store_path
+
+        full = self.resolve(run_id)
         with self.conn:
-            self.conn.execute("DELETE FROM runs WHERE id = ?", (self.resolve(run_id),))
+            self.conn.execute("DELETE FROM runs WHERE id = ?", (full,))
+        store_path(full, self.path.parent).unlink(missing_ok=True)
 
     # -- reading ------------------------------------------------------------------
     def _status(self, status: str, pid: int | None) -> str:

@@ -5,13 +5,22 @@ never unpickles (``allow_pickle=False``)."""
 from __future__ import annotations
 
 import math
+import shutil
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ctxscope.core.attention.collect import AttentionCapture
 from ctxscope.core.errors import RunFileError
+
+if TYPE_CHECKING:  # collect imports torch; the UI opens stored maps without it
+    from ctxscope.core.attention.collect import AttentionCapture
+
+
+def attention_file_name(run_id: str) -> str:
+    """Where a run's maps live, relative to its JSON file."""
+    return f"{run_id}.attention.npz"
 
 
 def key(length: int, layer: int) -> str:
@@ -44,11 +53,22 @@ def entries_of(cap: AttentionCapture, file_name: str, text_kind: str) -> list[di
 
 
 def save(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write (or extend) a run's ``.npz`` atomically."""
-    merged = dict(load(path)) if path.exists() else {}
-    merged.update(arrays)
-    tmp = path.with_name(path.name + ".part.npz")
-    np.savez_compressed(tmp, **merged)
+    """Add arrays to a run's ``.npz`` (a zip of ``.npy`` members), atomically: new
+    members are appended to a copy that then replaces the file, so the arrays already
+    there are neither read back nor compressed again as each length arrives."""
+    tmp = path.with_name(path.name + ".part")
+    existing: set[str] = set()
+    if path.exists():
+        shutil.copyfile(path, tmp)
+        with zipfile.ZipFile(tmp) as zf:
+            existing = set(zf.namelist())
+    if existing & {f"{name}.npy" for name in arrays}:  # replacing an array: write the whole file anew
+        arrays = {**load(path), **arrays}
+        tmp.unlink()
+    with zipfile.ZipFile(tmp, "a" if tmp.exists() else "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, array in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
     tmp.replace(path)
 
 

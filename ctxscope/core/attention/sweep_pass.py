@@ -7,16 +7,11 @@ from typing import Any
 
 from ctxscope.core.attention.collect import capture
 from ctxscope.core.attention.config import CaptureConfig
-from ctxscope.core.attention.storage import entries_of
+from ctxscope.core.attention.storage import attention_file_name, entries_of
 from ctxscope.core.attention.text import build_input, load_tokenizer
 from ctxscope.core.errors import BadInputError, CtxscopeError
 from ctxscope.core.events import AttentionResult
-from ctxscope.core.memory import is_oom, release
-
-
-def attention_file_name(run_id: str) -> str:
-    """Where a run's maps live, relative to its JSON file."""
-    return f"{run_id}.attention.npz"
+from ctxscope.core.memory import classify_failure, release
 
 
 def prepare(loaded: Any, cfg: Any) -> Any:
@@ -63,9 +58,8 @@ def run_attention(loaded: Any, cfg: Any, length: int, tokenizer: Any, run_id: st
     except CtxscopeError as exc:
         failure = AttentionResult(length=length, status="error", error=str(exc))
     except Exception as exc:
-        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        status = "oom" if is_oom(exc) else "error"
-        failure = AttentionResult(length=length, status=status, error=f"{'out of memory: ' if status == 'oom' else ''}{text}")
+        status, message = classify_failure(exc)
+        failure = AttentionResult(length=length, status=status, error=message)
     release(loaded.device, collect=True)  # outside the except block: the traceback is gone
     entry = {"length": length, "status": failure.status, "error": failure.error, "stats": {}}
     return AttentionResult(length=failure.length, status=failure.status, error=failure.error, entries=(entry,))
