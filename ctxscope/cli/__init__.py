@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ctxscope.cli import estimate_cmd, gui_cmd, info_cmd, maxctx_cmd, runs_cmd, sweep_cmd
+    from ctxscope.cli import estimate_cmd, gui_cmd, info_cmd, maxctx_cmd, report_cmd, runs_cmd, sweep_cmd
 
     parser = _Parser(prog="ctxscope", description="What context length costs a transformer model on your hardware.")
     parser.add_argument("--version", action="version", version=f"ctxscope {ctxscope.__version__}")
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     estimate_cmd.add_parser(sub)
     maxctx_cmd.add_parser(sub)
     runs_cmd.add_parser(sub)
+    report_cmd.add_parsers(sub)
     info_cmd.add_parsers(sub)
     return parser
 

@@ -106,3 +106,39 @@ class SweepDisplay:
             where.append(f"written to {out_json}")
         if where:
             self.out.print("Run " + ", ".join(where) + ".")
+
+
+def comparison_tables(cmp: Any) -> None:
+    """Print a comparison: the runs, then per mode median latency and ratio per length."""
+    from rich.markup import escape
+
+    from ctxscope.report.compare import fmt_ratio
+
+    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    runs = Table(title="runs")
+    for col in ("", "run", "configuration", "status", "longest length that ran"):
+        runs.add_column(col)
+    for i, run in enumerate(cmp.runs):
+        longest = ", ".join(f"{m} {cmp.max_ok[i][m] or 'none'}" for m in cmp.modes)
+        tag = " (baseline)" if i == cmp.baseline else ""
+        runs.add_row(chr(65 + i) if i < 26 else str(i + 1), escape(cmp.labels[i]) + tag, escape(cmp.keys[i].describe()),
+                     run.status, longest)
+    console.print(runs)
+    for note in cmp.differences:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    for mode in cmp.modes:
+        table = Table(title=f"{mode}: median latency (ratio to baseline; above 1 is slower)")
+        table.add_column("length", justify="right")
+        for i in range(len(cmp.runs)):
+            table.add_column(chr(65 + i) if i < 26 else str(i + 1), justify="right")
+        for row in cmp.rows_of(mode):
+            cells = []
+            for i, c in enumerate(row.cells):
+                if c.median_ms is None:
+                    cells.append(f"[red]{c.status}[/red]" if c.status else "-")
+                elif i == cmp.baseline:
+                    cells.append(fmt_ms(c.median_ms))
+                else:
+                    cells.append(f"{fmt_ms(c.median_ms)} ({fmt_ratio(c.latency_ratio)})")
+            table.add_row(str(row.length), *cells)
+        console.print(table)

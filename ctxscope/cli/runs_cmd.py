@@ -22,9 +22,10 @@ def add_parser(sub: Any) -> None:
     show.add_argument("id")
     show.add_argument("--format", choices=("table", "json"), default="table")
     show.set_defaults(func=cmd_show)
-    export = runs.add_parser("export", help="write one run as JSON (ctxscope.run/1) or CSV")
+    export = runs.add_parser("export", help="write one run as JSON (ctxscope.run/1), CSV, HTML or Markdown")
     export.add_argument("id")
-    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument("--format", choices=("json", "csv", "html", "md"), default=None,
+                        help="default: from the --out suffix, else json")
     export.add_argument("--out", required=True, help="file to write, or - for stdout")
     export.set_defaults(func=cmd_export)
     rm = runs.add_parser("rm", help="delete a run and its points")
@@ -85,19 +86,22 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ctxscope.core.serialize import dumps_run
-    from ctxscope.report.tabular import run_to_csv
+    from ctxscope.cli.report_cmd import FORMATS, predictions_for, render
+    from ctxscope.store.attention_files import store_path
 
     path = output_path(args.out, "--out")
+    suffix = path.suffix.lower().lstrip(".") if path is not None else ""
+    fmt = args.format or (suffix if suffix in FORMATS else "json")
     with open_store() as store:
         run = store.get_run(args.id)
-    text = dumps_run(run) + "\n" if args.format == "json" else run_to_csv(run)
+    text = render([run], fmt, maps={run.id: store_path(run.id)},
+                  predictions=predictions_for([run]) if fmt == "html" else None)
     if path is None:
         sys.stdout.write(text)
     else:
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}", file=sys.stderr)
-        if args.format == "json" and run.attention:
+        if fmt == "json" and run.attention:
             from ctxscope.store.attention_files import copy_beside
 
             maps = copy_beside(run.id, path)

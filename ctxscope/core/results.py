@@ -108,6 +108,9 @@ class Point:
     latency_ms: LatencyStats | None = None
     tokens_per_s: float | None = None
     memory: MemoryStats | None = None
+    # Summary of the telemetry samples taken while this point ran (see
+    # ctxscope.core.telemetry.summarize): plain numbers keyed by name, units in the names.
+    telemetry: dict[str, float | int | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,11 @@ def point_from_dict(data: Any, where: str = "point") -> Point:
     mem = _build(MemoryStats, memory, f"{where}.memory") if memory is not None else None
     body = {k: v for k, v in data.items() if k not in ("latency_ms", "memory")}
     point = _build(Point, {**body, "latency_ms": lat, "memory": mem}, where)
+    if point.telemetry is not None and not (
+            isinstance(point.telemetry, dict)
+            and all(isinstance(k, str) and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
+                    for k, v in point.telemetry.items())):
+        raise RunFileError(f"{where}.telemetry: expected an object of numbers")
     if point.status not in POINT_STATUSES:
         raise RunFileError(f"{where}.status: {point.status!r} is not one of {', '.join(POINT_STATUSES)}")
     if not isinstance(point.length, int) or point.length <= 0:

@@ -10,6 +10,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import torch
@@ -26,7 +27,7 @@ from ctxscope.core.attention.sweep_pass import prepare as prepare_attention
 from ctxscope.core.attention.sweep_pass import run_attention
 from ctxscope.core.attention.sweep_pass import settings_of as attention_settings
 from ctxscope.core.spec import MODES, SweepConfig
-from ctxscope.core.telemetry import TelemetrySampler
+from ctxscope.core.telemetry import TelemetrySampler, summarize
 from ctxscope.core.timing import Cancelled
 
 
@@ -145,10 +146,13 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
                 if point is None:
                     status = "cancelled"
                     break
+                samples = telemetry.drain()  # taken while this point ran (and its Progress was shown)
+                if point.status == "ok":
+                    point = replace(point, telemetry=summarize(samples))
                 points.append(point)
                 done_weight += length
                 yield PointResult(point) if point.status == "ok" else PointFailed(point)
-                yield from telemetry.drain()
+                yield from samples
         finally:
             measurer.discard_handoff()
             release(loaded.device)

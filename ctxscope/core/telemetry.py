@@ -98,3 +98,35 @@ class TelemetrySampler:
                 out.append(self.samples.get_nowait())
             except queue.Empty:
                 return out
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarize(samples: list[TelemetrySample]) -> dict[str, float | int | None] | None:
+    """What the hardware did during a point: means and extremes of the samples taken
+    while it ran (``None`` when no sample fell inside it, e.g. a point shorter than the
+    sampling period). Units are in the names."""
+    if not samples:
+        return None
+
+    def present(name: str) -> list[float]:
+        return [float(v) for s in samples if (v := getattr(s, name)) is not None]
+
+    util, power, temp, clock = (present(n) for n in ("gpu_util_percent", "power_w", "temperature_c", "sm_clock_mhz"))
+    used = present("gpu_memory_used_bytes")
+    return {
+        "samples": len(samples),
+        "window_s": round(samples[-1].t - samples[0].t, 3),
+        "cpu_percent_mean": _mean([s.cpu_percent for s in samples]),
+        "rss_max_bytes": max(s.rss_bytes for s in samples),
+        "gpu_util_mean_percent": _mean(util),
+        "gpu_util_max_percent": max(util) if util else None,
+        "gpu_memory_used_max_bytes": int(max(used)) if used else None,
+        "power_mean_w": _mean(power),
+        "power_max_w": max(power) if power else None,
+        "temperature_max_c": max(temp) if temp else None,
+        "sm_clock_mean_mhz": _mean(clock),
+        "sm_clock_min_mhz": min(clock) if clock else None,
+    }

@@ -1,0 +1,281 @@
+"""Report charts: matplotlib figures rendered to inline SVG (vector, no external
+resources) and attention thumbnails as inline PNG data URIs.
+
+matplotlib is used through ``Figure`` directly, never pyplot: no global state, no GUI
+backend, safe from any thread. Text stays text (``svg.fonttype: none``) and matplotlib
+escapes it, so user-controlled names cannot inject markup."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ctxscope.core.results import Point
+from ctxscope.report.compare import Comparison, peak_bytes
+
+GIB = 1024**3
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+LAYER_COLOURS = {"weights": "#7f8c8d", "KV cache": "#2980b9", "activations": "#e67e22"}
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "ctxscope", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
+       "font.family": "sans-serif"}
+
+
+def _styled(fn):
+    """Apply the report style while a chart is built (font sizes are fixed at creation)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(_RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def missing_dependency() -> str | None:
+    """``None`` when charts can be drawn, else the one-line reason."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "HTML reports need matplotlib: pip install matplotlib"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One run's points of one mode, with its legend label and colour."""
+
+    label: str
+    colour: str
+    points: tuple[Point, ...]
+
+
+def _figure(width: float = 6.4, height: float = 3.4):  # -> (Figure, Axes)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _to_svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    # Inline SVG needs neither the XML prolog nor the DTD reference.
+    text = re.sub(r"^<\?xml[^>]*\?>\s*", "", text)
+    return re.sub(r"<!DOCTYPE[^>]*>\s*", "", text)
+
+
+def _length_axis(ax, lengths: Sequence[int]) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_xscale("log", base=2)
+    ticks = sorted({2 ** round(np.log2(n)) for n in lengths}) if lengths else []
+    if len(ticks) > 12:
+        ticks = ticks[:: int(np.ceil(len(ticks) / 12))]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(int(round(v)))))
+    ax.set_xlabel("context length L (tokens)")
+
+
+def _short(n: int) -> str:
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024}k"
+    return str(n)
+
+
+def _log_y(ax) -> None:
+    """Log y axis with plain numbers (30, 100, 300 rather than 3×10¹); minor ticks are
+    labelled only when the data spans less than a decade (otherwise they collide)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    lo, hi = ax.get_ylim()
+    ax.yaxis.set_minor_formatter(plain if lo > 0 and hi / lo < 10 else NullFormatter())
+
+
+def _mark_oom(ax, lengths: list[int], colour: str, label: str | None) -> None:
+    if lengths:
+        ax.scatter(lengths, [0.97] * len(lengths), marker="x", s=40, color=colour, transform=ax.get_xaxis_transform(),
+                   label=label, zorder=5, clip_on=False)
+
+
+@_styled
+def latency_svg(series: Sequence[Series], mode: str, *, title: str) -> str:
+    """Median latency per length with the p10–p90 band; ✕ where a run ran out of memory."""
+    fig, ax = _figure()
+    lengths: list[int] = []
+    for s in series:
+        ok = sorted((p for p in s.points if p.status == "ok" and p.latency_ms), key=lambda p: p.length)
+        x = [p.length for p in ok]
+        lengths += [p.length for p in s.points]
+        if ok:
+            ax.fill_between(x, [p.latency_ms.p10 for p in ok], [p.latency_ms.p90 for p in ok], color=s.colour,
+                            alpha=0.2, linewidth=0)
+            ax.plot(x, [p.latency_ms.median for p in ok], "o-", color=s.colour, markersize=3.5, label=s.label)
+        _mark_oom(ax, [p.length for p in s.points if p.status == "oom"], s.colour, f"{s.label}: out of memory")
+    _length_axis(ax, lengths)
+    _log_y(ax)
+    ax.set_ylabel("per-token latency (ms)" if mode == "decode" else "latency per call (ms)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _to_svg(fig)
+
+
+@_styled
+def throughput_svg(series: Sequence[tuple[Series, str]], *, title: str) -> str:
+    """Tokens per second; solid lines prefill/forward, dashed decode."""
+    fig, ax = _figure()
+    lengths: list[int] = []
+    for s, mode in series:
+        ok = sorted((p for p in s.points if p.status == "ok" and p.tokens_per_s), key=lambda p: p.length)
+        lengths += [p.length for p in ok]
+        if ok:
+            ax.plot([p.length for p in ok], [p.tokens_per_s for p in ok], "o--" if mode == "decode" else "o-",
+                    color=s.colour, markersize=3, label=f"{s.label} {mode}")
+    _length_axis(ax, lengths)
+    _log_y(ax)
+    ax.set_ylabel("tokens / s")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _to_svg(fig)
+
+
+@_styled
+def memory_svg(points: Sequence[Point], *, title: str, capacity: int | None, capacity_label: str,
+               predicted: dict[int, int] | None = None) -> str:
+    """One run's memory per length, stacked: weights, KV cache, activations (GiB), with
+    the device capacity, the out-of-memory boundary and the analytic weights + KV."""
+    fig, ax = _figure()
+    ok = sorted((p for p in points if p.status == "ok" and p.memory), key=lambda p: p.length)
+    x = [p.length for p in ok]
+    if ok:
+        w = np.array([p.memory.weights_bytes for p in ok], dtype=float) / GIB
+        k = np.array([p.memory.kv_cache_bytes for p in ok], dtype=float) / GIB
+        a = np.array([max(0, p.memory.activation_bytes or 0) for p in ok], dtype=float) / GIB
+        ax.stackplot(x, w, k, a, labels=list(LAYER_COLOURS), colors=list(LAYER_COLOURS.values()), alpha=0.85)
+    if predicted:
+        px = sorted(predicted)
+        ax.plot(px, [predicted[n] / GIB for n in px], "k--", linewidth=1.2, label="predicted weights + KV")
+    top = float((w + k + a).max()) if ok else 0.0
+    if capacity and (capacity_label == "device memory" or top >= 0.3 * capacity / GIB):
+        ax.axhline(capacity / GIB, color="#c0392b", linestyle=":", linewidth=1.5,
+                   label=f"{capacity_label} {capacity / GIB:.1f} GiB")
+    elif capacity:  # a CPU run far below the system's memory: the line would flatten the data
+        ax.text(0.99, 0.02, f"{capacity_label} {capacity / GIB:.1f} GiB (off the scale)", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="#c0392b")
+    ax.set_ylim(bottom=0)
+    oom = sorted(p.length for p in points if p.status == "oom")
+    if oom:
+        ax.axvline(oom[0], color="#c0392b", linewidth=1, label=f"out of memory from L={oom[0]:,}")
+    _length_axis(ax, [p.length for p in points])
+    ax.set_ylabel("memory (GiB)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left")
+    return _to_svg(fig)
+
+
+@_styled
+def peak_memory_svg(cmp: Comparison, mode: str, *, title: str) -> str:
+    """Peak memory per length, one line per run, with each distinct device capacity."""
+    fig, ax = _figure()
+    lengths: list[int] = []
+    for i, run in enumerate(cmp.runs):
+        colour = PALETTE[i % len(PALETTE)]
+        pts = [p for p in run.points if p.mode == mode]
+        ok = sorted((p for p in pts if p.status == "ok" and p.memory), key=lambda p: p.length)
+        lengths += [p.length for p in pts]
+        if ok:
+            ax.plot([p.length for p in ok], [peak_bytes(p.memory) / GIB for p in ok], "o-", color=colour,
+                    markersize=3.5, label=cmp.labels[i])
+        _mark_oom(ax, [p.length for p in pts if p.status == "oom"], colour, None)
+    for cap in sorted({r.header.environment.gpu_memory_bytes for r in cmp.runs} - {None}):
+        ax.axhline(cap / GIB, color="#c0392b", linestyle=":", linewidth=1.2, label=f"GPU {cap / GIB:.0f} GiB")
+    _length_axis(ax, lengths)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("peak memory (GiB)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left")
+    return _to_svg(fig)
+
+
+@_styled
+def ratio_svg(cmp: Comparison, mode: str, *, title: str) -> str:
+    """Median latency of each run divided by the baseline's, per length (1 = same)."""
+    fig, ax = _figure(6.4, 2.6)
+    rows = cmp.rows_of(mode)
+    for i in range(len(cmp.runs)):
+        if i == cmp.baseline:
+            continue
+        xs = [r.length for r in rows if r.cells[i].latency_ratio is not None]
+        ys = [r.cells[i].latency_ratio for r in rows if r.cells[i].latency_ratio is not None]
+        if xs:
+            ax.plot(xs, ys, "o-", color=PALETTE[i % len(PALETTE)], markersize=3.5, label=cmp.labels[i])
+    ax.axhline(1.0, color="#555555", linewidth=1)
+    _length_axis(ax, [r.length for r in rows])
+    ax.set_ylabel(f"latency ÷ {cmp.labels[cmp.baseline]}")
+    ax.set_title(title)
+    if len(cmp.runs) > 1:
+        ax.legend(fontsize=8)
+    return _to_svg(fig)
+
+
+@_styled
+def attention_stats_svg(entries: Sequence[dict], *, title: str) -> str:
+    """Per-head statistics averaged over heads and layers, against L."""
+    names = [("entropy", "normalised entropy"), ("sink_mass", "sink mass"), ("local_mass", "local mass"),
+             ("span_mass", "needle mass")]
+    by_length: dict[str, dict[int, list[float]]] = {n: {} for n, _ in names}
+    for e in entries:
+        if e.get("status") != "ok":
+            continue
+        for name, _ in names:
+            values = [v for v in (e.get("stats") or {}).get(name) or [] if isinstance(v, (int, float))]
+            if values:
+                by_length[name].setdefault(int(e["length"]), []).extend(values)
+    fig, ax = _figure(6.4, 3.0)
+    lengths: list[int] = []
+    for i, (name, label) in enumerate(names):
+        data = by_length[name]
+        if data:
+            xs = sorted(data)
+            lengths += xs
+            ax.plot(xs, [float(np.mean(data[n])) for n in xs], "o-", color=PALETTE[i], markersize=3.5, label=label)
+    _length_axis(ax, lengths)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("mean over heads and layers")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _to_svg(fig)
+
+
+def heatmap_png(image: np.ndarray, *, span_tiles: tuple[int, int] | None = None) -> str:
+    """A pooled attention map as a PNG data URI, one pixel per tile (the page scales it
+    up without smoothing), log colour scale; the needle's key tiles tinted red."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+    from matplotlib.image import imsave
+
+    data = np.asarray(image, dtype=np.float64)
+    positive = data[data > 0]
+    vmax = float(positive.max()) if positive.size else 1.0
+    vmin = max(float(positive.min()) if positive.size else vmax * 1e-6, vmax * 1e-6)
+    rgba = colormaps["viridis"](LogNorm(vmin=vmin, vmax=vmax, clip=True)(np.where(data > 0, data, vmin)))
+    rgba[data <= 0] = (0.93, 0.93, 0.93, 1.0)  # masked (future keys): light grey
+    if span_tiles is not None:
+        a, b = span_tiles
+        rgba[:, a:b, :3] = 0.6 * rgba[:, a:b, :3] + 0.4 * np.array([1.0, 0.23, 0.19])
+    buf = io.BytesIO()
+    imsave(buf, rgba, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
