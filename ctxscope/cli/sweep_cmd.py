@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from ctxscope.cli.common import open_store, output_path, quiet_transformers
-from ctxscope.core.errors import BadInputError
+from ctxscope.core.errors import BadInputError, CtxscopeError
 
 DEFAULT_LENGTHS = "128,256,512,1k,2k,4k"
 
@@ -17,10 +17,14 @@ DEFAULT_LENGTHS = "128,256,512,1k,2k,4k"
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("sweep", help="measure latency and memory over context lengths",
                        description="Measure prefill/decode (or encoder forward) latency and memory at each length.")
-    p.add_argument("model", help="Hub id, local directory, config.json, preset:NAME or demo:NAME")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="Hub id, local directory, config.json, preset:NAME or demo:NAME (several: measured in a row)")
     add_sweep_options(p)
-    p.add_argument("--out", default=None, help="write the run as JSON (ctxscope.run/1) to this file")
-    p.add_argument("--csv", default=None, help="write the points as CSV to this file")
+    p.add_argument("--out", default=None,
+                   help="write the run as JSON (ctxscope.run/1) to this file; with several runs, a directory")
+    p.add_argument("--csv", default=None, help="write the points as CSV to this file (several runs: all rows)")
+    p.add_argument("--html", default=None, help="write an HTML report (several runs: the comparison)")
+    p.add_argument("--md", default=None, help="write a Markdown summary (several runs: the comparison)")
     p.add_argument("--no-store", action="store_true", help="do not record the run in the history database")
     p.add_argument("--quiet", action="store_true", help="no live progress; print only the summary")
     p.set_defaults(func=run)
@@ -32,10 +36,14 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
                    help=f"list (128,256,1k) or range START:STOP[:xF|:+N] (default {DEFAULT_LENGTHS}, capped at max positions)")
     p.add_argument("--mode", default="", help="prefill,decode (decoders) or forward (encoders); default: all that apply")
     p.add_argument("--batch", type=int, default=1, help="sequences per call (default 1)")
-    p.add_argument("--dtype", default="auto", help="auto|float32|float16|bfloat16 (auto: float32 on CPU, checkpoint half type on GPU)")
+    p.add_argument("--dtype", default="auto",
+                   help="auto|float32|float16|bfloat16 (auto: float32 on CPU, checkpoint half type on GPU); "
+                        "sweep: a list such as bfloat16,float16 measures each")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
     p.add_argument("--device-map", default=None, help="'auto' to spread a checkpoint over all GPUs (accelerate)")
-    p.add_argument("--attn", default=None, help="attention implementation: sdpa, eager, flash_attention_2, ... (default: transformers')")
+    p.add_argument("--attn", default=None,
+                   help="attention implementation: sdpa, eager, flash_attention_2, ... (default: transformers'); "
+                        "sweep: a list such as sdpa,eager measures each on one loaded copy")
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
     p.add_argument("--random-weights", action="store_true", help="build the architecture with random weights (no checkpoint)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own Python code from its repository (never saved)")
@@ -121,34 +129,128 @@ def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tupl
                        attention_text=args.text, needle=args.needle, needle_depth=args.needle_depth)
 
 
+def _choices(text: str | None) -> tuple[str | None, ...]:
+    if text is None:
+        return (None,)
+    items = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    return items or (None,)
+
+
 def run(args: argparse.Namespace) -> int:
-    from ctxscope.core.lengths import parse_lengths
+    """One run, or a matrix: every MODEL × --dtype × --attn, each model loaded once per
+    dtype (kernels are switched on the loaded copy), then the comparison."""
+    dtypes, attns = _choices(args.dtype), _choices(args.attn)
+    combos = [(m, d, a) for m in args.models for d in dtypes for a in attns]
+    # Everything checkable without the model is checked before loading any.
+    specs = {}
+    for model, dtype, attn in combos:
+        specs[(model, dtype, attn)] = specs_from_args(argparse.Namespace(**{**vars(args), "model": model,
+                                                                            "dtype": dtype, "attn": attn}))
+    _, lengths, modes = specs[combos[0]]
+    single = len(combos) == 1
+    out_csv, out_html, out_md = (output_path(v, f) for v, f in ((args.csv, "--csv"), (args.html, "--html"),
+                                                                  (args.md, "--md")))
+    out_json = output_path(args.out, "--out") if single else _out_dir(args.out)
 
-    # Everything checkable without the model is checked before loading it.
-    spec, lengths, modes = specs_from_args(args)
-    out_json, out_csv = output_path(args.out, "--out"), output_path(args.csv, "--csv")
+    from ctxscope.core.loading import check_source
 
-    from ctxscope.cli.display import SweepDisplay
-    from ctxscope.core.loading import check_source, load_model
-
-    check_source(spec)
+    for spec, _, _ in specs.values():
+        check_source(spec)
     quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
-    display = SweepDisplay(quiet=args.quiet)
-    display.status(f"loading {args.model} …")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    loaded = load_model(spec)
-    if lengths is None:
-        limit = loaded.info.max_positions or 1 << 30
-        lengths = tuple(n for n in parse_lengths(DEFAULT_LENGTHS) if n <= limit) or (min(128, limit),)
-    cfg = sweep_config(args, lengths, modes)
-    return _execute(loaded, cfg, display, store=None if args.no_store else open_store(), out_json=out_json,
-                    out_csv=out_csv)
+    results: list[Any] = []
+    failures: list[str] = []
+    groups = [(model, dtype) for model in args.models for dtype in dtypes]
+    for model, dtype in groups:
+        try:
+            failures += _sweep_group(args, [specs[(model, dtype, a)][0] for a in attns], lengths, modes, results,
+                                     out_json, single)
+        except CtxscopeError as exc:
+            if single:
+                raise
+            failures.append(f"{model} ({dtype}): {exc}")
+            print(f"ctxscope: error: {model} ({dtype}): {exc}; going on with the next", file=sys.stderr)
+        if results and results[-1].status == "cancelled":
+            break
+    _write_outputs(results, out_json, out_csv, out_html, out_md)
+    if len(results) > 1:
+        from ctxscope.cli.display import comparison_tables
+        from ctxscope.report.compare import compare
+
+        comparison_tables(compare(results))
+    if results and results[-1].status == "cancelled":
+        return 130
+    if failures:
+        for f in failures:
+            print(f"ctxscope: not measured: {f}", file=sys.stderr)
+        return 2
+    return 0
 
 
-def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, out_csv: Any) -> int:
+def _out_dir(value: str | None) -> Any:
+    from pathlib import Path
+
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise BadInputError(f"--out {value}: several runs are written to a directory, and this is a file")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _sweep_group(args: argparse.Namespace, specs: list[Any], lengths: Any, modes: Any, results: list[Any],
+                 out_json: Any, single: bool) -> list[str]:
+    """Load the model of ``specs`` once and sweep it with each attention kernel."""
+    import gc
+
+    from ctxscope.cli.display import SweepDisplay
+    from ctxscope.core.lengths import parse_lengths
+    from ctxscope.core.loading import load_model, switch_attention
+    from ctxscope.core.memory import release
+
+    failures = []
+    display = SweepDisplay(quiet=args.quiet)
+    display.status(f"loading {specs[0].source} ({specs[0].dtype}) …")
+    loaded = load_model(specs[0])
+    try:
+        if lengths is None:
+            limit = loaded.info.max_positions or 1 << 30
+            lengths = tuple(n for n in parse_lengths(DEFAULT_LENGTHS) if n <= limit) or (min(128, limit),)
+        cfg = sweep_config(args, lengths, modes)
+        for spec in specs:
+            if spec.attn_implementation:
+                try:
+                    loaded = switch_attention(loaded, spec.attn_implementation)
+                except CtxscopeError as exc:
+                    if single:
+                        raise
+                    failures.append(f"{spec.source} {spec.dtype} {spec.attn_implementation}: {exc}")
+                    print(f"ctxscope: error: {exc}; going on with the next", file=sys.stderr)
+                    continue
+            target = out_json if single or out_json is None else None
+            result = _execute(loaded, cfg, SweepDisplay(quiet=args.quiet), store=None if args.no_store else open_store(),
+                              out_json=target, maps_dir=None if single or out_json is None else out_json)
+            if not single and out_json is not None:
+                from ctxscope.core.serialize import write_run
+
+                write_run(result, out_json / f"{result.id}.json")
+            results.append(result)
+            if result.status == "cancelled":
+                break
+    finally:
+        device = loaded.device
+        del loaded
+        gc.collect()
+        release(device)
+    return failures
+
+
+def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, maps_dir: Any = None) -> Any:
+    """Sweep once, recording as it goes; returns the RunResult (also when cancelled)."""
     from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
     from ctxscope.core.sweep import drive, run_sweep, validate
     from ctxscope.store.recorder import RunRecorder
@@ -163,7 +265,9 @@ def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, 
         display.status("stopping after the current model call (Ctrl-C again to abort) …", always=True)
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
-    recorder = RunRecorder(store, maps_dir=out_json.parent if out_json is not None else None)
+    if maps_dir is None and out_json is not None:
+        maps_dir = out_json.parent
+    recorder = RunRecorder(store, maps_dir=maps_dir)
 
     def on_event(event: Any) -> None:
         recorder.record(event)  # the history first: a crash now loses nothing recorded
@@ -182,24 +286,38 @@ def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, 
         recorder.finish(result)
     except BaseException:
         partial = recorder.fail()
-        if partial is not None:
-            _write_outputs(partial, out_json, out_csv)  # keep what was measured in the files too
+        if partial is not None and out_json is not None:
+            from ctxscope.core.serialize import write_run
+
+            write_run(partial, out_json)  # keep what was measured in the file too
         raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         if store is not None:
             store.close()
-    _write_outputs(result, out_json, out_csv)
-    display.summary(result, stored=store is not None, out_json=out_json)
-    return 130 if result.status == "cancelled" else 0
-
-
-def _write_outputs(run: Any, out_json: Any, out_csv: Any) -> None:
-    from ctxscope.core.serialize import write_run
-    from ctxscope.report.tabular import run_to_csv
-
     if out_json is not None:
-        write_run(run, out_json)
-    if out_csv is not None:
-        out_csv.write_text(run_to_csv(run), encoding="utf-8")
+        from ctxscope.core.serialize import write_run
+
+        write_run(result, out_json)
+    display.summary(result, stored=store is not None, out_json=out_json)
+    return result
+
+
+def _write_outputs(runs: list[Any], out_json: Any, out_csv: Any, out_html: Any, out_md: Any) -> None:
+    """CSV, HTML and Markdown of every run measured (a comparison when there are several)."""
+    if not runs:
+        return
+    from ctxscope.cli.report_cmd import predictions_for, render
+    from ctxscope.core.attention.storage import attention_file_name
+    from ctxscope.store.attention_files import store_path
+
+    maps = {r.id: store_path(r.id) for r in runs}
+    if out_json is not None:  # maps written beside the run files win: --no-store leaves only those
+        folder = out_json if out_json.is_dir() else out_json.parent
+        maps.update({r.id: folder / attention_file_name(r.id) for r in runs})
+    for path, fmt in ((out_csv, "csv"), (out_html, "html"), (out_md, "md")):
+        if path is not None:
+            predictions = predictions_for(runs) if fmt == "html" else None
+            path.write_text(render(runs, fmt, maps=maps, predictions=predictions), encoding="utf-8")
+            print(f"wrote {path}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +157,16 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     info = describe(model, config, spec.source, random_weights=source.kind == "config", revision=spec.revision)
     return LoadedModel(model=model, config=model.config, info=info, device=device, dtype=dtype,
                        attn_implementation=attn, device_map=spec.device_map)
+
+
+def switch_attention(loaded: LoadedModel, implementation: str) -> LoadedModel:
+    """The same weights with another attention kernel (``sdpa``, ``eager``, ...), without
+    loading again: how a matrix sweep compares kernels on one copy of the model."""
+    if implementation == loaded.attn_implementation:
+        return loaded
+    try:
+        loaded.model.set_attn_implementation(implementation)
+    except (ImportError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"attention {implementation!r}: {str(exc).strip().splitlines()[0]}") from None
+    actual = str(getattr(loaded.model.config, "_attn_implementation", None) or implementation)
+    return replace(loaded, attn_implementation=actual)
