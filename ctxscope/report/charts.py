@@ -67,7 +67,7 @@ def _figure(width: float = 6.4, height: float = 3.4):  # -> (Figure, Axes)
 
 def _to_svg(fig) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     text = buf.getvalue()
     # Inline SVG needs neither the XML prolog nor the DTD reference.
     text = re.sub(r"^<\?xml[^>]*\?>\s*", "", text)
