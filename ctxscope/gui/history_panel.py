@@ -16,13 +16,14 @@ class HistoryPanel(QWidget):
     overlayRequested = Signal(str)  # add to what the plots show
     deleteRequested = Signal(str)
     refreshRequested = Signal()
+    compareRequested = Signal(object)  # list of run ids
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().setVisible(False)
@@ -36,6 +37,9 @@ class HistoryPanel(QWidget):
         self.overlay_button = QPushButton("Overlay")
         self.overlay_button.setToolTip("Add this run to the plots, beside what they show (compare runs)")
         self.overlay_button.clicked.connect(lambda: self._emit_selected(self.overlayRequested))
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.setToolTip("Compare the selected runs (Ctrl/Shift-click to select several)")
+        self.compare_button.clicked.connect(lambda: self.compareRequested.emit(self.selected_ids()))
         self.delete_button = QPushButton("Delete…")
         self.delete_button.clicked.connect(lambda: self._emit_selected(self.deleteRequested))
         refresh = QPushButton("Refresh")
@@ -43,6 +47,7 @@ class HistoryPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.overlay_button)
+        buttons.addWidget(self.compare_button)
         buttons.addWidget(self.delete_button)
         buttons.addStretch(1)
         buttons.addWidget(refresh)
@@ -69,6 +74,10 @@ class HistoryPanel(QWidget):
     def selected_id(self) -> str | None:
         items = self.table.selectedItems()
         return items[0].data(Qt.ItemDataRole.UserRole) if items else None
+
+    def selected_ids(self) -> list[str]:
+        rows = sorted({i.row() for i in self.table.selectedItems()})
+        return [self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in rows]
 
     def select(self, run_id: str) -> None:
         for row in range(self.table.rowCount()):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QMainWindow,
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QMainWindow,
                                QMessageBox, QProgressBar, QPushButton, QScrollArea, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
@@ -21,6 +21,7 @@ from ctxscope.core.paths import data_dir, database_path
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.spec import ModelSpec, SweepConfig
 from ctxscope.gui.attention_view import AttentionView
+from ctxscope.gui.compare_view import CompareView
 from ctxscope.gui.history_panel import HistoryPanel
 from ctxscope.gui.memory_plot import MemoryPlot
 from ctxscope.gui.model_panel import RANDOM_BANNER, ModelPanel
@@ -55,9 +56,11 @@ class MainWindow(QMainWindow):
         self.table = ResultsTable()
         self.history = HistoryPanel()
         self.attention = AttentionView()
+        self.compare = CompareView(self._load_for_compare)
         self.telemetry = TelemetryStrip()
         self.current_run: str | None = None
         self.shown: dict[str, RunHeader] = {}
+        self.shown_runs: dict[str, tuple[RunResult, Path | None]] = {}  # finished runs in Live, for export
         # View updates are queued and applied one at a time, each view painted at once:
         # repainting every plot in one turn takes ~75 ms at 1440×900 (software raster),
         # long enough to stall input; one view stays near 10–20 ms. The 16 ms spacing
@@ -123,6 +126,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(live, "Live")
         self.tabs.addTab(self.attention, "Attention")
+        self.tabs.addTab(self.compare, "Compare")
         self.tabs.addTab(self.history, "History")
         center = QWidget()
         center_layout = QVBoxLayout(center)
@@ -154,11 +158,18 @@ class MainWindow(QMainWindow):
 
         file_menu = self.menuBar().addMenu("&File")
         action(file_menu, "&Open run file…", "Ctrl+O", lambda: self.open_run_file())
+        action(file_menu, "&Export report…", "Ctrl+E", lambda: self.export_report())
         file_menu.addSeparator()
         action(file_menu, "&Quit", "Ctrl+Q", self.close)
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = action(run_menu, "&Run sweep", "Ctrl+R", self.sweep_panel.run_button.click)
+        self.matrix_action = action(run_menu, "Compare &kernels and dtypes…", "Ctrl+Shift+R",
+                                    lambda: self.run_matrix())
         self.cancel_action = action(run_menu, "&Cancel", "Esc", self.runner.cancel)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        for name, plot in (("latency", self.latency), ("memory", self.memory), ("throughput", self.throughput)):
+            action(edit_menu, f"Copy {name} plot", None, partial(self.copy_plot, plot))
+            action(edit_menu, f"Save {name} plot as PNG/SVG…", None, partial(self.save_plot, plot))
         help_menu = self.menuBar().addMenu("&Help")
         action(help_menu, "&About ctxscope", None, self.show_about)
 
@@ -170,6 +181,17 @@ class MainWindow(QMainWindow):
         self.history.overlayRequested.connect(lambda run_id: self.open_stored_run(run_id, overlay=True))
         self.history.deleteRequested.connect(self._on_history_delete_requested)
         self.history.refreshRequested.connect(self.refresh_history)
+        self.history.compareRequested.connect(self._on_history_compare_requested)
+        self.compare.addFileRequested.connect(lambda: self.open_run_file(into_compare=True))
+        self.compare.exportRequested.connect(lambda: self.export_report(comparison=True))
+        from ctxscope.gui.export import install_svg_workaround
+
+        install_svg_workaround()  # pyqtgraph's own Export… dialog gets a working SVG exporter
+        for plot in (self.latency, self.memory, self.throughput):
+            menu = plot.getPlotItem().vb.menu
+            menu.addSeparator()
+            menu.addAction("Copy plot (PNG + SVG)").triggered.connect(partial(self.copy_plot, plot))
+            menu.addAction("Save plot as PNG/SVG…").triggered.connect(partial(self.save_plot, plot))
         r = self.runner
         r.busyChanged.connect(self._on_runner_busy_changed)
         r.devicesFound.connect(self.model_panel.set_devices)
@@ -181,6 +203,7 @@ class MainWindow(QMainWindow):
         r.pointFailed.connect(self._on_runner_point)
         r.sweepFinished.connect(self._on_runner_sweep_finished)
         r.attentionReady.connect(self._on_runner_attention_ready)
+        r.matrixFinished.connect(self._on_runner_matrix_finished)
         r.jobFailed.connect(self.show_error)
 
     # -- actions -------------------------------------------------------------------
@@ -204,6 +227,7 @@ class MainWindow(QMainWindow):
             self._clear_views()
             self._show_attention(run, maps_dir)
         self._begin_run(run.header)
+        self.shown_runs[run.id] = (run, self._maps_path(run, maps_dir))
         for point in run.points:
             self._add_point(run.header.id, point)
         self.flush_views()
@@ -238,7 +262,19 @@ class MainWindow(QMainWindow):
         self.show_run(run, replace_shown=not overlay)
         self.tabs.setCurrentIndex(0)
 
-    def open_run_file(self, path: str | None = None) -> None:
+    @staticmethod
+    def _maps_path(run: RunResult, maps_dir: Path | None) -> Path:
+        from ctxscope.core.attention.storage import attention_file_name
+        from ctxscope.store.attention_files import store_path
+
+        return maps_dir / attention_file_name(run.id) if maps_dir is not None else store_path(run.id)
+
+    def _load_for_compare(self, run_id: str) -> tuple[RunResult, Path | None]:
+        with RunStore(database_path()) as store:
+            run = store.get_run(run_id)
+        return run, self._maps_path(run, None)
+
+    def open_run_file(self, path: str | None = None, *, into_compare: bool = False) -> None:
         from ctxscope.core.serialize import load_run
 
         if not path:
@@ -250,13 +286,18 @@ class MainWindow(QMainWindow):
         except CtxscopeError as exc:
             self.show_error(str(exc))
             return
+        if into_compare:
+            self.compare.add_file_run(run, self._maps_path(run, Path(path).parent))
+            return
         self.show_run(run, maps_dir=Path(path).parent)
         self.tabs.setCurrentIndex(0)
 
     def refresh_history(self) -> None:
         try:
             with RunStore(database_path()) as store:
-                self.history.set_runs(store.list_runs())
+                runs = store.list_runs()
+            self.history.set_runs(runs)
+            self.compare.set_available(runs)
         except CtxscopeError as exc:
             self.show_error(str(exc))
 
@@ -264,6 +305,94 @@ class MainWindow(QMainWindow):
         from ctxscope.gui.about import about_text
 
         QMessageBox.about(self, "About ctxscope", about_text())
+
+    def run_matrix(self, dtypes: tuple[str, ...] | None = None, kernels: tuple[str, ...] | None = None) -> bool:
+        """Sweep the panel's model for every dtype × kernel (asks which when not given)."""
+        spec = self.model_panel.spec()
+        if dtypes is None or kernels is None:
+            from ctxscope.gui.matrix_dialog import MatrixDialog
+
+            combo = self.model_panel.attn
+            names = [combo.itemText(i) for i in range(combo.count()) if combo.itemData(i)]
+            dialog = MatrixDialog(names, current_kernel=spec.attn_implementation, current_dtype=spec.dtype, parent=self)
+            if not dialog.exec():
+                return False
+            dtypes, kernels = dialog.choice()
+        try:
+            cfg = self.sweep_panel.config()
+        except CtxscopeError as exc:
+            self.sweep_panel.show_error(str(exc))
+            return False
+        self.error_box.setVisible(False)
+        if not self.runner.run_matrix(spec, cfg, tuple(dtypes), tuple(kernels) or (None,)):
+            self.status_label.setText("A sweep is already running: cancel it first (Esc).")
+            return False
+        self.tabs.setCurrentIndex(0)
+        return True
+
+    def _on_runner_matrix_finished(self, run_ids: tuple[str, ...]) -> None:
+        self.refresh_history()
+        if run_ids:
+            self.compare.tick(run_ids)
+            self.tabs.setCurrentWidget(self.compare)
+            self.status_label.setText(f"Matrix done: {len(run_ids)} runs compared.")
+
+    def _on_history_compare_requested(self, run_ids: list[str]) -> None:
+        self.compare.tick(run_ids)
+        self.tabs.setCurrentWidget(self.compare)
+
+    def export_report(self, path: str | None = None, *, comparison: bool | None = None) -> str | None:
+        """Write the Compare tab's runs (when it is showing, or ``comparison``) or the
+        runs in Live as HTML / Markdown / JSON / CSV, by the file's suffix."""
+        from ctxscope.gui.export import export_runs
+
+        if comparison is None:
+            comparison = self.tabs.currentWidget() is self.compare
+        entries = self.compare.selected_runs() if comparison else list(self.shown_runs.values())
+        if not entries:
+            self.show_error("Nothing to export: " + ("tick runs in the Compare tab." if comparison
+                                                     else "run a sweep or open a run first."))
+            return None
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export report", "ctxscope-report.html",
+                "HTML report (*.html);;Markdown summary (*.md);;Run JSON (*.json);;CSV points (*.csv)")
+            if not path:
+                return None
+        baseline = max(0, self.compare.baseline.currentIndex()) if comparison else 0
+        self.status_label.setText(f"Writing {path} …")
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            export_runs(entries, Path(path), baseline=baseline)
+        except (CtxscopeError, OSError) as exc:
+            self.show_error(f"Export failed: {exc}")
+            return None
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.status_label.setText(f"Wrote {path} ({len(entries)} run{'s' if len(entries) > 1 else ''}).")
+        return path
+
+    def copy_plot(self, plot) -> None:
+        from ctxscope.gui.export import copy_plot
+
+        copy_plot(plot)
+        self.status_label.setText("Plot copied (image and SVG).")
+
+    def save_plot(self, plot, path: str | None = None) -> str | None:
+        from ctxscope.gui.export import save_plot
+
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(self, "Save plot", "ctxscope-plot.png",
+                                                  "PNG image (*.png);;SVG vector (*.svg)")
+            if not path:
+                return None
+        try:
+            save_plot(plot, Path(path))
+        except OSError as exc:
+            self.show_error(f"Cannot save the plot: {exc}")
+            return None
+        self.status_label.setText(f"Saved {path}.")
+        return path
 
     # -- helpers -------------------------------------------------------------------
     def flush_views(self) -> None:
@@ -286,6 +415,7 @@ class MainWindow(QMainWindow):
             plot.clear_runs()
         self.table.clear_points()
         self.shown.clear()
+        self.shown_runs.clear()
 
     def _run_label(self, header: RunHeader) -> str:
         s = header.settings
@@ -389,6 +519,7 @@ class MainWindow(QMainWindow):
         self.table.resizeColumnsToContents()
         ok = sum(p.status == "ok" for p in run.points)
         self.status_label.setText(f"Run {run.id} {run.status}: {ok} of {len(run.points)} points measured.")
+        self.shown_runs[run.id] = (run, self._maps_path(run, None))
         self.refresh_history()
         self.history.select(run.id)
 

@@ -104,6 +104,7 @@ class SweepRunner(QObject):
     telemetrySampled = Signal(object)
     attentionReady = Signal(object)  # core AttentionResult (CPU numpy maps)
     sweepFinished = Signal(object)  # RunResult
+    matrixFinished = Signal(object)  # tuple of run ids, in measurement order
     jobFailed = Signal(str)  # one line, for the user
 
     def __init__(self, parent: QObject | None = None, *, store: bool = True) -> None:
@@ -130,6 +131,12 @@ class SweepRunner(QObject):
     def run(self, spec: ModelSpec, cfg: SweepConfig) -> bool:
         """Sweep ``spec`` (loading it first unless already loaded); False when busy."""
         return self._start(lambda emit: self._run_job(emit, spec, cfg))
+
+    def run_matrix(self, spec: ModelSpec, cfg: SweepConfig, dtypes: tuple[str, ...],
+                   attns: tuple[str | None, ...]) -> bool:
+        """Sweep ``spec`` with every dtype × attention kernel: the model is loaded once per
+        dtype and its kernel switched in place; ends with ``matrixFinished``."""
+        return self._start(lambda emit: self._matrix_job(emit, spec, cfg, dtypes, attns))
 
     def cancel(self) -> None:
         """Stop after the current model call; the partial run is kept."""
@@ -170,7 +177,7 @@ class SweepRunner(QObject):
                   "started": self.sweepStarted, "progress": self.progressChanged, "point": self.pointReady,
                   "failed_point": self.pointFailed, "telemetry": self.telemetrySampled,
                   "attention": self.attentionReady,
-                  "finished": self.sweepFinished, "error": self.jobFailed}[kind]
+                  "finished": self.sweepFinished, "matrix": self.matrixFinished, "error": self.jobFailed}[kind]
         signal.emit(payload)
 
     # -- jobs (worker thread) --------------------------------------------------------
@@ -228,13 +235,44 @@ class SweepRunner(QObject):
                                      weights_bytes=module_bytes(loaded.model), device_total_bytes=total))
 
     def _run_job(self, emit: Callable[[str, Any], None], spec: ModelSpec, cfg: SweepConfig) -> None:
+        if self._loaded is None or self._loaded_spec != spec:
+            self._load_job(emit, spec)
+        self._sweep_loaded(emit, spec, cfg)
+
+    def _matrix_job(self, emit: Callable[[str, Any], None], spec: ModelSpec, cfg: SweepConfig,
+                    dtypes: tuple[str, ...], attns: tuple[str | None, ...]) -> None:
+        from ctxscope.core.errors import CtxscopeError
+        from ctxscope.core.loading import switch_attention
+
+        done: list[str] = []
+        try:
+            for dtype in dtypes:
+                first = replace(spec, dtype=dtype, attn_implementation=attns[0])
+                if self._loaded is None or self._loaded_spec != first:
+                    self._load_job(emit, first)
+                for attn in attns:
+                    if self._stop.is_set():
+                        return
+                    if attn is not None:
+                        try:
+                            self._loaded = switch_attention(self._loaded, attn)
+                        except CtxscopeError as exc:
+                            emit("error", f"{spec.source} ({dtype}): {exc}; going on with the next")
+                            continue
+                        self._loaded_spec = replace(spec, dtype=dtype, attn_implementation=attn)
+                    result = self._sweep_loaded(emit, self._loaded_spec, cfg)
+                    done.append(result.id)
+                    if result.status == "cancelled":
+                        return
+        finally:
+            emit("matrix", tuple(done))
+
+    def _sweep_loaded(self, emit: Callable[[str, Any], None], spec: ModelSpec, cfg: SweepConfig) -> Any:
         from ctxscope.core.paths import database_path
         from ctxscope.core.sweep import drive, run_sweep, supported_modes
         from ctxscope.store import RunStore
         from ctxscope.store.recorder import RunRecorder
 
-        if self._loaded is None or self._loaded_spec != spec:
-            self._load_job(emit, spec)
         # The panel offers every mode until it knows the model: keep the ones it has.
         supported = supported_modes(self._loaded)
         if cfg.modes:
@@ -259,6 +297,7 @@ class SweepRunner(QObject):
             result = drive(run_sweep(self._loaded, cfg, stop=self._stop), on_event)
             recorder.finish(result)
             emit("finished", result)
+            return result
         except BaseException:
             recorder.fail()
             raise

@@ -1,0 +1,294 @@
+"""The Compare tab: tick runs (from the history or run files), pick a baseline, and see
+their curves overlaid, the ratio to the baseline, peak memory, a table of ratios and
+attention maps side by side at a length they all captured."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSplitter,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from ctxscope.core.errors import CtxscopeError
+from ctxscope.core.results import RunResult
+from ctxscope.gui.plots import LengthAxis
+from ctxscope.report.charts import PALETTE
+from ctxscope.report.compare import Comparison, compare, fmt_ratio
+from ctxscope.report.fmt import fmt_bytes, fmt_ms
+
+GIB = 1024**3
+EMPTY_TEXT = ("Tick two or more runs to compare them: runs from the History tab are listed here,\n"
+              "“Add run file…” opens runs measured elsewhere, and Run → Compare kernels and dtypes…\n"
+              "measures a matrix in one go.")
+
+
+def _plot(y_label: str, *, log_y: bool) -> pg.PlotWidget:
+    plot = pg.PlotWidget(axisItems={"bottom": LengthAxis("bottom")})
+    plot.setLogMode(x=True, y=log_y)
+    plot.setLabel("bottom", "context length L", units="tokens")
+    plot.setLabel("left", y_label)
+    plot.showGrid(x=True, y=True, alpha=0.25)
+    plot.addLegend(offset=(8, 8))
+    return plot
+
+
+class CompareView(QWidget):
+    addFileRequested = Signal()
+    exportRequested = Signal()
+
+    def __init__(self, loader: Callable[[str], tuple[RunResult, Path | None]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loader = loader  # run id → (run, its attention .npz)
+        self.cache: dict[str, tuple[RunResult, Path | None]] = {}
+        self.comparison: Comparison | None = None
+        self.runs_list = QListWidget()
+        self.runs_list.itemChanged.connect(lambda _: self.refresh())
+        add_file = QPushButton("Add run file…")
+        add_file.clicked.connect(self.addFileRequested)
+        self.export_button = QPushButton("Export report…")
+        self.export_button.clicked.connect(self.exportRequested)
+        self.baseline = QComboBox()
+        self.baseline.currentIndexChanged.connect(lambda _: self._redraw())
+        self.mode = QComboBox()
+        self.mode.currentIndexChanged.connect(lambda _: self._redraw())
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.addWidget(QLabel("Runs (tick to compare)"))
+        side_layout.addWidget(self.runs_list, 1)
+        side_layout.addWidget(add_file)
+        side_layout.addWidget(QLabel("Baseline"))
+        side_layout.addWidget(self.baseline)
+        side_layout.addWidget(QLabel("Mode"))
+        side_layout.addWidget(self.mode)
+        side_layout.addWidget(self.export_button)
+
+        self.latency = _plot("median latency (ms)", log_y=True)
+        self.ratio = _plot("latency ÷ baseline", log_y=False)
+        self.memory = _plot("peak memory (GiB)", log_y=False)
+        self.table = QTableWidget(0, 0)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.notes = QLabel()
+        self.notes.setWordWrap(True)
+        self.notes.setStyleSheet("color: palette(placeholder-text);")
+        self.empty = QLabel(EMPTY_TEXT)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.maps = pg.GraphicsLayoutWidget()
+        self.maps_label = QLabel()
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.latency)
+        top.addWidget(self.memory)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.ratio)
+        bottom.addWidget(self.table)
+        self.content = QWidget()
+        content_layout = QVBoxLayout(self.content)
+        content_layout.setContentsMargins(0, 0, 0, 0)
+        content_layout.addWidget(self.notes)
+        content_layout.addWidget(top, 3)
+        content_layout.addWidget(bottom, 2)
+        content_layout.addWidget(self.maps_label)
+        content_layout.addWidget(self.maps, 2)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.addWidget(self.empty)
+        right_layout.addWidget(self.content, 1)
+        layout = QHBoxLayout(self)
+        splitter = QSplitter()
+        splitter.addWidget(side)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        layout.addWidget(splitter)
+        self._set_empty(True)
+
+    # -- runs ----------------------------------------------------------------------------
+    def set_available(self, runs: list) -> None:
+        """The history's runs (RunSummary), newest first; ticks survive a refresh."""
+        ticked = set(self.checked_ids())
+        # History runs are read again (one may have finished since); file runs stay.
+        self.cache = {k: v for k, v in self.cache.items() if k in self._file_ids()}
+        self.runs_list.blockSignals(True)
+        files = [self.runs_list.item(i) for i in range(self.runs_list.count())
+                 if self.runs_list.item(i).data(Qt.ItemDataRole.UserRole + 1)]
+        kept = [(it.data(Qt.ItemDataRole.UserRole), it.text()) for it in files]
+        self.runs_list.clear()
+        for run_id, text in kept:
+            self._add_item(run_id, text, run_id in ticked, from_file=True)
+        known = {rid for rid, _ in kept}
+        for r in reversed(runs):
+            if r.id not in known:
+                text = f"{r.model_source} · {r.device} {r.dtype} {r.attn} · {r.created[:16].replace('T', ' ')}"
+                self._add_item(r.id, text, r.id in ticked, from_file=False)
+        self.runs_list.blockSignals(False)
+        self.refresh()
+
+    def _file_ids(self) -> set[str]:
+        return {self.runs_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.runs_list.count())
+                if self.runs_list.item(i).data(Qt.ItemDataRole.UserRole + 1)}
+
+    def _add_item(self, run_id: str, text: str, checked: bool, *, from_file: bool) -> None:
+        item = QListWidgetItem(text)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+        item.setData(Qt.ItemDataRole.UserRole, run_id)
+        item.setData(Qt.ItemDataRole.UserRole + 1, from_file)
+        item.setToolTip(run_id)
+        self.runs_list.addItem(item)
+
+    def add_file_run(self, run: RunResult, maps: Path | None) -> None:
+        """A run opened from a file: listed first and ticked."""
+        self.cache[run.id] = (run, maps)
+        for i in range(self.runs_list.count()):
+            if self.runs_list.item(i).data(Qt.ItemDataRole.UserRole) == run.id:
+                self.runs_list.item(i).setCheckState(Qt.CheckState.Checked)
+                return
+        s = run.header.settings
+        self._add_item(run.id, f"{run.header.model.source} · {s.device} {s.dtype} {s.attn_implementation} · file",
+                       True, from_file=True)
+        self.refresh()
+
+    def tick(self, run_ids: list[str] | tuple[str, ...], *, only: bool = True) -> None:
+        self.runs_list.blockSignals(True)
+        for i in range(self.runs_list.count()):
+            item = self.runs_list.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) in run_ids:
+                item.setCheckState(Qt.CheckState.Checked)
+            elif only:
+                item.setCheckState(Qt.CheckState.Unchecked)
+        self.runs_list.blockSignals(False)
+        self.refresh()
+
+    def checked_ids(self) -> list[str]:
+        return [self.runs_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.runs_list.count())
+                if self.runs_list.item(i).checkState() == Qt.CheckState.Checked]
+
+    def selected_runs(self) -> list[tuple[RunResult, Path | None]]:
+        out = []
+        for run_id in self.checked_ids():
+            if run_id not in self.cache:
+                try:
+                    self.cache[run_id] = self.loader(run_id)
+                except CtxscopeError as exc:
+                    self.notes.setText(f"run {run_id} unavailable: {exc}")
+                    continue
+            out.append(self.cache[run_id])
+        return out
+
+    # -- drawing -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        runs = [r for r, _ in self.selected_runs()]
+        if not runs:
+            self.comparison = None
+            self._set_empty(True)
+            return
+        base_id = self.baseline.currentData()
+        self.comparison = compare(runs)
+        self.baseline.blockSignals(True)
+        self.baseline.clear()
+        for run, label in zip(self.comparison.runs, self.comparison.labels):
+            self.baseline.addItem(label, run.id)
+        index = self.baseline.findData(base_id)
+        self.baseline.setCurrentIndex(max(0, index))
+        self.baseline.blockSignals(False)
+        mode = self.mode.currentText()
+        self.mode.blockSignals(True)
+        self.mode.clear()
+        self.mode.addItems(list(self.comparison.modes))
+        if mode in self.comparison.modes:
+            self.mode.setCurrentText(mode)
+        self.mode.blockSignals(False)
+        self._set_empty(False)
+        self._redraw()
+
+    def _set_empty(self, empty: bool) -> None:
+        self.empty.setVisible(empty)
+        self.content.setVisible(not empty)
+        self.export_button.setEnabled(not empty)
+
+    def _redraw(self) -> None:
+        if self.comparison is None:
+            return
+        runs = list(self.comparison.runs)
+        self.comparison = cmp = compare(runs, max(0, self.baseline.currentIndex()))
+        mode = self.mode.currentText() or (cmp.modes[0] if cmp.modes else "")
+        for plot in (self.latency, self.ratio, self.memory):
+            plot.clear()
+        rows = cmp.rows_of(mode)
+        for i, label in enumerate(cmp.labels):
+            pen = pg.mkPen(PALETTE[i % len(PALETTE)], width=2)
+            ok = [(r.length, r.cells[i]) for r in rows if r.cells[i].median_ms is not None]
+            if ok:
+                x = np.array([n for n, _ in ok], dtype=float)
+                self.latency.plot(x, [c.median_ms for _, c in ok], pen=pen, symbol="o", symbolSize=5,
+                                  symbolBrush=PALETTE[i % len(PALETTE)], name=label)
+                peaks = [(n, c.peak_bytes / GIB) for n, c in ok if c.peak_bytes is not None]
+                if peaks:
+                    self.memory.plot([n for n, _ in peaks], [v for _, v in peaks], pen=pen, symbol="o",
+                                     symbolSize=5, symbolBrush=PALETTE[i % len(PALETTE)], name=label)
+                ratios = [(n, c.latency_ratio) for n, c in ok if c.latency_ratio is not None]
+                if ratios and i != cmp.baseline:
+                    self.ratio.plot([n for n, _ in ratios], [v for _, v in ratios], pen=pen, symbol="o",
+                                    symbolSize=5, symbolBrush=PALETTE[i % len(PALETTE)], name=label)
+        self.ratio.addItem(pg.InfiniteLine(1.0, angle=0, pen=pg.mkPen((128, 128, 128), style=Qt.PenStyle.DashLine)))
+        self.ratio.setLabel("left", f"latency ÷ {cmp.labels[cmp.baseline]}")
+        self._fill_table(cmp, mode)
+        notes = [f"{label}: longest {mode} that ran {cmp.max_ok[i].get(mode) or 'none'}"
+                 + (f", out of memory from {cmp.first_oom[i][mode]}" if cmp.first_oom[i].get(mode) else "")
+                 for i, label in enumerate(cmp.labels)]
+        self.notes.setText(" · ".join(notes) + ("\n⚠ " + "; ".join(cmp.differences) if cmp.differences else ""))
+        self._draw_maps(cmp)
+
+    def _fill_table(self, cmp: Comparison, mode: str) -> None:
+        rows = cmp.rows_of(mode)
+        self.table.clear()
+        self.table.setColumnCount(len(cmp.runs))
+        self.table.setRowCount(len(rows))
+        self.table.setHorizontalHeaderLabels(list(cmp.labels))
+        self.table.setVerticalHeaderLabels([f"{r.length:,}" for r in rows])
+        for row, r in enumerate(rows):
+            for col, c in enumerate(r.cells):
+                if c.median_ms is None:
+                    text = c.status or "not run"
+                elif col == cmp.baseline:
+                    text = f"{fmt_ms(c.median_ms)} · {fmt_bytes(c.peak_bytes)}"
+                else:
+                    text = f"{fmt_ms(c.median_ms)} ({fmt_ratio(c.latency_ratio)}) · {fmt_bytes(c.peak_bytes)}"
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, col, item)
+        self.table.resizeColumnsToContents()
+
+    def _draw_maps(self, cmp: Comparison) -> None:
+        """Mean-over-heads maps of the last captured layer, at the longest length every
+        run with attention captured."""
+        from ctxscope.core.attention.storage import load
+        from ctxscope.report.attention_summary import captured_lengths, ok_entries
+
+        self.maps.clear()
+        with_maps = [(i, self.cache[r.id][1]) for i, r in enumerate(cmp.runs) if ok_entries(r)]
+        common = set.intersection(*(set(captured_lengths(cmp.runs[i])) for i, _ in with_maps)) if with_maps else set()
+        self.maps.setVisible(bool(common))
+        if not common:
+            self.maps_label.setText("Attention: none of the ticked runs captured maps at a common length."
+                                    if with_maps else "")
+            return
+        length = max(common)
+        self.maps_label.setText(f"Attention at L={length:,} (last captured layer, mean over heads, log scale)")
+        for col, (i, path) in enumerate(with_maps):
+            entries = [e for e in ok_entries(cmp.runs[i]) if e["length"] == length]
+            entry = max(entries, key=lambda e: e["layer"])
+            try:
+                maps = load(path)[entry["array"]] if path is not None else None
+            except (CtxscopeError, KeyError):
+                maps = None
+            view = self.maps.addViewBox(row=0, col=col, lockAspect=True, invertY=True)
+            self.maps.addLabel(f"{cmp.labels[i]} · layer {entry['layer']}", row=1, col=col)
+            if maps is None:
+                continue
+            image = np.log10(np.maximum(maps.mean(axis=0), 1e-9))
+            item = pg.ImageItem(image.T, levels=(max(image.min(), image.max() - 6), image.max()))
+            item.setColorMap(pg.colormap.get("viridis"))
+            view.addItem(item)

@@ -1,0 +1,113 @@
+"""The Compare tab, the kernel × dtype matrix, report export and plot export, driven
+through the real window and worker."""
+
+from __future__ import annotations
+
+import xml.dom.minidom
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from ctxscope.core.serialize import load_run, write_run
+from tests.core.test_reports import make_run
+from tests.gui.conftest import set_model
+
+TIMEOUT = 120_000
+
+
+def test_matrix_runs_every_kernel_and_opens_the_comparison(window, qtbot, tiny_config_files, tmp_path) -> None:
+    set_model(window, str(tiny_config_files["llama"]), "16,32")
+    with qtbot.waitSignal(window.runner.matrixFinished, timeout=TIMEOUT) as done:
+        assert window.run_matrix(("float32",), ("sdpa", "eager"))
+    run_ids = done.args[0]
+    assert len(run_ids) == 2
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=TIMEOUT)
+    view = window.compare
+    assert window.tabs.currentWidget() is view
+    assert sorted(view.checked_ids()) == sorted(run_ids)
+    cmp = view.comparison
+    assert {k.attn for k in cmp.keys} == {"sdpa", "eager"} and cmp.labels == ("sdpa", "eager")
+    # Curves for both runs, a ratio curve for the non-baseline one, a filled table.
+    assert len(view.latency.getPlotItem().listDataItems()) == 2
+    assert len(view.ratio.getPlotItem().listDataItems()) == 1
+    assert view.table.rowCount() == 2 and view.table.columnCount() == 2
+    assert "×" in view.table.item(0, 1).text()
+    # Baseline switch: the other run becomes the reference.
+    view.baseline.setCurrentIndex(1)
+    assert view.comparison.baseline == 1 and "×" in view.table.item(0, 0).text()
+    # Export the comparison the user sees.
+    out = window.export_report(str(tmp_path / "cmp.html"))
+    html = Path(out).read_text()
+    assert "Comparison tables" in html and "baseline: eager" in html
+
+
+def test_compare_runs_from_files_and_history(window, qtbot, tmp_path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    write_run(make_run("a1"), a)
+    write_run(make_run("b2", attn="eager", scale=2.0, oom_from=4096), b)
+    window.open_run_file(str(a), into_compare=True)
+    window.open_run_file(str(b), into_compare=True)
+    view = window.compare
+    assert view.checked_ids() == ["a1", "b2"]
+    assert "out of memory from 4096" in view.notes.text()
+    rows = [view.table.item(r, 1).text() for r in range(view.table.rowCount())]
+    assert rows[1].startswith("4.000 ms (2.00×)") and rows[2] == "oom"
+    # Unticking leaves one run: still shown, no ratio curve.
+    view.runs_list.item(1).setCheckState(Qt.CheckState.Unchecked)
+    assert view.checked_ids() == ["a1"] and len(view.ratio.getPlotItem().listDataItems()) == 0
+    view.runs_list.item(0).setCheckState(Qt.CheckState.Unchecked)
+    assert view.empty.isVisibleTo(view) and not view.export_button.isEnabled()
+    # Stored runs selected in the History tab and compared with its button.
+    from ctxscope.core.paths import database_path
+    from ctxscope.store import RunStore
+
+    with RunStore(database_path()) as store:
+        store.save_run(make_run("c3", dtype="bfloat16"))
+        store.save_run(make_run("d4", dtype="float32", scale=3.0))
+    window.refresh_history()
+    table = window.history.table
+    table.selectAll()
+    window.history.compare_button.click()
+    assert window.tabs.currentWidget() is view
+    assert sorted(view.checked_ids()) == ["c3", "d4"]
+    assert set(view.comparison.labels) == {"bfloat16", "float32"}
+
+
+def test_export_live_run_in_every_format(window, qtbot, tmp_path) -> None:
+    path = tmp_path / "r.json"
+    write_run(make_run("a1"), path)
+    window.open_run_file(str(path))
+    for suffix, marker in ((".html", "At a glance"), (".md", "### ctxscope"), (".csv", "run_id,"),
+                           (".json", '"schema": "ctxscope.run/1"')):
+        out = window.export_report(str(tmp_path / f"out{suffix}"), comparison=False)
+        assert out is not None and marker in Path(out).read_text(), suffix
+    assert load_run(tmp_path / "out.json").id == "a1"
+
+
+def test_export_with_nothing_shown_says_what_to_do(window) -> None:
+    assert window.export_report("/tmp/never.html", comparison=False) is None
+    assert "run a sweep or open a run first" in window.error_banner.text()
+
+
+def test_plot_export_png_svg_and_clipboard(window, qtbot, tmp_path, qapp) -> None:
+    from pyqtgraph.exporters import Exporter, SVGExporter
+
+    from ctxscope.gui.export import QtSvgExporter
+
+    path = tmp_path / "r.json"
+    write_run(make_run("a1"), path)
+    window.open_run_file(str(path))
+    window.flush_views()
+    svg_path = Path(window.save_plot(window.latency, str(tmp_path / "latency.svg")))
+    svg = svg_path.read_text()
+    doc = xml.dom.minidom.parseString(svg)  # well-formed
+    assert doc.documentElement.tagName == "svg" and svg.count("<path") > 10
+    png = Path(window.save_plot(window.memory, str(tmp_path / "memory.png")))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    window.copy_plot(window.throughput)
+    mime = qapp.clipboard().mimeData()
+    assert "image/svg+xml" in mime.formats() and mime.hasImage()
+    # pyqtgraph's right-click Export… dialog offers the working exporter, not the broken one.
+    assert QtSvgExporter in Exporter.Exporters and SVGExporter not in Exporter.Exporters
+    menu_texts = [a.text() for a in window.latency.getPlotItem().vb.menu.actions()]
+    assert "Copy plot (PNG + SVG)" in menu_texts and "Save plot as PNG/SVG…" in menu_texts
