@@ -32,6 +32,7 @@ def _plot(y_label: str, *, log_y: bool) -> pg.PlotWidget:
     plot.setLabel("bottom", "context length L", units="tokens")
     plot.setLabel("left", y_label)
     plot.showGrid(x=True, y=True, alpha=0.25)
+    plot.getAxis("left").enableAutoSIPrefix(False)  # GiB stays GiB, not "(x0.001)"
     plot.addLegend(offset=(8, 8))
     return plot
 
@@ -84,6 +85,10 @@ class CompareView(QWidget):
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.ratio)
         bottom.addWidget(self.table)
+        for split in (top, bottom):
+            split.setStretchFactor(0, 1)
+            split.setStretchFactor(1, 1)
+            split.setSizes([1000, 1000])  # equal halves (the size hints would starve the table)
         self.content = QWidget()
         content_layout = QVBoxLayout(self.content)
         content_layout.setContentsMargins(0, 0, 0, 0)
@@ -232,6 +237,9 @@ class CompareView(QWidget):
                 if ratios and i != cmp.baseline:
                     self.ratio.plot([n for n, _ in ratios], [v for _, v in ratios], pen=pen, symbol="o",
                                     symbolSize=5, symbolBrush=PALETTE[i % len(PALETTE)], name=label)
+        peaks = [c.peak_bytes for r in rows for c in r.cells if c.peak_bytes is not None]
+        if peaks:  # from zero: small differences should look small
+            self.memory.setYRange(0, max(peaks) / GIB * 1.1, padding=0)
         self.ratio.addItem(pg.InfiniteLine(1.0, angle=0, pen=pg.mkPen((128, 128, 128), style=Qt.PenStyle.DashLine)))
         self.ratio.setLabel("left", f"latency ÷ {cmp.labels[cmp.baseline]}")
         self._fill_table(cmp, mode)
@@ -288,7 +296,10 @@ class CompareView(QWidget):
             self.maps.addLabel(f"{cmp.labels[i]} · layer {entry['layer']}", row=1, col=col)
             if maps is None:
                 continue
-            image = np.log10(np.maximum(maps.mean(axis=0), 1e-9))
-            item = pg.ImageItem(image.T, levels=(max(image.min(), image.max() - 6), image.max()))
+            mean = maps.mean(axis=0)
+            image = np.where(mean > 0, np.log10(np.where(mean > 0, mean, 1.0)), np.nan)  # NaN: keys never seen
+            valid = image[np.isfinite(image)]
+            levels = (float(np.percentile(valid, 1)), float(valid.max())) if valid.size else (0.0, 1.0)
+            item = pg.ImageItem(image.T, levels=levels)
             item.setColorMap(pg.colormap.get("viridis"))
             view.addItem(item)
