@@ -21,3 +21,12 @@ def resources_dir() -> Path:
 def resource_path(*parts: str) -> Path:
     """Path of one resource file, e.g. ``resource_path("presets", "gpt2.json")``."""
     return resources_dir().joinpath(*parts)
+
+
+def desktop_dir() -> Path:
+    """The freedesktop entry and AppStream metainfo: ``resources/desktop`` in a wheel,
+    ``packaging/linux`` in a source checkout."""
+    packaged = resources_dir() / "desktop"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "packaging" / "linux"

@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ctxscope.cli import estimate_cmd, gui_cmd, info_cmd, maxctx_cmd, report_cmd, runs_cmd, sweep_cmd
+    from ctxscope.cli import (desktop_cmd, doctor_cmd, estimate_cmd, gui_cmd, info_cmd, maxctx_cmd, report_cmd,
+                              runs_cmd, sweep_cmd)
 
     parser = _Parser(prog="ctxscope", description="What context length costs a transformer model on your hardware.")
     parser.add_argument("--version", action="version", version=f"ctxscope {ctxscope.__version__}")
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     maxctx_cmd.add_parser(sub)
     runs_cmd.add_parser(sub)
     report_cmd.add_parsers(sub)
+    doctor_cmd.add_parser(sub)
+    desktop_cmd.add_parser(sub)
     info_cmd.add_parsers(sub)
     return parser
 

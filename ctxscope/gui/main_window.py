@@ -119,8 +119,13 @@ class MainWindow(QMainWindow):
         grid.addWidget(self.memory, 0, 1)
         grid.addWidget(self.throughput, 1, 0)
         grid.addWidget(self.table, 1, 1)
+        self.live_hint = QLabel("No run yet. Press Run (Ctrl+R) to measure the model in the panel at each length, "
+                                "open a run file (Ctrl+O), or pick one in the History tab.")
+        self.live_hint.setWordWrap(True)
+        self.live_hint.setStyleSheet("background: palette(alternate-base); padding: 6px; border-radius: 3px;")
         live = QWidget()
         live_layout = QVBoxLayout(live)
+        live_layout.addWidget(self.live_hint)
         live_layout.addLayout(controls)
         live_layout.addLayout(grid, 1)
         self.tabs = QTabWidget()
@@ -157,8 +162,8 @@ class MainWindow(QMainWindow):
             return act
 
         file_menu = self.menuBar().addMenu("&File")
-        action(file_menu, "&Open run file…", "Ctrl+O", lambda: self.open_run_file())
-        action(file_menu, "&Export report…", "Ctrl+E", lambda: self.export_report())
+        self.open_action = action(file_menu, "&Open run file…", "Ctrl+O", lambda: self.open_run_file())
+        self.export_action = action(file_menu, "&Export report…", "Ctrl+E", lambda: self.export_report())
         file_menu.addSeparator()
         action(file_menu, "&Quit", "Ctrl+Q", self.close)
         run_menu = self.menuBar().addMenu("&Run")
@@ -172,6 +177,25 @@ class MainWindow(QMainWindow):
             action(edit_menu, f"Save {name} plot as PNG/SVG…", None, partial(self.save_plot, plot))
         help_menu = self.menuBar().addMenu("&Help")
         action(help_menu, "&About ctxscope", None, self.show_about)
+        self._build_toolbar()
+        self.cancel_action.setEnabled(False)
+
+    def _build_toolbar(self) -> None:
+        from PySide6.QtGui import QIcon
+
+        from ctxscope._resources import resource_path
+
+        bar = self.addToolBar("Main")
+        bar.setObjectName("main-toolbar")  # saveState/restoreState need a name
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for act, icon, text in ((self.run_action, "run", "Run"), (self.cancel_action, "stop", "Cancel"),
+                                (self.matrix_action, "compare", "Compare kernels/dtypes"),
+                                (self.open_action, "open", "Open run"), (self.export_action, "export", "Export report")):
+            act.setIcon(QIcon(str(resource_path("icons", "toolbar", f"{icon}.svg"))))
+            act.setIconText(text)
+            act.setToolTip(f"{act.text().replace('&', '').rstrip('…')} ({act.shortcut().toString()})")
+            bar.addAction(act)
 
     def _connect(self) -> None:
         self.model_panel.loadRequested.connect(self._on_model_panel_load_requested)
@@ -422,6 +446,7 @@ class MainWindow(QMainWindow):
         return f"{header.model.source} · {s.device} {s.dtype} {s.attn_implementation}"
 
     def _begin_run(self, header: RunHeader) -> None:
+        self.live_hint.setVisible(False)
         self.shown[header.id] = header
         env = header.environment
         if header.settings.device.startswith("cuda") and env.gpu_memory_bytes:
@@ -473,6 +498,8 @@ class MainWindow(QMainWindow):
         self.sweep_panel.set_running(busy)
         self.model_panel.set_busy(busy)
         self.run_action.setEnabled(not busy)
+        self.matrix_action.setEnabled(not busy)
+        self.cancel_action.setEnabled(busy)
         if not busy:
             self.progress.setVisible(False)
 

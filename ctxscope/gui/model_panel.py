@@ -60,7 +60,9 @@ class ModelPanel(QGroupBox):
         self.trust_remote_code.toggled.connect(self.trust_warning.setVisible)
         self.load_button = QPushButton("Load")
         self.load_button.clicked.connect(self._on_load_clicked)
-        self.info = QLabel("No model loaded. Pick a preset (random weights, no download) and press Run.")
+        self.info = QLabel("No model loaded. Presets are real architectures with random weights (no download): "
+                           "latency and memory are real, outputs are not. Press Run, or open a local checkpoint "
+                           "with “Folder…”")
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.banner = QLabel(RANDOM_BANNER)
