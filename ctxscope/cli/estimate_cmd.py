@@ -18,6 +18,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--revision", default=None)
     p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--gpu", default=None,
+                   help="predict latency for this GPU: a data-sheet name such as 'H100 SXM', 'A100 80GB SXM', 'L4' "
+                        "(default: this machine's first GPU, measured with `ctxscope env --probe` or its data sheet)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=run)
 
@@ -48,20 +51,47 @@ def estimate(model: str, dtype: str, lengths: tuple[int, ...], batch: int = 1, *
             "notes": list(arch.notes), "lengths": rows}
 
 
+def _peak(name: str | None) -> Any:
+    from ctxscope.core.hardware import from_table, peak_for, table_names
+
+    if name is not None:
+        peak = from_table(name)
+        if peak is None:
+            raise BadInputError(f"--gpu {name!r}: not in the table ({', '.join(table_names())})")
+        return peak
+    import torch
+
+    return peak_for(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else None
+
+
+def add_predictions(result: dict[str, Any], peak: Any) -> None:
+    """Roofline lower-bound latency per length (ms) for ``peak`` (see core.efficiency)."""
+    from ctxscope.core.efficiency import predicted_ms
+
+    result["peak"] = None if peak is None else {"name": peak.name, "flops": dict(peak.flops),
+                                                "bytes_per_s": peak.bytes_per_s, "source": peak.source}
+    for row in result["lengths"]:
+        for mode in ("prefill", "decode"):
+            row[f"predicted_{mode}_ms"] = predicted_ms(
+                {**result, "rows": result["lengths"]}, result["dtype"], mode, row["length"], result["batch"])
+
+
 def run(args: argparse.Namespace) -> int:
     from ctxscope.core.lengths import parse_lengths
 
     if args.batch < 1:
         raise BadInputError(f"--batch must be at least 1, not {args.batch}")
+    peak = _peak(args.gpu)
     result = estimate(args.model, args.dtype, parse_lengths(args.lengths), args.batch, revision=args.revision,
                       trust_remote_code=args.trust_remote_code)
+    add_predictions(result, peak)
     if args.format == "json":
         print(json.dumps(result, indent=1))
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    from ctxscope.report.fmt import fmt_bytes, fmt_count
+    from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_rate
 
     console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
     windows = f", sliding windows keep {result['sliding_windows']} tokens" if result["sliding_windows"] else ""
@@ -69,12 +99,24 @@ def run(args: argparse.Namespace) -> int:
                   f"in {args.dtype}; KV cache {result['kv_bytes_per_token']:,} bytes per token{windows}")
     table = Table(caption="Analytic (from the config; nothing run). FLOPs: 2 per multiply–add; prefill keeps "
                           "last-position logits.")
-    for col in ("length", "KV cache", "weights + KV", "prefill TFLOP", "decode GFLOP/token", "decode bytes/token"):
+    cols = ["length", "KV cache", "weights + KV", "prefill TFLOP", "decode GFLOP/token", "decode bytes/token"]
+    if peak is not None:
+        cols += ["prefill ≥ ms", "decode ≥ ms/token"]
+    for col in cols:
         table.add_column(col, justify="right")
     for r in result["lengths"]:
-        table.add_row(str(r["length"]), fmt_bytes(r["kv_cache_bytes"]),
-                      fmt_bytes(result["weights_bytes"] + r["kv_cache_bytes"]), f"{r['prefill_flops'] / 1e12:,.3f}",
-                      f"{r['decode_flops'] / 1e9:,.2f}" if r["decode_flops"] is not None else "-",
-                      fmt_bytes(r["decode_bytes"]) if r["decode_bytes"] is not None else "-")
+        cells = [str(r["length"]), fmt_bytes(r["kv_cache_bytes"]),
+                 fmt_bytes(result["weights_bytes"] + r["kv_cache_bytes"]), f"{r['prefill_flops'] / 1e12:,.3f}",
+                 f"{r['decode_flops'] / 1e9:,.2f}" if r["decode_flops"] is not None else "-",
+                 fmt_bytes(r["decode_bytes"]) if r["decode_bytes"] is not None else "-"]
+        if peak is not None:
+            cells += [fmt_ms(r["predicted_prefill_ms"]), fmt_ms(r["predicted_decode_ms"])]
+        table.add_row(*cells)
     console.print(table)
+    if peak is not None:
+        console.print(f"Latency lower bound = max(FLOPs ÷ peak, bytes ÷ bandwidth) on {peak.name}: "
+                      f"{fmt_rate(peak.flops_for(args.dtype))} {args.dtype}, {fmt_rate(peak.bytes_per_s, 'B/s')} "
+                      f"({peak.source}). Real kernels reach a fraction of it.")
+    else:
+        console.print("No latency prediction: no GPU here and no --gpu given (e.g. --gpu 'H100 SXM').")
     return 0

@@ -13,6 +13,9 @@ from typing import Any
 def add_parsers(sub: Any) -> None:
     env = sub.add_parser("env", help="devices, GPU, driver, CUDA and library versions")
     env.add_argument("--format", choices=("table", "json"), default="table")
+    env.add_argument("--probe", action="store_true",
+                     help="measure each device's peak matmul FLOP/s and copy bandwidth (a few seconds; saved and "
+                          "used instead of the data sheet for predictions)")
     env.set_defaults(func=cmd_env)
     presets = sub.add_parser("presets", help="list the architecture presets (random weights)")
     presets.add_argument("--format", choices=("table", "json"), default="table")
@@ -48,6 +51,14 @@ def cmd_env(args: argparse.Namespace) -> int:
     env["nvml"] = nvml.nvml() is not None
     env["cuda_available"] = torch.cuda.is_available()
     env["devices"] = _devices()
+    from ctxscope.core.hardware import peak_for, probe, save_probe
+
+    for dev in env["devices"]:
+        if args.probe and dev["device"] != "mps":
+            measured = probe(dev["device"])
+            save_probe(measured)
+        peak = peak_for(dev["name"])
+        dev["peak"] = None if peak is None else asdict(peak)
     for name in ("accelerate", "pynvml", "numpy", "psutil"):
         try:
             env.setdefault("libraries", {})[name] = metadata.version("nvidia-ml-py" if name == "pynvml" else name)
@@ -70,6 +81,14 @@ def cmd_env(args: argparse.Namespace) -> int:
             extra = (f", {fmt_bytes(dev['memory_free_bytes'])} free of {fmt_bytes(dev['memory_total_bytes'])}, "
                      f"compute {dev['compute_capability']}")
         rows.append((f"device {dev['device']}", f"{dev['name']}{extra}"))
+        peak = dev.get("peak")
+        if peak:
+            from ctxscope.report.fmt import fmt_rate
+
+            flops = ", ".join(f"{k} {fmt_rate(v)}" for k, v in peak["flops"].items())
+            rows.append(("  peak", f"{flops}; memory {fmt_rate(peak['bytes_per_s'], 'B/s')} ({peak['source']})"))
+        elif dev["device"] != "mps":
+            rows.append(("  peak", "unknown: run `ctxscope env --probe` to measure it"))
     if not env["cuda_available"]:
         rows.append(("note", "no CUDA device: sweeps run on the CPU"))
     width = max(len(k) for k, _ in rows)

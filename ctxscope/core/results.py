@@ -122,6 +122,9 @@ class RunHeader:
     model: ModelInfo
     settings: Settings
     environment: Environment
+    # The analytic model's predictions for this run (see ctxscope.core.efficiency):
+    # weights bytes, per-length KV bytes / FLOPs / decode bytes, the device peak used.
+    analytic: dict | None = None
 
 
 @dataclass(frozen=True, slots=True)

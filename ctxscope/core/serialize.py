@@ -50,7 +50,7 @@ def point_to_dict(point: Point) -> dict[str, Any]:
 def header_to_dict(header: RunHeader) -> dict[str, Any]:
     return _clean({"schema": SCHEMA, "id": header.id, "created": header.created,
                    "model": asdict(header.model), "settings": asdict(header.settings),
-                   "environment": asdict(header.environment)})
+                   "environment": asdict(header.environment), "analytic": header.analytic})
 
 
 def run_to_dict(run: RunResult) -> dict[str, Any]:
@@ -161,7 +161,11 @@ def run_from_dict(data: Any) -> RunResult:
     for key in ("id", "created"):
         if not isinstance(data.get(key), str):
             raise RunFileError(f"{key}: expected a string")
-    header = RunHeader(id=data["id"], created=data["created"], model=model, settings=settings, environment=env)
+    analytic = data.get("analytic")
+    if analytic is not None and not isinstance(analytic, dict):
+        raise RunFileError("analytic: expected an object")
+    header = RunHeader(id=data["id"], created=data["created"], model=model, settings=settings, environment=env,
+                       analytic=analytic)
     points_data = data.get("points", [])
     if not isinstance(points_data, list):
         raise RunFileError("points: expected a list")

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import torch
 
 from ctxscope.core.devices import dtype_name
+from ctxscope.core.efficiency import analytic_block
 from ctxscope.core.environment import collect_environment
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepEvent, SweepStarted
@@ -111,9 +112,12 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     modes = validate(loaded, cfg)
     tokenizer = prepare_attention(loaded, cfg)  # bad attention input fails here, before any work
     measurer = Measurer(loaded, cfg, stop, modes=modes)
-    header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info,
-                       settings=_settings(loaded, cfg, modes, measurer.timer.name),
-                       environment=collect_environment(loaded.device))
+    settings = _settings(loaded, cfg, modes, measurer.timer.name)
+    environment = collect_environment(loaded.device)
+    header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info, settings=settings,
+                       environment=environment,
+                       analytic=analytic_block(loaded.config, settings.lengths, settings.dtype,
+                                               environment.gpu_name if loaded.device.type == "cuda" else environment.cpu))
     yield SweepStarted(header)
     lengths = header.settings.lengths
     passes = modes + (("attention",) if cfg.attention is not None else ())

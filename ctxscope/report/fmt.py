@@ -35,3 +35,10 @@ def fmt_seconds(value: float | None) -> str:
         return "?"
     value = int(round(value))
     return f"{value // 3600}h{value % 3600 // 60:02d}m" if value >= 3600 else f"{value // 60}m{value % 60:02d}s"
+
+
+def fmt_rate(value: float | None, unit: str = "FLOP/s") -> str:
+    """1.2e15 → ``1,200.0 TFLOP/s``; small rates in G."""
+    if value is None:
+        return "-"
+    return f"{value / 1e12:,.1f} T{unit}" if value >= 1e12 else f"{value / 1e9:,.1f} G{unit}"

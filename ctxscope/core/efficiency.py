@@ -1,0 +1,151 @@
+"""Prediction against measurement, torch-free: the analytic lower-bound latency
+(roofline: max of compute time and memory time), model FLOPs utilisation for prefill,
+bandwidth utilisation for decode, where measured memory departs from the prediction,
+and the fit latency ≈ a + b·L + c·L² with the length where attention's quadratic term
+overtakes the linear one.
+
+The run's ``analytic`` block (written at sweep time by :func:`analytic_block`) holds per
+length the KV bytes, prefill FLOPs, decode FLOPs and decode bytes, the weights bytes and
+the device peak used; everything here reads only that block and the points."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ctxscope.core.results import Point, RunResult
+
+DEPARTURE = 0.10  # flag measured memory more than 10% away from the prediction
+
+
+def _row(analytic: dict | None, length: int) -> dict | None:
+    if not analytic:
+        return None
+    for row in analytic.get("rows") or []:
+        if isinstance(row, dict) and row.get("length") == length:
+            return row
+    return None
+
+
+def _peak(analytic: dict | None, dtype: str) -> tuple[float | None, float | None]:
+    peak = (analytic or {}).get("peak") or {}
+    flops = (peak.get("flops") or {}).get(dtype)
+    return (float(flops) if flops else None, float(peak["bytes_per_s"]) if peak.get("bytes_per_s") else None)
+
+
+def work(analytic: dict | None, mode: str, length: int, batch: int = 1) -> tuple[float, float] | None:
+    """(FLOPs, bytes moved) of one call of ``mode`` at ``length`` (rows are per batch 1)."""
+    row = _row(analytic, length)
+    if row is None:
+        return None
+    weights = float(analytic.get("weights_bytes") or 0)
+    if mode == "decode":
+        if row.get("decode_flops") is None:
+            return None
+        return float(row["decode_flops"]) * batch, weights + (float(row["decode_bytes"]) - weights) * batch
+    # Prefill / forward: every weight read once, the KV cache written once.
+    return float(row["prefill_flops"]) * batch, weights + float(row["kv_cache_bytes"]) * batch
+
+
+def predicted_ms(analytic: dict | None, dtype: str, mode: str, length: int, batch: int = 1) -> float | None:
+    """Roofline lower bound: max(FLOPs / peak FLOP/s, bytes / bandwidth), in ms."""
+    w = work(analytic, mode, length, batch)
+    flops_peak, bandwidth = _peak(analytic, dtype)
+    if w is None or not flops_peak or not bandwidth:
+        return None
+    return max(w[0] / flops_peak, w[1] / bandwidth) * 1e3
+
+
+@dataclass(frozen=True, slots=True)
+class PointEfficiency:
+    predicted_ms: float | None
+    mfu: float | None  # achieved FLOP/s ÷ peak (prefill / forward)
+    bandwidth_util: float | None  # achieved bytes/s ÷ peak bandwidth (decode)
+    predicted_memory_bytes: int | None  # weights + KV cache
+    memory_departure: float | None  # (measured − predicted) ÷ predicted, when beyond ±10%
+
+
+def point_efficiency(run: RunResult, point: Point) -> PointEfficiency:
+    analytic, s = run.header.analytic, run.header.settings
+    pred = predicted_ms(analytic, s.dtype, point.mode, point.length, point.batch_size)
+    mfu = bw = None
+    w = work(analytic, point.mode, point.length, point.batch_size)
+    flops_peak, bandwidth = _peak(analytic, s.dtype)
+    if point.status == "ok" and point.latency_ms and w is not None:
+        seconds = point.latency_ms.median / 1e3
+        if point.mode == "decode" and bandwidth:
+            bw = w[1] / seconds / bandwidth
+        elif point.mode != "decode" and flops_peak:
+            mfu = w[0] / seconds / flops_peak
+    row = _row(analytic, point.length)
+    mem_pred = departure = None
+    if row is not None and analytic.get("weights_bytes") is not None:
+        mem_pred = int(analytic["weights_bytes"] + row["kv_cache_bytes"] * point.batch_size)
+        if point.status == "ok" and point.memory is not None and mem_pred > 0:
+            measured = point.memory.weights_bytes + point.memory.kv_cache_bytes
+            rel = (measured - mem_pred) / mem_pred
+            departure = rel if abs(rel) > DEPARTURE else None
+    return PointEfficiency(pred, mfu, bw, mem_pred, departure)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyFit:
+    """latency_ms ≈ a + b·L + c·L²; ``crossover`` is the L where c·L² = b·L (``None``
+    when either term is not positive: no crossing in range of the model)."""
+
+    a: float
+    b: float
+    c: float
+    r2: float
+    crossover: float | None
+
+    def __call__(self, length: float) -> float:
+        return self.a + self.b * length + self.c * length * length
+
+
+def fit_latency(lengths: Sequence[float], latencies_ms: Sequence[float]) -> LatencyFit | None:
+    """Least squares over the points (relative errors: each point weighted by 1/latency,
+    so short and long contexts count alike). Needs 3 distinct lengths."""
+    x = np.asarray(lengths, dtype=float)
+    y = np.asarray(latencies_ms, dtype=float)
+    if len(np.unique(x)) < 3 or np.any(y <= 0):
+        return None
+    design = np.stack([np.ones_like(x), x, x * x], axis=1) / y[:, None]
+    (a, b, c), *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
+    model = a + b * x + c * x * x
+    ss_res = float(np.sum((y - model) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1.0
+    crossover = float(b / c) if b > 0 and c > 0 else None
+    return LatencyFit(float(a), float(b), float(c), 1 - ss_res / ss_tot, crossover)
+
+
+def fit_run(run: RunResult, mode: str) -> LatencyFit | None:
+    ok = run.ok_points(mode)
+    return fit_latency([p.length for p in ok], [p.latency_ms.median for p in ok if p.latency_ms])
+
+
+def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name: str | None) -> dict:
+    """What the analytic model predicts for this run (stored in its header): per length
+    KV bytes, prefill FLOPs, decode FLOPs and bytes; the weights; the device peak. A
+    config the model cannot describe gives ``{"error": "..."}`` instead of wrong numbers."""
+    from ctxscope.core import analytic
+    from ctxscope.core.hardware import peak_for
+
+    try:
+        arch = analytic.describe_config(config)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        return {"error": f"the analytic model cannot describe this config ({exc})"}
+    kv_dtype = dtype if dtype in ("float32", "float16", "bfloat16") else "float32"
+    rows = [{"length": n, "kv_cache_bytes": analytic.kv_bytes(arch, n, kv_dtype),
+             "prefill_flops": analytic.prefill_flops(arch, n),
+             "decode_flops": analytic.decode_flops(arch, n) if arch.is_decoder else None,
+             "decode_bytes": analytic.decode_bytes(arch, n, kv_dtype) if arch.is_decoder else None}
+            for n in sorted(set(lengths))]
+    peak = peak_for(device_name)
+    return {"params": arch.params, "weights_bytes": analytic.weights_bytes(arch, kv_dtype), "rows": rows,
+            "notes": list(arch.notes),
+            "peak": None if peak is None else {"name": peak.name, "flops": dict(peak.flops),
+                                               "bytes_per_s": peak.bytes_per_s, "source": peak.source}}
