@@ -127,18 +127,18 @@ def probe(device: str = "cpu", dtypes: tuple[str, ...] | None = None, seconds: f
             samples.append(timer.time(fn)[0] / 1e3)
         return min(samples)  # peak: the fastest repetition
 
-    flops: dict[str, float] = {}
-    for name in dtypes:
-        dtype = getattr(torch, name)
+    def matmul_rate(dtype: torch.dtype) -> float:
         a = torch.randn(n, n, device=dev).to(dtype)
         b = torch.randn(n, n, device=dev).to(dtype)
-        flops[name] = 2 * n**3 / best(lambda: torch.mm(a, b), seconds / 2)
-        del a, b
-    size = (1 << 30) if cuda else (256 << 20)
-    src = torch.empty(size, dtype=torch.uint8, device=dev)
-    dst = torch.empty_like(src)
-    bandwidth = 2 * size / best(lambda: dst.copy_(src), seconds / 2)
-    del src, dst
+        return 2 * n**3 / best(lambda: torch.mm(a, b), seconds / 2)
+
+    def copy_rate(size: int) -> float:
+        src = torch.empty(size, dtype=torch.uint8, device=dev)
+        dst = torch.empty_like(src)
+        return 2 * size / best(lambda: dst.copy_(src), seconds / 2)  # each byte read and written
+
+    flops = {name: matmul_rate(getattr(torch, name)) for name in dtypes}
+    bandwidth = copy_rate((1 << 30) if cuda else (256 << 20))
     if cuda:
         torch.cuda.empty_cache()
     name = torch.cuda.get_device_name(dev) if cuda else cpu_name()
