@@ -111,12 +111,25 @@ def _mark_oom(ax, lengths: list[int], colour: str, label: str | None) -> None:
                    label=label, zorder=5, clip_on=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Overlay:
+    """Prediction and fit drawn over one run's latency curve."""
+
+    predicted: dict[int, float]  # length → roofline lower bound (ms)
+    fit: object | None  # ctxscope.core.efficiency.LatencyFit
+
+
 @_styled
-def latency_svg(series: Sequence[Series], mode: str, *, title: str) -> str:
-    """Median latency per length with the p10–p90 band; ✕ where a run ran out of memory."""
+def latency_svg(series: Sequence[Series], mode: str, *, title: str,
+                overlays: Sequence[Overlay | None] | None = None) -> str:
+    """Median latency per length with the p10–p90 band; ✕ where a run ran out of memory;
+    optionally each run's roofline lower bound (dashed) and fit a + bL + cL² (dotted)."""
     fig, ax = _figure()
     lengths: list[int] = []
-    for s in series:
+    for i, s in enumerate(series):
+        overlay = overlays[i] if overlays else None
+        if overlay is not None:
+            _draw_overlay(ax, s, overlay)
         ok = sorted((p for p in s.points if p.status == "ok" and p.latency_ms), key=lambda p: p.length)
         x = [p.length for p in ok]
         lengths += [p.length for p in s.points]
@@ -131,6 +144,23 @@ def latency_svg(series: Sequence[Series], mode: str, *, title: str) -> str:
     ax.set_title(title)
     ax.legend(fontsize=8)
     return _to_svg(fig)
+
+
+def _draw_overlay(ax, s: Series, overlay: Overlay) -> None:
+    if overlay.predicted:
+        xs = sorted(overlay.predicted)
+        ax.plot(xs, [overlay.predicted[n] for n in xs], "--", color=s.colour, linewidth=1, alpha=0.8,
+                label=f"{s.label}: roofline lower bound")
+    fit = overlay.fit
+    ok = [p.length for p in s.points if p.status == "ok"]
+    if fit is not None and ok:
+        xs = np.geomspace(min(ok), max(ok), 64)
+        ax.plot(xs, [fit(x) for x in xs], ":", color=s.colour, linewidth=1.4,
+                label=f"{s.label}: fit a + bL + cL² (R² {fit.r2:.3f})")
+        if fit.crossover and min(ok) / 4 <= fit.crossover <= max(ok) * 4:
+            ax.axvline(fit.crossover, color=s.colour, linewidth=0.8, alpha=0.6)
+            ax.annotate(f"cL² = bL at L≈{fit.crossover:,.0f}", (fit.crossover, 0.04),
+                        xycoords=ax.get_xaxis_transform(), fontsize=7, color=s.colour, rotation=90, ha="right")
 
 
 @_styled

@@ -19,7 +19,8 @@ from ctxscope.core.serialize import run_to_dict
 from ctxscope.report import charts
 from ctxscope.report.attention_summary import captured_lengths, ok_entries, pick_lengths, thumbnails
 from ctxscope.report.compare import Comparison, compare, fmt_ratio, peak_bytes
-from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms
+from ctxscope.core.efficiency import fit_run, point_efficiency, predicted_ms
+from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_rate
 
 MODE_TITLES = {"prefill": "Prefill (whole prompt, one call)", "decode": "Decode (one token at depth L)",
                "forward": "Forward (encoder, whole input)"}
@@ -68,21 +69,59 @@ def _run_facts(run: RunResult, label: str, colour: str) -> dict[str, Any]:
     }
 
 
+def _overlay(run: RunResult, mode: str) -> charts.Overlay:
+    s = run.header.settings
+    predicted = {n: ms for n in s.lengths
+                 if (ms := predicted_ms(run.header.analytic, s.dtype, mode, n, s.batch_size)) is not None}
+    return charts.Overlay(predicted=predicted, fit=fit_run(run, mode))
+
+
+def _predicted_memory(run: RunResult) -> dict[int, int]:
+    """Analytic weights + KV per length from the run's own header (newer runs)."""
+    a = run.header.analytic or {}
+    if a.get("weights_bytes") is None:
+        return {}
+    batch = run.header.settings.batch_size
+    return {r["length"]: int(a["weights_bytes"] + r["kv_cache_bytes"] * batch) for r in a.get("rows") or []
+            if isinstance(r, dict) and isinstance(r.get("length"), int)}
+
+
+def _fits(runs: Sequence[RunResult], labels: Sequence[str]) -> list[dict[str, str]]:
+    out = []
+    for run, label in zip(runs, labels):
+        for mode in dict.fromkeys(p.mode for p in run.points):
+            fit = fit_run(run, mode)
+            if fit is None:
+                continue
+            out.append({"label": label, "mode": mode, "a": f"{fit.a:.4g}", "b": f"{fit.b:.4g}", "c": f"{fit.c:.4g}",
+                        "r2": f"{fit.r2:.4f}",
+                        "crossover": f"{fit.crossover:,.0f}" if fit.crossover else "none (no positive c·L²)"})
+    return out
+
+
 def _points_rows(run: RunResult, predicted: Mapping[int, int] | None) -> list[dict[str, str]]:
     rows = []
+    predicted = _predicted_memory(run) or predicted
     for p in run.points:
         lat, mem = p.latency_ms, p.memory
         peak = peak_bytes(mem) if p.status == "ok" else None
         pred = predicted.get(p.length) if predicted else None
+        eff = point_efficiency(run, p)
+        util = (f"MFU {eff.mfu:.1%}" if eff.mfu is not None else
+                f"bandwidth {eff.bandwidth_util:.1%}" if eff.bandwidth_util is not None else "-")
+        note = p.error or ""
+        if eff.memory_departure is not None:
+            note = (note + " " if note else "") + (f"memory: weights + KV {eff.memory_departure:+.0%} vs predicted")
         rows.append({
-            "mode": p.mode, "length": f"{p.length:,}", "status": p.status, "error": p.error or "",
+            "mode": p.mode, "length": f"{p.length:,}", "status": p.status,
             "median": fmt_ms(lat.median) if lat else "-",
             "band": f"{fmt_ms(lat.p10)} – {fmt_ms(lat.p90)}" if lat else "-", "n": str(lat.n) if lat else "-",
             "noisy": bool(lat and lat.noisy),
             "tps": f"{p.tokens_per_s:,.1f}" if p.tokens_per_s else "-",
             "weights": fmt_bytes(mem.weights_bytes) if mem else "-", "kv": fmt_bytes(mem.kv_cache_bytes) if mem else "-",
             "act": fmt_bytes(mem.activation_bytes) if mem else "-", "peak": fmt_bytes(peak),
-            "predicted": fmt_bytes(pred) if pred is not None else "-",
+            "predicted": fmt_bytes(pred) if pred is not None else "-", "note": note,
+            "roofline": fmt_ms(eff.predicted_ms) if eff.predicted_ms is not None else "-", "util": util,
         })
     return rows
 
@@ -138,6 +177,17 @@ def _compare_tables(cmp: Comparison) -> list[dict[str, Any]]:
     return tables
 
 
+def _peak_text(run: RunResult) -> str:
+    peak = (run.header.analytic or {}).get("peak")
+    if not peak:
+        return ("no peak figures for this device (run `ctxscope env --probe` there): no roofline or utilisation"
+                if run.header.analytic else "run made before analytic predictions were recorded")
+    flops = (peak.get("flops") or {}).get(run.header.settings.dtype)
+    return (f"roofline and utilisation against {peak.get('name')}: "
+            f"{fmt_rate(flops) if flops else 'no ' + run.header.settings.dtype + ' figure'}, "
+            f"{fmt_rate(peak.get('bytes_per_s'), 'B/s')} ({peak.get('source')})")
+
+
 def _inert_json(data: Any) -> str:
     # Inside <script type="application/json"> only "</script" could end the block;
     # escaping every <, > and & keeps any user text inert.
@@ -163,7 +213,9 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
     for mode in cmp.modes:
         series = [charts.Series(cmp.labels[i], colours[i], tuple(p for p in r.points if p.mode == mode))
                   for i, r in enumerate(runs)]
-        figs = [charts.latency_svg(series, mode, title=f"{mode} latency (median, band p10–p90)")]
+        overlays = [_overlay(r, mode) for r in runs]
+        figs = [charts.latency_svg(series, mode, title=f"{mode} latency (median, band p10–p90)",
+                                   overlays=overlays if single else None)]
         if not single:
             figs.append(charts.ratio_svg(cmp, mode, title=f"{mode}: latency relative to {cmp.labels[baseline]}"))
             figs.append(charts.peak_memory_svg(cmp, mode, title=f"{mode}: peak memory"))
@@ -171,7 +223,7 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
             cap, cap_label = _capacity(runs[0])
             figs.append(charts.memory_svg(series[0].points, title=f"{mode}: memory by layer", capacity=cap,
                                           capacity_label=cap_label,
-                                          predicted=dict(predictions.get(runs[0].id) or {})))
+                                          predicted=_predicted_memory(runs[0]) or dict(predictions.get(runs[0].id) or {})))
         sections.append({"mode": mode, "title": MODE_TITLES.get(mode, mode), "figures": figs})
     throughput = charts.throughput_svg(
         [(charts.Series(cmp.labels[i], colours[i], tuple(p for p in r.points if p.mode == m)), m)
@@ -201,7 +253,9 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
         "throughput": Markup(throughput), "compare_tables": _compare_tables(cmp),
         "points": [{"label": cmp.labels[i], "colour": colours[i],
                     "rows": _points_rows(r, predictions.get(r.id)), "telemetry": _telemetry_rows(r),
-                    "has_predicted": bool(predictions.get(r.id))} for i, r in enumerate(runs)],
+                    "has_predicted": bool(_predicted_memory(r) or predictions.get(r.id)),
+                    "peak": _peak_text(r)} for i, r in enumerate(runs)],
+        "fits": _fits(runs, cmp.labels),
         "attention": [{**a, "stats": Markup(a["stats"]) if a["stats"] else None} for a in attention],
         "any_random": any(r.header.model.random_weights for r in runs),
         "raw_json": Markup(_inert_json([run_to_dict(r) for r in runs])),
