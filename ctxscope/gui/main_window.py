@@ -252,6 +252,8 @@ class MainWindow(QMainWindow):
             self._show_attention(run, maps_dir)
         self._begin_run(run.header)
         self.shown_runs[run.id] = (run, self._maps_path(run, maps_dir))
+        if replace_shown:
+            self._show_fits(run)
         for point in run.points:
             self._add_point(run.header.id, point)
         self.flush_views()
@@ -448,6 +450,8 @@ class MainWindow(QMainWindow):
     def _begin_run(self, header: RunHeader) -> None:
         self.live_hint.setVisible(False)
         self.shown[header.id] = header
+        if len(self.shown) == 1:
+            self._show_predictions(header)
         env = header.environment
         if header.settings.device.startswith("cuda") and env.gpu_memory_bytes:
             self.memory.set_capacity(env.gpu_memory_bytes, "device memory")
@@ -458,11 +462,32 @@ class MainWindow(QMainWindow):
             self.memory_mode.setCurrentText(modes[0])
         self.run_banner.setVisible(any(h.model.random_weights for h in self.shown.values()))
 
+    def _show_predictions(self, header: RunHeader) -> None:
+        """The first run's analytic predictions: roofline latency per mode, weights + KV."""
+        from ctxscope.core.efficiency import predicted_ms
+
+        s, analytic = header.settings, header.analytic
+        if not analytic or analytic.get("weights_bytes") is None:
+            return
+        for mode in s.modes:
+            pairs = [(n, ms) for n in s.lengths
+                     if (ms := predicted_ms(analytic, s.dtype, mode, n, s.batch_size)) is not None]
+            self.latency.set_prediction(mode, [n for n, _ in pairs], [ms for _, ms in pairs])
+        rows = [r for r in analytic.get("rows") or [] if isinstance(r, dict)]
+        self.memory.set_prediction([r["length"] for r in rows],
+                                   [analytic["weights_bytes"] + r["kv_cache_bytes"] * s.batch_size for r in rows])
+
+    def _show_fits(self, run: RunResult) -> None:
+        from ctxscope.core.efficiency import fit_run
+
+        for mode in run.header.settings.modes:
+            self.latency.set_fit(mode, fit_run(run, mode), [p.length for p in run.ok_points(mode)])
+
     def _add_point(self, run_id: str, point: Point) -> None:
         label = self._run_label(self.shown[run_id])
         for plot in (self.latency, self.memory, self.throughput):
             self._pending.append(partial(self._update_plot, plot, run_id, label, point))
-        self._pending.append(partial(self._update_table, label, point))
+        self._pending.append(partial(self._update_table, label, point, self.shown[run_id]))
         if not self._drain.isActive():
             self._drain.start()
 
@@ -471,9 +496,12 @@ class MainWindow(QMainWindow):
         plot.add_point(run_id, label, point)
         plot.viewport().repaint()  # this view alone, now: one bounded slice per turn
 
-    def _update_table(self, label: str, point: Point) -> None:
+    def _update_table(self, label: str, point: Point, header: RunHeader) -> None:
+        from ctxscope.core.efficiency import point_efficiency
+
         first = self.table.rowCount() == 0
-        self.table.add_point(label, point)
+        efficiency = point_efficiency(RunResult(header=header, status="running"), point) if header.analytic else None
+        self.table.add_point(label, point, efficiency)
         if first:  # sizing columns costs ~3 ms a call: once per run, not per point
             self.table.resizeColumnsToContents()
 
@@ -547,6 +575,7 @@ class MainWindow(QMainWindow):
         ok = sum(p.status == "ok" for p in run.points)
         self.status_label.setText(f"Run {run.id} {run.status}: {ok} of {len(run.points)} points measured.")
         self.shown_runs[run.id] = (run, self._maps_path(run, None))
+        self._show_fits(run)
         self.refresh_history()
         self.history.select(run.id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 
 from ctxscope.core.results import Point
 from ctxscope.gui.plots import GIB, INVISIBLE, _ContextPlot, _Series
@@ -56,7 +57,20 @@ class MemoryPlot(_ContextPlot):
             self.capacity.setValue(total_bytes / GIB)
             self.capacity.label.setFormat(f"{label} {fmt_bytes(total_bytes)}")
 
+    def set_prediction(self, lengths: list[int], predicted_bytes: list[int]) -> None:
+        """The analytic weights + KV cache (dashed): where the stack departs from it, the
+        measurement and the model disagree (activations sit on top by design)."""
+        old = getattr(self, "prediction", None)
+        if old is not None:
+            self.removeItem(old)
+        self.prediction = None
+        if lengths:
+            self.prediction = self.plot(np.array(lengths, dtype=float), np.array(predicted_bytes, dtype=float) / GIB,
+                                        pen=pg.mkPen((90, 90, 90), width=1.5, style=Qt.PenStyle.DashLine),
+                                        name="predicted weights + KV")
+
     def clear_runs(self) -> None:
+        self.set_prediction([], [])
         super().clear_runs()
         self.oom.setData([], [])
         self._legend_done = False

@@ -168,6 +168,54 @@ class LatencyPlot(_ContextPlot):
 
     def set_log_y(self, on: bool) -> None:
         self.setLogMode(x=True, y=on)
+        # The bands follow their edge curves only when those emit sigPlotChanged, which a
+        # log-mode switch does not: rebuild them from the transformed edges now.
+        for series in self.series.values():
+            series.items[3].updatePath()
+
+    def clear_runs(self) -> None:
+        super().clear_runs()
+        for items in getattr(self, "overlays", {}).values():
+            for item in items:
+                self.removeItem(item)
+        self.overlays: dict[tuple[str, str], list] = {}
+
+    def _replace_overlay(self, key: tuple[str, str], items: list) -> None:
+        if not hasattr(self, "overlays"):
+            self.overlays = {}
+        for item in self.overlays.pop(key, []):
+            self.removeItem(item)
+        self.overlays[key] = items
+
+    def set_prediction(self, mode: str, lengths: list[int], predicted_ms: list[float]) -> None:
+        """The roofline lower bound of ``mode`` (thin dashed, in the mode's colour)."""
+        if not lengths:
+            return
+        pen = pg.mkPen(MODE_COLORS.get(mode, (150, 150, 150)), width=1, style=Qt.PenStyle.DashLine)
+        curve = self.plot(np.array(lengths, dtype=float), np.array(predicted_ms) / 1e3, pen=pen,
+                          name=f"{mode}: roofline lower bound")
+        self._replace_overlay(("prediction", mode), [curve])
+
+    def set_fit(self, mode: str, fit, lengths: list[int]) -> None:
+        """The fit a + bL + cL² over the measured range (dotted) and, when it falls near
+        that range, the length where the quadratic term overtakes the linear one."""
+        if fit is None or not lengths:
+            self._replace_overlay(("fit", mode), [])
+            return
+        colour = MODE_COLORS.get(mode, (150, 150, 150))
+        xs = np.geomspace(min(lengths), max(lengths), 64)
+        curve = self.plot(xs, np.array([fit(x) for x in xs]) / 1e3,
+                          pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DotLine),
+                          name=f"{mode}: fit a+bL+cL² (R² {fit.r2:.3f})")
+        items = [curve]
+        if fit.crossover and min(lengths) / 4 <= fit.crossover <= max(lengths) * 4:
+            line = pg.InfiniteLine(np.log10(fit.crossover) if self.getPlotItem().ctrl.logXCheck.isChecked()
+                                   else fit.crossover, angle=90, pen=pg.mkPen(colour, width=1),
+                                   label=f"cL² = bL at {fit.crossover:,.0f}",
+                                   labelOpts={"position": 0.9, "color": colour, "rotateAxis": (1, 0)})
+            self.addItem(line, ignoreBounds=True)
+            items.append(line)
+        self._replace_overlay(("fit", mode), items)
 
     def _make_items(self, label: str, mode: str, run_index: int) -> list:
         curve, = super()._make_items(label, mode, run_index)

@@ -6,11 +6,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QMenu, QTableWidget, QTableWidgetItem, QWidget
 
+from ctxscope.core.efficiency import PointEfficiency
 from ctxscope.core.results import Point
 from ctxscope.report.fmt import fmt_bytes
 
 COLUMNS = ("run", "mode", "length", "status", "median ms", "p10 ms", "p90 ms", "n", "tokens/s", "KV cache",
-           "activations", "peak", "note")
+           "activations", "peak", "roofline ms", "utilisation", "note")
 
 
 class _NumberItem(QTableWidgetItem):
@@ -40,11 +41,18 @@ class ResultsTable(QTableWidget):
     def clear_points(self) -> None:
         self.setRowCount(0)
 
-    def add_point(self, run_label: str, p: Point) -> None:
+    def add_point(self, run_label: str, p: Point, efficiency: PointEfficiency | None = None) -> None:
+        """One row; ``efficiency`` (from the run's analytic block) adds the roofline lower
+        bound, MFU / bandwidth utilisation and a flag where memory departs from the prediction."""
         lat, mem = p.latency_ms, p.memory
+        eff = efficiency
         peak = None if mem is None else (mem.peak_allocated_bytes if mem.peak_allocated_bytes is not None
                                          else mem.peak_rss_bytes)
         note = p.error or ("noisy (IQR/median ≥ 10%)" if lat is not None and lat.noisy else "")
+        if eff is not None and eff.memory_departure is not None:
+            note = (note + "; " if note else "") + f"weights + KV {eff.memory_departure:+.0%} vs predicted"
+        util = None if eff is None else eff.mfu if eff.mfu is not None else eff.bandwidth_util
+        util_text = "-" if util is None else f"{'MFU' if eff.mfu is not None else 'BW'} {util:.1%}"
         cells = [
             QTableWidgetItem(run_label), QTableWidgetItem(p.mode), _NumberItem(str(p.length), p.length),
             QTableWidgetItem(p.status),
@@ -55,7 +63,10 @@ class ResultsTable(QTableWidget):
             _NumberItem(f"{p.tokens_per_s:,.1f}" if p.tokens_per_s else "-", p.tokens_per_s),
             _NumberItem(fmt_bytes(mem.kv_cache_bytes) if mem else "-", mem.kv_cache_bytes if mem else None),
             _NumberItem(fmt_bytes(mem.activation_bytes) if mem else "-", mem.activation_bytes if mem else None),
-            _NumberItem(fmt_bytes(peak), peak), QTableWidgetItem(note),
+            _NumberItem(fmt_bytes(peak), peak),
+            _NumberItem(f"{eff.predicted_ms:.3f}" if eff and eff.predicted_ms is not None else "-",
+                        eff.predicted_ms if eff else None),
+            _NumberItem(util_text, util), QTableWidgetItem(note),
         ]
         if p.status != "ok":
             for cell in cells:
