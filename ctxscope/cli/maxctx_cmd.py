@@ -29,28 +29,12 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _predicted(loaded: Any, budget: int, dtype: str, batch: int, limit: int) -> int | None:
-    """Largest L whose weights + KV cache fit the budget (activations ignored: an upper bound)."""
-    from ctxscope.core import analytic
-
-    arch = analytic.describe_config(loaded.config)
-    weights = analytic.weights_bytes(arch, dtype)
-    lo, hi = 0, limit
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if weights + analytic.kv_bytes(arch, mid, dtype, batch) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo or None
-
-
 def run(args: argparse.Namespace) -> int:
     from ctxscope.cli.common import quiet_transformers
     from ctxscope.core.devices import dtype_name
     from ctxscope.core.loading import check_source, load_model
-    from ctxscope.core.maxctx import MaxContext, calibrated_start, parse_bytes, probe_runner, search
-    from ctxscope.core.memory import module_bytes
+    from ctxscope.core.maxctx import parse_bytes
+    from ctxscope.core.maxctx_run import find_max_context
     from ctxscope.core.spec import DTYPES, ModelSpec
     from ctxscope.core.sweep import drive
 
@@ -64,63 +48,39 @@ def run(args: argparse.Namespace) -> int:
     spec = ModelSpec(args.model, dtype=args.dtype, device=args.device, attn_implementation=args.attn,
                      revision=args.revision, random_weights=args.random_weights, trust_remote_code=args.trust_remote_code)
     check_source(spec)
+    if budget is None and args.device == "cpu":
+        raise BadInputError("on CPU give --memory-budget (e.g. 8GiB): it is enforced on the measured peak")
     quiet_transformers(verbose=False)
     loaded = load_model(spec)
-    mode = args.mode or ("prefill" if loaded.info.is_decoder else "forward")
-    allowed = ("prefill", "decode") if loaded.info.is_decoder else ("forward",)
-    if mode not in allowed:
-        raise BadInputError(f"mode {mode!r} does not apply to {args.model} (modes: {', '.join(allowed)})")
-    import torch
-
-    weights = module_bytes(loaded.model)
-    fraction_set = False
-    if loaded.device.type == "cuda":
-        free, total = torch.cuda.mem_get_info(loaded.device)
-        usable = free + torch.cuda.memory_allocated(loaded.device)
-        if budget is None:
-            budget = usable
-        elif budget < usable:
-            torch.cuda.set_per_process_memory_fraction(budget / total, loaded.device)  # enforce the smaller budget
-            fraction_set = True
-    elif budget is None:
+    if budget is None and loaded.device.type != "cuda":
         raise BadInputError("on CPU give --memory-budget (e.g. 8GiB): it is enforced on the measured peak")
-    if budget <= weights:
-        raise BadInputError(f"the budget ({budget / 2**30:.2f} GiB) is smaller than the weights "
-                            f"({weights / 2**30:.2f} GiB)")
-    limit = 1 << 22 if args.allow_beyond_max or not loaded.info.max_positions else loaded.info.max_positions
-    dtype = dtype_name(loaded.dtype)
-    predicted = _predicted(loaded, budget, dtype, args.batch, limit)
-    probes: list = []
     table = args.format == "table"
+    count = 0
 
     def show(p: Any) -> None:
-        probes.append(p)
+        nonlocal count
+        count += 1
         if table:
             peak = f"{p.peak_bytes / 2**30:.2f} GiB" if p.peak_bytes is not None else "-"
-            print(f"  probe {len(probes):2d}: L={p.length:<8d} {p.status:12s} peak {peak:>11s}  {p.seconds:6.2f} s",
+            print(f"  probe {count:2d}: L={p.length:<8d} {p.status:12s} peak {peak:>11s}  {p.seconds:6.2f} s",
                   file=sys.stderr)
 
-    runner = probe_runner(loaded, mode, budget, args.batch)
-    try:
-        start = drive(calibrated_start(runner, granularity=args.granularity, predicted=predicted, budget_bytes=budget,
-                                       limit=limit), show)
-        ok, bad, at_limit = drive(search(runner, start=start, granularity=args.granularity, limit=limit), show)
-    finally:
-        if fraction_set:
-            torch.cuda.set_per_process_memory_fraction(1.0, loaded.device)
-    result = MaxContext(mode=mode, budget_bytes=budget, granularity=args.granularity, predicted=predicted,
-                        largest_fit=ok, smallest_fail=bad, probes=tuple(probes), stopped_at_limit=at_limit)
+    result = drive(find_max_context(loaded, mode=args.mode, budget=budget, granularity=args.granularity,
+                                    batch=args.batch, allow_beyond_max=args.allow_beyond_max), show)
+    dtype = dtype_name(loaded.dtype)
     if not table:
         from dataclasses import asdict
 
         print(json.dumps({"model": args.model, "device": str(loaded.device), "dtype": dtype, **asdict(result)},
                          indent=1))
         return 0
+    ok, bad = result.largest_fit, result.smallest_fail
     answer = "none: even the smallest probe did not fit" if ok is None else (
-        f"{ok} tokens" + (" (the model's maximum positions; nothing longer was tried)" if at_limit
+        f"{ok} tokens" + (" (the model's maximum positions; nothing longer was tried)" if result.stopped_at_limit
                           else f" (fails at {bad}: within {args.granularity})"))
-    print(f"{args.model} {mode} on {loaded.device} ({dtype}), batch {args.batch}, budget {budget / 2**30:.2f} GiB")
+    print(f"{args.model} {result.mode} on {loaded.device} ({dtype}), batch {args.batch}, "
+          f"budget {result.budget_bytes / 2**30:.2f} GiB")
     print(f"longest context that runs: {answer}")
-    if predicted:
-        print(f"analytic upper bound (weights + KV cache only, activations ignored): {predicted} tokens")
+    if result.predicted:
+        print(f"analytic upper bound (weights + KV cache only, activations ignored): {result.predicted} tokens")
     return 0

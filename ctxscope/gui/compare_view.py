@@ -156,7 +156,14 @@ class CompareView(QWidget):
         self.refresh()
 
     def tick(self, run_ids: list[str] | tuple[str, ...], *, only: bool = True) -> None:
+        """Tick ``run_ids`` (and untick the rest when ``only``); they move to the top in
+        the order given, so the first is the baseline (a matrix: the first measured)."""
         self.runs_list.blockSignals(True)
+        for run_id in reversed(list(run_ids)):
+            for i in range(self.runs_list.count()):
+                if self.runs_list.item(i).data(Qt.ItemDataRole.UserRole) == run_id:
+                    self.runs_list.insertItem(0, self.runs_list.takeItem(i))
+                    break
         for i in range(self.runs_list.count()):
             item = self.runs_list.item(i)
             if item.data(Qt.ItemDataRole.UserRole) in run_ids:

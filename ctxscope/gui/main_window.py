@@ -170,6 +170,7 @@ class MainWindow(QMainWindow):
         self.run_action = action(run_menu, "&Run sweep", "Ctrl+R", self.sweep_panel.run_button.click)
         self.matrix_action = action(run_menu, "Compare &kernels and dtypes…", "Ctrl+Shift+R",
                                     lambda: self.run_matrix())
+        self.maxctx_action = action(run_menu, "&Find max context…", "Ctrl+M", lambda: self.find_max_context())
         self.cancel_action = action(run_menu, "&Cancel", "Esc", self.runner.cancel)
         edit_menu = self.menuBar().addMenu("&Edit")
         for name, plot in (("latency", self.latency), ("memory", self.memory), ("throughput", self.throughput)):
@@ -228,6 +229,8 @@ class MainWindow(QMainWindow):
         r.sweepFinished.connect(self._on_runner_sweep_finished)
         r.attentionReady.connect(self._on_runner_attention_ready)
         r.matrixFinished.connect(self._on_runner_matrix_finished)
+        r.probeDone.connect(self._on_runner_probe_done)
+        r.maxContextFound.connect(self._on_runner_max_context_found)
         r.jobFailed.connect(self.show_error)
 
     # -- actions -------------------------------------------------------------------
@@ -355,6 +358,53 @@ class MainWindow(QMainWindow):
             return False
         self.tabs.setCurrentIndex(0)
         return True
+
+    def find_max_context(self, mode: str | None = None, budget: int | None = None, granularity: int | None = None,
+                         *, ask: bool = True) -> bool:
+        """Search the longest context of the panel's model; probes are drawn on the
+        memory plot as they finish, the answer is shown above the plots."""
+        spec = self.model_panel.spec()
+        if ask:
+            from ctxscope.gui.maxctx_dialog import MaxContextDialog
+
+            on_gpu = spec.device.startswith("cuda") or (spec.device == "auto" and self.model_panel.has_gpu())
+            dialog = MaxContextDialog(on_gpu=on_gpu, parent=self)
+            if not dialog.exec():
+                return False
+            mode, budget, granularity = dialog.mode.currentText(), dialog.budget_bytes(), dialog.granularity.value()
+        self.error_box.setVisible(False)
+        self._probes: list = []
+        self._probe_budget = budget
+        if not self.runner.find_max_context(spec, mode=mode, budget=budget, granularity=granularity or 256):
+            self.status_label.setText("Busy: wait for the current job or cancel it.")
+            return False
+        self._clear_views()
+        self.memory_mode.setCurrentText(mode or "prefill")
+        self.tabs.setCurrentIndex(0)
+        self.live_hint.setText(f"Finding the longest {mode or 'prefill'} context of {spec.source} …")
+        self.live_hint.setVisible(True)
+        return True
+
+    def _on_runner_probe_done(self, probe) -> None:
+        self._probes.append(probe)
+        self.memory.show_probes(self._probes, self._probe_budget)
+        peak = f", peak {probe.peak_bytes / 2**30:.2f} GiB" if probe.peak_bytes is not None else ""
+        self.status_label.setText(f"Probe {len(self._probes)}: L={probe.length:,} {probe.status}{peak}")
+
+    def _on_runner_max_context_found(self, result) -> None:
+        self.memory.show_probes(list(result.probes), result.budget_bytes)
+        if result.largest_fit is None:
+            answer = "none: even the smallest probe did not fit"
+        elif result.stopped_at_limit:
+            answer = f"{result.largest_fit:,} tokens (the model's maximum positions; nothing longer tried)"
+        else:
+            answer = f"{result.largest_fit:,} tokens (fails at {result.smallest_fail:,}; within {result.granularity})"
+        bound = f"; analytic upper bound (weights + KV only) {result.predicted:,}" if result.predicted else ""
+        text = (f"Longest {result.mode} that runs within {result.budget_bytes / 2**30:.2f} GiB: {answer}{bound}. "
+                f"{len(result.probes)} probes.")
+        self.live_hint.setText(text)
+        self.live_hint.setVisible(True)
+        self.status_label.setText(text)
 
     def _on_runner_matrix_finished(self, run_ids: tuple[str, ...]) -> None:
         self.refresh_history()
@@ -527,6 +577,7 @@ class MainWindow(QMainWindow):
         self.model_panel.set_busy(busy)
         self.run_action.setEnabled(not busy)
         self.matrix_action.setEnabled(not busy)
+        self.maxctx_action.setEnabled(not busy)
         self.cancel_action.setEnabled(busy)
         if not busy:
             self.progress.setVisible(False)

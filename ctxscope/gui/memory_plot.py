@@ -69,7 +69,32 @@ class MemoryPlot(_ContextPlot):
                                         pen=pg.mkPen((90, 90, 90), width=1.5, style=Qt.PenStyle.DashLine),
                                         name="predicted weights + KV")
 
+    def show_probes(self, probes: list, budget_bytes: int | None) -> None:
+        """Max-context probes: ● a length that ran (at its peak), ✕ one that did not (at
+        the budget line), the budget as a dashed line."""
+        for name in ("probe_fit", "probe_fail", "budget_line"):
+            old = getattr(self, name, None)
+            if old is not None:
+                self.removeItem(old)
+            setattr(self, name, None)
+        if not probes:
+            return
+        if budget_bytes:
+            self.budget_line = pg.InfiniteLine(budget_bytes / GIB, angle=0, pen=pg.mkPen((142, 68, 173), width=1.5,
+                                               style=Qt.PenStyle.DashLine), label=f"budget {fmt_bytes(budget_bytes)}",
+                                               labelOpts={"position": 0.1, "color": (142, 68, 173)})
+            self.addItem(self.budget_line)
+        fits = [p for p in probes if p.fits and p.peak_bytes is not None]
+        fails = [p for p in probes if not p.fits]
+        self.probe_fit = self.plot([p.length for p in fits], [p.peak_bytes / GIB for p in fits], pen=None,
+                                   symbol="o", symbolSize=9, symbolBrush=(39, 174, 96), name="probe ran")
+        top = budget_bytes / GIB if budget_bytes else max([p.peak_bytes / GIB for p in fits] or [0.0])
+        self.probe_fail = self.plot([p.length for p in fails], [top] * len(fails), pen=None, symbol="x",
+                                    symbolSize=12, symbolBrush=(192, 57, 43), symbolPen=(192, 57, 43),
+                                    name="probe did not fit")
+
     def clear_runs(self) -> None:
+        self.show_probes([], None)
         self.set_prediction([], [])
         super().clear_runs()
         self.oom.setData([], [])

@@ -123,6 +123,10 @@ class ModelPanel(QGroupBox):
         index = self.device.findData(current)
         self.device.setCurrentIndex(max(0, index))
 
+    def has_gpu(self) -> bool:
+        """Whether the probed device list includes a CUDA device."""
+        return any(str(self.device.itemData(i) or "").startswith("cuda") for i in range(self.device.count()))
+
     def set_busy(self, busy: bool) -> None:
         self.load_button.setEnabled(not busy)
 

@@ -105,6 +105,8 @@ class SweepRunner(QObject):
     attentionReady = Signal(object)  # core AttentionResult (CPU numpy maps)
     sweepFinished = Signal(object)  # RunResult
     matrixFinished = Signal(object)  # tuple of run ids, in measurement order
+    probeDone = Signal(object)  # core maxctx Probe
+    maxContextFound = Signal(object)  # core MaxContext
     jobFailed = Signal(str)  # one line, for the user
 
     def __init__(self, parent: QObject | None = None, *, store: bool = True) -> None:
@@ -137,6 +139,10 @@ class SweepRunner(QObject):
         """Sweep ``spec`` with every dtype × attention kernel: the model is loaded once per
         dtype and its kernel switched in place; ends with ``matrixFinished``."""
         return self._start(lambda emit: self._matrix_job(emit, spec, cfg, dtypes, attns))
+
+    def find_max_context(self, spec: ModelSpec, *, mode: str | None, budget: int | None, granularity: int) -> bool:
+        """Search the longest context that runs (probes arrive as ``probeDone``)."""
+        return self._start(lambda emit: self._maxctx_job(emit, spec, mode, budget, granularity))
 
     def cancel(self) -> None:
         """Stop after the current model call; the partial run is kept."""
@@ -177,7 +183,8 @@ class SweepRunner(QObject):
                   "started": self.sweepStarted, "progress": self.progressChanged, "point": self.pointReady,
                   "failed_point": self.pointFailed, "telemetry": self.telemetrySampled,
                   "attention": self.attentionReady,
-                  "finished": self.sweepFinished, "matrix": self.matrixFinished, "error": self.jobFailed}[kind]
+                  "finished": self.sweepFinished, "matrix": self.matrixFinished, "probe": self.probeDone, "maxctx": self.maxContextFound,
+                  "error": self.jobFailed}[kind]
         signal.emit(payload)
 
     # -- jobs (worker thread) --------------------------------------------------------
@@ -238,6 +245,17 @@ class SweepRunner(QObject):
         if self._loaded is None or self._loaded_spec != spec:
             self._load_job(emit, spec)
         self._sweep_loaded(emit, spec, cfg)
+
+    def _maxctx_job(self, emit: Callable[[str, Any], None], spec: ModelSpec, mode: str | None, budget: int | None,
+                    granularity: int) -> None:
+        from ctxscope.core.maxctx_run import find_max_context
+        from ctxscope.core.sweep import drive
+
+        if self._loaded is None or self._loaded_spec != spec:
+            self._load_job(emit, spec)
+        result = drive(find_max_context(self._loaded, mode=mode, budget=budget, granularity=granularity,
+                                        stop=self._stop), lambda probe: emit("probe", probe))
+        emit("maxctx", result)
 
     def _matrix_job(self, emit: Callable[[str, Any], None], spec: ModelSpec, cfg: SweepConfig,
                     dtypes: tuple[str, ...], attns: tuple[str | None, ...]) -> None:

@@ -111,3 +111,40 @@ def test_plot_export_png_svg_and_clipboard(window, qtbot, tmp_path, qapp) -> Non
     assert QtSvgExporter in Exporter.Exporters and SVGExporter not in Exporter.Exporters
     menu_texts = [a.text() for a in window.latency.getPlotItem().vb.menu.actions()]
     assert "Copy plot (PNG + SVG)" in menu_texts and "Save plot as PNG/SVG…" in menu_texts
+
+
+def test_find_max_context_draws_probes_and_answers(window, qtbot, tiny_config_files) -> None:
+    from ctxscope.core.maxctx import parse_bytes
+
+    set_model(window, str(tiny_config_files["llama"]), "16,32")
+    # Generous budget: the tiny model fits everything, so the search stops at its 512 positions.
+    with qtbot.waitSignal(window.runner.maxContextFound, timeout=TIMEOUT) as found:
+        assert window.find_max_context("prefill", parse_bytes("20GiB"), 64, ask=False)
+    result = found.args[0]
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=TIMEOUT)
+    assert result.largest_fit == 512 and result.stopped_at_limit
+    assert len(window._probes) == len(result.probes) >= 2
+    xs = window.memory.probe_fit.xData
+    assert sorted(float(x) for x in xs) == sorted(float(p.length) for p in result.probes if p.fits)
+    assert window.memory.budget_line is not None
+    assert "Longest prefill that runs within 20.00 GiB: 512 tokens" in window.live_hint.text()
+
+
+def test_live_plots_show_prediction_and_fit(window, tmp_path) -> None:
+    from dataclasses import replace
+
+    from tests.core.test_efficiency import ANALYTIC
+
+    run = make_run("a1", lengths=(1024, 2048, 4096, 8192))
+    rows = [{**ANALYTIC["rows"][0], "length": n} for n in (1024, 2048, 4096, 8192)]
+    run = replace(run, header=replace(run.header, analytic={**ANALYTIC, "rows": rows}))
+    path = tmp_path / "r.json"
+    write_run(run, path)
+    window.open_run_file(str(path))
+    window.flush_views()
+    overlays = window.latency.overlays
+    assert ("prediction", "prefill") in overlays and ("fit", "prefill") in overlays
+    assert window.memory.prediction is not None
+    headers = [window.table.horizontalHeaderItem(c).text() for c in range(window.table.columnCount())]
+    util = headers.index("utilisation")
+    assert any(window.table.item(r, util).text().startswith(("MFU", "BW")) for r in range(window.table.rowCount()))

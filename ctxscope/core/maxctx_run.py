@@ -1,0 +1,91 @@
+"""The whole max-context search on a loaded model, shared by ``ctxscope maxctx`` and the
+desktop app's "Find max context": budget (enforced on GPU with the allocator's memory
+fraction), the analytic upper bound, calibration, bracket and bisect."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from typing import Any
+
+from ctxscope.core.errors import BadInputError
+from ctxscope.core.maxctx import MaxContext, Probe, calibrated_start, probe_runner, search
+
+
+def predicted_max(loaded: Any, budget: int, dtype: str, batch: int, limit: int) -> int | None:
+    """Largest L whose weights + KV cache fit the budget (activations ignored: an upper bound)."""
+    from ctxscope.core import analytic
+
+    arch = analytic.describe_config(loaded.config)
+    weights = analytic.weights_bytes(arch, dtype)
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if weights + analytic.kv_bytes(arch, mid, dtype, batch) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo or None
+
+
+def modes_of(loaded: Any) -> tuple[str, ...]:
+    return ("prefill", "decode") if loaded.info.is_decoder else ("forward",)
+
+
+def find_max_context(loaded: Any, *, mode: str | None = None, budget: int | None = None, granularity: int = 256,
+                     batch: int = 1, allow_beyond_max: bool = False,
+                     stop: threading.Event | None = None) -> Generator[Probe, None, MaxContext]:
+    """Yield every probe as it finishes; return the answer. ``budget`` defaults on GPU to
+    the memory free now plus the weights; on CPU it is required."""
+    import torch
+
+    from ctxscope.core.devices import dtype_name
+    from ctxscope.core.memory import module_bytes
+
+    if granularity < 1:
+        raise BadInputError(f"granularity must be at least 1, not {granularity}")
+    if batch < 1:
+        raise BadInputError(f"batch must be at least 1, not {batch}")
+    mode = mode or modes_of(loaded)[0]
+    if mode not in modes_of(loaded):
+        raise BadInputError(f"mode {mode!r} does not apply to {loaded.info.source} "
+                            f"(modes: {', '.join(modes_of(loaded))})")
+    weights = module_bytes(loaded.model)
+    fraction_set = False
+    if loaded.device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(loaded.device)
+        usable = free + torch.cuda.memory_allocated(loaded.device)
+        if budget is None:
+            budget = usable
+        elif budget < usable:
+            torch.cuda.set_per_process_memory_fraction(budget / total, loaded.device)  # enforce the smaller budget
+            fraction_set = True
+    elif budget is None:
+        raise BadInputError("on CPU give a memory budget (e.g. 8GiB): it is enforced on the measured peak")
+    try:
+        if budget <= weights:
+            raise BadInputError(f"the budget ({budget / 2**30:.2f} GiB) is smaller than the weights "
+                                f"({weights / 2**30:.2f} GiB)")
+        limit = 1 << 22 if allow_beyond_max or not loaded.info.max_positions else loaded.info.max_positions
+        predicted = predicted_max(loaded, budget, dtype_name(loaded.dtype), batch, limit)
+        probes: list[Probe] = []
+        runner = probe_runner(loaded, mode, budget, batch)
+
+        def collect(gen: Generator[Probe, None, Any]) -> Generator[Probe, None, Any]:
+            while True:
+                try:
+                    p = next(gen)
+                except StopIteration as done:
+                    return done.value
+                probes.append(p)
+                yield p
+
+        start = yield from collect(calibrated_start(runner, granularity=granularity, predicted=predicted,
+                                                    budget_bytes=budget, limit=limit))
+        ok, bad, at_limit = yield from collect(search(runner, start=start, granularity=granularity, limit=limit,
+                                                      stop=stop))
+    finally:
+        if fraction_set:
+            torch.cuda.set_per_process_memory_fraction(1.0, loaded.device)
+    return MaxContext(mode=mode, budget_bytes=budget, granularity=granularity, predicted=predicted,
+                      largest_fit=ok, smallest_fail=bad, probes=tuple(probes), stopped_at_limit=at_limit)
