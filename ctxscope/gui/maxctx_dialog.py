@@ -15,7 +15,8 @@ class MaxContextDialog(QDialog):
         form = QFormLayout(self)
         form.addRow(QLabel("Finds the longest context of the model in the panel that runs within the budget:\n"
                            "two calibration passes, then bracket and bisect with real passes (each\n"
-                           "out-of-memory handled). Probes appear on the memory plot as they finish."))
+                           "out-of-memory handled). Probes appear on the memory plot as they finish.\n"
+                           "On CPU the budget applies to the whole process (RSS), the app included."))
         self.mode = QComboBox()
         self.mode.addItems(["prefill", "decode", "forward"])
         self.budget = QLineEdit(default_budget)
