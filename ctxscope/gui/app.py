@@ -26,7 +26,12 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("ctxscope")
     app.setOrganizationName("ctxscope")
     app.setApplicationDisplayName("ctxscope")
-    QGuiApplication.setDesktopFileName("ctxscope")
+    # Matches the installed desktop entry (ctxscope install-desktop): Wayland finds the icon by it.
+    QGuiApplication.setDesktopFileName("io.github.ctxscope.ctxscope")
+    if app.platformName() == "offscreen":
+        # Qt 6.11's offscreen clipboard crashes at exit if it still holds mime data
+        # (a copied plot): empty it first. Real platforms (xcb, wayland) are unaffected.
+        app.aboutToQuit.connect(lambda: app.clipboard().clear())
     app.setWindowIcon(QIcon(str(resource_path("icons", "ctxscope.svg"))))
     configure_pyqtgraph(app)
     return app  # type: ignore[return-value]

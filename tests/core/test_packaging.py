@@ -148,3 +148,14 @@ def test_doctor_offline_mode_is_reported(capsys, monkeypatch) -> None:
     main(["doctor", "--format", "json", "--no-qt-probe"])
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
     assert checks["offline mode"]["detail"].startswith("off")
+
+
+def test_resources_from_the_checkout() -> None:
+    """In a source checkout (editable install or PYTHONPATH=.) resources come from the
+    repository's own folders."""
+    from ctxscope._resources import desktop_dir, resource_path, resources_dir
+
+    assert resources_dir() == ROOT / "resources"
+    assert resource_path("report", "report.html.j2").is_file()
+    assert resource_path("icons", "toolbar", "export.svg").is_file()
+    assert desktop_dir() == LINUX and (desktop_dir() / f"{APP_ID}.desktop").is_file()

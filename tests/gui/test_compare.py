@@ -107,6 +107,7 @@ def test_plot_export_png_svg_and_clipboard(window, qtbot, tmp_path, qapp) -> Non
     window.copy_plot(window.throughput)
     mime = qapp.clipboard().mimeData()
     assert "image/svg+xml" in mime.formats() and mime.hasImage()
+    qapp.clipboard().clear()  # offscreen Qt crashes at exit with mime data on the clipboard (see app.py)
     # pyqtgraph's right-click Export… dialog offers the working exporter, not the broken one.
     assert QtSvgExporter in Exporter.Exporters and SVGExporter not in Exporter.Exporters
     menu_texts = [a.text() for a in window.latency.getPlotItem().vb.menu.actions()]
