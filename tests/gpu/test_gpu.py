@@ -84,3 +84,35 @@ def test_measurer_on_gpu_keeps_exact_lengths(tiny_config_files: dict[str, Path])
     m = Measurer(loaded, fast_config((100,)))
     m.measure("decode", 100)
     assert ("decode-prefill", (1, 100)) in m.seen_shapes
+
+
+def test_probe_is_close_to_the_data_sheet() -> None:
+    """The measured matmul rate and copy bandwidth are real fractions of the data sheet's
+    (a probe above the sheet, or a tiny fraction of it, means the probe is wrong)."""
+    from ctxscope.core.hardware import from_table, probe
+
+    name = torch.cuda.get_device_name(0)
+    sheet = from_table(name)
+    measured = probe("cuda:0", dtypes=("bfloat16",), seconds=1.0)
+    assert measured.flops_for("bfloat16") > 1e12 and measured.bytes_per_s > 1e11
+    if sheet is None:
+        pytest.skip(f"{name} is not in the data-sheet table")
+    assert 0.2 < measured.flops_for("bfloat16") / sheet.flops_for("bfloat16") < 1.1
+    assert 0.3 < measured.bytes_per_s / sheet.bytes_per_s < 1.1
+
+
+def test_measured_latency_respects_the_roofline_bound() -> None:
+    """A preset in bf16: every measured median is above the analytic lower bound and
+    MFU / bandwidth utilisation stay below 1 (else the FLOP or byte count is wrong)."""
+    from ctxscope.core.efficiency import point_efficiency
+
+    loaded = load_model(ModelSpec("preset:llama-3.2-1b", device="cuda", dtype="bfloat16"))
+    _, run = drain(run_sweep(loaded, fast_config((1024, 4096), min_repeats=5, max_repeats=20, budget_s=1.0)))
+    if run.header.analytic.get("peak") is None:
+        pytest.skip("no peak figures for this GPU")
+    for p in run.points:
+        eff = point_efficiency(run, p)
+        assert eff.predicted_ms is not None and p.latency_ms.median >= eff.predicted_ms, (p.mode, p.length)
+        util = eff.mfu if eff.mfu is not None else eff.bandwidth_util
+        assert util is not None and 0 < util < 1, (p.mode, p.length, util)
+        assert eff.memory_departure is None, (p.mode, p.length, eff)
