@@ -151,6 +151,12 @@ def run(args: argparse.Namespace) -> int:
     out_csv, out_html, out_md = (output_path(v, f) for v, f in ((args.csv, "--csv"), (args.html, "--html"),
                                                                   (args.md, "--md")))
     out_json = output_path(args.out, "--out") if single else _out_dir(args.out)
+    if out_html is not None:
+        from ctxscope.report.charts import missing_dependency
+
+        problem = missing_dependency()  # fail now, not after a long sweep
+        if problem:
+            raise BadInputError(f"--html: {problem}")
 
     from ctxscope.core.loading import check_source
 

@@ -42,10 +42,11 @@ def _styled(fn):
 
 def missing_dependency() -> str | None:
     """``None`` when charts can be drawn, else the one-line reason."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return "HTML reports need matplotlib: pip install matplotlib"
+    import importlib.util
+
+    missing = [m for m in ("matplotlib", "jinja2") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"HTML reports need {' and '.join(missing)}: pip install {' '.join(missing)}"
     return None
 
 
