@@ -60,10 +60,13 @@ def resolve_runs(refs: list[str]) -> tuple[list[Any], dict[str, Path | None]]:
 
 
 def predictions_for(runs: list[Any]) -> dict[str, dict[int, int]]:
-    """Analytic weights + KV bytes per length, for runs whose config is at hand offline
-    (presets and local paths); quietly none for the rest (a report never downloads)."""
+    """Analytic weights + KV bytes per length for runs made before sweeps recorded their
+    own analytic block, when the config is at hand offline (presets and local paths);
+    quietly none for the rest (a report never downloads)."""
     out: dict[str, dict[int, int]] = {}
     for run in runs:
+        if (run.header.analytic or {}).get("weights_bytes") is not None:
+            continue  # recorded at sweep time: the report reads it from the run itself
         source, s = run.header.model.source, run.header.settings
         local = source.startswith("preset:") or Path(source).expanduser().exists()
         if not local or s.dtype not in ("float32", "float16", "bfloat16"):
