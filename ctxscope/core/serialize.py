@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import MISSING, asdict, fields
@@ -26,6 +27,7 @@ from ctxscope.core.results import (
 from ctxscope.core.stats import LatencyStats
 
 MAX_FILE_BYTES = 512 * 1024**2
+_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
 
 def _clean(value: Any) -> Any:
@@ -161,6 +163,10 @@ def run_from_dict(data: Any) -> RunResult:
     for key in ("id", "created"):
         if not isinstance(data.get(key), str):
             raise RunFileError(f"{key}: expected a string")
+    if not _RUN_ID.fullmatch(data["id"]):
+        # The id names files (the attention maps beside the run, in the history): it must
+        # not be able to point anywhere else ("../", "/", empty).
+        raise RunFileError("id: expected letters, digits, '-', '_' or '.' (at most 64, not starting with '.')")
     analytic = data.get("analytic")
     if analytic is not None and not isinstance(analytic, dict):
         raise RunFileError("analytic: expected an object")

@@ -68,6 +68,11 @@ def _mutate(run: RunResult, fn) -> str:
     (lambda d: d.update(points={"a": 1}), "points"),
     (lambda d: d.update(status=None), "status"),
     (lambda d: d["settings"].update(lengths="16,32"), "lengths"),
+    (lambda d: d.update(id="../../outside"), "id: expected"),  # ids name files: no path tricks
+    (lambda d: d.update(id="/etc/x"), "id: expected"),
+    (lambda d: d.update(id=""), "id: expected"),
+    (lambda d: d.update(analytic=[1]), "analytic"),
+    (lambda d: d["points"][0].update(telemetry={"x": "<script>"}), "telemetry"),
 ])
 def test_bad_run_files_get_clear_errors(run: RunResult, mutation, message: str) -> None:
     with pytest.raises(RunFileError, match=message):
