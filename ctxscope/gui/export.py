@@ -7,12 +7,13 @@ through Qt's own SVG paint engine instead and replaces it in pyqtgraph's Export 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pyqtgraph as pg
 from pyqtgraph.exporters import Exporter, ImageExporter
 from pyqtgraph.parametertree import Parameter
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QRectF, QSize
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QObject, QRectF, QSize, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 
@@ -116,4 +117,42 @@ def export_runs(entries: list, path: Path, *, baseline: int = 0) -> None:
     fmt = format_for(None, path)
     text = render(runs, fmt, baseline=baseline, maps={run.id: maps for run, maps in entries},
                   predictions=predictions_for(runs) if fmt == "html" else None)
-    path.write_text(text, encoding="utf-8")
+    tmp = path.with_name(path.name + ".part")  # a half-written report never replaces a good one
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+class ExportJob(QObject):
+    """Writes a report from a plain Python thread; ``finished(path, error, run count)``
+    arrives in the thread the job lives in (the UI's), queued."""
+
+    finished = Signal(str, str, int)
+
+    def __init__(self, entries: list, path: Path, baseline: int, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.entries, self.path, self.baseline = entries, path, baseline
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True, name="ctxscope-export")
+        self.thread.start()
+
+    def wait(self, timeout_s: float = 60.0) -> None:
+        """Let a running export finish (the window is closing)."""
+        thread = getattr(self, "thread", None)
+        if thread is not None:
+            thread.join(timeout_s)
+
+    def _run(self) -> None:
+        from ctxscope.core.errors import CtxscopeError
+
+        error = ""
+        try:
+            export_runs(self.entries, self.path, baseline=self.baseline)
+        except (CtxscopeError, OSError) as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug must reach the user as a message, not kill the thread silently
+            error = f"{type(exc).__name__}: {exc}"
+        try:
+            self.finished.emit(str(self.path), error, len(self.entries))
+        except RuntimeError:  # the window (this job's parent) was closed meanwhile
+            pass

@@ -60,6 +60,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.compare = CompareView(self._load_for_compare)
         self.telemetry = TelemetryStrip()
         self.current_run: str | None = None
+        self.exporting = False  # a report is being written by a worker thread
         self.shown: dict[str, RunHeader] = {}
         self.shown_runs: dict[str, tuple[RunResult, Path | None]] = {}  # finished runs in Live, for export
         # View updates are queued and applied one at a time, each view painted at once:
@@ -511,6 +512,8 @@ class MainWindow(ToolsMixin, QMainWindow):
         s.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if getattr(self, "exporting", False):
+            self._export_job.wait()  # a report being written is finished, not cut off
         self.save_settings()
         self.telemetry.timer.stop()
         self.runner.shutdown()

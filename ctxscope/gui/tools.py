@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QFileDialog
 
 from ctxscope.core.errors import CtxscopeError
 from ctxscope.core.results import RunHeader, RunResult
@@ -120,9 +119,8 @@ class ToolsMixin:
 
     def export_report(self, path: str | None = None, *, comparison: bool | None = None) -> str | None:
         """Write the Compare tab's runs (when it is showing, or ``comparison``) or the
-        runs in Live as HTML / Markdown / JSON / CSV, by the file's suffix."""
-        from ctxscope.gui.export import export_runs
-
+        runs in Live as HTML / Markdown / JSON / CSV, by the file's suffix, from a
+        worker thread; returns the path at once (``exporting`` is True until written)."""
         if comparison is None:
             comparison = self.tabs.currentWidget() is self.compare
         entries = self.compare.selected_runs() if comparison else list(self.shown_runs.values())
@@ -136,18 +134,26 @@ class ToolsMixin:
                 "HTML report (*.html);;Markdown summary (*.md);;Run JSON (*.json);;CSV points (*.csv)")
             if not path:
                 return None
-        baseline = max(0, self.compare.baseline.currentIndex()) if comparison else 0
-        self.status_label.setText(f"Writing {path} …")
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            export_runs(entries, Path(path), baseline=baseline)
-        except (CtxscopeError, OSError) as exc:
-            self.show_error(f"Export failed: {exc}")
+        if getattr(self, "exporting", False):
+            self.status_label.setText("An export is still being written: wait for it.")
             return None
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.status_label.setText(f"Wrote {path} ({len(entries)} run{'s' if len(entries) > 1 else ''}).")
+        from ctxscope.gui.export import ExportJob
+
+        baseline = max(0, self.compare.baseline.currentIndex()) if comparison else 0
+        self.status_label.setText(f"Writing {path} … (the app stays usable)")
+        # Rendering charts takes seconds: a worker thread writes the file, the UI goes on.
+        self.exporting = True
+        self._export_job = ExportJob(entries, Path(path), baseline, parent=self)
+        self._export_job.finished.connect(self._on_export_finished)
+        self._export_job.start()
         return path
+
+    def _on_export_finished(self, path: str, error: str, count: int) -> None:
+        self.exporting = False
+        if error:
+            self.show_error(f"Export failed: {error}")
+        else:
+            self.status_label.setText(f"Wrote {path} ({count} run{'s' if count > 1 else ''}).")
 
     def copy_plot(self, plot) -> None:
         from ctxscope.gui.export import copy_plot

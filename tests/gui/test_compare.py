@@ -37,6 +37,7 @@ def test_matrix_runs_every_kernel_and_opens_the_comparison(window, qtbot, tiny_c
     assert view.comparison.baseline == 1 and "×" in view.table.item(0, 0).text()
     # Export the comparison the user sees.
     out = window.export_report(str(tmp_path / "cmp.html"))
+    qtbot.waitUntil(lambda: not window.exporting, timeout=TIMEOUT)  # written by a worker thread
     html = Path(out).read_text()
     assert "Comparison tables" in html and "baseline: eager" in html
 
@@ -80,13 +81,24 @@ def test_export_live_run_in_every_format(window, qtbot, tmp_path) -> None:
     for suffix, marker in ((".html", "At a glance"), (".md", "### ctxscope"), (".csv", "run_id,"),
                            (".json", '"schema": "ctxscope.run/1"')):
         out = window.export_report(str(tmp_path / f"out{suffix}"), comparison=False)
+        qtbot.waitUntil(lambda: not window.exporting, timeout=TIMEOUT)
         assert out is not None and marker in Path(out).read_text(), suffix
+        assert window.status_label.text().startswith("Wrote")
     assert load_run(tmp_path / "out.json").id == "a1"
 
 
 def test_export_with_nothing_shown_says_what_to_do(window) -> None:
     assert window.export_report("/tmp/never.html", comparison=False) is None
     assert "run a sweep or open a run first" in window.error_banner.text()
+
+
+def test_export_failure_is_shown_and_the_ui_stays_usable(window, qtbot, tmp_path) -> None:
+    path = tmp_path / "r.json"
+    write_run(make_run("a1"), path)
+    window.open_run_file(str(path))
+    window.export_report(str(tmp_path / "no-such-dir" / "r.html"), comparison=False)
+    qtbot.waitUntil(lambda: not window.exporting, timeout=TIMEOUT)
+    assert window.error_box.isVisible() and "Export failed" in window.error_banner.text()
 
 
 def test_plot_export_png_svg_and_clipboard(window, qtbot, tmp_path, qapp) -> None:
