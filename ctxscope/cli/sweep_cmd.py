@@ -202,8 +202,8 @@ def _out_dir(value: str | None) -> Any:
     if value is None:
         return None
     path = Path(value).expanduser()
-    if path.exists() and not path.is_dir():
-        raise BadInputError(f"--out {value}: several runs are written to a directory, and this is a file")
+    if (path.exists() and not path.is_dir()) or (not path.exists() and path.suffix.lower() == ".json"):
+        raise BadInputError(f"--out {value}: this sweep makes several runs; give a directory for their files")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -256,6 +256,14 @@ def test_matrix_sweep_bad_kernel_keeps_the_rest(capsys, tiny_config_files, tmp_p
     assert row["attn"] == "sdpa" and row["status"] == "complete"
 
 
+def test_matrix_sweep_out_must_be_a_directory(capsys, tiny_config_files, tmp_path: Path) -> None:
+    model = str(tiny_config_files["llama"])
+    code, _, err = run_cli(capsys, "sweep", model, "--device", "cpu", "--lengths", "16", "--attn", "sdpa,eager",
+                           "--out", str(tmp_path / "runs.json"))
+    assert code == 2 and "give a directory" in err and not (tmp_path / "runs.json").exists()
+    assert json.loads(run_cli(capsys, "runs", "list", "--format", "json")[1]) == []  # nothing measured
+
+
 def test_switch_attention_gives_the_same_outputs(loaded_llama) -> None:
     import torch
 
