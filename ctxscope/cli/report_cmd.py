@@ -36,9 +36,8 @@ def add_parsers(sub: Any) -> None:
 def resolve_runs(refs: list[str]) -> tuple[list[Any], dict[str, Path | None]]:
     """Load each RUN: an existing file, else a stored id. Returns the runs and where
     each run's attention maps are (``None`` when it has none)."""
-    from ctxscope.core.attention.storage import attention_file_name
     from ctxscope.core.serialize import load_run
-    from ctxscope.store.attention_files import store_path
+    from ctxscope.store.attention_files import maps_path
 
     runs, maps = [], {}
     store = None
@@ -47,11 +46,11 @@ def resolve_runs(refs: list[str]) -> tuple[list[Any], dict[str, Path | None]]:
             path = Path(ref).expanduser()
             if path.exists() or ref.endswith(".json") or "/" in ref:
                 run = load_run(path)
-                maps[run.id] = path.parent / attention_file_name(run.id)
+                maps[run.id] = maps_path(run.id, path.parent)
             else:
                 store = store or open_store()
                 run = store.get_run(ref)
-                maps[run.id] = store_path(run.id)
+                maps[run.id] = maps_path(run.id)
             runs.append(run)
     finally:
         if store is not None:

@@ -87,14 +87,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ctxscope.cli.report_cmd import FORMATS, predictions_for, render
-    from ctxscope.store.attention_files import store_path
+    from ctxscope.store.attention_files import maps_path
 
     path = output_path(args.out, "--out")
     suffix = path.suffix.lower().lstrip(".") if path is not None else ""
     fmt = args.format or (suffix if suffix in FORMATS else "json")
     with open_store() as store:
         run = store.get_run(args.id)
-    text = render([run], fmt, maps={run.id: store_path(run.id)},
+    text = render([run], fmt, maps={run.id: maps_path(run.id)},
                   predictions=predictions_for([run]) if fmt == "html" else None)
     if path is None:
         sys.stdout.write(text)

@@ -315,13 +315,11 @@ def _write_outputs(runs: list[Any], out_json: Any, out_csv: Any, out_html: Any, 
     if not runs:
         return
     from ctxscope.cli.report_cmd import predictions_for, render
-    from ctxscope.core.attention.storage import attention_file_name
-    from ctxscope.store.attention_files import store_path
+    from ctxscope.store.attention_files import maps_path
 
-    maps = {r.id: store_path(r.id) for r in runs}
-    if out_json is not None:  # maps written beside the run files win: --no-store leaves only those
-        folder = out_json if out_json.is_dir() else out_json.parent
-        maps.update({r.id: folder / attention_file_name(r.id) for r in runs})
+    # Maps written beside the run files win: --no-store leaves only those.
+    folder = None if out_json is None else out_json if out_json.is_dir() else out_json.parent
+    maps = {r.id: maps_path(r.id, folder) for r in runs}
     for path, fmt in ((out_csv, "csv"), (out_html, "html"), (out_md, "md")):
         if path is not None:
             predictions = predictions_for(runs) if fmt == "html" else None

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ctxscope.core.results import Point, RunResult
+from ctxscope.core.results import Point, RunHeader, RunResult
 
 DEPARTURE = 0.10  # flag measured memory more than 10% away from the prediction
 
@@ -59,6 +59,24 @@ def predicted_ms(analytic: dict | None, dtype: str, mode: str, length: int, batc
     return max(w[0] / flops_peak, w[1] / bandwidth) * 1e3
 
 
+def predicted_latency(header: RunHeader, mode: str) -> dict[int, float]:
+    """The roofline lower bound (ms) at each of the run's lengths that has one."""
+    s = header.settings
+    return {n: ms for n in s.lengths
+            if (ms := predicted_ms(header.analytic, s.dtype, mode, n, s.batch_size)) is not None}
+
+
+def predicted_memory(header: RunHeader) -> dict[int, int]:
+    """Analytic weights + KV cache (bytes) per length; empty for runs made before sweeps
+    recorded their analytic block, or whose config it could not describe."""
+    a = header.analytic or {}
+    if a.get("weights_bytes") is None:
+        return {}
+    batch = header.settings.batch_size
+    return {r["length"]: int(a["weights_bytes"] + r["kv_cache_bytes"] * batch) for r in a.get("rows") or []
+            if isinstance(r, dict) and isinstance(r.get("length"), int)}
+
+
 @dataclass(frozen=True, slots=True)
 class PointEfficiency:
     predicted_ms: float | None
@@ -83,6 +101,7 @@ def point_efficiency(run: RunResult, point: Point) -> PointEfficiency:
     row = _row(analytic, point.length)
     mem_pred = departure = None
     if row is not None and analytic.get("weights_bytes") is not None:
+        # Per point, not predicted_memory(): the point's own batch size counts.
         mem_pred = int(analytic["weights_bytes"] + row["kv_cache_bytes"] * point.batch_size)
         if point.status == "ok" and point.memory is not None and mem_pred > 0:
             measured = point.memory.weights_bytes + point.memory.kv_cache_bytes

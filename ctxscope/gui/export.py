@@ -131,16 +131,16 @@ class ExportJob(QObject):
     def __init__(self, entries: list, path: Path, baseline: int, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.entries, self.path, self.baseline = entries, path, baseline
+        # Not "thread": that would shadow QObject.thread().
+        self._worker = threading.Thread(target=self._run, daemon=True, name="ctxscope-export")
 
     def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, daemon=True, name="ctxscope-export")
-        self.thread.start()
+        self._worker.start()
 
     def wait(self, timeout_s: float = 60.0) -> None:
         """Let a running export finish (the window is closing)."""
-        thread = getattr(self, "thread", None)
-        if thread is not None:
-            thread.join(timeout_s)
+        if self._worker.is_alive():
+            self._worker.join(timeout_s)
 
     def _run(self) -> None:
         from ctxscope.core.errors import CtxscopeError

@@ -267,16 +267,13 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.status_label.setText(f"Showing run {run.id} ({run.status}, {len(run.points)} points){shown}.")
 
     def _show_attention(self, run: RunResult, maps_dir: Path | None) -> None:
-        from ctxscope.store.attention_files import store_path
         from ctxscope.core.attention.storage import load
 
         entries = [e for e in run.attention if e.get("status") == "ok"]
         if not entries:
             return
-        name = str(entries[0].get("map_file_or_inline", ""))
-        path = maps_dir / Path(name).name if maps_dir is not None else store_path(run.id)
         try:
-            self.attention.set_stored(entries, load(path))
+            self.attention.set_stored(entries, load(self._maps_path(run, maps_dir)))
         except CtxscopeError as exc:
             self.show_error(f"attention maps of run {run.id} unavailable: {exc}")
 
@@ -295,10 +292,9 @@ class MainWindow(ToolsMixin, QMainWindow):
 
     @staticmethod
     def _maps_path(run: RunResult, maps_dir: Path | None) -> Path:
-        from ctxscope.core.attention.storage import attention_file_name
-        from ctxscope.store.attention_files import store_path
+        from ctxscope.store.attention_files import maps_path
 
-        return maps_dir / attention_file_name(run.id) if maps_dir is not None else store_path(run.id)
+        return maps_path(run.id, maps_dir)
 
     def _load_for_compare(self, run_id: str) -> tuple[RunResult, Path | None]:
         with RunStore(database_path()) as store:
@@ -512,7 +508,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         s.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        if getattr(self, "exporting", False):
+        if self.exporting:
             self._export_job.wait()  # a report being written is finished, not cut off
         self.save_settings()
         self.telemetry.timer.stop()

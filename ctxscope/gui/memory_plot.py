@@ -35,6 +35,8 @@ class MemoryPlot(_ContextPlot):
                                       name="out of memory")
         self.addItem(self.oom)
         self._legend_done = False
+        self.prediction = None  # analytic weights + KV (dashed)
+        self.probe_fit = self.probe_fail = self.budget_line = None  # Find max context
 
     def _label_first_run(self) -> None:
         """Its legend names the memory layers, not runs (only the first run is drawn)."""
@@ -60,9 +62,8 @@ class MemoryPlot(_ContextPlot):
     def set_prediction(self, lengths: list[int], predicted_bytes: list[int]) -> None:
         """The analytic weights + KV cache (dashed): where the stack departs from it, the
         measurement and the model disagree (activations sit on top by design)."""
-        old = getattr(self, "prediction", None)
-        if old is not None:
-            self.removeItem(old)
+        if self.prediction is not None:
+            self.removeItem(self.prediction)
         self.prediction = None
         if lengths:
             self.prediction = self.plot(np.array(lengths, dtype=float), np.array(predicted_bytes, dtype=float) / GIB,
@@ -73,7 +74,7 @@ class MemoryPlot(_ContextPlot):
         """Max-context probes: ● a length that ran (at its peak), ✕ one that did not (at
         the budget line), the budget as a dashed line."""
         for name in ("probe_fit", "probe_fail", "budget_line"):
-            old = getattr(self, name, None)
+            old = getattr(self, name)
             if old is not None:
                 self.removeItem(old)
             setattr(self, name, None)

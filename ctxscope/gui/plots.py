@@ -165,6 +165,7 @@ class LatencyPlot(_ContextPlot):
         super().__init__("Latency")
         self.setToolTip("Median latency with its p10–p90 band.\nprefill: the whole prompt of L tokens.\n"
                         "decode: one new token with L tokens already in the KV cache.")
+        self.overlays: dict[tuple[str, str], list] = {}  # (kind, mode) → items: roofline, fit, crossover
 
     def set_log_y(self, on: bool) -> None:
         self.setLogMode(x=True, y=on)
@@ -175,14 +176,12 @@ class LatencyPlot(_ContextPlot):
 
     def clear_runs(self) -> None:
         super().clear_runs()
-        for items in getattr(self, "overlays", {}).values():
+        for items in self.overlays.values():
             for item in items:
                 self.removeItem(item)
-        self.overlays: dict[tuple[str, str], list] = {}
+        self.overlays.clear()
 
     def _replace_overlay(self, key: tuple[str, str], items: list) -> None:
-        if not hasattr(self, "overlays"):
-            self.overlays = {}
         for item in self.overlays.pop(key, []):
             self.removeItem(item)
         self.overlays[key] = items

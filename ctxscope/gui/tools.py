@@ -98,18 +98,15 @@ class ToolsMixin:
 
     def _show_predictions(self, header: RunHeader) -> None:
         """The first run's analytic predictions: roofline latency per mode, weights + KV."""
-        from ctxscope.core.efficiency import predicted_ms
+        from ctxscope.core.efficiency import predicted_latency, predicted_memory
 
-        s, analytic = header.settings, header.analytic
-        if not analytic or analytic.get("weights_bytes") is None:
+        memory = predicted_memory(header)
+        if not memory:
             return
-        for mode in s.modes:
-            pairs = [(n, ms) for n in s.lengths
-                     if (ms := predicted_ms(analytic, s.dtype, mode, n, s.batch_size)) is not None]
-            self.latency.set_prediction(mode, [n for n, _ in pairs], [ms for _, ms in pairs])
-        rows = [r for r in analytic.get("rows") or [] if isinstance(r, dict)]
-        self.memory.set_prediction([r["length"] for r in rows],
-                                   [analytic["weights_bytes"] + r["kv_cache_bytes"] * s.batch_size for r in rows])
+        for mode in header.settings.modes:
+            latency = predicted_latency(header, mode)
+            self.latency.set_prediction(mode, list(latency), list(latency.values()))
+        self.memory.set_prediction(list(memory), list(memory.values()))
 
     def _show_fits(self, run: RunResult) -> None:
         from ctxscope.core.efficiency import fit_run
@@ -134,7 +131,7 @@ class ToolsMixin:
                 "HTML report (*.html);;Markdown summary (*.md);;Run JSON (*.json);;CSV points (*.csv)")
             if not path:
                 return None
-        if getattr(self, "exporting", False):
+        if self.exporting:
             self.status_label.setText("An export is still being written: wait for it.")
             return None
         from ctxscope.gui.export import ExportJob

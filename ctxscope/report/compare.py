@@ -4,7 +4,7 @@ the machines and versions that produced them. Plain data; no Qt, no torch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.results import MemoryStats, Point, RunResult
@@ -160,9 +160,8 @@ def compare(runs: list[RunResult] | tuple[RunResult, ...], baseline: int = 0) ->
         for length in lengths:
             cells = [_cell(_last_point(r, mode, length)) for r in runs]
             base = cells[baseline]
-            cells = [Cell(**{**{f: getattr(c, f) for f in Cell.__slots__},
-                             "latency_ratio": _ratio(c.median_ms, base.median_ms),
-                             "memory_ratio": _ratio(c.peak_bytes, base.peak_bytes)}) for c in cells]
+            cells = [replace(c, latency_ratio=_ratio(c.median_ms, base.median_ms),
+                             memory_ratio=_ratio(c.peak_bytes, base.peak_bytes)) for c in cells]
             rows.append(Row(mode=mode, length=length, cells=tuple(cells)))
     max_ok, first_oom = [], []
     for r in runs:

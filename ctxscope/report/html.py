@@ -19,7 +19,7 @@ from ctxscope.core.serialize import run_to_dict
 from ctxscope.report import charts
 from ctxscope.report.attention_summary import captured_lengths, ok_entries, pick_lengths, thumbnails
 from ctxscope.report.compare import Comparison, compare, fmt_ratio, peak_bytes
-from ctxscope.core.efficiency import fit_run, point_efficiency, predicted_ms
+from ctxscope.core.efficiency import fit_run, point_efficiency, predicted_latency, predicted_memory
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_rate
 
 MODE_TITLES = {"prefill": "Prefill (whole prompt, one call)", "decode": "Decode (one token at depth L)",
@@ -70,20 +70,7 @@ def _run_facts(run: RunResult, label: str, colour: str) -> dict[str, Any]:
 
 
 def _overlay(run: RunResult, mode: str) -> charts.Overlay:
-    s = run.header.settings
-    predicted = {n: ms for n in s.lengths
-                 if (ms := predicted_ms(run.header.analytic, s.dtype, mode, n, s.batch_size)) is not None}
-    return charts.Overlay(predicted=predicted, fit=fit_run(run, mode))
-
-
-def _predicted_memory(run: RunResult) -> dict[int, int]:
-    """Analytic weights + KV per length from the run's own header (newer runs)."""
-    a = run.header.analytic or {}
-    if a.get("weights_bytes") is None:
-        return {}
-    batch = run.header.settings.batch_size
-    return {r["length"]: int(a["weights_bytes"] + r["kv_cache_bytes"] * batch) for r in a.get("rows") or []
-            if isinstance(r, dict) and isinstance(r.get("length"), int)}
+    return charts.Overlay(predicted=predicted_latency(run.header, mode), fit=fit_run(run, mode))
 
 
 def _fits(runs: Sequence[RunResult], labels: Sequence[str]) -> list[dict[str, str]]:
@@ -101,7 +88,7 @@ def _fits(runs: Sequence[RunResult], labels: Sequence[str]) -> list[dict[str, st
 
 def _points_rows(run: RunResult, predicted: Mapping[int, int] | None) -> list[dict[str, str]]:
     rows = []
-    predicted = _predicted_memory(run) or predicted
+    predicted = predicted_memory(run.header) or predicted
     for p in run.points:
         lat, mem = p.latency_ms, p.memory
         peak = peak_bytes(mem) if p.status == "ok" else None
@@ -223,7 +210,7 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
             cap, cap_label = _capacity(runs[0])
             figs.append(charts.memory_svg(series[0].points, title=f"{mode}: memory by layer", capacity=cap,
                                           capacity_label=cap_label,
-                                          predicted=_predicted_memory(runs[0]) or dict(predictions.get(runs[0].id) or {})))
+                                          predicted=predicted_memory(runs[0].header) or dict(predictions.get(runs[0].id) or {})))
         sections.append({"mode": mode, "title": MODE_TITLES.get(mode, mode), "figures": figs})
     throughput = charts.throughput_svg(
         [(charts.Series(cmp.labels[i], colours[i], tuple(p for p in r.points if p.mode == m)), m)
@@ -253,7 +240,7 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
         "throughput": Markup(throughput), "compare_tables": _compare_tables(cmp),
         "points": [{"label": cmp.labels[i], "colour": colours[i],
                     "rows": _points_rows(r, predictions.get(r.id)), "telemetry": _telemetry_rows(r),
-                    "has_predicted": bool(_predicted_memory(r) or predictions.get(r.id)),
+                    "has_predicted": bool(predicted_memory(r.header) or predictions.get(r.id)),
                     "peak": _peak_text(r)} for i, r in enumerate(runs)],
         "fits": _fits(runs, cmp.labels),
         "attention": [{**a, "stats": Markup(a["stats"]) if a["stats"] else None} for a in attention],

@@ -16,6 +16,12 @@ def store_path(run_id: str, root: Path | None = None) -> Path:
     return (root or data_dir()) / "attention" / attention_file_name(run_id)
 
 
+def maps_path(run_id: str, beside: Path | None = None) -> Path:
+    """Where a run's maps are: in ``beside`` (the folder of its run file) when given,
+    else in the history's data dir."""
+    return beside / attention_file_name(run_id) if beside is not None else store_path(run_id)
+
+
 class AttentionWriter:
     def __init__(self, run_id: str, *, store_enabled: bool, out_dir: Path | None) -> None:
         self.targets: list[Path] = []
