@@ -44,16 +44,20 @@ def reference_prefill(model, ids, device, n: int) -> list[float]:
 
 
 def reference_decode(model, ids, device, n: int) -> list[float]:
+    import inspect
+
     from transformers import DynamicCache
 
+    # transformers 5.24 renamed past_key_values to cache; read the name off the model.
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     with torch.inference_mode():
         cache = DynamicCache(config=model.config)
         cache.activate_past_recording()
-        model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        model(input_ids=ids, use_cache=True, logits_to_keep=1, **{name: cache})
         tok = ids[:, :1]
         out = []
         for i in range(n + 1):
-            ms = _time_ms(lambda: model(input_ids=tok, past_key_values=cache, use_cache=True, logits_to_keep=1), device)
+            ms = _time_ms(lambda: model(input_ids=tok, use_cache=True, logits_to_keep=1, **{name: cache}), device)
             cache.crop(-1)
             if i:  # the first step is the warm-up
                 out.append(ms)

@@ -122,8 +122,12 @@ def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callab
     nor peaks above the budget (GPU: allocator peak; CPU: process RSS high-water)."""
     import torch
 
+    from ctxscope.core.compat import cache_kwargs, output_cache
     from ctxscope.core.inputs import random_token_ids
+    from ctxscope.core.measure import warm_process
     from ctxscope.core.memory import PeakMemory, is_oom, release
+
+    warm_process(loaded)  # one-off first-call allocations must not count against the budget
 
     def run(length: int) -> Probe:
         t0 = time.perf_counter()
@@ -134,8 +138,8 @@ def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callab
                 kwargs = {"use_cache": mode == "decode", "logits_to_keep": 1} if loaded.info.is_decoder else {}
                 out = loaded.model(input_ids=ids, **kwargs)
                 if mode == "decode":
-                    step = loaded.model(input_ids=ids[:, -1:], past_key_values=out.past_key_values, use_cache=True,
-                                        logits_to_keep=1)
+                    step = loaded.model(input_ids=ids[:, -1:], use_cache=True, logits_to_keep=1,
+                                        **cache_kwargs(loaded.model, output_cache(out)))
                     del step
                 del out
             peak = mem.peak_allocated if mem.peak_allocated is not None else mem.peak_rss

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ctxscope.core import nvml
+from ctxscope.core.compat import cache_kwargs, output_cache
 from ctxscope.core.inputs import random_token_ids, special_token_ids
 from ctxscope.core.loading import LoadedModel
 from ctxscope.core.memory import PeakMemory, cache_bytes, module_bytes
@@ -21,6 +22,32 @@ from ctxscope.core.results import MemoryStats, Point
 from ctxscope.core.spec import SweepConfig
 from ctxscope.core.stats import LatencyStats
 from ctxscope.core.timing import CallTimer, Cancelled, RepeatPolicy, repeat_timed
+
+
+WARM_LENGTH = 16
+
+
+def warm_process(loaded: LoadedModel) -> None:
+    """One short untimed pass (and, for decoders, one decode step) before anything is
+    measured. The first call into a model allocates one-off state (kernels, mask
+    functions, allocator pools: ≈20 MiB on CPU); without this, the first point's memory
+    pass counts it as activations and a max-context probe counts it against the budget."""
+    from transformers import DynamicCache
+
+    limit = loaded.info.max_positions or WARM_LENGTH + 1
+    length = max(1, min(WARM_LENGTH, limit - 1))
+    ids = random_token_ids(length, 1, loaded.info.vocab_size, seed=12345,
+                           exclude=special_token_ids(loaded.config)).to(loaded.device)
+    model = loaded.model
+    with torch.inference_mode():
+        if not loaded.info.is_decoder:
+            model(input_ids=ids)
+            return
+        kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        cache = DynamicCache(config=model.config)
+        model(input_ids=ids, use_cache=True, **cache_kwargs(model, cache), **kwargs)
+        model(input_ids=ids[:, :1], use_cache=True, **cache_kwargs(model, cache), **kwargs)
+        del cache
 
 
 class Measurer:
@@ -45,13 +72,14 @@ class Measurer:
         self.seen_shapes: list[tuple[str, tuple[int, ...]]] = []
         self._handoff_wanted = cfg.reuse_prefill_cache and loaded.info.is_decoder and "decode" in (modes or ("decode",))
         self._handoff: tuple[int, Any] | None = None
+        self._warm = False
 
     def discard_handoff(self) -> None:
         """Drop a prefill cache kept for the next decode point (frees its memory)."""
         self._handoff = None
 
     def _keep_for_decode(self, length: int, out: Any) -> None:
-        cache = getattr(out, "past_key_values", None)
+        cache = output_cache(out)
         layers = getattr(cache, "layers", None)
         # Sliding-window layers drop old states unless recording was switched on before
         # the prefill, and then cannot be cropped back: those get a fresh prefill.
@@ -106,6 +134,9 @@ class Measurer:
         """Measure one point. Raises :class:`Cancelled`, or the model's own exception
         (including out-of-memory) for the caller to turn into a failed point."""
         batch = self.cfg.batch_size
+        if not self._warm:
+            warm_process(self.loaded)
+            self._warm = True
         if mode != "decode" or (self._handoff is not None and self._handoff[0] != length):
             self.discard_handoff()  # never hold a stale cache while measuring
         with torch.inference_mode():
@@ -118,7 +149,7 @@ class Measurer:
                 if mode == "prefill":
                     def call() -> Any:
                         return self.model(input_ids=ids, use_cache=True, **self.head_kwargs)
-                    samples, memory, last = self._run_phases(call, lambda out: cache_bytes(out.past_key_values),
+                    samples, memory, last = self._run_phases(call, lambda out: cache_bytes(output_cache(out)),
                                                              keep_last=self._handoff_wanted)
                     if last is not None:
                         self._keep_for_decode(length, last)
@@ -149,13 +180,13 @@ class Measurer:
                 cache.activate_past_recording()  # sliding-window layers cannot be cropped otherwise
             ids = self._ids(length)
             self.seen_shapes.append(("decode-prefill", tuple(ids.shape)))
-            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, **self.head_kwargs)
+            out = self.model(input_ids=ids, use_cache=True, **cache_kwargs(self.model, cache), **self.head_kwargs)
             del out, ids
         step_ids = self._ids(1, salt=7)
         self.seen_shapes.append(("decode", tuple(step_ids.shape)))
 
         def step() -> Any:
-            return self.model(input_ids=step_ids, past_key_values=cache, use_cache=True, **self.head_kwargs)
+            return self.model(input_ids=step_ids, use_cache=True, **cache_kwargs(self.model, cache), **self.head_kwargs)
 
         def crop() -> None:
             cache.crop(-1)  # a negative count removes that many tokens (transformers 5)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ctxscope.core.compat import cache_argument, cache_kwargs
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.events import PointFailed, PointResult, Progress, SweepStarted
 from ctxscope.core.loading import load_model
@@ -88,9 +89,9 @@ def test_decode_at_depth_matches_full_recompute(tiny_config_files: dict[str, Pat
         reference = model(input_ids=torch.cat([ids, nxt], 1)).logits[:, -1]
         cache = DynamicCache(config=model.config)
         cache.activate_past_recording()
-        model(input_ids=ids, past_key_values=cache, use_cache=True)
+        model(input_ids=ids, use_cache=True, **cache_kwargs(model, cache))
         for _ in range(3):
-            step = model(input_ids=nxt, past_key_values=cache, use_cache=True).logits[:, -1]
+            step = model(input_ids=nxt, use_cache=True, **cache_kwargs(model, cache)).logits[:, -1]
             cache.crop(-1)
             assert cache.get_seq_length() == 40
             torch.testing.assert_close(step, reference, atol=1e-4, rtol=1e-4)
@@ -143,7 +144,7 @@ def _oom_above(model: torch.nn.Module, limit: int, monkeypatch: pytest.MonkeyPat
 
     def forward(*args, **kwargs):
         ids = kwargs.get("input_ids")
-        cache = kwargs.get("past_key_values")
+        cache = kwargs.get(cache_argument(model))
         depth = cache.get_seq_length() if cache is not None else 0
         if ids is not None and ids.shape[1] + depth > limit:
             # Hold memory as a real failing pass would, to check it is released.
