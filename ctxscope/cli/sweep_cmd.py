@@ -103,7 +103,7 @@ def specs_from_args(args: argparse.Namespace) -> tuple[Any, tuple[int, ...] | No
         raise BadInputError(f"unknown dtype {args.dtype!r}: use one of {', '.join(DTYPES)}")
     spec = ModelSpec(source=args.model, dtype=args.dtype, device=args.device, device_map=args.device_map,
                      attn_implementation=args.attn, revision=args.revision, random_weights=args.random_weights,
-                     trust_remote_code=args.trust_remote_code) if args.model else None
+                     trust_remote_code=args.trust_remote_code) if args.model is not None else None
     return spec, lengths, modes
 
 

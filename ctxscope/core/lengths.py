@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from ctxscope.core.errors import BadInputError
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kKmM]?)\s*$")
+_SIZE = re.compile(r"^\s*(\d{1,12})\s*([kKmM]?)\s*$")
 MAX_POINTS = 10_000
+#: The longest context accepted (1024m tokens): far beyond any model, and small enough
+#: that every length fits the int64 columns of the history and torch's index types.
+MAX_LENGTH = 1 << 30
 
 
 def parse_size(text: str) -> int:
@@ -15,11 +19,35 @@ def parse_size(text: str) -> int:
     context lengths are quoted (a "32k context" is 32768 tokens)."""
     match = _SIZE.match(text)
     if not match:
-        raise BadInputError(f"bad length {text.strip()!r}: use an integer such as 512, 4k or 1m")
+        shown = text.strip() if len(text.strip()) <= 40 else text.strip()[:37] + "…"
+        raise BadInputError(f"bad length {shown!r}: use an integer such as 512, 4k or 1m (at most {format_size(MAX_LENGTH)})")
     value = int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2}[match.group(2).lower()]
     if value <= 0:
         raise BadInputError(f"bad length {text.strip()!r}: lengths must be positive")
+    if value > MAX_LENGTH:
+        raise BadInputError(f"bad length {text.strip()!r}: at most {format_size(MAX_LENGTH)} tokens")
     return value
+
+
+def _geometric(start: int, stop: int, factor: float, spec: str) -> list[int]:
+    """Distinct rounded values of start·factorᵏ up to ``stop``, in time proportional to
+    how many there are: when several powers round to the same integer (a factor close
+    to 1 at small values), it jumps straight to the first power that rounds higher, so
+    ``1:1m:x1.000000001`` costs what its answer costs instead of 10¹⁰ multiplications."""
+    log_f = math.log(factor)
+    values: list[int] = []
+    k = 0
+    while True:
+        value = start * factor ** k
+        rounded = math.floor(value + 0.5)
+        if rounded > stop:
+            return values
+        if not values or rounded != values[-1]:
+            values.append(rounded)
+            if len(values) > MAX_POINTS:
+                raise BadInputError(f"bad length range {spec!r}: more than {MAX_POINTS} lengths; use a larger factor")
+        # The first k whose power reaches rounded + 0.5, i.e. rounds to a larger integer.
+        k = max(k + 1, math.ceil(math.log((rounded + 0.5) / start) / log_f))
 
 
 def _parse_range(spec: str) -> list[int]:
@@ -30,23 +58,18 @@ def _parse_range(spec: str) -> list[int]:
     step = parts[2].strip() if len(parts) == 3 else "x2"
     if stop < start:
         raise BadInputError(f"bad length range {spec!r}: stop is below start")
-    values: list[int] = []
     if step[:1] in ("x", "*"):
         try:
             factor = float(step[1:])
         except ValueError:
             raise BadInputError(f"bad length step {step!r}: use xF (e.g. x2) or +N (e.g. +256)") from None
-        if factor <= 1.0:
-            raise BadInputError(f"bad length step {step!r}: the factor must be above 1")
-        value = float(start)
-        while round(value) <= stop and len(values) <= MAX_POINTS:
-            if not values or round(value) != values[-1]:
-                values.append(round(value))
-            value *= factor
-    else:
-        increment = parse_size(step.lstrip("+"))
-        values = list(range(start, stop + 1, increment))[: MAX_POINTS + 1]
-    return values
+        if not math.isfinite(factor) or factor <= 1.0:
+            raise BadInputError(f"bad length step {step!r}: the factor must be a finite number above 1")
+        return _geometric(start, stop, factor, spec)
+    increment = parse_size(step.lstrip("+"))
+    if (stop - start) // increment + 1 > MAX_POINTS:  # closed form: never build a huge list
+        raise BadInputError(f"bad length range {spec!r}: more than {MAX_POINTS} lengths; use a larger step")
+    return list(range(start, stop + 1, increment))
 
 
 def parse_lengths(spec: str) -> tuple[int, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,39 @@ def _resolve_source(spec: ModelSpec, *, convert_demos: bool = True) -> _Source:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise BadInputError(f"{src}: directory has no config.json, not a transformers model")
+        if not spec.random_weights and not _has_weights(path):
+            raise BadInputError(f"{src}: the directory has a config.json but no weights (*.safetensors, *.bin, *.gguf); "
+                                f"add --random-weights, or give {path / 'config.json'} to measure the architecture")
         return _Source("config" if spec.random_weights else "checkpoint", str(path))
     looks_like_path = src.startswith((".", "/", "~")) or src.endswith(".json") or os.sep in src.strip("/").split("/", 1)[-1]
     if looks_like_path or not _HUB_ID.match(src) or src.count("/") > 1:
         raise BadInputError(f"{src}: no such file or directory, and not a Hub id, preset:NAME or demo:NAME")
     return _Source("config" if spec.random_weights else "checkpoint", src)
+
+
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf", "*.pt", "*.pth", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def _has_weights(path: Path) -> bool:
+    return any(next(path.glob(pattern), None) is not None for pattern in _WEIGHT_PATTERNS)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def _load_failure(source: str, exc: BaseException) -> ModelLoadError:
+    """One line a user can act on, for anything ``from_pretrained`` raised."""
+    import pickle
+
+    name = type(exc).__name__
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in str(exc):
+        return ModelLoadError(f"{source}: a .bin weights file is not loadable safely (it holds more than tensors, or is "
+                              "damaged); ctxscope never unpickles code: convert the checkpoint to safetensors")
+    if name == "SafetensorError" or "safetensors" in type(exc).__module__:
+        return ModelLoadError(f"{source}: a .safetensors weights file is damaged or not safetensors ({_first_line(exc)})")
+    return ModelLoadError(f"{source}: {_first_line(exc)}")
 
 
 def _load_config(source: _Source, spec: ModelSpec) -> Any:
@@ -93,11 +122,14 @@ def _load_config(source: _Source, spec: ModelSpec) -> Any:
             msg = "this model needs custom code from its repository: pass --trust-remote-code if you trust it"
         raise ModelLoadError(f"{spec.source}: {msg}") from None
     except OSError as exc:
+        local = Path(source.location).exists()
+        if local and "valid JSON" in str(exc):
+            raise ModelLoadError(f"{spec.source}: the config.json is not valid JSON (truncated or damaged?)") from None
         offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "TRUE", "yes")
-        hint = " (HF_HUB_OFFLINE is set and it is not in the cache)" if offline else ""
-        raise ModelLoadError(f"{spec.source}: cannot load config{hint}: {str(exc).splitlines()[0]}") from None
+        hint = " (HF_HUB_OFFLINE is set and it is not in the cache)" if offline and not local else ""
+        raise ModelLoadError(f"{spec.source}: cannot load config{hint}: {_first_line(exc)}") from None
     except Exception as exc:  # JSON errors, missing model types in this transformers
-        raise ModelLoadError(f"{spec.source}: bad config: {str(exc).splitlines()[0]}") from None
+        raise ModelLoadError(f"{spec.source}: bad config: {_first_line(exc)}") from None
 
 
 def _model_class(config: Any) -> Any:
@@ -144,13 +176,17 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             fill_random_weights(model, seed=0, std=float(getattr(config, "initializer_range", 0.02) or 0.02))
         else:
             kwargs["device_map"] = spec.device_map or str(device)
-            model = cls.from_pretrained(source.location, revision=spec.revision, config=config, **kwargs)
+            with warnings.catch_warnings():
+                # torch's weights-only unpickler warns about pickle protocols before it
+                # refuses a file; the refusal is reported below in one line.
+                warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                model = cls.from_pretrained(source.location, revision=spec.revision, config=config, **kwargs)
     except CtxscopeError:
         raise
     except torch.OutOfMemoryError:
         raise ModelLoadError(f"{spec.source}: the weights do not fit in {device} memory") from None
-    except (ImportError, ValueError, OSError, RuntimeError, KeyError) as exc:
-        raise ModelLoadError(f"{spec.source}: {str(exc).strip().splitlines()[0]}") from None
+    except Exception as exc:  # anything from_pretrained raises is a model that cannot load, said in one line
+        raise _load_failure(spec.source, exc) from None
     model.eval()
     model.requires_grad_(False)
     attn = str(getattr(model.config, "_attn_implementation", None) or spec.attn_implementation or "default")

@@ -135,7 +135,9 @@ def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callab
         try:
             ids = random_token_ids(length, batch, loaded.info.vocab_size, seed=0).to(loaded.device)
             with torch.inference_mode(), PeakMemory(loaded.device) as mem:
-                kwargs = {"use_cache": mode == "decode", "logits_to_keep": 1} if loaded.info.is_decoder else {}
+                # Exactly what the sweep runs: its prefill keeps the cache (the KV cache is
+                # part of the peak), as does the untimed prefill before decode steps.
+                kwargs = {"use_cache": True, "logits_to_keep": 1} if loaded.info.is_decoder else {}
                 out = loaded.model(input_ids=ids, **kwargs)
                 if mode == "decode":
                     step = loaded.model(input_ids=ids[:, -1:], use_cache=True, logits_to_keep=1,

@@ -69,7 +69,15 @@ def find_max_context(loaded: Any, *, mode: str | None = None, budget: int | None
         limit = 1 << 22 if allow_beyond_max or not loaded.info.max_positions else loaded.info.max_positions
         predicted = predicted_max(loaded, budget, dtype_name(loaded.dtype), batch, limit)
         probes: list[Probe] = []
-        runner = probe_runner(loaded, mode, budget, batch)
+        measure = probe_runner(loaded, mode, budget, batch)
+        known: dict[int, Probe] = {}
+
+        def runner(length: int) -> Probe:
+            # The calibration and the search may ask for the same length (a model whose
+            # maximum is the first calibration length): one pass answers both.
+            if length not in known:
+                known[length] = measure(length)
+            return known[length]
 
         def collect(gen: Generator[Probe, None, Any]) -> Generator[Probe, None, Any]:
             while True:
@@ -77,6 +85,8 @@ def find_max_context(loaded: Any, *, mode: str | None = None, budget: int | None
                     p = next(gen)
                 except StopIteration as done:
                     return done.value
+                if any(p is q for q in probes):
+                    continue  # a repeated answer, not a new probe
                 probes.append(p)
                 yield p
 

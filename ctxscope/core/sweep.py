@@ -166,7 +166,7 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
 def _attention_point(loaded: LoadedModel, cfg: SweepConfig, length: int, tokenizer: object, run_id: str,
                      failed_modes: set[str], measurer: Measurer) -> AttentionResult:
     if "attention" in failed_modes and not cfg.continue_after_oom:
-        error = "skipped: the attention pass ran out of memory at a shorter length"
+        error = "the attention pass ran out of memory at a shorter length"
         return AttentionResult(length=length, status="skipped", error=error,
                                entries=({"length": length, "status": "skipped", "error": error, "stats": {}},))
     measurer.discard_handoff()  # free the prefill cache kept for decode: the capture needs the room
@@ -180,12 +180,12 @@ def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig,
     """One point as data; ``None`` when cancelled mid-point (the partial point is dropped)."""
     base = {"mode": mode, "length": length, "batch_size": cfg.batch_size}
     if mode in failed_modes and not cfg.continue_after_oom:
-        return Point(**base, status="skipped", error=f"skipped: {mode} ran out of memory at a shorter length")
+        return Point(**base, status="skipped", error=f"{mode} ran out of memory at a shorter length")
     limit = measurer.loaded.info.max_positions
     if mode == "decode" and limit and length >= limit and not cfg.allow_beyond_max:
         # Decoding at depth L feeds the token at position L: it needs L + 1 positions.
         return Point(**base, status="skipped",
-                     error=f"skipped: decode at depth {length} needs position {length}, beyond the model's {limit}")
+                     error=f"decode at depth {length} needs position {length}, beyond the model's {limit}")
     failure: Point | None = None
     try:
         point = measurer.measure(mode, length)

@@ -105,16 +105,69 @@ BAD_INPUTS = [
     (["runs", "export", "nope", "--format", "xml", "--out", "-"], "invalid choice"),
     (["runs", "import", "/no/such/file.json"], "no such file"),
     (["frobnicate"], "invalid choice"),
+    # Probed as a hostile or unlucky user would (issue: hardening).
+    (["sweep", ""], "empty model source"),
+    (["sweep", "preset:gpt2", "--lengths", "128:1k:xnan"], "finite number above 1"),
+    (["sweep", "preset:gpt2", "--lengths", "128:1k:xinf"], "finite number above 1"),
+    (["estimate", "preset:gpt2", "--lengths", "128:1k:xnan"], "finite number above 1"),
+    (["estimate", "preset:gpt2", "--lengths", "128:1k:xinf"], "finite number above 1"),
+    (["sweep", "preset:gpt2", "--lengths", "1:1m:x1.000000001"], "more than 10000 lengths"),
+    (["sweep", "preset:gpt2", "--lengths", "1:10000000:+1"], "more than 10000 lengths"),
+    (["sweep", "preset:gpt2", "--lengths", "99999999999999999999999999m", "--allow-beyond-max"], "at most 1024m"),
+    (["sweep", "preset:gpt2", "--lengths", "2048m", "--allow-beyond-max"], "at most 1024m"),
+    (["sweep", "{files}/garbage-safetensors", "--device", "cpu", "--lengths", "16"], "safetensors weights file is damaged"),
+    (["sweep", "{files}/garbage-bin", "--device", "cpu", "--lengths", "16"], "never unpickles code"),
+    (["sweep", "{files}/malicious-bin", "--device", "cpu", "--lengths", "16"], "never unpickles code"),
+    (["sweep", "{files}/config-only", "--device", "cpu", "--lengths", "16"], "no weights"),
+    (["sweep", "{files}/truncated/config.json", "--device", "cpu", "--lengths", "16"], "not valid JSON"),
 ]
 
 
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real damaged and hostile checkpoints, each beside a valid GPT-2 config."""
+    import pickle
+
+    from ctxscope.core.presets import preset_path
+
+    root = tmp_path_factory.mktemp("bad-files")
+    config = preset_path("gpt2").read_text(encoding="utf-8")
+    for name, weights, payload in (
+            ("garbage-safetensors", "model.safetensors", os.urandom(100)),
+            ("garbage-bin", "pytorch_model.bin", b"\x80\x02" + os.urandom(998)),
+            ("malicious-bin", "pytorch_model.bin", pickle.dumps(_Evil(str(root / "PWNED")), protocol=4)),
+            ("config-only", None, b""),
+    ):
+        folder = root / name
+        folder.mkdir()
+        (folder / "config.json").write_text(config, encoding="utf-8")
+        if weights:
+            (folder / weights).write_bytes(payload)
+    (root / "truncated").mkdir()
+    (root / "truncated" / "config.json").write_text(config[:300], encoding="utf-8")
+    return root
+
+
+class _Evil:
+    """A pickle that would create a file if anything ever unpickled it."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.target, "w"))
+
+
 @pytest.mark.parametrize(("argv", "message"), BAD_INPUTS, ids=[" ".join(a)[:60] for a, _ in BAD_INPUTS])
-def test_bad_input_is_one_line_and_exit_2(capsys, argv: list[str], message: str) -> None:
+@pytest.mark.timeout(60)  # a length range that is generated before it is bounded would hang here
+def test_bad_input_is_one_line_and_exit_2(capsys, argv: list[str], message: str, bad_files: Path,
+                                          ctxscope_home: Path) -> None:
     if "cuda:9" in argv:
         import torch
 
         if torch.cuda.device_count() > 9:
             pytest.skip("this machine has 10 GPUs")
+    argv = [a.replace("{files}", str(bad_files)) for a in argv]
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse usage errors exit directly
@@ -124,6 +177,14 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv: list[str], message: str)
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("loading")]
     assert len(lines) == 1, err
     assert message in lines[0] and "Traceback" not in err
+    # Nothing written: no run in the history, no code ever ran.
+    assert not (bad_files / "PWNED").exists()
+    history = ctxscope_home / "runs.sqlite3"
+    if history.exists():
+        import sqlite3
+
+        with sqlite3.connect(history) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
 
 
 def test_bad_run_file_import_is_clear(capsys, tmp_path: Path) -> None:

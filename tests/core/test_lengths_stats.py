@@ -21,10 +21,23 @@ def test_parse_lengths(spec: str, expected: tuple[int, ...]) -> None:
 
 
 @pytest.mark.parametrize("spec", ["", ",", "abc", "0", "-5", "1k:128", "128:1k:x1", "128:1k:xq", "1:2:3:4", "12.5k",
-                                  "1:10000000:+1"])
+                                  "1:10000000:+1", "128:1k:xnan", "128:1k:xinf", "128:1k:x-inf", "1:1m:x1e400",
+                                  "99999999999999999999999999m", "1025m", "1:1m:x1.000000001", "1:1m:x1.000001"])
 def test_bad_lengths(spec: str) -> None:
     with pytest.raises(BadInputError):
         parse_lengths(spec)
+
+
+@pytest.mark.timeout(10)
+def test_ranges_cost_what_their_answer_costs() -> None:
+    """A factor close to 1 once meant ~10¹⁰ multiplications before the count was checked
+    (the app's live check froze the window): now the work follows the distinct values."""
+    values = parse_lengths("1:1m:x1.001")
+    assert len(values) < 10_000 and values[0] == 1 and values[-1] <= 1024**2
+    assert list(values) == sorted(set(values))
+    # Every value is start·factorᵏ rounded, and none between is skipped at small values.
+    assert values[:10] == tuple(range(1, 11))
+    assert parse_lengths("1:100:x1.0001") == tuple(range(1, 101))
 
 
 def test_format_size_roundtrip() -> None:

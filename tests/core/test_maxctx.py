@@ -116,3 +116,27 @@ def test_maxctx_cli_reaches_the_model_limit(capsys, tiny_config_files) -> None:
     result = json.loads(out)
     assert code == 0 and result["largest_fit"] == 512 and result["stopped_at_limit"]
     assert result["predicted"] == 512 and all(p["fits"] for p in result["probes"])
+
+
+def test_each_length_is_probed_once(tiny_config_files) -> None:
+    """GPT-2's 256 positions equal the first calibration length (4 × 64): the search that
+    follows asks for 256 again and must reuse the answer, not run the pass twice."""
+    from ctxscope.core.loading import load_model
+    from ctxscope.core.maxctx_run import find_max_context
+    from ctxscope.core.spec import ModelSpec
+
+    loaded = load_model(ModelSpec(str(tiny_config_files["gpt2"]), device="cpu"))
+    calls: list[int] = []
+    original = loaded.model.forward
+
+    def counting(*args, **kwargs):
+        ids = kwargs.get("input_ids")
+        if ids is not None and ids.shape[1] > 16:  # not the warm-up pass, nor a decode step
+            calls.append(ids.shape[1])
+        return original(*args, **kwargs)
+
+    loaded.model.forward = counting
+    probes: list[Probe] = []
+    answer = drive(find_max_context(loaded, budget=64 * 2**30, granularity=64), probes.append)
+    assert answer.largest_fit == 256 and answer.stopped_at_limit
+    assert [p.length for p in probes] == [256] and calls == [256]
