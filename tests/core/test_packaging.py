@@ -125,7 +125,7 @@ def test_doctor_reports_and_suggests_fixes(capsys, monkeypatch) -> None:
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     code = main(["doctor", "--format", "json", "--no-qt-probe"])
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
-    assert {"Python", "torch", "transformers", "NVIDIA driver / NVML", "Qt (PySide6)", "display", "HF cache",
+    assert {"Python", "torch", "torch build", "transformers", "NVIDIA driver / NVML", "Qt (PySide6)", "display", "HF cache",
             "offline mode", "run history", "HTML reports"} <= set(checks)
     assert code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
     if sys.platform.startswith("linux"):
