@@ -13,7 +13,9 @@ from ctxscope.core.errors import BadInputError, ModelLoadError
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("estimate", help="predict memory and FLOPs per length from the config (no weights loaded)")
     p.add_argument("model", help="Hub id (cached), local directory, config.json or preset:NAME")
-    p.add_argument("--dtype", default="bfloat16", choices=("float32", "float16", "bfloat16"))
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
+                   help="auto: what a sweep would use — float32 when the prediction is for this CPU; the "
+                        "checkpoint's half type (else bfloat16) for a GPU (here or --gpu)")
     p.add_argument("--lengths", default="1k:32k:x2")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--revision", default=None)
@@ -25,11 +27,22 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def auto_dtype(config: Any, for_gpu: bool) -> str:
+    """The dtype a sweep would pick: ``--dtype auto`` is float32 on a CPU, the checkpoint's
+    half type (else bfloat16) on a GPU — an estimate must predict the same thing."""
+    if not for_gpu:
+        return "float32"
+    declared = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "").removeprefix("torch.")
+    return declared if declared in ("float16", "bfloat16") else "bfloat16"
+
+
 def estimate(model: str, dtype: str, lengths: tuple[int, ...], batch: int = 1, *, revision: str | None = None,
-             trust_remote_code: bool = False) -> dict[str, Any]:
-    """The analytic figures as plain data (bytes, FLOPs)."""
+             trust_remote_code: bool = False, for_gpu: bool = False) -> dict[str, Any]:
+    """The analytic figures as plain data (bytes, FLOPs). ``dtype`` ``"auto"`` resolves
+    as a sweep would (``for_gpu``: the prediction is for a GPU)."""
     from ctxscope.core import analytic
     from ctxscope.core.loading import load_config
+    from ctxscope.core.modelinfo import text_config
     from ctxscope.core.spec import ModelSpec
 
     spec = ModelSpec(model, revision=revision, random_weights=True, trust_remote_code=trust_remote_code)
@@ -40,11 +53,15 @@ def estimate(model: str, dtype: str, lengths: tuple[int, ...], batch: int = 1, *
         arch = analytic.describe_config(config)
     except (AttributeError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{model}: the analytic model cannot describe this config ({exc})") from None
+    if dtype == "auto":
+        dtype = auto_dtype(config, for_gpu)
+    max_positions = getattr(text_config(config), "max_position_embeddings", None)
     rows = [{"length": n, "kv_cache_bytes": analytic.kv_bytes(arch, n, dtype, batch),
              "prefill_flops": analytic.prefill_flops(arch, n, batch),
              "decode_flops": analytic.decode_flops(arch, n, batch) if arch.is_decoder else None,
-             "decode_bytes": analytic.decode_bytes(arch, n, dtype, batch) if arch.is_decoder else None} for n in lengths]
-    return {"model": model, "dtype": dtype, "batch": batch, "params": arch.params,
+             "decode_bytes": analytic.decode_bytes(arch, n, dtype, batch) if arch.is_decoder else None,
+             "beyond_max_positions": bool(max_positions and n > max_positions)} for n in lengths]
+    return {"model": model, "dtype": dtype, "batch": batch, "params": arch.params, "max_positions": max_positions,
             "weights_bytes": analytic.weights_bytes(arch, dtype),
             "kv_bytes_per_token": analytic.kv_bytes_per_token(arch, dtype),
             "sliding_windows": sorted({layer.window for layer in arch.kv_layers if layer.window}),
@@ -62,6 +79,12 @@ def _peak(name: str | None) -> Any:
     import torch
 
     return peak_for(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else None
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def add_predictions(result: dict[str, Any], peak: Any) -> None:
@@ -83,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"--batch must be at least 1, not {args.batch}")
     peak = _peak(args.gpu)
     result = estimate(args.model, args.dtype, parse_lengths(args.lengths), args.batch, revision=args.revision,
-                      trust_remote_code=args.trust_remote_code)
+                      trust_remote_code=args.trust_remote_code, for_gpu=peak is not None or _has_cuda())
     add_predictions(result, peak)
     if args.format == "json":
         print(json.dumps(result, indent=1))
@@ -95,8 +118,11 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
     windows = f", sliding windows keep {result['sliding_windows']} tokens" if result["sliding_windows"] else ""
+    dtype = result["dtype"]
+    why = "" if args.dtype != "auto" else " (auto: what a sweep on this CPU uses)" if dtype == "float32" else \
+        " (auto: the half type a GPU sweep uses)"
     console.print(f"{args.model}: {fmt_count(result['params'])} parameters, weights {fmt_bytes(result['weights_bytes'])} "
-                  f"in {args.dtype}; KV cache {result['kv_bytes_per_token']:,} bytes per token{windows}")
+                  f"in {dtype}{why}; KV cache {result['kv_bytes_per_token']:,} bytes per token{windows}")
     table = Table(caption="Analytic (from the config; nothing run). FLOPs: 2 per multiply–add; prefill keeps "
                           "last-position logits.")
     cols = ["length", "KV cache", "weights + KV", "prefill TFLOP", "decode GFLOP/token", "decode bytes/token"]
@@ -105,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     for col in cols:
         table.add_column(col, justify="right")
     for r in result["lengths"]:
-        cells = [str(r["length"]), fmt_bytes(r["kv_cache_bytes"]),
+        cells = [f"{r['length']}{' *' if r['beyond_max_positions'] else ''}", fmt_bytes(r["kv_cache_bytes"]),
                  fmt_bytes(result["weights_bytes"] + r["kv_cache_bytes"]), f"{r['prefill_flops'] / 1e12:,.3f}",
                  f"{r['decode_flops'] / 1e9:,.2f}" if r["decode_flops"] is not None else "-",
                  fmt_bytes(r["decode_bytes"]) if r["decode_bytes"] is not None else "-"]
@@ -113,9 +139,12 @@ def run(args: argparse.Namespace) -> int:
             cells += [fmt_ms(r["predicted_prefill_ms"]), fmt_ms(r["predicted_decode_ms"])]
         table.add_row(*cells)
     console.print(table)
+    if any(r["beyond_max_positions"] for r in result["lengths"]):
+        console.print(f"* beyond the model's {result['max_positions']} positions: it was not trained that long "
+                      "(a sweep needs --allow-beyond-max; learned position tables cannot go there at all).")
     if peak is not None:
         console.print(f"Latency lower bound = max(FLOPs ÷ peak, bytes ÷ bandwidth) on {peak.name}: "
-                      f"{fmt_rate(peak.flops_for(args.dtype))} {args.dtype}, {fmt_rate(peak.bytes_per_s, 'B/s')} "
+                      f"{fmt_rate(peak.flops_for(dtype))} {dtype}, {fmt_rate(peak.bytes_per_s, 'B/s')} "
                       f"({peak.source}). Real kernels reach a fraction of it.")
     else:
         console.print("No latency prediction: no GPU here and no --gpu given (e.g. --gpu 'H100 SXM').")

@@ -84,12 +84,28 @@ def test_tied_lm_head_is_counted_once_for_params_but_computed() -> None:
 
 
 def test_estimate_cli(capsys) -> None:
-    assert main(["estimate", "preset:llama-3.1-8b", "--lengths", "1k,32k", "--format", "json"]) == 0
+    assert main(["estimate", "preset:llama-3.1-8b", "--dtype", "bfloat16", "--lengths", "1k,32k", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["params"] == 8_030_261_248 and out["kv_bytes_per_token"] == 131_072
     assert [r["kv_cache_bytes"] for r in out["lengths"]] == [131_072 * 1024, 131_072 * 32768]
     assert main(["estimate", "preset:gemma-2-2b", "--lengths", "8k"]) == 0
     assert "sliding windows keep [4095]" in capsys.readouterr().out
+
+
+def test_estimate_predicts_what_a_sweep_here_would_run(capsys) -> None:
+    """--dtype auto resolves as a sweep does: float32 for this CPU, a half type for a GPU;
+    lengths past the model's positions are marked, not silently predicted."""
+    import torch
+
+    assert main(["estimate", "preset:gpt2", "--lengths", "1k,2k", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dtype"] == ("bfloat16" if torch.cuda.is_available() else "float32")
+    assert out["max_positions"] == 1024
+    assert [r["beyond_max_positions"] for r in out["lengths"]] == [False, True]
+    assert main(["estimate", "preset:gpt2", "--gpu", "H100 SXM", "--lengths", "1k", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dtype"] in ("bfloat16", "float16")
+    assert main(["estimate", "preset:gpt2", "--lengths", "1k,2k"]) == 0
+    assert "beyond the model's 1024 positions" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("argv", "message"), [
