@@ -54,6 +54,8 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-spread", type=float, default=0.05, help="stop repeating once IQR/median is below this (default 0.05)")
     p.add_argument("--continue-after-oom", action="store_true", help="still try longer lengths of a mode after it ran out of memory")
     p.add_argument("--allow-beyond-max", action="store_true", help="allow lengths above the model's maximum positions")
+    p.add_argument("--force", action="store_true",
+                   help="run points the memory guard predicts cannot fit in available RAM/VRAM (default: skip them)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random token ids (default 0)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     p.add_argument("--attention", action="store_true",
@@ -125,7 +127,7 @@ def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tupl
     return SweepConfig(lengths=lengths, modes=modes, batch_size=args.batch, warmup=args.warmup,
                        min_repeats=args.min_repeats, max_repeats=args.max_repeats, budget_s=args.budget,
                        target_rel_iqr=args.target_spread, continue_after_oom=args.continue_after_oom,
-                       allow_beyond_max=args.allow_beyond_max, seed=args.seed, attention=attention,
+                       allow_beyond_max=args.allow_beyond_max, force=args.force, seed=args.seed, attention=attention,
                        attention_text=args.text, needle=args.needle, needle_depth=args.needle_depth)
 
 

@@ -59,6 +59,7 @@ class Settings:
     timer: str = "perf_counter"
     reuse_prefill_cache: bool = True
     attention: dict | None = None  # tiles, layers, text, needle, needle_depth when captured
+    force: bool = False  # points the memory guard predicted cannot fit were run anyway
 
 
 @dataclass(frozen=True, slots=True)

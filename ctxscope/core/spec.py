@@ -45,6 +45,9 @@ class SweepConfig:
         ``min_repeats``), or ``budget_s`` seconds of timed calls, or ``max_repeats``.
     continue_after_oom
         Keep measuring longer lengths of a mode after it ran out of memory.
+    force
+        Run points the memory guard predicts cannot fit (see :mod:`ctxscope.core.guard`)
+        instead of skipping them.
     reuse_prefill_cache
         Seed the decode point at L with the cache of the last timed prefill at L
         instead of a fresh untimed prefill (full-attention caches only; same tokens,
@@ -61,6 +64,7 @@ class SweepConfig:
     target_rel_iqr: float = 0.05
     continue_after_oom: bool = False
     allow_beyond_max: bool = False
+    force: bool = False
     seed: int = 0
     telemetry_hz: float = 10.0
     reuse_prefill_cache: bool = True

@@ -20,6 +20,7 @@ from ctxscope.core.efficiency import analytic_block
 from ctxscope.core.environment import collect_environment
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepEvent, SweepStarted
+from ctxscope.core.guard import MemoryCheck, available_bytes, check_point
 from ctxscope.core.loading import LoadedModel
 from ctxscope.core.measure import Measurer
 from ctxscope.core.memory import classify_failure, release
@@ -95,11 +96,12 @@ def _settings(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tim
                     target_rel_iqr=cfg.target_rel_iqr, continue_after_oom=cfg.continue_after_oom,
                     allow_beyond_max=cfg.allow_beyond_max, device_map=loaded.device_map,
                     threads=torch.get_num_threads(), timer=timer,
-                    reuse_prefill_cache=cfg.reuse_prefill_cache, attention=attention_settings(cfg))
+                    reuse_prefill_cache=cfg.reuse_prefill_cache, attention=attention_settings(cfg), force=cfg.force)
 
 
 def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | None = None,
-              run_id: str | None = None) -> Generator[SweepEvent, None, RunResult]:
+              run_id: str | None = None,
+              confirm: Callable[[MemoryCheck], bool] | None = None) -> Generator[SweepEvent, None, RunResult]:
     """Measure every (length, mode) point of ``cfg`` on ``loaded``.
 
     Yields :class:`SweepStarted` first, then :class:`Progress` before each point,
@@ -107,7 +109,9 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     points; returns the :class:`RunResult` (``status`` ``complete`` or ``cancelled``).
     Out-of-memory is data: the point gets status ``oom``, memory is released, longer
     lengths of that mode are skipped (unless ``continue_after_oom``) and the model
-    stays usable. Raises :class:`BadInputError` before yielding if ``cfg`` is invalid.
+    stays usable. A point the memory guard predicts cannot fit is skipped with the
+    reason unless ``cfg.force`` or ``confirm(check)`` (a front end asking its user)
+    says to run it. Raises :class:`BadInputError` before yielding if ``cfg`` is invalid.
     """
     modes = validate(loaded, cfg)
     tokenizer = prepare_attention(loaded, cfg)  # bad attention input fails here, before any work
@@ -146,7 +150,8 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
                     yield result
                     yield from telemetry.drain()
                     continue
-                point = _measure_point(measurer, mode, length, cfg, failed_modes)
+                point = _measure_point(measurer, mode, length, cfg, failed_modes,
+                                       lambda: _guard(loaded, header, mode, length, cfg, confirm))
                 if point is None:
                     status = "cancelled"
                     break
@@ -176,7 +181,17 @@ def _attention_point(loaded: LoadedModel, cfg: SweepConfig, length: int, tokeniz
     return result
 
 
-def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig, failed_modes: set[str]) -> Point | None:
+def _guard(loaded: LoadedModel, header: RunHeader, mode: str, length: int, cfg: SweepConfig,
+           confirm: Callable[[MemoryCheck], bool] | None) -> str | None:
+    """Why the point must not run (the guard's reason), or ``None`` to run it."""
+    check = check_point(loaded, header.analytic, mode, length, cfg.batch_size, available_bytes(loaded.device))
+    if check.fits or cfg.force or (confirm is not None and confirm(check)):
+        return None
+    return check.reason()
+
+
+def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig, failed_modes: set[str],
+                   guard: Callable[[], str | None] = lambda: None) -> Point | None:
     """One point as data; ``None`` when cancelled mid-point (the partial point is dropped)."""
     base = {"mode": mode, "length": length, "batch_size": cfg.batch_size}
     if mode in failed_modes and not cfg.continue_after_oom:
@@ -186,6 +201,9 @@ def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig,
         # Decoding at depth L feeds the token at position L: it needs L + 1 positions.
         return Point(**base, status="skipped",
                      error=f"decode at depth {length} needs position {length}, beyond the model's {limit}")
+    refused = guard()
+    if refused is not None:
+        return Point(**base, status="skipped", error=refused)
     failure: Point | None = None
     try:
         point = measurer.measure(mode, length)
