@@ -127,7 +127,8 @@ def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tupl
     return SweepConfig(lengths=lengths, modes=modes, batch_size=args.batch, warmup=args.warmup,
                        min_repeats=args.min_repeats, max_repeats=args.max_repeats, budget_s=args.budget,
                        target_rel_iqr=args.target_spread, continue_after_oom=args.continue_after_oom,
-                       allow_beyond_max=args.allow_beyond_max, force=args.force, seed=args.seed, attention=attention,
+                       allow_beyond_max=args.allow_beyond_max, force=args.force, threads=args.threads, seed=args.seed,
+                       attention=attention,
                        attention_text=args.text, needle=args.needle, needle_depth=args.needle_depth)
 
 
@@ -165,10 +166,6 @@ def run(args: argparse.Namespace) -> int:
     for spec, _, _ in specs.values():
         check_source(spec)
     quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     results: list[Any] = []
     failures: list[str] = []
     groups = [(model, dtype) for model in args.models for dtype in dtypes]

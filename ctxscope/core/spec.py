@@ -45,6 +45,10 @@ class SweepConfig:
         ``min_repeats``), or ``budget_s`` seconds of timed calls, or ``max_repeats``.
     continue_after_oom
         Keep measuring longer lengths of a mode after it ran out of memory.
+    threads
+        CPU threads torch uses for the sweep (``None``: leave torch's setting). Set for
+        the sweep only and restored after; recorded in the run either way, since CPU
+        latencies depend on it.
     force
         Run points the memory guard predicts cannot fit (see :mod:`ctxscope.core.guard`)
         instead of skipping them.
@@ -65,6 +69,7 @@ class SweepConfig:
     continue_after_oom: bool = False
     allow_beyond_max: bool = False
     force: bool = False
+    threads: int | None = None
     seed: int = 0
     telemetry_hz: float = 10.0
     reuse_prefill_cache: bool = True

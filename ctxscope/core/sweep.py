@@ -79,6 +79,8 @@ def validate(loaded: LoadedModel, cfg: SweepConfig) -> tuple[str, ...]:
         raise BadInputError("lengths must be a non-empty list of positive token counts")
     if cfg.batch_size <= 0:
         raise BadInputError(f"batch size must be at least 1, not {cfg.batch_size}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise BadInputError(f"threads must be at least 1, not {cfg.threads}")
     if cfg.warmup < 1 or cfg.min_repeats < 1 or cfg.max_repeats < cfg.min_repeats or cfg.budget_s < 0:
         raise BadInputError("repetition policy: need warmup ≥ 1, min-repeats ≥ 1, max-repeats ≥ min-repeats, budget ≥ 0")
     limit = loaded.info.max_positions
@@ -115,6 +117,18 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     """
     modes = validate(loaded, cfg)
     tokenizer = prepare_attention(loaded, cfg)  # bad attention input fails here, before any work
+    threads_before = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return (yield from _sweep(loaded, cfg, modes, tokenizer, stop, run_id, confirm))
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokenizer: object,
+           stop: threading.Event | None, run_id: str | None,
+           confirm: Callable[[MemoryCheck], bool] | None) -> Generator[SweepEvent, None, RunResult]:
     measurer = Measurer(loaded, cfg, stop, modes=modes)
     settings = _settings(loaded, cfg, modes, measurer.timer.name)
     environment = collect_environment(loaded.device)

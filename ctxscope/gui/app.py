@@ -48,7 +48,7 @@ def build_window(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, 
     if spec is not None:
         window.model_panel.set_spec(spec)
     if cfg is not None:
-        window.sweep_panel.lengths.setText(",".join(str(n) for n in cfg.lengths))
+        window.sweep_panel.set_config(cfg)
     window.show()
     runner = window.runner
     if autorun and spec is not None and cfg is not None:

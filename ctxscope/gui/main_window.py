@@ -46,7 +46,8 @@ def settings() -> QSettings:
 class MainWindow(ToolsMixin, QMainWindow):
     def __init__(self, runner: SweepRunner | None = None) -> None:
         super().__init__()
-        self.setWindowTitle("ctxscope — context-length profiler")
+        # The platform appends the application display name ("— ctxscope") itself.
+        self.setWindowTitle("context-length profiler")
         self.runner = runner or SweepRunner(self)
         self.runner.setParent(self)
         self.model_panel = ModelPanel()
@@ -233,6 +234,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         r.matrixFinished.connect(self._on_runner_matrix_finished)
         r.probeDone.connect(self._on_runner_probe_done)
         r.maxContextFound.connect(self._on_runner_max_context_found)
+        r.confirmRequested.connect(self._on_runner_confirm_requested)
         r.jobFailed.connect(self.show_error)
 
     # -- actions -------------------------------------------------------------------
@@ -241,6 +243,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         if not self.runner.run(spec, cfg):
             self.status_label.setText("A sweep is already running: cancel it first (Esc).")
             return False
+        self.sweep_panel.set_config(cfg)  # the panel shows what runs, however it was started
         self.tabs.setCurrentIndex(0)
         return True
 
@@ -439,6 +442,8 @@ class MainWindow(ToolsMixin, QMainWindow):
     def _on_runner_sweep_started(self, header: RunHeader) -> None:
         self._clear_views()
         self.current_run = header.id
+        self.sweep_panel.show_modes(header.settings.modes)  # the modes the model really has
+        self.setWindowTitle(f"{header.model.source} · {header.settings.device} {header.settings.dtype}")
         self._begin_run(header)
         total = len(header.settings.lengths) * len(header.settings.modes)
         self.progress.setRange(0, total)
@@ -455,6 +460,17 @@ class MainWindow(ToolsMixin, QMainWindow):
         if self.current_run is not None:
             self._add_point(self.current_run, point)
             self.progress.setValue(self.progress.value() + 1)
+
+    def _on_runner_confirm_requested(self, check) -> None:
+        """The memory guard predicts a point cannot fit: the user decides."""
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self, "Point predicted not to fit",
+            f"{check.mode} at L={check.length:,} is {check.reason().removesuffix('; --force runs it anyway')}.\n\n"
+            "Run it anyway? It may swap or run out of memory (out-of-memory is recorded as data).",
+            buttons.Yes | buttons.YesToAll | buttons.No | buttons.NoToAll, buttons.No)
+        self.runner.answer_confirm(answer in (buttons.Yes, buttons.YesToAll),
+                                   for_all=answer in (buttons.YesToAll, buttons.NoToAll))
 
     def _on_runner_attention_ready(self, result) -> None:
         if result.status == "ok":

@@ -31,8 +31,8 @@ class MemoryPlot(_ContextPlot):
                                         label="", labelOpts={"position": 0.05, "color": (192, 57, 43)})
         self.capacity.setVisible(False)
         self.addItem(self.capacity, ignoreBounds=True)
-        self.oom = pg.ScatterPlotItem(symbol="x", size=14, pen=pg.mkPen((192, 57, 43), width=2), brush=None,
-                                      name="out of memory")
+        # Unnamed: a named item joins the legend at once; it is listed when a ✕ is drawn.
+        self.oom = pg.ScatterPlotItem(symbol="x", size=14, pen=pg.mkPen((192, 57, 43), width=2), brush=None)
         self.addItem(self.oom)
         self._legend_done = False
         self.prediction = None  # analytic weights + KV (dashed)
@@ -120,7 +120,6 @@ class MemoryPlot(_ContextPlot):
         if not self._legend_done:
             for (name, _), curve in zip(LAYERS, curves):
                 self.legend.addItem(curve, name)
-            self.legend.addItem(self.oom, "out of memory")
             self._legend_done = True
         items = [*curves, zero, *fills]
         visible = mode == self.mode and run_index == 0
@@ -151,6 +150,13 @@ class MemoryPlot(_ContextPlot):
                     xs.append(np.log10(p.length) if self.getPlotItem().ctrl.logXCheck.isChecked() else p.length)
                     ys.append(top if top is not None else peak)
         self.oom.setData(xs, ys)
+        # The ✕ is explained only where one is drawn (an empty plot's legend said only
+        # "out of memory").
+        listed = self.legend.getLabel(self.oom) is not None
+        if xs and not listed:
+            self.legend.addItem(self.oom, "out of memory")
+        elif not xs and listed:
+            self.legend.removeItem(self.oom)
 
     def _y(self, point: Point) -> float:
         m = point.memory

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 
 from ctxscope.core.results import Point
 
@@ -15,6 +15,9 @@ MODE_COLORS = {"prefill": (31, 119, 180), "decode": (255, 127, 14), "forward": (
 RUN_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
 GIB = 1024**3
 INVISIBLE = (0, 0, 0, 0)  # a pen that draws nothing but still yields a path (bands need one)
+# Legend corners: (item and parent anchor, offset sign). Tried in this order; the first
+# that covers the fewest data points wins.
+CORNERS = (((0, 0), (1, 1)), ((1, 0), (-1, 1)), ((1, 1), (-1, -1)), ((0, 1), (1, -1)))
 
 
 class LengthAxis(pg.AxisItem):
@@ -99,6 +102,33 @@ class _ContextPlot(pg.PlotWidget):
             series.items = self._make_items(label, point.mode, self.run_order.index(run_key))
         series.points[point.length] = point
         self._update(series)
+        self.place_legend()
+
+    def place_legend(self) -> None:
+        """Move the legend to the corner where it hides the fewest data points (a fixed
+        corner covers the first or last point of some curve in every layout)."""
+        vb = self.getPlotItem().vb
+        box = vb.sceneBoundingRect()
+        size = self.legend.sceneBoundingRect().size()
+        if box.isEmpty() or size.isEmpty():
+            return
+        points = [vb.mapViewToScene(QPointF(*self._view_xy(p)))
+                  for (run_key, _), series in self.series.items() if series.items and series.items[0].isVisible()
+                  for p in series.ok()]
+        margin = 8.0
+
+        def covered(anchor: tuple[int, int]) -> int:
+            x = box.left() + margin if anchor[0] == 0 else box.right() - margin - size.width()
+            y = box.top() + margin if anchor[1] == 0 else box.bottom() - margin - size.height()
+            rect = QRectF(x, y, size.width(), size.height()).adjusted(-6, -6, 6, 6)
+            return sum(rect.contains(p) for p in points)
+
+        anchor, sign = min(CORNERS, key=lambda c: covered(c[0]))
+        self.legend.anchor(itemPos=anchor, parentPos=anchor, offset=(sign[0] * margin, sign[1] * margin))
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.readout.setVisible(False)  # the hover read-out goes with the mouse
+        super().leaveEvent(event)
 
     def _label_first_run(self) -> None:
         """A lone run's legend says only the mode; once runs are compared, name it too."""
@@ -211,7 +241,9 @@ class LatencyPlot(_ContextPlot):
             line = pg.InfiniteLine(np.log10(fit.crossover) if self.getPlotItem().ctrl.logXCheck.isChecked()
                                    else fit.crossover, angle=90, pen=pg.mkPen(colour, width=1),
                                    label=f"cL² = bL at {fit.crossover:,.0f}",
-                                   labelOpts={"position": 0.9, "color": colour, "rotateAxis": (1, 0)})
+                                   # Well inside the view: at 0.9 the rotated text ran off the top.
+                                   labelOpts={"position": 0.55, "color": colour, "rotateAxis": (1, 0),
+                                              "anchors": [(0.5, 0), (0.5, 0)]})
             self.addItem(line, ignoreBounds=True)
             items.append(line)
         self._replace_overlay(("fit", mode), items)

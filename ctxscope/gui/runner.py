@@ -63,7 +63,6 @@ class _Job(QThread):
             emit("done", None)
 
 
-_THREADS: list[int] = []
 # Core event type -> the runner's message kind (each becomes one typed signal).
 _EVENT_KINDS = {"SweepStarted": "started", "Progress": "progress", "PointResult": "point",
                 "PointFailed": "failed_point", "AttentionResult": "attention", "TelemetrySample": "telemetry"}
@@ -81,12 +80,6 @@ def _thaw_heap() -> None:
     (otherwise an old model caught in a cycle would keep its memory)."""
     gc.unfreeze()
     gc.collect()
-
-
-def _initial_threads(torch: Any) -> int:
-    if not _THREADS:
-        _THREADS.append(torch.get_num_threads())
-    return _THREADS[0]
 
 
 class SweepRunner(QObject):
@@ -107,6 +100,7 @@ class SweepRunner(QObject):
     matrixFinished = Signal(object)  # tuple of run ids, in measurement order
     probeDone = Signal(object)  # core maxctx Probe
     maxContextFound = Signal(object)  # core MaxContext
+    confirmRequested = Signal(object)  # core MemoryCheck: ask the user, then call answer_confirm()
     jobFailed = Signal(str)  # one line, for the user
 
     def __init__(self, parent: QObject | None = None, *, store: bool = True) -> None:
@@ -117,6 +111,10 @@ class SweepRunner(QObject):
         self._stop = threading.Event()
         self._loaded: Any = None  # LoadedModel, touched only inside jobs
         self._loaded_spec: ModelSpec | None = None
+        # The memory guard's question to the user: the worker waits on the event.
+        self._answered = threading.Event()
+        self._answer = False
+        self._standing_answer: bool | None = None  # "yes/no to all" for the rest of the job
 
     # -- public API (UI thread) ------------------------------------------------------
     @property
@@ -148,6 +146,14 @@ class SweepRunner(QObject):
         """Stop after the current model call; the partial run is kept."""
         self._stop.set()
 
+    def answer_confirm(self, run: bool, *, for_all: bool = False) -> None:
+        """The user's answer to ``confirmRequested``: run the point anyway or skip it
+        (``for_all``: the same answer for every further such point of this job)."""
+        self._answer = run
+        if for_all:
+            self._standing_answer = run
+        self._answered.set()
+
     def shutdown(self, timeout_ms: int = 30_000) -> None:
         """Cancel and wait for the worker: a QThread destroyed while running aborts."""
         self._stop.set()
@@ -161,6 +167,7 @@ class SweepRunner(QObject):
             return False
         self._generation += 1
         self._stop = threading.Event()
+        self._standing_answer = None
         job = _Job(fn, self._generation)
         job.emitted.connect(self._on_job_emitted)
         self._job = job
@@ -180,6 +187,7 @@ class SweepRunner(QObject):
             self.busyChanged.emit(False)
             return
         signal = {"devices": self.devicesFound, "loading": self.modelLoading, "loaded": self.modelLoaded,
+                  "confirm": self.confirmRequested,
                   "started": self.sweepStarted, "progress": self.progressChanged, "point": self.pointReady,
                   "failed_point": self.pointFailed, "telemetry": self.telemetrySampled,
                   "attention": self.attentionReady,
@@ -231,10 +239,6 @@ class SweepRunner(QObject):
         finally:
             _freeze_heap()  # before enabling: else the first collection traverses them all
             gc.enable()
-        if loaded.device.type == "cpu":
-            # Leave one core to the UI thread, which otherwise competes with torch's
-            # intra-op pool for every core; the run records the thread count it used.
-            torch.set_num_threads(max(1, _initial_threads(torch) - 1))
         self._loaded, self._loaded_spec = loaded, spec
         total = torch.cuda.get_device_properties(loaded.device).total_memory if loaded.device.type == "cuda" else None
         emit("loaded", LoadedSummary(spec=spec, info=loaded.info, device=str(loaded.device),
@@ -311,8 +315,19 @@ class SweepRunner(QObject):
             elif kind is not None:
                 emit(kind, event)
 
+        def confirm(check: Any) -> bool:
+            """Runs in the worker: ask the UI thread and wait (cancel still works)."""
+            if self._standing_answer is not None:
+                return self._standing_answer
+            self._answered.clear()
+            emit("confirm", check)
+            while not self._answered.wait(0.1):
+                if self._stop.is_set():
+                    return False
+            return self._answer
+
         try:
-            result = drive(run_sweep(self._loaded, cfg, stop=self._stop), on_event)
+            result = drive(run_sweep(self._loaded, cfg, stop=self._stop, confirm=confirm), on_event)
             recorder.finish(result)
             emit("finished", result)
             return result

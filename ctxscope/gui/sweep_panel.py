@@ -1,7 +1,8 @@
-"""Sweep panel: lengths, modes, batch, repetition policy; Run and Cancel."""
+"""Sweep panel: lengths, modes, batch, repetition policy, CPU threads; Run and Cancel."""
 
 from __future__ import annotations
 
+import psutil
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
@@ -12,6 +13,13 @@ from ctxscope.core.spec import SweepConfig
 
 QUICK = (("128 → max positions", None), ("128 → 4k", "128:4k:x2"), ("1k → 32k", "1k:32k:x2"),
          ("short: 64,128,256", "64,128,256"))
+
+
+def default_threads() -> int:
+    """The app leaves one core to its own window (torch's pool would otherwise compete
+    with the UI thread for every core); the run records the count, and the field shows it."""
+    cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 class SweepPanel(QGroupBox):
@@ -32,9 +40,11 @@ class SweepPanel(QGroupBox):
         self.lengths_error = QLabel()
         self.lengths_error.setWordWrap(True)
         self.modes = {name: QCheckBox(name) for name in ("prefill", "decode", "forward")}
+        # Until a model is loaded the decoder modes are assumed (the default model is
+        # one); set_model() shows only the modes the loaded model has.
         self.modes["prefill"].setChecked(True)
         self.modes["decode"].setChecked(True)
-        self.modes["forward"].setChecked(True)
+        self.modes["forward"].setToolTip("encoders only: one forward pass over L tokens")
         self.batch = QSpinBox()
         self.batch.setRange(1, 4096)
         self.policy = QComboBox()
@@ -49,6 +59,11 @@ class SweepPanel(QGroupBox):
         self.budget.setValue(2.0)
         self.budget.setSuffix(" s")
         self.budget.setToolTip("Per-point time budget for timed calls (after the minimum repeats)")
+        self.threads = QSpinBox()
+        self.threads.setRange(1, max(1, psutil.cpu_count() or 1))
+        self.threads.setValue(default_threads())
+        self.threads.setToolTip("CPU threads torch uses for a CPU sweep (recorded in the run; CPU latencies depend "
+                                "on it). The default leaves one core to this window.")
         self.continue_after_oom = QCheckBox("Continue after out-of-memory")
         self.attention = QCheckBox("Capture attention maps (separate, untimed pass)")
         self.attention_tiles = QSpinBox()
@@ -101,6 +116,7 @@ class SweepPanel(QGroupBox):
         form.addRow("Batch", self.batch)
         form.addRow("Repeats", policy_row)
         form.addRow("Budget", self.budget)
+        form.addRow("CPU threads", self.threads)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button, 1)
         buttons.addWidget(self.cancel_button)
@@ -110,16 +126,48 @@ class SweepPanel(QGroupBox):
         layout.addWidget(self.attention)
         layout.addWidget(self.attention_box)
         layout.addLayout(buttons)
+        self._on_lengths_text_changed(self.lengths.text())  # the check is shown from the start
 
     # -- state ---------------------------------------------------------------------
     def set_model(self, is_decoder: bool, max_positions: int | None) -> None:
-        """Offer only the modes the model has; remember its maximum positions."""
+        """Offer only the modes the model has (ticking them all when none of them is);
+        remember its maximum positions."""
         self.max_positions = max_positions
-        for name, box in self.modes.items():
-            applies = (name == "forward") != is_decoder
-            box.setEnabled(applies)
-            box.setVisible(applies)
+        applicable = [box for name, box in self.modes.items() if (name == "forward") != is_decoder]
+        for box in self.modes.values():
+            box.setEnabled(box in applicable)
+            box.setVisible(box in applicable)
+        if not any(box.isChecked() for box in applicable):
+            for box in applicable:
+                box.setChecked(True)
         self._on_lengths_text_changed(self.lengths.text())
+
+    def set_config(self, cfg: SweepConfig) -> None:
+        """Show ``cfg`` in the fields: what a started sweep (or ``ctxscope gui … --run``)
+        measures, so pressing Run again measures the same thing."""
+        self.lengths.setText(",".join(format_size(n) for n in cfg.lengths))
+        if cfg.modes:
+            self.show_modes(cfg.modes)
+        self.batch.setValue(cfg.batch_size)
+        fixed = cfg.min_repeats == cfg.max_repeats
+        self.policy.setCurrentIndex(1 if fixed else 0)
+        if fixed:
+            self.repeats.setValue(cfg.min_repeats)
+        self.budget.setValue(cfg.budget_s)
+        if cfg.threads is not None:
+            self.threads.setValue(cfg.threads)
+        self.continue_after_oom.setChecked(cfg.continue_after_oom)
+        self.attention.setChecked(cfg.attention is not None)
+        if cfg.attention is not None:
+            self.attention_tiles.setValue(int(getattr(cfg.attention, "tiles", 256)))
+            self.attention_text.setCurrentText(cfg.attention_text)
+            self.needle.setText(cfg.needle or "")
+            self.needle_depth.setValue(int(round(cfg.needle_depth)))
+
+    def show_modes(self, modes: tuple[str, ...]) -> None:
+        """Tick exactly the modes a sweep measures."""
+        for name, box in self.modes.items():
+            box.setChecked(name in modes)
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
@@ -143,7 +191,7 @@ class SweepPanel(QGroupBox):
                            needle=self.needle.text().strip() or None, needle_depth=float(self.needle_depth.value()),
                            # Fixed: min = max repeats, so neither budget nor spread can stop early.
                            min_repeats=n if fixed else 5, max_repeats=n if fixed else 100,
-                           budget_s=self.budget.value(), target_rel_iqr=0.05,
+                           budget_s=self.budget.value(), target_rel_iqr=0.05, threads=self.threads.value(),
                            continue_after_oom=self.continue_after_oom.isChecked())
 
     def show_error(self, message: str) -> None:
