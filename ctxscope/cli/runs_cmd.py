@@ -1,4 +1,4 @@
-"""``ctxscope runs list | show ID | export ID | rm ID``: the run history."""
+"""``ctxscope runs list | show ID | export ID | rm ID | import FILE | recover [PATH]``: the run history."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ def add_parser(sub: Any) -> None:
     imp = runs.add_parser("import", help="add a run file (e.g. from a GPU server) to the history")
     imp.add_argument("file")
     imp.set_defaults(func=cmd_import)
+    rec = runs.add_parser("recover", help="add every run that still reads from a damaged history to this one")
+    rec.add_argument("path", nargs="?", default=None,
+                     help="a history file (default: every runs-damaged-*.sqlite3 in the data directory)")
+    rec.set_defaults(func=cmd_recover)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -53,7 +57,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for r in runs:
         table.add_row(r.id, r.created.replace("T", " ")[:19], r.status, r.model_source, r.device, r.dtype, r.attn,
-                      str(r.batch_size), f"{r.points_ok}/{r.points_total}")
+                      str(r.batch_size), r.points_text())
     Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)
     return 0
 
@@ -111,10 +115,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    with open_store() as store:
+    from ctxscope.store.ids import valid_run_id
+
+    with open_store(write=True) as store:
         full = store.resolve(args.id)
         store.delete_run(full)
-    print(f"deleted run {full}", file=sys.stderr)
+    note = "" if valid_run_id(full) else " (its id is not a plain file name: no file was touched)"
+    print(f"deleted run {full!r}{note}" if note else f"deleted run {full}", file=sys.stderr)
     return 0
 
 
@@ -122,11 +129,32 @@ def cmd_import(args: argparse.Namespace) -> int:
     from ctxscope.core.serialize import load_run
 
     run = load_run(args.file)
-    with open_store() as store:
-        try:
-            store.resolve(run.id)
-        except BadInputError:
-            store.save_run(run)
-            print(f"imported run {run.id}", file=sys.stderr)
+    with open_store(write=True) as store:
+        store.save_run(run)  # one transaction: a killed import leaves nothing to refuse next time
+    print(f"imported run {run.id}", file=sys.stderr)
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ctxscope.core.paths import database_path
+    from ctxscope.store.opening import damaged_files
+    from ctxscope.store.recovery import recover_into
+
+    current = database_path()
+    if args.path is not None:
+        sources = [Path(args.path).expanduser()]
+        if not sources[0].is_file():
+            raise BadInputError(f"{args.path}: no such history file")
+        if sources[0].resolve() == current.resolve():
+            raise BadInputError(f"{args.path} is the current history: give a damaged or another history file")
+    else:
+        sources = damaged_files(current.parent)
+        if not sources:
+            print(f"nothing to recover: no runs-damaged-*.sqlite3 in {current.parent}", file=sys.stderr)
             return 0
-    raise BadInputError(f"run {run.id} is already in the history")
+    with open_store(write=True) as store:
+        for source in sources:
+            print(recover_into(store, source).line(), file=sys.stderr)
+    return 0

@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any
 
-from ctxscope.cli.common import open_store, output_path, quiet_transformers
+from ctxscope.cli.common import open_history_for_sweep, output_path, quiet_transformers
 from ctxscope.core.errors import BadInputError, CtxscopeError
 
 DEFAULT_LENGTHS = "128,256,512,1k,2k,4k"
@@ -168,11 +168,12 @@ def run(args: argparse.Namespace) -> int:
     quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
     results: list[Any] = []
     failures: list[str] = []
+    problems: list[str] = []  # measured, but not kept where asked (history, --out): one line each
     groups = [(model, dtype) for model in args.models for dtype in dtypes]
     for model, dtype in groups:
         try:
             failures += _sweep_group(args, [specs[(model, dtype, a)][0] for a in attns], lengths, modes, results,
-                                     out_json, single)
+                                     out_json, single, problems)
         except CtxscopeError as exc:
             if single:
                 raise
@@ -186,13 +187,15 @@ def run(args: argparse.Namespace) -> int:
         from ctxscope.report.compare import compare
 
         comparison_tables(compare(results))
+    for line in problems:
+        print(f"ctxscope: error: {line}", file=sys.stderr)
     if results and results[-1].status == "cancelled":
         return 130
     if failures:
         for f in failures:
             print(f"ctxscope: not measured: {f}", file=sys.stderr)
         return 2
-    return 0
+    return 2 if problems else 0
 
 
 def _out_dir(value: str | None) -> Any:
@@ -208,8 +211,9 @@ def _out_dir(value: str | None) -> Any:
 
 
 def _sweep_group(args: argparse.Namespace, specs: list[Any], lengths: Any, modes: Any, results: list[Any],
-                 out_json: Any, single: bool) -> list[str]:
-    """Load the model of ``specs`` once and sweep it with each attention kernel."""
+                 out_json: Any, single: bool, problems: list[str] | None = None) -> list[str]:
+    """Load the model of ``specs`` once and sweep it with each attention kernel;
+    ``problems`` collects one line per run not kept where asked (history, files)."""
     import gc
 
     from ctxscope.cli.display import SweepDisplay
@@ -236,13 +240,10 @@ def _sweep_group(args: argparse.Namespace, specs: list[Any], lengths: Any, modes
                     failures.append(f"{spec.source} {spec.dtype} {spec.attn_implementation}: {exc}")
                     print(f"ctxscope: error: {exc}; going on with the next", file=sys.stderr)
                     continue
-            target = out_json if single or out_json is None else None
-            result = _execute(loaded, cfg, SweepDisplay(quiet=args.quiet), store=None if args.no_store else open_store(),
-                              out_json=target, maps_dir=None if single or out_json is None else out_json)
-            if not single and out_json is not None:
-                from ctxscope.core.serialize import write_run
-
-                write_run(result, out_json / f"{result.id}.json")
+            store, history, problem = open_history_for_sweep(args.no_store)
+            result = _execute(loaded, cfg, SweepDisplay(quiet=args.quiet), store=store, history=history,
+                              history_problem=problem, out_json=out_json if single else None,
+                              out_dir=None if single else out_json, problems=problems)
             results.append(result)
             if result.status == "cancelled":
                 break
@@ -254,13 +255,19 @@ def _sweep_group(args: argparse.Namespace, specs: list[Any], lengths: Any, modes
     return failures
 
 
-def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, maps_dir: Any = None) -> Any:
-    """Sweep once, recording as it goes; returns the RunResult (also when cancelled)."""
+def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, maps_dir: Any = None,
+             history: Any = None, history_problem: str | None = None, out_dir: Any = None,
+             problems: list[str] | None = None) -> Any:
+    """Sweep once, recording as it goes; returns the RunResult (also when cancelled).
+    ``history``: where the run should be stored even when ``store`` could not be opened
+    (``history_problem`` says why); ``out_dir``: write ``<id>.json`` there. A run that
+    cannot be kept where asked is kept elsewhere, said in one line added to ``problems``."""
+    from ctxscope.cli.common import keep_run_file, not_stored_line
     from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
     from ctxscope.core.sweep import drive, run_sweep, validate
     from ctxscope.store.recorder import RunRecorder
 
-    validate(loaded, cfg)
+    problems = [] if problems is None else problems
     stop = threading.Event()
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -270,9 +277,9 @@ def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, 
         display.status("stopping after the current model call (Ctrl-C again to abort) …", always=True)
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
-    if maps_dir is None and out_json is not None:
-        maps_dir = out_json.parent
-    recorder = RunRecorder(store, maps_dir=maps_dir)
+    if maps_dir is None:
+        maps_dir = out_dir if out_dir is not None else out_json.parent if out_json is not None else None
+    recorder = RunRecorder(store, maps_dir=maps_dir, history=history, problem=history_problem)
 
     def on_event(event: Any) -> None:
         recorder.record(event)  # the history first: a crash now loses nothing recorded
@@ -286,26 +293,28 @@ def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, 
             display.point(event.point)
 
     try:
+        validate(loaded, cfg)
         with display:
             result = drive(run_sweep(loaded, cfg, stop=stop), on_event)
         recorder.finish(result)
     except BaseException:
         partial = recorder.fail()
-        if partial is not None and out_json is not None:
-            from ctxscope.core.serialize import write_run
-
-            write_run(partial, out_json)  # keep what was measured in the file too
+        target = out_json if out_json is not None else out_dir / f"{partial.id}.json" if partial and out_dir else None
+        if partial is not None and target is not None:
+            keep_run_file(partial, target, [])  # keep what was measured in the file too; the error says the rest
         raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         if store is not None:
             store.close()
-    if out_json is not None:
-        from ctxscope.core.serialize import write_run
-
-        write_run(result, out_json)
-    display.summary(result, stored=store is not None, out_json=out_json)
+    target = out_json if out_json is not None else out_dir / f"{result.id}.json" if out_dir is not None else None
+    written = target if target is not None and keep_run_file(result, target, problems) else None
+    # The summary comes whatever failed: it names the run id and where the run is.
+    display.summary(result, stored=recorder.stored, out_json=written)
+    problems += recorder.problems
+    if recorder.history is not None and not recorder.stored:
+        problems.append(not_stored_line(result, recorder, written))
     return result
 
 

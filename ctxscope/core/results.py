@@ -12,7 +12,7 @@ from ctxscope.core.stats import LatencyStats
 
 SCHEMA = "ctxscope.run/1"
 POINT_STATUSES = ("ok", "oom", "error", "skipped")
-RUN_STATUSES = ("running", "complete", "cancelled", "failed")
+RUN_STATUSES = ("running", "complete", "cancelled", "failed", "interrupted")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,50 +1,33 @@
 """Run history in SQLite (WAL): the run row is written when a sweep starts and every
-point is committed the moment it is measured, so a crash loses at most one point."""
+point is committed the moment it is measured, so a crash loses at most one point.
+
+Every SQLite or OS error leaves this module as a one-line :class:`HistoryError`
+(locked, full, damaged, unusable); a damaged file is moved aside before it is opened
+(see :mod:`ctxscope.store.opening`) and never written into."""
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ctxscope.core.errors import BadInputError, CtxscopeError, RunFileError
-from ctxscope.core.results import RunHeader, RunResult, Point
+from ctxscope.core.paths import data_dir_problem
+from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.serialize import header_to_dict, point_from_dict, point_to_dict, run_from_dict
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    created TEXT NOT NULL,
-    status TEXT NOT NULL,
-    finished TEXT,
-    pid INTEGER,
-    model_source TEXT NOT NULL,
-    architecture TEXT NOT NULL,
-    device TEXT NOT NULL,
-    dtype TEXT NOT NULL,
-    attn TEXT NOT NULL,
-    batch_size INTEGER NOT NULL,
-    header_json TEXT NOT NULL,
-    attention_json TEXT
-);
-CREATE TABLE IF NOT EXISTS points (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    mode TEXT NOT NULL,
-    length INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    point_json TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-"""
-USER_VERSION = 1
+from ctxscope.store.errors import HistoryDamaged, HistoryError, classify
+from ctxscope.store.ids import check_run_id, valid_run_id
+from ctxscope.store.opening import Quarantine, check_and_quarantine, connect_readonly, connect_writable, forget_verified
+from ctxscope.store.process import process_alive, this_process
+from ctxscope.store.schema import has_column
 
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
-    """One line of ``ctxscope runs list``."""
+    """One line of ``ctxscope runs list``: points recorded (ok among them) of planned."""
 
     id: str
     created: str
@@ -57,39 +40,70 @@ class RunSummary:
     batch_size: int
     points_ok: int
     points_total: int
+    points_planned: int
+
+    def points_text(self) -> str:
+        """'4/6' (points recorded of planned), with how many were ok when not all."""
+        ok = f" ({self.points_ok} ok)" if self.points_ok != self.points_total else ""
+        return f"{self.points_total}/{self.points_planned}{ok}"
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
+def _planned(header_json: str) -> int:
+    """Points a run set out to measure: lengths × modes of its settings."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        settings = json.loads(header_json)["settings"]
+        return len(settings["lengths"]) * len(settings["modes"])
+    except (ValueError, KeyError, TypeError):
+        return 0
 
 
 class RunStore:
-    """The run database. Use as a context manager, or call :meth:`close`."""
+    """The run database. Use as a context manager, or call :meth:`close`.
 
-    def __init__(self, path: str | Path) -> None:
+    ``readonly=True`` never writes to the file (``mode=ro``, else ``immutable=1``), so
+    listing and reading work in a read-only or full data directory; with no file yet
+    it is an empty history. ``notices`` holds one-line messages for the user: a
+    damaged history moved aside and what was recovered, runs added from recovery
+    files, why new runs cannot be kept."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        from ctxscope.store import recovery
+
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        self.notices: list[str] = []
+        quarantine = check_and_quarantine(self.path)
+        if quarantine is not None:
+            self.notices.append(quarantine.notice())
+        if readonly:
+            if quarantine is not None or recovery.pending_files(self.path.parent):
+                self._tidy_with_writer(quarantine)
+            if not self.path.exists() and (problem := data_dir_problem(self.path.parent)):
+                self.notices.append(f"{problem}: new runs cannot be kept in the history")
+            self.conn, complete = connect_readonly(self.path)
+            if not complete:
+                self.notices.append(f"the history's folder {self.path.parent} cannot be written: runs recorded since "
+                                    "its last checkpoint (in runs.sqlite3-wal) are not shown")
+        else:
+            self.conn = connect_writable(self.path)
+            if quarantine is not None:
+                self.notices.append(recovery.recover_notice(self, quarantine.moved_to))
+            self.notices += recovery.import_pending(self)
+        self._has_pid_started = has_column(self.conn, "runs", "pid_started")
+
+    def _tidy_with_writer(self, quarantine: Quarantine | None) -> None:
+        """For a reader: recover a quarantined history and add waiting recovery files
+        through a short-lived writable store, when the folder allows one."""
+        from ctxscope.store import recovery
+
         try:
-            self.conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: each committed point is on disk before the next one is measured.
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > USER_VERSION:
-                raise CtxscopeError(f"{self.path}: run database from a newer ctxscope (version {version})")
-            self.conn.executescript(_SCHEMA)
-            self.conn.execute(f"PRAGMA user_version={USER_VERSION}")
-        except sqlite3.DatabaseError as exc:
-            raise CtxscopeError(f"{self.path}: not a usable run database ({exc})") from None
+            with RunStore(self.path) as writer:
+                if quarantine is not None:
+                    self.notices.append(recovery.recover_notice(writer, quarantine.moved_to))
+                self.notices += writer.notices
+        except HistoryError as exc:
+            if quarantine is not None:
+                self.notices.append(f"nothing recovered yet ({exc}); later: ctxscope runs recover {quarantine.moved_to}")
 
     def __enter__(self) -> RunStore:
         return self
@@ -100,63 +114,127 @@ class RunStore:
     def close(self) -> None:
         self.conn.close()
 
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            error = classify(exc, self.path, doing)
+            if isinstance(error, HistoryDamaged):
+                forget_verified(self.path)
+            raise error from None
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[None]:
+        """One write transaction: all of it is stored, or none of it."""
+        with self._guard(doing):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    try:
+                        self.conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the connection is closed with the store; the first error is the one to report
+                raise
+
+    @contextmanager
+    def waiting(self, seconds: float) -> Iterator[None]:
+        """Wait at most ``seconds`` for a lock inside this block (retries mid-sweep must
+        not stall measuring for the full busy timeout)."""
+        with self._guard("use"):
+            before = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
+            self.conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            with self._guard("use"):
+                self.conn.execute(f"PRAGMA busy_timeout={before}")
+
     # -- writing ------------------------------------------------------------------
-    def create_run(self, header: RunHeader) -> None:
+    def _insert_run(self, header: RunHeader, status: str, *, live: bool, ignore: bool = False) -> None:
+        check_run_id(header.id)
         s = header.settings
-        with self.conn:
-            self.conn.execute(
-                "INSERT INTO runs (id, created, status, pid, model_source, architecture, device, dtype, attn, batch_size,"
-                " header_json) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (header.id, header.created, os.getpid(), header.model.source, header.model.architecture, s.device,
-                 s.dtype, s.attn_implementation, s.batch_size, json.dumps(header_to_dict(header))))
+        pid, started = this_process() if live else (None, None)
+        self.conn.execute(
+            f"INSERT {'OR IGNORE ' if ignore else ''}INTO runs (id, created, status, pid, pid_started, model_source,"
+            " architecture, device, dtype, attn, batch_size, header_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (header.id, header.created, status, pid, started, header.model.source, header.model.architecture,
+             s.device, s.dtype, s.attn_implementation, s.batch_size, json.dumps(header_to_dict(header))))
+
+    def _insert_points(self, run_id: str, points: list[tuple[int, Point]]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)",
+                              [(run_id, seq, p.mode, p.length, p.status, json.dumps(point_to_dict(p)))
+                               for seq, p in points])
+
+    def create_run(self, header: RunHeader) -> None:
+        """The run row, marked running by this process, when a sweep starts."""
+        with self._transaction("write to"):
+            self._insert_run(header, "running", live=True)
 
     def add_point(self, run_id: str, seq: int, point: Point) -> None:
-        with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)",
-                              (run_id, seq, point.mode, point.length, point.status, json.dumps(point_to_dict(point))))
+        """Commit one measured point (replacing ``seq`` if it was written before)."""
+        with self._transaction("write to"):
+            self._insert_points(run_id, [(seq, point)])
 
     def add_attention(self, run_id: str, entries: list[dict]) -> None:
         """Append a length's attention entries (statistics; maps live in the .npz)."""
-        with self.conn:
+        with self._transaction("write to"):
             row = self.conn.execute("SELECT attention_json FROM runs WHERE id = ?", (run_id,)).fetchone()
             current = json.loads(row[0]) if row and row[0] else []
             self.conn.execute("UPDATE runs SET attention_json = ? WHERE id = ?",
                               (json.dumps(current + entries, allow_nan=False), run_id))
 
     def finish_run(self, run_id: str, status: str, finished: str | None) -> None:
-        with self.conn:
+        with self._transaction("write to"):
             self.conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, finished, run_id))
 
     def save_run(self, run: RunResult) -> None:
-        """Store a finished run in one go (e.g. one opened from a file)."""
-        self.create_run(run.header)
-        for seq, point in enumerate(run.points):
-            self.add_point(run.id, seq, point)
-        if run.attention:
-            self.add_attention(run.id, list(run.attention))
-        self.finish_run(run.id, run.status, run.finished)
+        """Store a finished run (e.g. one opened from a file) in one transaction: a
+        killed or failed import leaves nothing behind, and can simply be run again."""
+        with self._transaction("write to"):
+            if self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
+                raise BadInputError(f"run {run.id} is already in the history")
+            self._write_whole(run, run.status, live=False)
+
+    def upsert_run(self, run: RunResult, *, live: bool) -> None:
+        """Make the history hold exactly what ``run`` holds, in one transaction, whatever
+        of it was stored before (a sweep catching up after the history was locked, a
+        recovery file being added). ``live``: the run is still being measured here."""
+        with self._transaction("write to"):
+            self._write_whole(run, "running" if live else run.status, live=live)
+
+    def _write_whole(self, run: RunResult, status: str, *, live: bool) -> None:
+        self._insert_run(run.header, status, live=live, ignore=True)
+        self._insert_points(run.id, list(enumerate(run.points)))
+        self.conn.execute("DELETE FROM points WHERE run_id = ? AND seq >= ?", (run.id, len(run.points)))
+        self.conn.execute("UPDATE runs SET status = ?, finished = ?, attention_json = ? WHERE id = ?",
+                          (status, None if live else run.finished,
+                           json.dumps(list(run.attention), allow_nan=False) if run.attention else None, run.id))
 
     def delete_run(self, run_id: str) -> None:
-        """Delete a run, its points and its attention maps."""
+        """Delete a run, its points and its attention maps (only ever inside the
+        history's own ``attention`` folder: an id that is not a plain file name, which
+        only a tampered database can hold, deletes the row and touches no file)."""
         from ctxscope.store.attention_files import store_path
 
         full = self.resolve(run_id)
-        with self.conn:
+        with self._transaction("delete from"):
             self.conn.execute("DELETE FROM runs WHERE id = ?", (full,))
-        store_path(full, self.path.parent).unlink(missing_ok=True)
+        if valid_run_id(full):
+            store_path(full, self.path.parent).unlink(missing_ok=True)
 
     # -- reading ------------------------------------------------------------------
-    def _status(self, status: str, pid: int | None) -> str:
-        # A run still marked running whose process is gone was killed: it failed.
-        return "failed" if status == "running" and not _pid_alive(pid) else status
-
     def resolve(self, prefix: str) -> str:
         """Full id from an id or a unique prefix of one."""
         prefix = prefix.strip()
         if not prefix:
             raise BadInputError("empty run id")
-        rows = self.conn.execute("SELECT id FROM runs WHERE id = ? OR substr(id, 1, ?) = ? ORDER BY id",
-                                 (prefix, len(prefix), prefix)).fetchall()
+        with self._guard("read"):
+            rows = self.conn.execute("SELECT id FROM runs WHERE id = ? OR substr(id, 1, ?) = ? ORDER BY id",
+                                     (prefix, len(prefix), prefix)).fetchall()
         ids = sorted({r[0] for r in rows})
         if prefix in ids:
             return prefix
@@ -166,31 +244,51 @@ class RunStore:
             raise BadInputError(f"run id {prefix!r} is ambiguous: {', '.join(ids[:5])}")
         return ids[0]
 
+    def point_count(self, run_id: str) -> int | None:
+        """Points stored for exactly this id, or ``None`` when there is no such run."""
+        with self._guard("read"):
+            if not self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                return None
+            return int(self.conn.execute("SELECT COUNT(*) FROM points WHERE run_id = ?", (run_id,)).fetchone()[0])
+
+    def _started_column(self) -> str:
+        return "r.pid_started" if self._has_pid_started else "NULL"
+
     def list_runs(self) -> list[RunSummary]:
-        rows = self.conn.execute(
-            "SELECT r.id, r.created, r.status, r.pid, r.model_source, r.architecture, r.device, r.dtype, r.attn,"
-            " r.batch_size, COALESCE(SUM(p.status = 'ok'), 0), COUNT(p.seq)"
-            " FROM runs r LEFT JOIN points p ON p.run_id = r.id GROUP BY r.id ORDER BY r.created, r.id").fetchall()
-        return [RunSummary(id=r[0], created=r[1], status=self._status(r[2], r[3]), model_source=r[4], architecture=r[5],
-                           device=r[6], dtype=r[7], attn=r[8], batch_size=r[9], points_ok=int(r[10]),
-                           points_total=int(r[11])) for r in rows]
+        with self._guard("read"):
+            rows = self.conn.execute(
+                f"SELECT r.id, r.created, r.status, r.pid, {self._started_column()}, r.model_source, r.architecture,"
+                " r.device, r.dtype, r.attn, r.batch_size, COALESCE(SUM(p.status = 'ok'), 0), COUNT(p.seq),"
+                " r.header_json FROM runs r LEFT JOIN points p ON p.run_id = r.id GROUP BY r.id"
+                " ORDER BY r.created, r.id").fetchall()
+        return [RunSummary(id=r[0], created=r[1], status=_status(r[2], r[3], r[4]), model_source=r[5],
+                           architecture=r[6], device=r[7], dtype=r[8], attn=r[9], batch_size=r[10],
+                           points_ok=int(r[11]), points_total=int(r[12]), points_planned=_planned(r[13]))
+                for r in rows]
 
     def get_run(self, run_id: str) -> RunResult:
         full = self.resolve(run_id)
-        status, finished, pid, header_json, attention_json = self.conn.execute(
-            "SELECT status, finished, pid, header_json, attention_json FROM runs WHERE id = ?", (full,)).fetchone()
-        data = json.loads(header_json)
-        data.update(status=self._status(status, pid), finished=finished,
-                    attention=json.loads(attention_json) if attention_json else [])
-        rows = self.conn.execute("SELECT point_json FROM points WHERE run_id = ? ORDER BY seq", (full,)).fetchall()
+        with self._guard("read"):
+            status, finished, pid, started, header_json, attention_json = self.conn.execute(
+                f"SELECT r.status, r.finished, r.pid, {self._started_column()}, r.header_json, r.attention_json"
+                " FROM runs r WHERE r.id = ?", (full,)).fetchone()
+            rows = self.conn.execute("SELECT point_json FROM points WHERE run_id = ? ORDER BY seq",
+                                     (full,)).fetchall()
         try:
-            data["points"] = []
-            run = run_from_dict(data)
+            data = json.loads(header_json)
+            if not isinstance(data, dict) or data.get("id") != full:
+                raise RunFileError("its header does not belong to it")
+            data.update(status=_status(status, pid, started), finished=finished,
+                        attention=json.loads(attention_json) if attention_json else [], points=[])
+            run = run_from_dict(data)  # validates the id as strictly as a file's
             points = tuple(point_from_dict(json.loads(r[0]), f"points[{i}]") for i, r in enumerate(rows))
-        except RunFileError as exc:
-            raise CtxscopeError(f"run {full} is damaged in the database: {exc}") from None
-        return RunResult(header=run.header, status=run.status, points=points, finished=run.finished,
-                         attention=run.attention)
+        except (RunFileError, ValueError) as exc:
+            raise CtxscopeError(f"run {full!r} is damaged in the history: {exc}") from None
+        return replace(run, points=points)
 
-    def integrity_ok(self) -> bool:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+def _status(status: str, pid: int | None, started: float | None) -> str:
+    # A run still marked running whose process is gone, or whose process id now belongs
+    # to another process, was killed: it reads as interrupted.
+    return "interrupted" if status == "running" and not process_alive(pid, started) else status
+

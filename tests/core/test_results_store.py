@@ -16,6 +16,7 @@ from ctxscope.core.serialize import dumps_run, load_run, loads_run, run_to_dict,
 from ctxscope.core.sweep import run_sweep
 from ctxscope.report.tabular import COLUMNS, run_to_csv
 from ctxscope.store import RunStore
+from ctxscope.store.opening import integrity_problem
 from tests.conftest import drain, fast_config
 
 
@@ -105,14 +106,14 @@ def test_store_roundtrip_and_listing(run: RunResult, tmp_path: Path) -> None:
         assert store.get_run(run.id[:12]) == run  # unique prefix
         [summary] = store.list_runs()
         assert summary.points_ok == summary.points_total == len(run.points) and summary.status == "complete"
-        assert store.integrity_ok()
+        assert integrity_problem(store.conn) is None
         store.delete_run(run.id)
         assert store.list_runs() == []
         with pytest.raises(BadInputError, match="no run"):
             store.get_run(run.id)
 
 
-def test_store_points_arrive_one_by_one_and_stale_runs_read_failed(run: RunResult, tmp_path: Path) -> None:
+def test_store_points_arrive_one_by_one_and_stale_runs_read_interrupted(run: RunResult, tmp_path: Path) -> None:
     path = tmp_path / "runs.sqlite3"
     with RunStore(path) as writer:
         writer.create_run(run.header)
@@ -121,7 +122,7 @@ def test_store_points_arrive_one_by_one_and_stale_runs_read_failed(run: RunResul
             partial = reader.get_run(run.id)
             assert partial.points == run.points[:1] and partial.status == "running"
         writer.conn.execute("UPDATE runs SET pid = 999999999")
-        assert writer.get_run(run.id).status == "failed"
+        assert writer.get_run(run.id).status == "interrupted"
 
 
 def test_ambiguous_prefix(run: RunResult, tmp_path: Path) -> None:
@@ -133,13 +134,15 @@ def test_ambiguous_prefix(run: RunResult, tmp_path: Path) -> None:
         assert store.resolve(run.id) == run.id
 
 
-def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
-    from ctxscope.core.errors import CtxscopeError
-
+def test_a_file_that_is_not_sqlite_is_moved_aside_not_written(tmp_path: Path) -> None:
     path = tmp_path / "runs.sqlite3"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(CtxscopeError, match="not a usable run database"):
-        RunStore(path)
+    with RunStore(path) as store:
+        assert store.list_runs() == []
+        [moved, recovered] = store.notices
+    [aside] = tmp_path.glob("runs-damaged-*.sqlite3")
+    assert aside.read_bytes() == b"this is not sqlite" * 100  # kept as it was, never deleted
+    assert f"moved it to {aside}" in moved and "nothing recovered" in recovered
 
 
 def test_json_text_is_utf8_and_finite(run: RunResult) -> None:
