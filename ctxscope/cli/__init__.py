@@ -10,10 +10,11 @@ import sys
 from collections.abc import Sequence
 
 import ctxscope
-from ctxscope.core.errors import CtxscopeError
+from ctxscope.core.errors import CtxscopeError, DeviceError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
+EXIT_DEVICE = 3  # the device failed mid-run (a lost CUDA context); what was measured is kept
 EXIT_CANCELLED = 130
 
 
@@ -58,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except DeviceError as exc:
+        print(f"ctxscope: error: {exc}", file=sys.stderr)
+        return EXIT_DEVICE
     except CtxscopeError as exc:
         print(f"ctxscope: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -56,6 +56,9 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-beyond-max", action="store_true", help="allow lengths above the model's maximum positions")
     p.add_argument("--force", action="store_true",
                    help="run points the memory guard predicts cannot fit in available RAM/VRAM (default: skip them)")
+    p.add_argument("--isolation", choices=("off", "strict"), default="off",
+                   help="strict: refuse to start while another process holds the GPU (on CPU: keeps a core busy); "
+                        "either way each point records what else ran and is flagged 'contended' past a threshold")
     p.add_argument("--seed", type=int, default=0, help="seed of the random token ids (default 0)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     p.add_argument("--attention", action="store_true",
@@ -127,7 +130,8 @@ def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tupl
     return SweepConfig(lengths=lengths, modes=modes, batch_size=args.batch, warmup=args.warmup,
                        min_repeats=args.min_repeats, max_repeats=args.max_repeats, budget_s=args.budget,
                        target_rel_iqr=args.target_spread, continue_after_oom=args.continue_after_oom,
-                       allow_beyond_max=args.allow_beyond_max, force=args.force, threads=args.threads, seed=args.seed,
+                       allow_beyond_max=args.allow_beyond_max, force=args.force, threads=args.threads,
+                       isolation=args.isolation, seed=args.seed,
                        attention=attention,
                        attention_text=args.text, needle=args.needle, needle_depth=args.needle_depth)
 
@@ -191,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"ctxscope: error: {line}", file=sys.stderr)
     if results and results[-1].status == "cancelled":
         return 130
+    lost = next((r.error for r in results if r.error), None)
+    if lost:
+        print(f"ctxscope: error: {lost}", file=sys.stderr)
+        return 3
     if failures:
         for f in failures:
             print(f"ctxscope: not measured: {f}", file=sys.stderr)

@@ -77,9 +77,30 @@ def describe_config(config: Any) -> Architecture:
 
 
 def kv_bytes(arch: Architecture, length: int, dtype: str, batch: int = 1) -> int:
-    """Bytes of the KV cache holding ``length`` tokens (what the sweep measures)."""
+    """Bytes of the KV states a cache of ``length`` tokens keeps visible (sliding layers
+    capped at their window): the logical cache, what a step reads. The memory actually
+    allocated differs by views: :func:`prefill_kv_storage_bytes`,
+    :func:`decode_kv_storage_bytes`."""
     size = BYTES[dtype]
     return batch * sum(2 * layer.kv_heads * layer.head_dim * size * (min(length, layer.window) if layer.window else length)
+                       for layer in arch.kv_layers)
+
+
+def prefill_kv_storage_bytes(arch: Architecture, length: int, dtype: str, batch: int = 1) -> int:
+    """Bytes a prefill of ``length`` tokens leaves allocated in the cache: every layer's
+    whole buffer. A sliding-window layer keeps only a *view* of its last window, but the
+    view holds the full ``length``-token storage until the next update replaces it."""
+    return batch * length * kv_bytes_per_token(arch, dtype)
+
+
+def decode_kv_storage_bytes(arch: Architecture, depth: int, dtype: str, batch: int = 1) -> int:
+    """Bytes the cache holds after one decode step at depth ``depth`` (what the sweep's
+    decode points report): the step's concatenation leaves ``depth + 1`` tokens in a
+    full-attention layer, at most the window (``window − 1`` kept + the new one) in a
+    sliding one."""
+    size = BYTES[dtype]
+    return batch * sum(2 * layer.kv_heads * layer.head_dim * size
+                       * (min(depth + 1, layer.window + 1) if layer.window else depth + 1)
                        for layer in arch.kv_layers)
 
 

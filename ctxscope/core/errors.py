@@ -17,3 +17,12 @@ class ModelLoadError(CtxscopeError):
 
 class RunFileError(CtxscopeError):
     """A run file is unreadable, malformed or of an unknown schema."""
+
+
+class DeviceError(CtxscopeError):
+    """The device failed under us (a CUDA context poisoned by a device-side assert):
+    not the user's input, but nothing ctxscope can retry either (CLI exit code 3)."""
+
+
+#: What a user reads when the CUDA context is gone.
+CONTEXT_LOST = "the CUDA context is no longer usable; restart ctxscope (the points measured so far are kept)"

@@ -37,7 +37,7 @@ class MemoryCheck:
         return self.available_bytes is None or self.need_bytes <= self.available_bytes
 
     def reason(self) -> str:
-        from ctxscope.report.fmt import fmt_bytes  # torch- and Qt-free; moves to core with the formatters
+        from ctxscope.core.units import fmt_bytes
 
         return (f"predicted to need at least {fmt_bytes(self.need_bytes)} (KV cache {fmt_bytes(self.kv_bytes)} + "
                 f"activations), only {fmt_bytes(self.available_bytes)} available on {self.where}; "

@@ -45,7 +45,9 @@ def check_source(spec: ModelSpec) -> None:
     """Cheap validation of ``spec.source`` (no loading, no demo conversion), so a
     front end can reject a bad source before announcing a load."""
     _resolve_source(spec, convert_demos=False)
-    resolve_device(spec.device)
+    device = resolve_device(spec.device)
+    if spec.dtype != "auto" or device.type == "cpu":  # auto is a half type on accelerators
+        check_kernel_dtype(spec.attn_implementation, resolve_dtype(spec.dtype, device, None))
 
 
 def load_config(spec: ModelSpec) -> Any:
@@ -155,6 +157,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     if getattr(config, "is_encoder_decoder", False):
         raise ModelLoadError(f"{spec.source}: encoder-decoder models ({config.model_type}) are not supported yet")
     dtype = resolve_dtype(spec.dtype, device, getattr(config, "dtype", None))
+    check_kernel_dtype(spec.attn_implementation, dtype)
     if spec.device_map not in (None, "auto"):
         raise BadInputError(f"unknown device map {spec.device_map!r}: only 'auto' is supported")
     if spec.device_map and source.kind == "config":
@@ -195,11 +198,20 @@ def load_model(spec: ModelSpec) -> LoadedModel:
                        attn_implementation=attn, device_map=spec.device_map)
 
 
+def check_kernel_dtype(implementation: str | None, dtype: torch.dtype) -> None:
+    """Refuse, before anything loads, a kernel that cannot run in ``dtype``: FlashAttention
+    exists only for half types (it would fail on the first call, after the load)."""
+    if implementation and implementation.startswith("flash_attention") and dtype == torch.float32:
+        raise BadInputError(f"{implementation} runs only in float16 or bfloat16, not float32: "
+                            "pass --dtype bfloat16 (or float16), or another --attn")
+
+
 def switch_attention(loaded: LoadedModel, implementation: str) -> LoadedModel:
     """The same weights with another attention kernel (``sdpa``, ``eager``, ...), without
     loading again: how a matrix sweep compares kernels on one copy of the model."""
     if implementation == loaded.attn_implementation:
         return loaded
+    check_kernel_dtype(implementation, loaded.dtype)
     try:
         loaded.model.set_attn_implementation(implementation)
     except (ImportError, ValueError, KeyError) as exc:

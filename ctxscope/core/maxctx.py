@@ -124,17 +124,19 @@ def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callab
 
     from ctxscope.core.compat import cache_kwargs, output_cache
     from ctxscope.core.inputs import random_token_ids
+    from ctxscope.core.errors import CONTEXT_LOST, DeviceError
     from ctxscope.core.measure import warm_process
-    from ctxscope.core.memory import PeakMemory, is_oom, release
+    from ctxscope.core.memory import PeakMemory, is_context_error, is_oom, model_devices, release
 
     warm_process(loaded)  # one-off first-call allocations must not count against the budget
+    devices = model_devices(loaded.model) if loaded.device.type == "cuda" else ()
 
     def run(length: int) -> Probe:
         t0 = time.perf_counter()
         status, peak = "ok", None
         try:
             ids = random_token_ids(length, batch, loaded.info.vocab_size, seed=0).to(loaded.device)
-            with torch.inference_mode(), PeakMemory(loaded.device) as mem:
+            with torch.inference_mode(), PeakMemory(devices or loaded.device) as mem:
                 # Exactly what the sweep runs: its prefill keeps the cache (the KV cache is
                 # part of the peak), as does the untimed prefill before decode steps.
                 kwargs = {"use_cache": True, "logits_to_keep": 1} if loaded.info.is_decoder else {}
@@ -146,10 +148,13 @@ def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callab
                 del out
             peak = mem.peak_allocated if mem.peak_allocated is not None else mem.peak_rss
         except Exception as exc:
+            if is_context_error(exc):
+                raise DeviceError(CONTEXT_LOST) from None
             if not is_oom(exc):
                 raise
             status = "oom"
-        release(loaded.device, collect=status == "oom")
+        if release(devices or loaded.device, collect=status == "oom") is not None and loaded.device.type == "cuda":
+            raise DeviceError(CONTEXT_LOST)
         if status == "ok" and peak is not None and peak > budget_bytes:
             status = "over budget"
         return Probe(length=length, fits=status == "ok", status=status, peak_bytes=peak,

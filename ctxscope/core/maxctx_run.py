@@ -10,6 +10,7 @@ from typing import Any
 
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.maxctx import MaxContext, Probe, calibrated_start, probe_runner, search
+from ctxscope.core.units import fmt_bytes
 
 
 def predicted_max(loaded: Any, budget: int, dtype: str, batch: int, limit: int) -> int | None:
@@ -26,6 +27,14 @@ def predicted_max(loaded: Any, budget: int, dtype: str, batch: int, limit: int) 
         else:
             hi = mid - 1
     return lo or None
+
+
+def _fraction(torch: Any, device: Any) -> float:
+    getter = getattr(torch.cuda, "get_per_process_memory_fraction", None)  # torch ≥ 2.8
+    try:
+        return float(getter(device)) if getter is not None else 1.0
+    except Exception:
+        return 1.0
 
 
 def modes_of(loaded: Any) -> tuple[str, ...]:
@@ -51,22 +60,26 @@ def find_max_context(loaded: Any, *, mode: str | None = None, budget: int | None
         raise BadInputError(f"mode {mode!r} does not apply to {loaded.info.source} "
                             f"(modes: {', '.join(modes_of(loaded))})")
     weights = module_bytes(loaded.model)
-    fraction_set = False
+    previous_fraction: float | None = None
     if loaded.device.type == "cuda":
         free, total = torch.cuda.mem_get_info(loaded.device)
-        usable = free + torch.cuda.memory_allocated(loaded.device)
+        # What this process can still use: the driver's free memory plus everything
+        # PyTorch already reserved (the weights' blocks and its cache).
+        usable = free + torch.cuda.memory_reserved(loaded.device)
+        current = _fraction(torch, loaded.device)
+        usable = min(usable, int(current * total))  # a limit the user set already applies
         if budget is None:
             budget = usable
         elif budget < usable:
+            previous_fraction = current
             torch.cuda.set_per_process_memory_fraction(budget / total, loaded.device)  # enforce the smaller budget
-            fraction_set = True
     elif budget is None:
         raise BadInputError("on CPU give a memory budget (e.g. 8GiB): it is enforced on the measured peak")
     try:
         if budget <= weights:
-            raise BadInputError(f"the budget ({budget / 2**30:.2f} GiB) is smaller than the weights "
-                                f"({weights / 2**30:.2f} GiB)")
-        limit = 1 << 22 if allow_beyond_max or not loaded.info.max_positions else loaded.info.max_positions
+            raise BadInputError(f"the budget ({fmt_bytes(budget)}) is smaller than the weights ({fmt_bytes(weights)})")
+        hard = loaded.info.position_limit  # a learned table: nothing beyond it can run, even when asked
+        limit = hard or (1 << 22 if allow_beyond_max or not loaded.info.max_positions else loaded.info.max_positions)
         predicted = predicted_max(loaded, budget, dtype_name(loaded.dtype), batch, limit)
         probes: list[Probe] = []
         measure = probe_runner(loaded, mode, budget, batch)
@@ -95,7 +108,7 @@ def find_max_context(loaded: Any, *, mode: str | None = None, budget: int | None
         ok, bad, at_limit = yield from collect(search(runner, start=start, granularity=granularity, limit=limit,
                                                       stop=stop))
     finally:
-        if fraction_set:
-            torch.cuda.set_per_process_memory_fraction(1.0, loaded.device)
+        if previous_fraction is not None:  # the user's own setting, not 1.0
+            torch.cuda.set_per_process_memory_fraction(previous_fraction, loaded.device)
     return MaxContext(mode=mode, budget_bytes=budget, granularity=granularity, predicted=predicted,
                       largest_fit=ok, smallest_fail=bad, probes=tuple(probes), stopped_at_limit=at_limit)

@@ -1,7 +1,10 @@
-"""Measure one (mode, length) point: warm-up, memory pass, timed repetitions.
+"""Measure one (mode, length) point: memory pass, warm-up, timed repetitions.
 
-Latency and memory are separate calls: the memory pass is the last warm-up call, so
-the allocator-statistics reset never sits inside a timed region.
+Order matters. The memory pass comes first, on the state every timed call will see,
+between a reset of the allocator's peak statistics and a synchronisation; then the
+warm-up calls (``cfg.warmup``, never fewer than one), so the first timed sample is
+warm — the memory pass is not a warm-up; then the timed calls, whose window is
+recorded so telemetry and interference describe exactly them.
 """
 
 from __future__ import annotations
@@ -13,18 +16,23 @@ from typing import Any
 
 import torch
 
-from ctxscope.core import nvml
+from ctxscope.core import interference, nvml
+from ctxscope.core.accounting import split_memory
 from ctxscope.core.compat import cache_kwargs, output_cache
 from ctxscope.core.inputs import random_token_ids, special_token_ids
 from ctxscope.core.loading import LoadedModel
-from ctxscope.core.memory import PeakMemory, cache_bytes, module_bytes
+from ctxscope.core.memory import PeakMemory, cache_bytes, model_devices, module_bytes
 from ctxscope.core.results import MemoryStats, Point
 from ctxscope.core.spec import SweepConfig
 from ctxscope.core.stats import LatencyStats
 from ctxscope.core.timing import CallTimer, Cancelled, RepeatPolicy, repeat_timed
 
-
 WARM_LENGTH = 16
+#: Decode steps (each cropped back) run before a decode point's memory pass: after a
+#: prefill, sliding-window layers still hold the whole prefill buffer (with past
+#: recording, until the first crop; then a view of it until the next update). Two
+#: steps bring every layer to the storage it keeps while decoding.
+SETTLE_STEPS = 2
 
 
 def warm_process(loaded: LoadedModel) -> None:
@@ -34,7 +42,7 @@ def warm_process(loaded: LoadedModel) -> None:
     pass counts it as activations and a max-context probe counts it against the budget."""
     from transformers import DynamicCache
 
-    limit = loaded.info.max_positions or WARM_LENGTH + 1
+    limit = loaded.info.position_limit or loaded.info.max_positions or WARM_LENGTH + 1
     length = max(1, min(WARM_LENGTH, limit - 1))
     ids = random_token_ids(length, 1, loaded.info.vocab_size, seed=12345,
                            exclude=special_token_ids(loaded.config)).to(loaded.device)
@@ -60,19 +68,24 @@ class Measurer:
         self.cfg = cfg
         self.stop = stop
         self.device = loaded.device
-        self.timer = CallTimer(loaded.device, multi_device=loaded.device_map is not None)
+        # The GPUs the model really occupies (several under a device map): peaks,
+        # synchronisation, weights and telemetry cover those, not every visible GPU.
+        self.devices = model_devices(loaded.model) if loaded.device.type == "cuda" else ()
+        self.uuids = tuple(u for d in self.devices if (u := nvml.torch_uuid(d.index or 0)) is not None)
+        self.timer = CallTimer(loaded.device, devices=self.devices)
         self.policy = RepeatPolicy(cfg.min_repeats, cfg.max_repeats, cfg.budget_s, cfg.target_rel_iqr)
-        self.weights_bytes = module_bytes(self.model)
+        self.weights_bytes = sum(module_bytes(self.model, d) for d in self.devices) if self.devices \
+            else module_bytes(self.model)
         self.exclude = special_token_ids(loaded.config)
         params = inspect.signature(self.model.forward).parameters
         # Keep only the last position's logits, as generate() does: full logits at 32k
         # tokens would cost vocab·L floats that no user pays in practice.
         self.head_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-        #: Shapes passed to the model, for tests that check "exactly L tokens".
-        self.seen_shapes: list[tuple[str, tuple[int, ...]]] = []
         self._handoff_wanted = cfg.reuse_prefill_cache and loaded.info.is_decoder and "decode" in (modes or ("decode",))
         self._handoff: tuple[int, Any] | None = None
         self._warm = False
+        #: The timed window of the last measured point (telemetry is summarised over it).
+        self.last_window: interference.Window | None = None
 
     def discard_handoff(self) -> None:
         """Drop a prefill cache kept for the next decode point (frees its memory)."""
@@ -95,45 +108,51 @@ class Measurer:
         if self.stop is not None and self.stop.is_set():
             raise Cancelled
 
-    def _device_used(self) -> int | None:
-        indices = range(torch.cuda.device_count()) if self.loaded.device_map else [self.device.index or 0]
-        used = [nvml.used_bytes(i) for i in indices]
-        return None if any(u is None for u in used) else sum(u for u in used if u is not None)
-
-    def _memory(self, probe: PeakMemory, kv: int) -> MemoryStats:
-        if probe.peak_allocated is not None:
-            activations = probe.peak_allocated - self.weights_bytes - kv
-            return MemoryStats(weights_bytes=self.weights_bytes, kv_cache_bytes=kv, activation_bytes=activations,
+    def _memory(self, probe: PeakMemory, kv_before: int, kv_after: int) -> MemoryStats:
+        if probe.peak_allocated is not None and probe.allocated_before is not None:
+            split = split_memory(weights=self.weights_bytes, allocated_before=probe.allocated_before,
+                                 peak=probe.peak_allocated, kv_before=kv_before, kv_after=kv_after,
+                                 reserved_peak=probe.peak_reserved)
+            return MemoryStats(weights_bytes=split.weights, kv_cache_bytes=split.kv_cache,
+                               activation_bytes=split.activations, other_bytes=split.other,
+                               allocated_before_bytes=probe.allocated_before,
                                peak_allocated_bytes=probe.peak_allocated, peak_reserved_bytes=probe.peak_reserved,
-                               device_used_bytes=self._device_used())
-        grown = (probe.peak_rss or 0) - (probe.rss_before or 0)
-        return MemoryStats(weights_bytes=self.weights_bytes, kv_cache_bytes=kv,
-                           activation_bytes=max(0, grown - kv), peak_rss_bytes=probe.peak_rss)
+                               device_used_bytes=probe.process_peak,
+                               accounting_note="; ".join(split.notes) or None)
+        split = split_memory(weights=self.weights_bytes, allocated_before=probe.rss_before or 0,
+                             peak=probe.peak_rss or 0, kv_before=kv_before, kv_after=kv_after)
+        return MemoryStats(weights_bytes=split.weights, kv_cache_bytes=split.kv_cache,
+                           activation_bytes=split.activations, other_bytes=split.other,
+                           allocated_before_bytes=probe.rss_before, peak_rss_bytes=probe.peak_rss)
 
-    def _run_phases(self, call: Callable[[], Any], kv_of: Callable[[Any], int],
-                    after: Callable[[], None] | None = None,
+    def _run_phases(self, call: Callable[[], Any], kv_of: Callable[[Any], int], *,
+                    after: Callable[[], None] | None = None, kv_before: int = 0,
                     keep_last: bool = False) -> tuple[list[float], MemoryStats, Any]:
-        for _ in range(max(0, self.cfg.warmup - 1)):
+        self._check_stop()
+        point_start = interference.read(())  # CPU counters only: the point's whole span
+        with PeakMemory(self.devices, uuids=self.uuids) as probe:
+            out = call()
+        kv_after = kv_of(out)  # what the pass left allocated, before any crop
+        del out
+        if after:
+            after()
+        memory = self._memory(probe, kv_before, kv_after)
+        for _ in range(max(1, self.cfg.warmup)):
             self._check_stop()
             out = call()
             del out
             if after:
                 after()
-        self._check_stop()
-        with PeakMemory(self.device, all_devices=self.loaded.device_map is not None) as probe:
-            out = call()
-        if after:
-            after()
-        kv = kv_of(out)
-        del out
-        memory = self._memory(probe, kv)
+        start = interference.read(self.uuids)
         samples, last = repeat_timed(self.timer, call, self.policy, after=after, stop=self.stop, keep_last=keep_last)
+        self.last_window = interference.Window(start, interference.read(self.uuids), cpu_start=point_start)
         return samples, memory, last
 
     def measure(self, mode: str, length: int) -> Point:
         """Measure one point. Raises :class:`Cancelled`, or the model's own exception
         (including out-of-memory) for the caller to turn into a failed point."""
         batch = self.cfg.batch_size
+        self.last_window = None
         if not self._warm:
             warm_process(self.loaded)
             self._warm = True
@@ -145,7 +164,6 @@ class Measurer:
                 tokens = batch
             else:
                 ids = self._ids(length)
-                self.seen_shapes.append((mode, tuple(ids.shape)))
                 if mode == "prefill":
                     def call() -> Any:
                         return self.model(input_ids=ids, use_cache=True, **self.head_kwargs)
@@ -173,25 +191,29 @@ class Measurer:
             # The last timed prefill at this length built exactly this cache (same tokens).
             cache = self._handoff[1]
             self._handoff = None
-            self.seen_shapes.append(("decode-prefill-reused", (self.cfg.batch_size, cache.get_seq_length())))
         else:
             cache = DynamicCache(config=self.model.config)
             if hasattr(cache, "activate_past_recording"):
                 cache.activate_past_recording()  # sliding-window layers cannot be cropped otherwise
             ids = self._ids(length)
-            self.seen_shapes.append(("decode-prefill", tuple(ids.shape)))
             out = self.model(input_ids=ids, use_cache=True, **cache_kwargs(self.model, cache), **self.head_kwargs)
             del out, ids
         step_ids = self._ids(1, salt=7)
-        self.seen_shapes.append(("decode", tuple(step_ids.shape)))
 
         def step() -> Any:
-            return self.model(input_ids=step_ids, use_cache=True, **cache_kwargs(self.model, cache), **self.head_kwargs)
+            return self.model(input_ids=step_ids, use_cache=True, **cache_kwargs(self.model, cache),
+                              **self.head_kwargs)
 
         def crop() -> None:
             cache.crop(-1)  # a negative count removes that many tokens (transformers 5)
 
-        samples, memory, _ = self._run_phases(step, lambda _out: cache_bytes(cache), after=crop)
+        for _ in range(SETTLE_STEPS):
+            self._check_stop()
+            out = step()
+            del out
+            crop()
+        samples, memory, _ = self._run_phases(step, lambda _out: cache_bytes(cache), after=crop,
+                                              kv_before=cache_bytes(cache))
         depth = cache.get_seq_length()
         if depth != length:
             raise RuntimeError(f"decode depth drifted to {depth} tokens instead of {length}")

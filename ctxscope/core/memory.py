@@ -1,14 +1,19 @@
-"""Memory of one pass: allocator peaks on CUDA, RSS high-water on CPU, KV bytes held."""
+"""Memory of one pass: allocator peaks on CUDA (the model's devices only), RSS high-water on
+CPU, KV bytes held (storage, not views), and cleanup that never raises."""
 
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import psutil
 import torch
+
+from ctxscope.core import nvml
 
 _CLEAR_REFS = "/proc/self/clear_refs"
 
@@ -17,32 +22,58 @@ def tensor_bytes(t: Any) -> int:
     return int(t.numel() * t.element_size()) if isinstance(t, torch.Tensor) else 0
 
 
-def module_bytes(model: torch.nn.Module) -> int:
-    """Parameter + buffer bytes (tied tensors once): the weights' footprint."""
+def module_bytes(model: torch.nn.Module, device: torch.device | None = None) -> int:
+    """Parameter + buffer bytes (tied tensors once): the weights' footprint; with
+    ``device``, only those that live there (a device map spreads them)."""
     seen: set[int] = set()
     total = 0
     for t in list(model.parameters()) + list(model.buffers()):
-        if id(t) not in seen:
+        if id(t) not in seen and (device is None or _same_device(t.device, device)):
             seen.add(id(t))
             total += tensor_bytes(t)
     return total
 
 
-def cache_bytes(cache: Any) -> int:
-    """Bytes of the key/value tensors a transformers cache actually holds now.
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index or 0) == (b.index or 0) if a.type == "cuda" else a.type == b.type
 
-    Sliding-window layers hold at most their window, so this can be less than the
-    2·layers·kv_heads·head_dim·L·bytes of a full-attention cache.
-    """
-    if cache is None:
-        return 0
+
+def model_devices(model: torch.nn.Module) -> tuple[torch.device, ...]:
+    """The CUDA devices holding any of the model's weights, in index order (one for a
+    plain load, several under ``device_map="auto"``); empty off CUDA."""
+    indices = {t.device.index or 0 for t in list(model.parameters()) + list(model.buffers()) if t.device.type == "cuda"}
+    return tuple(torch.device("cuda", i) for i in sorted(indices))
+
+
+def _cache_tensors(cache: Any) -> list[torch.Tensor]:
     layers = getattr(cache, "layers", None)
     if layers is not None:
-        return sum(tensor_bytes(getattr(layer, "keys", None)) + tensor_bytes(getattr(layer, "values", None))
-                   for layer in layers)
+        return [t for layer in layers for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
+                if isinstance(t, torch.Tensor)]
     if isinstance(cache, (tuple, list)):  # legacy tuple-of-tuples caches
-        return sum(cache_bytes(item) if isinstance(item, (tuple, list)) else tensor_bytes(item) for item in cache)
-    return 0
+        return [t for item in cache for t in (_cache_tensors(item) if isinstance(item, (tuple, list)) else [item])
+                if isinstance(t, torch.Tensor)]
+    return []
+
+
+def cache_bytes(cache: Any) -> int:
+    """Bytes of memory the key/value tensors of a transformers cache keep allocated:
+    each underlying storage once.
+
+    Not the bytes of the tensors as seen: a sliding-window layer's keys are a *view* of
+    the whole buffer its last update built (after a prefill of L tokens, a view of the
+    last window of an L-token storage), and a cropped full-attention layer a view of its
+    L + 1 tokens. The memory held is the storage's.
+    """
+    seen: set[tuple[str, int]] = set()
+    total = 0
+    for t in _cache_tensors(cache):
+        storage = t.untyped_storage()
+        key = (str(t.device), storage.data_ptr())
+        if key not in seen:
+            seen.add(key)
+            total += int(storage.nbytes())
+    return total
 
 
 def _read_hwm() -> int | None:
@@ -82,44 +113,83 @@ class _RssSampler(threading.Thread):
             self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
-class PeakMemory:
-    """Context manager around one pass; afterwards read ``peak_allocated``,
-    ``peak_reserved`` (CUDA) or ``peak_rss`` and ``rss_before`` (CPU).
+class _ProcessMemorySampler(threading.Thread):
+    """This process's device memory per NVML (its CUDA context plus everything the
+    allocator reserved), summed over the model's GPUs; the peak over the pass, sampled
+    every millisecond — one reading after the pass would miss it."""
 
-    With ``all_devices`` (a model spread over GPUs by a device map) the CUDA peaks are
-    summed over every device, matching weights that are summed over every device.
+    def __init__(self, uuids: Sequence[str]) -> None:
+        super().__init__(daemon=True, name="ctxscope-nvml-memory")
+        self.uuids = tuple(uuids)
+        self.pid = os.getpid()
+        self.peak: int | None = None
+        self.done = threading.Event()
+        self.read()
+
+    def read(self) -> None:
+        total = 0
+        for uuid in self.uuids:
+            procs = nvml.compute_processes(uuid)
+            if procs is None:
+                return
+            total += sum(p.used_bytes or 0 for p in procs if p.pid == self.pid)
+        self.peak = total if self.peak is None else max(self.peak, total)
+
+    def run(self) -> None:
+        while not self.done.wait(0.001):
+            self.read()
+
+
+class PeakMemory:
+    """Context manager around one pass. On CUDA (``devices``: the GPUs the model
+    occupies) read afterwards ``allocated_before``, ``peak_allocated`` and
+    ``peak_reserved``, summed over those devices only, and ``process_peak`` (NVML's
+    view of this process, when available); on CPU ``rss_before`` and ``peak_rss``.
     """
 
-    def __init__(self, device: torch.device, *, all_devices: bool = False) -> None:
-        self.device = device
-        self.cuda_devices = list(range(torch.cuda.device_count())) if device.type == "cuda" and all_devices else \
-            [device] if device.type == "cuda" else []
+    def __init__(self, devices: torch.device | Sequence[torch.device], *, uuids: Sequence[str] = ()) -> None:
+        if isinstance(devices, torch.device):
+            devices = [devices] if devices.type == "cuda" else []
+        self.cuda_devices = [d for d in devices if d.type == "cuda"]
+        self.uuids = tuple(uuids)
+        self.allocated_before: int | None = None
         self.peak_allocated: int | None = None
         self.peak_reserved: int | None = None
+        self.process_peak: int | None = None
         self.peak_rss: int | None = None
         self.rss_before: int | None = None
         self._sampler: _RssSampler | None = None
-        self._kernel_hwm = False
+        self._nvml: _ProcessMemorySampler | None = None
 
     def __enter__(self) -> PeakMemory:
         if self.cuda_devices:
             for dev in self.cuda_devices:
                 torch.cuda.synchronize(dev)
                 torch.cuda.reset_peak_memory_stats(dev)
+            self.allocated_before = sum(int(torch.cuda.memory_allocated(dev)) for dev in self.cuda_devices)
+            if self.uuids and nvml.nvml() is not None:
+                self._nvml = _ProcessMemorySampler(self.uuids)
+                self._nvml.start()
         else:
             self.rss_before = psutil.Process().memory_info().rss
-            self._kernel_hwm = _reset_hwm()
-            if not self._kernel_hwm:
+            if not _reset_hwm():
                 self._sampler = _RssSampler()
                 self._sampler.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.cuda_devices:
-            for dev in self.cuda_devices:
-                torch.cuda.synchronize(dev)
-            self.peak_allocated = sum(int(torch.cuda.max_memory_allocated(dev)) for dev in self.cuda_devices)
-            self.peak_reserved = sum(int(torch.cuda.max_memory_reserved(dev)) for dev in self.cuda_devices)
+            try:
+                for dev in self.cuda_devices:
+                    torch.cuda.synchronize(dev)
+                self.peak_allocated = sum(int(torch.cuda.max_memory_allocated(dev)) for dev in self.cuda_devices)
+                self.peak_reserved = sum(int(torch.cuda.max_memory_reserved(dev)) for dev in self.cuda_devices)
+            finally:
+                if self._nvml is not None:
+                    self._nvml.done.set()
+                    self._nvml.join()
+                    self._nvml.read()
+                    self.process_peak = self._nvml.peak
             return
         rss_now = psutil.Process().memory_info().rss
         if self._sampler is not None:
@@ -130,17 +200,39 @@ class PeakMemory:
             self.peak_rss = max(_read_hwm() or 0, rss_now)
 
 
-def release(device: torch.device, *, collect: bool = False) -> None:
+_CONTEXT_ERRORS = ("device-side assert", "illegal memory access", "unspecified launch failure",
+                   "misaligned address", "illegal instruction", "an illegal", "cuda error")
+
+
+def is_context_error(exc: BaseException) -> bool:
+    """A CUDA error after which the process's CUDA context is unusable (a device-side
+    assert, an illegal access): every later CUDA call fails the same way."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return False
+    return any(marker in str(exc).lower() for marker in _CONTEXT_ERRORS)
+
+
+def release(device: torch.device | Sequence[torch.device], *, collect: bool = False) -> str | None:
     """Return cached device memory. ``collect`` also runs the garbage collector, needed
     after a failure (an exception's traceback frames hold tensors); on the normal path
-    tensors are freed by reference counting and a collection would only cost time."""
+    tensors are freed by reference counting and a collection would only cost time.
+
+    Never raises: cleanup runs in ``finally`` blocks, where a second exception would
+    replace the first. A CUDA failure here (a poisoned context) is returned as text."""
     if collect:
         gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-    elif device.type == "mps":
-        torch.mps.empty_cache()
+    devices = [device] if isinstance(device, torch.device) else list(device)
+    try:
+        for dev in devices:
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+        if any(dev.type == "cuda" for dev in devices):
+            torch.cuda.empty_cache()
+        elif any(dev.type == "mps" for dev in devices):
+            torch.mps.empty_cache()
+    except Exception as exc:  # noqa: BLE001 (see the docstring)
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return None
 
 
 def is_oom(exc: BaseException) -> bool:

@@ -35,6 +35,23 @@ def _int(config: Any, *names: str) -> int | None:
     return None
 
 
+def learned_positions(model: Any) -> int | None:
+    """Positions a model with a *learned* position table can address (GPT-2's ``wpe``,
+    BERT's ``position_embeddings``, OPT's offset table); ``None`` for rotary, ALiBi and
+    other schemes that compute positions and so can run past their trained length.
+
+    Beyond a learned table the lookup indexes out of range: an ``IndexError`` on CPU,
+    a device-side assert on CUDA that leaves the whole process's CUDA context unusable.
+    """
+    import torch
+
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1].lower()
+        if isinstance(module, torch.nn.Embedding) and (leaf == "wpe" or "position" in leaf):
+            return int(module.num_embeddings) - int(getattr(module, "offset", 0) or 0)
+    return None
+
+
 def describe(model: Any, config: Any, source: str, *, random_weights: bool, revision: str | None) -> ModelInfo:
     """Build the :class:`ModelInfo` of a loaded model (parameters counted once if tied)."""
     tc = text_config(config)
@@ -58,4 +75,5 @@ def describe(model: Any, config: Any, source: str, *, random_weights: bool, revi
         is_decoder=is_decoder_config(config),
         revision=revision,
         sliding_window=_int(tc, "sliding_window") if getattr(tc, "use_sliding_window", True) is not False else None,
+        position_limit=learned_positions(model),
     )

@@ -34,6 +34,7 @@ class ModelInfo:
     is_decoder: bool
     revision: str | None = None
     sliding_window: int | None = None
+    position_limit: int | None = None  # a learned position table's size: no length beyond it can run
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +85,13 @@ class Environment:
 class MemoryStats:
     """Memory of one pass, in bytes. GPU fields are ``None`` on CPU and vice versa.
 
-    ``activation_bytes`` = peak − weights − KV cache (GPU: allocator peak; CPU: RSS
-    high-water above the pre-pass RSS, less the KV cache created by the pass).
+    Split by :func:`ctxscope.core.accounting.split_memory`: ``kv_cache_bytes`` is the
+    storage the cache holds after the pass (each storage once), ``activation_bytes`` =
+    peak − allocated before the pass − new KV, ``other_bytes`` = allocated before − weights
+    − KV held before (inputs, workspaces; on CPU the process itself). On GPU the four add
+    up to ``peak_allocated_bytes``; ``accounting_note`` says where they do not.
+    ``device_used_bytes`` is this process's memory on the GPU(s) per NVML (CUDA context
+    and allocator cache included), the peak over the pass.
     """
 
     weights_bytes: int
@@ -95,6 +101,9 @@ class MemoryStats:
     peak_reserved_bytes: int | None = None
     device_used_bytes: int | None = None
     peak_rss_bytes: int | None = None
+    other_bytes: int | None = None
+    allocated_before_bytes: int | None = None
+    accounting_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,8 @@ class Point:
     # Summary of the telemetry samples taken while this point ran (see
     # ctxscope.core.telemetry.summarize): plain numbers keyed by name, units in the names.
     telemetry: dict[str, float | int | None] | None = None
+    # Why the timing is not clean (other processes, GPU slowdowns while timed), or None.
+    contention: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +148,7 @@ class RunResult:
     points: tuple[Point, ...] = ()
     finished: str | None = None
     attention: tuple[dict, ...] = field(default=())
+    error: str | None = None  # why a failed run stopped (e.g. the CUDA context was lost)
 
     @property
     def id(self) -> str:

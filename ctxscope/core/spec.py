@@ -39,7 +39,8 @@ class SweepConfig:
         Subset of ``prefill``/``decode`` (decoders) or ``forward`` (encoders);
         empty means every mode the model supports.
     warmup
-        Untimed calls at each new shape; the last one is also the memory pass.
+        Untimed calls after the memory pass, before the timed ones (at least one: the
+        memory pass is not a warm-up).
     min_repeats, max_repeats, budget_s, target_rel_iqr
         Timed calls repeat until IQR/median ≤ ``target_rel_iqr`` (after at least
         ``min_repeats``), or ``budget_s`` seconds of timed calls, or ``max_repeats``.
@@ -49,6 +50,10 @@ class SweepConfig:
         CPU threads torch uses for the sweep (``None``: leave torch's setting). Set for
         the sweep only and restored after; recorded in the run either way, since CPU
         latencies depend on it.
+    isolation
+        ``"off"``, or ``"strict"``: refuse to start while another process holds the
+        GPU (on CPU: while other processes keep a core busy), as optimum-benchmark's
+        device isolation does.
     force
         Run points the memory guard predicts cannot fit (see :mod:`ctxscope.core.guard`)
         instead of skipping them.
@@ -70,6 +75,7 @@ class SweepConfig:
     allow_beyond_max: bool = False
     force: bool = False
     threads: int | None = None
+    isolation: str = "off"
     seed: int = 0
     telemetry_hz: float = 10.0
     reuse_prefill_cache: bool = True

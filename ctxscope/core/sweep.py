@@ -18,12 +18,14 @@ import torch
 from ctxscope.core.devices import dtype_name
 from ctxscope.core.efficiency import analytic_block
 from ctxscope.core.environment import collect_environment
-from ctxscope.core.errors import BadInputError
+from ctxscope.core.errors import CONTEXT_LOST, BadInputError
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepEvent, SweepStarted
 from ctxscope.core.guard import MemoryCheck, available_bytes, check_point
 from ctxscope.core.loading import LoadedModel
 from ctxscope.core.measure import Measurer
-from ctxscope.core.memory import classify_failure, release
+from ctxscope.core import nvml
+from ctxscope.core.interference import contention, isolation_problem
+from ctxscope.core.memory import classify_failure, is_context_error, model_devices, release
 from ctxscope.core.results import Point, RunHeader, RunResult, Settings
 from ctxscope.core.attention.sweep_pass import prepare as prepare_attention
 from ctxscope.core.attention.sweep_pass import run_attention
@@ -79,10 +81,19 @@ def validate(loaded: LoadedModel, cfg: SweepConfig) -> tuple[str, ...]:
         raise BadInputError("lengths must be a non-empty list of positive token counts")
     if cfg.batch_size <= 0:
         raise BadInputError(f"batch size must be at least 1, not {cfg.batch_size}")
+    if cfg.isolation not in ("off", "strict"):
+        raise BadInputError(f"unknown isolation {cfg.isolation!r}: use off or strict")
     if cfg.threads is not None and cfg.threads < 1:
         raise BadInputError(f"threads must be at least 1, not {cfg.threads}")
     if cfg.warmup < 1 or cfg.min_repeats < 1 or cfg.max_repeats < cfg.min_repeats or cfg.budget_s < 0:
         raise BadInputError("repetition policy: need warmup ≥ 1, min-repeats ≥ 1, max-repeats ≥ min-repeats, budget ≥ 0")
+    hard = loaded.info.position_limit
+    if hard and max(cfg.lengths) > hard:
+        # Even with --allow-beyond-max: a learned table has no row for these positions
+        # (on CUDA the lookup is a device-side assert that kills the CUDA context).
+        too_long = sorted(n for n in cfg.lengths if n > hard)
+        raise BadInputError(f"{loaded.info.source} has a learned table of {hard} positions: length {too_long[0]} "
+                            f"cannot run at all{' (nor ' + str(len(too_long) - 1) + ' more)' if len(too_long) > 1 else ''}")
     limit = loaded.info.max_positions
     if limit and not cfg.allow_beyond_max and max(cfg.lengths) > limit:
         too_long = sorted(n for n in cfg.lengths if n > limit)
@@ -117,6 +128,14 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     """
     modes = validate(loaded, cfg)
     tokenizer = prepare_attention(loaded, cfg)  # bad attention input fails here, before any work
+    if cfg.isolation == "strict":
+        devices = model_devices(loaded.model) if loaded.device.type == "cuda" else ()
+        uuids = [u for d in devices if (u := nvml.torch_uuid(d.index or 0)) is not None]
+        if devices and len(uuids) < len(devices):
+            raise BadInputError("--isolation strict: the GPUs cannot be identified in NVML, so isolation cannot be checked")
+        problem = isolation_problem(uuids, cpu=loaded.device.type == "cpu")
+        if problem:
+            raise BadInputError(f"--isolation strict: {problem}; not starting")
     threads_before = torch.get_num_threads()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -146,9 +165,9 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
     points: list[Point] = []
     failed_modes: set[str] = set()
     status = "complete"
+    error: str | None = None
     t0 = time.perf_counter()
-    device_index = loaded.device.index or 0 if loaded.device.type == "cuda" else None
-    with TelemetrySampler(cfg.telemetry_hz, device_index) as telemetry:
+    with TelemetrySampler(cfg.telemetry_hz, measurer.uuids) as telemetry:
         try:
             for done, (length, mode) in enumerate(plan):
                 if stop is not None and stop.is_set():
@@ -164,22 +183,40 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                     yield result
                     yield from telemetry.drain()
                     continue
-                point = _measure_point(measurer, mode, length, cfg, failed_modes,
-                                       lambda: _guard(loaded, header, mode, length, cfg, confirm))
+                try:
+                    point = _measure_point(measurer, mode, length, cfg, failed_modes,
+                                           lambda: _guard(loaded, header, mode, length, cfg, confirm))
+                except DeviceLost as lost:
+                    points.append(lost.point)
+                    yield PointFailed(lost.point)
+                    status, error = "failed", str(lost)
+                    break
                 if point is None:
                     status = "cancelled"
                     break
                 samples = telemetry.drain()  # taken while this point ran (and its Progress was shown)
                 if point.status == "ok":
-                    point = replace(point, telemetry=summarize(samples))
+                    summary = summarize(samples, measurer.last_window)
+                    point = replace(point, telemetry=summary, contention=contention(summary) if summary else None)
                 points.append(point)
                 done_weight += length
                 yield PointResult(point) if point.status == "ok" else PointFailed(point)
                 yield from samples
         finally:
             measurer.discard_handoff()
-            release(loaded.device)
-    return RunResult(header=header, status=status, points=tuple(points), finished=_now(), attention=tuple(attention))
+            release(measurer.devices or loaded.device)  # never raises: a lost context must not mask the run
+    return RunResult(header=header, status=status, points=tuple(points), finished=_now(), attention=tuple(attention),
+                     error=error)
+
+
+class DeviceLost(Exception):
+    """A CUDA error that leaves the process's CUDA context unusable (a device-side
+    assert, an illegal access): every later call would fail the same way, so the sweep
+    stops, keeping what it measured. ``point`` is the failed point."""
+
+    def __init__(self, point: Point) -> None:
+        super().__init__(CONTEXT_LOST)
+        self.point = point
 
 
 def _attention_point(loaded: LoadedModel, cfg: SweepConfig, length: int, tokenizer: object, run_id: str,
@@ -210,15 +247,18 @@ def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig,
     base = {"mode": mode, "length": length, "batch_size": cfg.batch_size}
     if mode in failed_modes and not cfg.continue_after_oom:
         return Point(**base, status="skipped", error=f"{mode} ran out of memory at a shorter length")
-    limit = measurer.loaded.info.max_positions
-    if mode == "decode" and limit and length >= limit and not cfg.allow_beyond_max:
-        # Decoding at depth L feeds the token at position L: it needs L + 1 positions.
+    info = measurer.loaded.info
+    # Decoding at depth L feeds the token at position L: it needs L + 1 positions. A
+    # learned table is a hard limit; otherwise --allow-beyond-max lifts it.
+    cap = info.position_limit or (None if cfg.allow_beyond_max else info.max_positions)
+    if mode == "decode" and cap and length >= cap:
         return Point(**base, status="skipped",
-                     error=f"decode at depth {length} needs position {length}, beyond the model's {limit}")
+                     error=f"decode at depth {length} needs position {length}, beyond the model's {cap}")
     refused = guard()
     if refused is not None:
         return Point(**base, status="skipped", error=refused)
     failure: Point | None = None
+    lost = False
     try:
         point = measurer.measure(mode, length)
     except Cancelled:
@@ -229,11 +269,14 @@ def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig,
         if status == "oom":
             failed_modes.add(mode)
         failure = Point(**base, status=status, error=message)
+        lost = is_context_error(exc)
     if failure is not None:
         # Outside the except block: the traceback (whose frames hold the failed pass's
         # tensors) is gone, so collecting actually frees the memory.
         measurer.discard_handoff()
-        release(measurer.device, collect=True)
+        cleanup = release(measurer.devices or measurer.device, collect=True)
+        if lost or (cleanup is not None and measurer.device.type == "cuda"):
+            raise DeviceLost(failure)
         return failure
-    release(measurer.device)  # cached blocks back, so the next point's reserved peak is its own
+    release(measurer.devices or measurer.device)  # cached blocks back: the next point's reserved peak is its own
     return point

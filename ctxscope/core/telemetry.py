@@ -1,21 +1,32 @@
-"""Background telemetry: NVML (utilisation, memory, power, temperature, SM clock) and
-psutil (CPU %, RSS) at about 10 Hz. Degrades silently to psutil-only without NVIDIA."""
+"""Background telemetry: NVML (utilisation, memory, power, temperature, SM clock, who
+else is on the GPU, clock slowdowns) and psutil (CPU %, RSS) at about 10 Hz, for the
+GPUs the model occupies (by UUID). Degrades to psutil only without NVIDIA.
+
+Samples carry ``time.perf_counter()`` timestamps, so a point's summary can keep only
+those inside its timed window (warm-ups, the memory pass and decode's untimed prefill
+are not what the point's figures describe).
+"""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psutil
 
 from ctxscope.core import nvml as _nvml
+from ctxscope.core.interference import Window
 
 
 @dataclass(frozen=True, slots=True)
 class TelemetrySample:
-    """One reading. ``t`` is seconds since the sampler started; GPU fields may be ``None``."""
+    """One reading at ``t`` (``time.perf_counter()``). GPU fields are ``None`` without
+    NVML; over several GPUs: utilisation averaged, memory, power and this process's
+    memory summed, temperature the hottest, SM clock the slowest."""
 
     t: float
     cpu_percent: float
@@ -26,18 +37,20 @@ class TelemetrySample:
     power_w: float | None = None
     temperature_c: float | None = None
     sm_clock_mhz: float | None = None
+    process_memory_bytes: int | None = None  # this process on the GPUs (context + allocator)
+    other_processes: int | None = None  # other processes holding a context on the GPUs
+    slowdown_mask: int | None = None  # NVML clock-event reasons that slow the clocks
 
 
-def _gpu_fields(lib: object, handle: object) -> dict[str, float | int | None]:
-    out: dict[str, float | int | None] = {}
+def _one_gpu(lib: object, handle: object) -> dict[str, float | int | None]:
     probes = {
-        "gpu_util_percent": lambda: float(lib.nvmlDeviceGetUtilizationRates(handle).gpu),
-        "gpu_memory_used_bytes": lambda: int(lib.nvmlDeviceGetMemoryInfo(handle).used),
-        "gpu_memory_total_bytes": lambda: int(lib.nvmlDeviceGetMemoryInfo(handle).total),
-        "power_w": lambda: lib.nvmlDeviceGetPowerUsage(handle) / 1000.0,
-        "temperature_c": lambda: float(lib.nvmlDeviceGetTemperature(handle, lib.NVML_TEMPERATURE_GPU)),
-        "sm_clock_mhz": lambda: float(lib.nvmlDeviceGetClockInfo(handle, lib.NVML_CLOCK_SM)),
+        "util": lambda: float(lib.nvmlDeviceGetUtilizationRates(handle).gpu),
+        "memory": lambda: lib.nvmlDeviceGetMemoryInfo(handle),
+        "power": lambda: lib.nvmlDeviceGetPowerUsage(handle) / 1000.0,
+        "temperature": lambda: float(lib.nvmlDeviceGetTemperature(handle, lib.NVML_TEMPERATURE_GPU)),
+        "clock": lambda: float(lib.nvmlDeviceGetClockInfo(handle, lib.NVML_CLOCK_SM)),
     }
+    out: dict = {}
     for name, probe in probes.items():
         try:
             out[name] = probe()
@@ -46,13 +59,61 @@ def _gpu_fields(lib: object, handle: object) -> dict[str, float | int | None]:
     return out
 
 
+def _combine(values: list, how: str) -> float | int | None:
+    present = [v for v in values if v is not None]
+    if len(present) < len(values) or not present:
+        return None
+    return {"mean": sum(present) / len(present), "sum": sum(present), "max": max(present),
+            "min": min(present)}[how]
+
+
+def gpu_fields(uuids: Sequence[str]) -> dict[str, float | int | None]:
+    """The GPU part of a sample over ``uuids`` (empty when NVML cannot see them)."""
+    lib = _nvml.nvml()
+    if lib is None or not uuids:
+        return {}
+    rows, pid = [], os.getpid()
+    for uuid in uuids:
+        handle = _nvml.handle(uuid)
+        if handle is None:
+            return {}
+        row = _one_gpu(lib, handle)
+        procs = _nvml.compute_processes(uuid)
+        row["mine"] = None if procs is None else sum(p.used_bytes or 0 for p in procs if p.pid == pid)
+        row["others"] = None if procs is None else {p.pid for p in procs if p.pid != pid}
+        row["slowdown"] = _nvml.slowdown_mask(uuid)
+        rows.append(row)
+    memory = [r["memory"] for r in rows]
+    others = [r["others"] for r in rows]
+    masks = [r["slowdown"] for r in rows]
+    return {
+        "gpu_util_percent": _combine([r["util"] for r in rows], "mean"),
+        "gpu_memory_used_bytes": _combine([int(m.used) if m else None for m in memory], "sum"),
+        "gpu_memory_total_bytes": _combine([int(m.total) if m else None for m in memory], "sum"),
+        "power_w": _combine([r["power"] for r in rows], "sum"),
+        "temperature_c": _combine([r["temperature"] for r in rows], "max"),
+        "sm_clock_mhz": _combine([r["clock"] for r in rows], "min"),
+        "process_memory_bytes": _combine([r["mine"] for r in rows], "sum"),
+        "other_processes": None if any(o is None for o in others) else len(set().union(*others)),
+        "slowdown_mask": None if any(m is None for m in masks) else _or(masks),
+    }
+
+
+def _or(masks: list) -> int:
+    out = 0
+    for m in masks:
+        out |= int(m)
+    return out
+
+
 class TelemetrySampler:
     """A daemon thread that samples at ``hz`` into a queue; use as a context manager
-    and :meth:`drain` the samples from the consuming thread."""
+    and :meth:`drain` the samples from the consuming thread. ``hz=0`` starts no thread
+    (a caller that polls :meth:`sample` itself, like the app's telemetry strip)."""
 
-    def __init__(self, hz: float = 10.0, device_index: int | None = None, maxsize: int = 10_000) -> None:
+    def __init__(self, hz: float = 10.0, uuids: Sequence[str] = (), maxsize: int = 10_000) -> None:
         self.period = 1.0 / hz if hz > 0 else 0.0
-        self.device_index = device_index
+        self.uuids = tuple(uuids)
         self.samples: queue.Queue[TelemetrySample] = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="ctxscope-telemetry")
@@ -71,22 +132,20 @@ class TelemetrySampler:
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
 
-    def sample(self, t: float) -> TelemetrySample:
+    def set_uuids(self, uuids: Sequence[str]) -> None:
+        """Follow other GPUs (the app's device selection)."""
+        self.uuids = tuple(uuids)
+
+    def sample(self) -> TelemetrySample:
         """Take one reading now."""
-        gpu: dict[str, float | int | None] = {}
-        if self.device_index is not None:
-            lib, handle = _nvml.nvml(), _nvml.handle_for(self.device_index)
-            if lib is not None and handle is not None:
-                gpu = _gpu_fields(lib, handle)
-        return TelemetrySample(t=t, cpu_percent=float(psutil.cpu_percent(interval=None)),
-                               rss_bytes=int(self._proc.memory_info().rss), **gpu)
+        return TelemetrySample(t=time.perf_counter(), cpu_percent=float(psutil.cpu_percent(interval=None)),
+                               rss_bytes=int(self._proc.memory_info().rss), **gpu_fields(self.uuids))
 
     def _run(self) -> None:
-        t0 = time.perf_counter()
         psutil.cpu_percent(interval=None)  # prime: the first call always returns 0.0
         while not self._stop.wait(self.period):
             try:
-                self.samples.put_nowait(self.sample(time.perf_counter() - t0))
+                self.samples.put_nowait(self.sample())
             except queue.Full:  # nobody is draining; drop rather than grow without bound
                 pass
 
@@ -104,28 +163,42 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def summarize(samples: list[TelemetrySample]) -> dict[str, float | int | None] | None:
-    """What the hardware did during a point: means and extremes of the samples taken
-    while it ran (``None`` when no sample fell inside it, e.g. a point shorter than the
-    sampling period). Units are in the names."""
-    if not samples:
+def summarize(samples: list[TelemetrySample], window: Window | None = None) -> dict[str, float | int | None] | None:
+    """What the hardware did while a point was timed: means and extremes of the samples
+    inside ``window`` (all samples without one), the other processes' CPU use and the
+    GPU energy over the window, who else held the GPU. ``None`` when there is neither a
+    window nor a sample. Units are in the names."""
+    inside = [s for s in samples if window is None or window.contains(s.t)]
+    if not inside and window is None:
         return None
 
     def present(name: str) -> list[float]:
-        return [float(v) for s in samples if (v := getattr(s, name)) is not None]
+        return [float(v) for s in inside if (v := getattr(s, name)) is not None]
 
     util, power, temp, clock = (present(n) for n in ("gpu_util_percent", "power_w", "temperature_c", "sm_clock_mhz"))
-    used = present("gpu_memory_used_bytes")
+    used, mine, others = present("gpu_memory_used_bytes"), present("process_memory_bytes"), present("other_processes")
+    masks = [int(s.slowdown_mask) for s in inside if s.slowdown_mask is not None]
+    if window is not None:
+        for reading in (window.start, window.end):
+            if reading.other_gpu_pids is not None:
+                others.append(float(len(reading.other_gpu_pids)))
+            if reading.slowdown_mask is not None:
+                masks.append(int(reading.slowdown_mask))
     return {
-        "samples": len(samples),
-        "window_s": round(samples[-1].t - samples[0].t, 3),
-        "cpu_percent_mean": _mean([s.cpu_percent for s in samples]),
-        "rss_max_bytes": max(s.rss_bytes for s in samples),
+        "samples": len(inside),
+        "window_s": round(window.seconds if window is not None else inside[-1].t - inside[0].t, 3),
+        "cpu_percent_mean": _mean([s.cpu_percent for s in inside]),
+        "rss_max_bytes": max((s.rss_bytes for s in inside), default=None),
+        "cpu_other_cores": None if window is None else window.cpu_other_cores(),
         "gpu_util_mean_percent": _mean(util),
         "gpu_util_max_percent": max(util) if util else None,
         "gpu_memory_used_max_bytes": int(max(used)) if used else None,
+        "gpu_process_memory_max_bytes": int(max(mine)) if mine else None,
+        "gpu_other_processes": int(max(others)) if others else None,
+        "gpu_slowdown_mask": _or(masks) if masks else None,
         "power_mean_w": _mean(power),
         "power_max_w": max(power) if power else None,
+        "energy_j": None if window is None else window.energy_j(),
         "temperature_max_c": max(temp) if temp else None,
         "sm_clock_mean_mhz": _mean(clock),
         "sm_clock_min_mhz": min(clock) if clock else None,

@@ -34,13 +34,15 @@ class CallTimer:
     On one CUDA device: events recorded on the current stream around the call only,
     read after ``end.synchronize()``. The stream is drained before each call, so a
     sample is the latency of a call started from an idle device (launch overhead
-    included), as in a generate loop that reads each token. With a multi-GPU device map
-    it falls back to ``perf_counter`` between full synchronisations of every device.
+    included), as in a generate loop that reads each token. With a model spread over
+    several GPUs (``devices``: those it occupies, not every visible one) it falls back
+    to ``perf_counter`` between synchronisations of those devices.
     """
 
-    def __init__(self, device: torch.device, *, multi_device: bool = False) -> None:
+    def __init__(self, device: torch.device, *, devices: tuple[torch.device, ...] = ()) -> None:
         self.device = device
-        self.multi_device = multi_device and torch.cuda.is_available()
+        self.devices = tuple(d for d in devices if d.type == "cuda")
+        self.multi_device = len(self.devices) > 1
         self.uses_events = device.type == "cuda" and not self.multi_device
 
     @property
@@ -51,8 +53,8 @@ class CallTimer:
 
     def sync(self) -> None:
         if self.multi_device:
-            for index in range(torch.cuda.device_count()):
-                torch.cuda.synchronize(index)
+            for dev in self.devices:
+                torch.cuda.synchronize(dev)
         elif self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         elif self.device.type == "mps":

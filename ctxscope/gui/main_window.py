@@ -223,6 +223,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         r = self.runner
         r.busyChanged.connect(self._on_runner_busy_changed)
         r.devicesFound.connect(self.model_panel.set_devices)
+        self.model_panel.gpuChanged.connect(self.telemetry.set_device)
         r.modelLoading.connect(self._on_runner_model_loading)
         r.modelLoaded.connect(self._on_runner_model_loaded)
         r.sweepStarted.connect(self._on_runner_sweep_started)
@@ -435,6 +436,8 @@ class MainWindow(ToolsMixin, QMainWindow):
 
     def _on_runner_model_loaded(self, summary: LoadedSummary) -> None:
         self.model_panel.set_loaded(summary)
+        if summary.gpu_uuids:
+            self.telemetry.set_device(summary.gpu_uuids)  # every GPU the model occupies
         self.sweep_panel.set_model(summary.info.is_decoder, summary.info.max_positions)
         self.status_label.setText(f"Loaded {summary.spec.source} on {summary.device}.")
         self.progress.setVisible(False)

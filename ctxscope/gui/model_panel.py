@@ -27,6 +27,7 @@ class ModelPanel(QGroupBox):
     """Emits ``loadRequested(ModelSpec)``; the main window decides what to do with it."""
 
     loadRequested = Signal(object)
+    gpuChanged = Signal(object)  # tuple of GPU UUIDs the chosen device means (empty: none)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Model", parent)
@@ -47,6 +48,8 @@ class ModelPanel(QGroupBox):
         self.device = QComboBox()
         self.device.addItem("auto (best available)", "auto")
         self.device.addItem("cpu", "cpu")
+        self.choices: dict[str, DeviceChoice] = {}
+        self.device.currentIndexChanged.connect(lambda _i: self.gpuChanged.emit(self.gpu_uuids()))
         self.attn = QComboBox()
         for name in ATTN_CHOICES:
             if _attn_usable(name):
@@ -117,11 +120,23 @@ class ModelPanel(QGroupBox):
 
     def set_devices(self, choices: list[DeviceChoice]) -> None:
         current = self.device.currentData()
+        self.choices = {c.id: c for c in choices}
+        self.device.blockSignals(True)
         self.device.clear()
         for choice in choices:
             self.device.addItem(choice.label, choice.id)
         index = self.device.findData(current)
         self.device.setCurrentIndex(max(0, index))
+        self.device.blockSignals(False)
+        self.gpuChanged.emit(self.gpu_uuids())
+
+    def gpu_uuids(self) -> tuple[str, ...]:
+        """The GPU the chosen device means (auto: the first GPU, as torch picks it)."""
+        chosen = self.device.currentData() or "auto"
+        if chosen == "auto":
+            chosen = next((c for c in self.choices if c.startswith("cuda")), "")
+        choice = self.choices.get(chosen)
+        return (choice.uuid,) if choice is not None and choice.uuid else ()
 
     def has_gpu(self) -> bool:
         """Whether the probed device list includes a CUDA device."""

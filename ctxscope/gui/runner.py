@@ -28,6 +28,7 @@ class LoadedSummary:
     attn_implementation: str
     weights_bytes: int
     device_total_bytes: int | None
+    gpu_uuids: tuple[str, ...] = ()  # the GPUs it occupies, for telemetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class DeviceChoice:
     label: str
     total_bytes: int | None = None
     free_bytes: int | None = None
+    uuid: str | None = None  # a GPU's identity for NVML telemetry
 
 
 class _Job(QThread):
@@ -211,12 +213,19 @@ class SweepRunner(QObject):
             _freeze_heap()  # before enabling: else the first collection traverses them all
             gc.enable()
 
+        from ctxscope.core import nvml
+        from ctxscope.report.fmt import fmt_bytes
+
         choices = [DeviceChoice("auto", "auto (best available)")]
         for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
-            free, total = torch.cuda.mem_get_info(i)
-            name = torch.cuda.get_device_name(i)
-            choices.append(DeviceChoice(f"cuda:{i}", f"cuda:{i} — {name} ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free)",
-                                        int(total), int(free)))
+            # Free memory from NVML: torch.cuda.mem_get_info would create a CUDA context
+            # (≈0.5 GiB) on every GPU, held for the app's whole life.
+            props = torch.cuda.get_device_properties(i)
+            uuid = nvml.torch_uuid(i)
+            info = nvml.memory_info(uuid)
+            free, total = info if info is not None else (None, int(props.total_memory))
+            memory = f"{fmt_bytes(free)} of {fmt_bytes(total)} free" if free is not None else f"{fmt_bytes(total)}"
+            choices.append(DeviceChoice(f"cuda:{i}", f"cuda:{i} — {props.name} ({memory})", total, free, uuid))
         if torch.backends.mps.is_available():
             choices.append(DeviceChoice("mps", "mps — Apple GPU"))
         choices.append(DeviceChoice("cpu", "cpu"))
@@ -225,14 +234,17 @@ class SweepRunner(QObject):
     def _load_job(self, emit: Callable[[str, Any], None], spec: ModelSpec) -> None:
         import torch
 
+        from ctxscope.core import nvml
         from ctxscope.core.devices import dtype_name
         from ctxscope.core.loading import load_model
-        from ctxscope.core.memory import module_bytes
+        from ctxscope.core.memory import model_devices, module_bytes, release
 
         emit("loading", spec.source)
         if self._loaded is not None:
+            device = self._loaded.device
             self._loaded, self._loaded_spec = None, None
             _thaw_heap()
+            release(device)  # the old model's blocks go back to the GPU, not to the cache
         gc.disable()  # as in the probe: building a model allocates many objects, few cycles
         try:
             loaded = load_model(spec)
@@ -241,9 +253,11 @@ class SweepRunner(QObject):
             gc.enable()
         self._loaded, self._loaded_spec = loaded, spec
         total = torch.cuda.get_device_properties(loaded.device).total_memory if loaded.device.type == "cuda" else None
+        uuids = tuple(u for d in model_devices(loaded.model) if (u := nvml.torch_uuid(d.index or 0)) is not None)
         emit("loaded", LoadedSummary(spec=spec, info=loaded.info, device=str(loaded.device),
                                      dtype=dtype_name(loaded.dtype), attn_implementation=loaded.attn_implementation,
-                                     weights_bytes=module_bytes(loaded.model), device_total_bytes=total))
+                                     weights_bytes=module_bytes(loaded.model), device_total_bytes=total,
+                                     gpu_uuids=uuids))
 
     def _run_job(self, emit: Callable[[str, Any], None], spec: ModelSpec, cfg: SweepConfig) -> None:
         if self._loaded is None or self._loaded_spec != spec:

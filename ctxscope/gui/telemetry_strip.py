@@ -39,27 +39,38 @@ class _Sparkline(QWidget):
 
 
 class TelemetryStrip(QWidget):
-    """Samples on a UI-thread timer (each reading takes well under a millisecond)."""
+    """Samples on a UI-thread timer (each reading takes well under a millisecond). GPU
+    fields follow :meth:`set_device` (the GPU the user picked or the model occupies,
+    by UUID); until one is known, CPU and RSS only."""
 
-    def __init__(self, parent: QWidget | None = None, *, interval_ms: int = 200, device_index: int | None = 0) -> None:
+    def __init__(self, parent: QWidget | None = None, *, interval_ms: int = 200) -> None:
         super().__init__(parent)
-        self.sampler = TelemetrySampler(hz=0, device_index=device_index)  # no thread: we poll
-        first = self.sampler.sample(0.0)
-        self.fields = [f for f in FIELDS if getattr(first, f[0]) is not None]
-        self.sparks = {name: _Sparkline(title) for name, title, _, _ in self.fields}
+        self.sampler = TelemetrySampler(hz=0)  # no thread: the timer polls
+        self.sparks = {name: _Sparkline(title) for name, title, _, _ in FIELDS}
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         for spark in self.sparks.values():
             layout.addWidget(spark, 1)
-        if not any(name.startswith("gpu") for name, *_ in self.fields):
-            note = QLabel("No NVIDIA GPU telemetry here (NVML unavailable): CPU and memory only.")
-            note.setWordWrap(True)
-            layout.addWidget(note, 1)
-        self.t = 0.0
+        self.note = QLabel("No GPU telemetry: CPU and process memory only (NVIDIA GPUs appear once one is picked).")
+        self.note.setWordWrap(True)
+        layout.addWidget(self.note, 1)
+        self.set_device(())
         self.interval = interval_ms / 1000
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._on_timer_timeout)
         self.timer.start(interval_ms)
+
+    def set_device(self, uuids: tuple[str, ...] | list[str]) -> None:
+        """Show the GPUs with these UUIDs (empty: none); fields NVML cannot read hide."""
+        self.sampler.set_uuids(tuple(uuids))
+        first = self.sampler.sample()
+        self.fields = [f for f in FIELDS if getattr(first, f[0]) is not None]
+        shown = {name for name, *_ in self.fields}
+        for name, spark in self.sparks.items():
+            spark.setVisible(name in shown)
+            if name not in shown:
+                spark.values.clear()
+        self.note.setVisible(not any(name.startswith("gpu") for name in shown))
 
     def add_sample(self, sample: TelemetrySample) -> None:
         for name, title, fmt, scale in self.fields:
@@ -72,5 +83,4 @@ class TelemetryStrip(QWidget):
             spark.curve.setData(np.fromiter(spark.values, dtype=float))
 
     def _on_timer_timeout(self) -> None:
-        self.t += self.interval
-        self.add_sample(self.sampler.sample(self.t))
+        self.add_sample(self.sampler.sample())

@@ -33,8 +33,9 @@ def test_done_means_gpt2_sweep(capsys, tmp_path: Path) -> None:
     assert [(p.mode, p.length, p.status) for p in run.points] == [
         ("prefill", 64, "ok"), ("decode", 64, "ok"), ("prefill", 128, "ok"), ("decode", 128, "ok")]
     m = run.header.model
-    for p in run.points:
-        assert p.memory.kv_cache_bytes == 2 * m.num_layers * m.num_kv_heads * m.head_dim * p.length * 4
+    for p in run.points:  # the storage held: L tokens after a prefill, L + 1 after a decode step at depth L
+        stored = p.length + (p.mode == "decode")
+        assert p.memory.kv_cache_bytes == 2 * m.num_layers * m.num_kv_heads * m.head_dim * stored * 4
     assert run.id in out
     code, listing, _ = run_cli(capsys, "runs", "list", "--format", "json")
     assert code == 0 and [r["id"] for r in json.loads(listing)] == [run.id]
@@ -95,7 +96,10 @@ BAD_INPUTS = [
     (["sweep", "preset:gpt2", "--device", "cpu", "--mode", "forward", "--lengths", "16"], "does not apply"),
     (["sweep", "preset:gpt2", "--batch", "0"], "--batch"),
     (["sweep", "preset:gpt2", "--batch", "two"], "invalid int"),
-    (["sweep", "preset:gpt2", "--device", "cpu", "--lengths", "2k"], "length 2048 exceeds the model's 1024 positions"),
+    (["sweep", "preset:gpt2", "--device", "cpu", "--lengths", "2k"], "learned table of 1024 positions: length 2048"),
+    (["sweep", "preset:gpt2", "--device", "cpu", "--lengths", "2k", "--allow-beyond-max"], "cannot run at all"),
+    (["sweep", "preset:llama-3.2-1b", "--device", "cpu", "--lengths", "256k"],
+     "length 262144 exceeds the model's 131072 positions (use --allow-beyond-max"),
     (["sweep", "preset:gpt2", "--out", "/no/such/dir/r.json"], "does not exist"),
     (["sweep", "preset:gpt2", "--min-repeats", "5", "--max-repeats", "2"], "--max-repeats"),
     (["sweep", "preset:gpt2", "--device-map", "balanced"], "device map"),

@@ -46,7 +46,8 @@ def test_smollm2_sweep(use_demo_home: Path) -> None:
     assert run.status == "complete" and all(p.status == "ok" for p in run.points)
     m = run.header.model
     for p in run.points:
-        assert p.memory.kv_cache_bytes == 2 * m.num_layers * m.num_kv_heads * m.head_dim * p.length * 4
+        stored = p.length + (p.mode == "decode")  # storage: L + 1 after a decode step at depth L
+        assert p.memory.kv_cache_bytes == 2 * m.num_layers * m.num_kv_heads * m.head_dim * stored * 4
 
 
 @needs_minilm
