@@ -16,14 +16,22 @@ from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_seconds
 
 
 def points_table(points: tuple[Point, ...] | list[Point], title: str | None = None) -> Table:
-    table = Table(title=title, show_lines=False)
+    from ctxscope.report.compare import PEAK_MEANINGS, PEAK_NAMES, PROCESS_PEAK, PROCESS_PEAK_MEANING
+
+    # "peak" alone meant the RSS here and weights + KV + activations in comparisons:
+    # the column says which figure it is, the caption what it holds.
+    on_gpu = any(p.memory is not None and p.memory.peak_allocated_bytes is not None for p in points)
+    peak_name = PEAK_NAMES["allocator"] if on_gpu else PROCESS_PEAK
+    caption = (f"{peak_name}: {PEAK_MEANINGS['allocator'] if on_gpu else PROCESS_PEAK_MEANING}"
+               + ("" if on_gpu else f"; comparisons show the {PEAK_NAMES['model']} ({PEAK_MEANINGS['model']})"))
+    table = Table(title=title, show_lines=False, caption=caption, caption_justify="left")
     for name, justify in (("mode", "left"), ("length", "right"), ("status", "left"), ("median", "right"),
                           ("p10–p90", "right"), ("n", "right"), ("tokens/s", "right"), ("KV cache", "right"),
-                          ("activations", "right"), ("peak", "right")):
+                          ("activations", "right"), (peak_name, "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for p in points:
         lat, mem = p.latency_ms, p.memory
-        peak = None if mem is None else mem.peak_allocated_bytes or mem.peak_rss_bytes
+        peak = None if mem is None else mem.peak_allocated_bytes if on_gpu else mem.peak_rss_bytes
         status = p.status if p.status == "ok" else f"[red]{p.status}[/red]"
         spread = f"{fmt_ms(lat.p10)} – {fmt_ms(lat.p90)}" + (" [yellow]noisy[/yellow]" if lat.noisy else "") if lat else "-"
         table.add_row(p.mode, str(p.length), status, fmt_ms(lat.median) if lat else "-", spread,

@@ -326,8 +326,14 @@ def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, 
     return result
 
 
-def _write_outputs(runs: list[Any], out_json: Any, out_csv: Any, out_html: Any, out_md: Any) -> None:
-    """CSV, HTML and Markdown of every run measured (a comparison when there are several)."""
+def _write_outputs(runs: list[Any], out_json: Any, out_csv: Any, out_html: Any, out_md: Any,
+                   problems: list[str] | None = None) -> None:
+    """CSV, HTML and Markdown of every run measured (a comparison when there are several).
+
+    Called after the runs are stored and ``--out`` is written, so a report that fails
+    costs nothing measured: each file is attempted on its own (atomically: no partial
+    file is left). Failures are one line naming the files: added to ``problems`` when
+    given, else raised as one :class:`CtxscopeError` (exit 2) once every file was tried."""
     if not runs:
         return
     from ctxscope.cli.report_cmd import predictions_for, render
@@ -336,8 +342,25 @@ def _write_outputs(runs: list[Any], out_json: Any, out_csv: Any, out_html: Any, 
     # Maps written beside the run files win: --no-store leaves only those.
     folder = None if out_json is None else out_json if out_json.is_dir() else out_json.parent
     maps = {r.id: maps_path(r.id, folder) for r in runs}
+    failed: list[str] = []
     for path, fmt in ((out_csv, "csv"), (out_html, "html"), (out_md, "md")):
-        if path is not None:
+        if path is None:
+            continue
+        part = path.with_name(path.name + ".part")
+        try:
             predictions = predictions_for(runs) if fmt == "html" else None
-            path.write_text(render(runs, fmt, maps=maps, predictions=predictions), encoding="utf-8")
+            part.write_text(render(runs, fmt, maps=maps, predictions=predictions), encoding="utf-8")
+            part.replace(path)
             print(f"wrote {path}", file=sys.stderr)
+        except Exception as exc:  # any failure of one report: the measured runs are already safe
+            part.unlink(missing_ok=True)
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            failed.append(f"{path} not written ({type(exc).__name__}{': ' + reason if reason else ''})")
+    if not failed:
+        return
+    kept = f"the run{'s are' if len(runs) > 1 else ' is'} kept ({', '.join(r.id for r in runs)}"
+    kept += f", {out_json})" if out_json is not None else ")"
+    if problems is not None:
+        problems += [f"{line}; {kept}" for line in failed]
+        return
+    raise CtxscopeError("; ".join(failed) + "; " + kept)

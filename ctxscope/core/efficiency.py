@@ -21,13 +21,28 @@ from ctxscope.core.results import Point, RunHeader, RunResult
 DEPARTURE = 0.10  # flag measured memory more than 10% away from the prediction
 
 
+# rows list id → (the list, {length: row}). A report asks for every point's row: a
+# linear search per point made a 10,000-point report quadratic (minutes). The list is
+# kept alive with its index, so its id cannot be reused while cached.
+_ROW_INDEX: dict[int, tuple[list, int, dict[int, dict]]] = {}
+
+
 def _row(analytic: dict | None, length: int) -> dict | None:
     if not analytic:
         return None
-    for row in analytic.get("rows") or []:
-        if isinstance(row, dict) and row.get("length") == length:
-            return row
-    return None
+    rows = analytic.get("rows")
+    if not isinstance(rows, list):
+        return None
+    cached = _ROW_INDEX.get(id(rows))
+    if cached is None or cached[0] is not rows or cached[1] != len(rows):
+        index: dict[int, dict] = {}
+        for row in rows:  # the first row of a length wins, as the search did
+            if isinstance(row, dict) and isinstance(row.get("length"), int):
+                index.setdefault(row["length"], row)
+        if len(_ROW_INDEX) >= 16:
+            _ROW_INDEX.clear()
+        cached = _ROW_INDEX[id(rows)] = (rows, len(rows), index)
+    return cached[2].get(length)
 
 
 def _peak(analytic: dict | None, dtype: str) -> tuple[float | None, float | None]:
@@ -110,40 +125,99 @@ def point_efficiency(run: RunResult, point: Point) -> PointEfficiency:
     return PointEfficiency(pred, mfu, bw, mem_pred, departure)
 
 
+#: Distinct lengths a fit needs: three coefficients through three points always give
+#: R² = 1, so with fewer than five the fit describes nothing and is not shown.
+MIN_FIT_LENGTHS = 5
+_SIGMAS = 2.0  # a coefficient is "negative" only when below zero by more than this many standard errors
+_MATTERS = 0.01  # ...and when its term is more than 1% of the latency it would describe
+
+
 @dataclass(frozen=True, slots=True)
 class LatencyFit:
     """latency_ms ≈ a + b·L + c·L²; ``crossover`` is the L where c·L² = b·L (``None``
-    when either term is not positive: no crossing in range of the model)."""
+    when either term is not positive beyond its uncertainty, or the fit is not physical).
+
+    ``errors`` are the standard errors of (a, b, c); ``problems`` names coefficients
+    that are negative beyond their uncertainty — time cannot shrink as the context
+    grows, so such a fit is reported as a warning, never drawn as a model."""
 
     a: float
     b: float
     c: float
     r2: float
     crossover: float | None
+    n: int = 0
+    errors: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    problems: tuple[str, ...] = ()
 
     def __call__(self, length: float) -> float:
         return self.a + self.b * length + self.c * length * length
 
+    @property
+    def physical(self) -> bool:
+        """False when a coefficient is negative beyond its uncertainty."""
+        return not self.problems
+
+    def describe_problems(self) -> str:
+        """One line: why this fit is not a model of the measurements."""
+        return ("not physical: " + ", ".join(self.problems)
+                + " — the medians do not follow a + bL + cL² (noise, or a change of kernel along L)")
+
+
+def _impossible(coefs: np.ndarray, errors: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[str, ...]:
+    scale = (float(y.min()), float(y.max()), float(y.max()))  # what a, b·L, c·L² would be part of
+    terms = (1.0, float(x.max()), float(x.max()) ** 2)
+    problems = []
+    for name, value, err, term, size in zip("abc", coefs, errors, terms, scale):
+        if value < -_SIGMAS * err and abs(value) * term > _MATTERS * size:
+            problems.append(f"{name} = {value:.3g} ± {err:.2g} < 0")
+    return tuple(problems)
+
 
 def fit_latency(lengths: Sequence[float], latencies_ms: Sequence[float]) -> LatencyFit | None:
     """Least squares over the points (relative errors: each point weighted by 1/latency,
-    so short and long contexts count alike). Needs 3 distinct lengths."""
+    so short and long contexts count alike). ``None`` below :data:`MIN_FIT_LENGTHS`
+    distinct lengths (see :func:`fit_note`)."""
     x = np.asarray(lengths, dtype=float)
     y = np.asarray(latencies_ms, dtype=float)
-    if len(np.unique(x)) < 3 or np.any(y <= 0):
+    if len(np.unique(x)) < MIN_FIT_LENGTHS or np.any(y <= 0) or not np.all(np.isfinite(y)):
         return None
     design = np.stack([np.ones_like(x), x, x * x], axis=1) / y[:, None]
-    (a, b, c), *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
+    coefs, *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
+    a, b, c = (float(v) for v in coefs)
+    residual = np.ones_like(y) - design @ coefs
+    dof = max(1, len(y) - 3)
+    try:  # covariance of the weighted fit: σ² (XᵀX)⁻¹
+        cov = np.linalg.inv(design.T @ design) * float(residual @ residual) / dof
+        errors = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    except np.linalg.LinAlgError:
+        errors = np.full(3, np.inf)
     model = a + b * x + c * x * x
     ss_res = float(np.sum((y - model) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1.0
-    crossover = float(b / c) if b > 0 and c > 0 else None
-    return LatencyFit(float(a), float(b), float(c), 1 - ss_res / ss_tot, crossover)
+    problems = _impossible(coefs, errors, x, y)
+    # A crossing only where both terms are there beyond their uncertainty: b / c with a
+    # c of 1e-19 ± 1e-19 "crosses" at 10¹⁸ tokens.
+    significant = b > _SIGMAS * errors[1] and c > _SIGMAS * errors[2]
+    crossover = float(b / c) if significant and not problems else None
+    return LatencyFit(a, b, c, 1 - ss_res / ss_tot, crossover, n=len(y),
+                      errors=(float(errors[0]), float(errors[1]), float(errors[2])), problems=problems)
 
 
 def fit_run(run: RunResult, mode: str) -> LatencyFit | None:
-    ok = run.ok_points(mode)
-    return fit_latency([p.length for p in ok], [p.latency_ms.median for p in ok if p.latency_ms])
+    """The fit of ``mode``'s successful medians, or ``None`` when too few lengths ran."""
+    ok = [p for p in run.ok_points(mode) if p.latency_ms]
+    return fit_latency([p.length for p in ok], [p.latency_ms.median for p in ok])
+
+
+def fit_note(run: RunResult, mode: str, fit: LatencyFit | None = None) -> str | None:
+    """Why the fit of ``mode`` is not shown as a model (too few lengths, or impossible
+    coefficients); ``None`` when it is a fit worth drawing."""
+    fit = fit if fit is not None else fit_run(run, mode)
+    if fit is None:
+        n = len({p.length for p in run.ok_points(mode)})
+        return f"too few points for a fit (n < {MIN_FIT_LENGTHS}): {n} length{'s' if n != 1 else ''} ran"
+    return None if fit.physical else fit.describe_problems()
 
 
 def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name: str | None) -> dict:

@@ -228,7 +228,7 @@ class LatencyPlot(_ContextPlot):
     def set_fit(self, mode: str, fit, lengths: list[int]) -> None:
         """The fit a + bL + cL² over the measured range (dotted) and, when it falls near
         that range, the length where the quadratic term overtakes the linear one."""
-        if fit is None or not lengths:
+        if fit is None or not lengths or not fit.physical:  # too few lengths, or impossible coefficients
             self._replace_overlay(("fit", mode), [])
             return
         colour = MODE_COLORS.get(mode, (150, 150, 150))

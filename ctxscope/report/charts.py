@@ -3,7 +3,10 @@ resources) and attention thumbnails as inline PNG data URIs.
 
 matplotlib is used through ``Figure`` directly, never pyplot: no global state, no GUI
 backend, safe from any thread. Text stays text (``svg.fonttype: none``) and matplotlib
-escapes it, so user-controlled names cannot inject markup."""
+escapes it, so user-controlled names cannot inject markup; mathtext is off, so a name
+with ``$`` in it (a folder ``ckpt_$step^$``) is drawn as written instead of failing to
+parse. A chart with nothing to show is not drawn (its function returns ``None``), and
+curves of large runs are decimated for drawing (see :mod:`ctxscope.report.axes`)."""
 
 from __future__ import annotations
 
@@ -16,14 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctxscope.core.results import Point
-from ctxscope.report.compare import Comparison, peak_bytes
+from ctxscope.report.axes import (legend, length_axis, log_y, marker_size, thin, thin_band, thin_rows)
+from ctxscope.report.compare import Comparison, peak_bytes, peak_heading
 
 GIB = 1024**3
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
 LAYER_COLOURS = {"weights": "#7f8c8d", "KV cache": "#2980b9", "activations": "#e67e22"}
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "ctxscope", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
-       "font.family": "sans-serif"}
+       "font.family": "sans-serif",
+       # Every string in a chart is plain text: model paths and labels may hold "$".
+       "text.parse_math": False, "text.usetex": False}
 
 
 def _styled(fn):
@@ -75,46 +81,21 @@ def _to_svg(fig) -> str:
     return re.sub(r"<!DOCTYPE[^>]*>\s*", "", text)
 
 
-def _length_axis(ax, lengths: Sequence[int]) -> None:
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
-    ax.set_xscale("log", base=2)
-    ticks = sorted({2 ** round(np.log2(n)) for n in lengths}) if lengths else []
-    if len(ticks) > 12:
-        ticks = ticks[:: int(np.ceil(len(ticks) / 12))]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(int(round(v)))))
-    ax.set_xlabel("context length L (tokens)")
-
-
-def _short(n: int) -> str:
-    if n >= 1024 and n % 1024 == 0:
-        return f"{n // 1024}k"
-    return str(n)
-
-
-def _log_y(ax) -> None:
-    """Log y axis with plain numbers (30, 100, 300 rather than 3×10¹); minor ticks are
-    labelled only when the data spans less than a decade (otherwise they collide)."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    ax.set_yscale("log")
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
-    ax.yaxis.set_major_formatter(plain)
-    lo, hi = ax.get_ylim()
-    ax.yaxis.set_minor_formatter(plain if lo > 0 and hi / lo < 10 else NullFormatter())
-
-
 def _mark_oom(ax, lengths: list[int], colour: str, label: str | None) -> None:
     if lengths:
+        lengths = sorted(set(lengths))
         ax.scatter(lengths, [0.97] * len(lengths), marker="x", s=40, color=colour, transform=ax.get_xaxis_transform(),
                    label=label, zorder=5, clip_on=False)
 
 
+def _ok(points: Sequence[Point], attr: str = "latency_ms") -> list[Point]:
+    return sorted((p for p in points if p.status == "ok" and getattr(p, attr)), key=lambda p: p.length)
+
+
 @dataclass(frozen=True, slots=True)
 class Overlay:
-    """Prediction and fit drawn over one run's latency curve."""
+    """Prediction and fit drawn over one run's latency curve. ``fit`` is drawn only when
+    it is a model worth showing (enough lengths, physical coefficients)."""
 
     predicted: dict[int, float]  # length → roofline lower bound (ms)
     fit: object | None  # ctxscope.core.efficiency.LatencyFit
@@ -122,148 +103,174 @@ class Overlay:
 
 @_styled
 def latency_svg(series: Sequence[Series], mode: str, *, title: str,
-                overlays: Sequence[Overlay | None] | None = None) -> str:
+                overlays: Sequence[Overlay | None] | None = None) -> str | None:
     """Median latency per length with the p10–p90 band; ✕ where a run ran out of memory;
-    optionally each run's roofline lower bound (dashed) and fit a + bL + cL² (dotted)."""
+    optionally each run's roofline lower bound (dashed) and fit a + bL + cL² (dotted).
+    ``None`` when no run has a point of this mode that ran or ran out of memory."""
+    if not any(_ok(s.points) or any(p.status == "oom" for p in s.points) for s in series):
+        return None
     fig, ax = _figure()
     lengths: list[int] = []
     for i, s in enumerate(series):
         overlay = overlays[i] if overlays else None
         if overlay is not None:
             _draw_overlay(ax, s, overlay)
-        ok = sorted((p for p in s.points if p.status == "ok" and p.latency_ms), key=lambda p: p.length)
-        x = [p.length for p in ok]
+        ok = _ok(s.points)
         lengths += [p.length for p in s.points]
         if ok:
-            ax.fill_between(x, [p.latency_ms.p10 for p in ok], [p.latency_ms.p90 for p in ok], color=s.colour,
-                            alpha=0.2, linewidth=0)
-            ax.plot(x, [p.latency_ms.median for p in ok], "o-", color=s.colour, markersize=3.5, label=s.label)
+            x = [p.length for p in ok]
+            bx, lo, hi = thin_band(x, [p.latency_ms.p10 for p in ok], [p.latency_ms.p90 for p in ok])
+            ax.fill_between(bx, lo, hi, color=s.colour, alpha=0.2, linewidth=0)
+            mx, my = thin(x, [p.latency_ms.median for p in ok])
+            ax.plot(mx, my, "o-", color=s.colour, markersize=marker_size(len(mx)), label=s.label)
         _mark_oom(ax, [p.length for p in s.points if p.status == "oom"], s.colour, f"{s.label}: out of memory")
-    _length_axis(ax, lengths)
-    _log_y(ax)
+    length_axis(ax, lengths)
+    log_y(ax)
     ax.set_ylabel("per-token latency (ms)" if mode == "decode" else "latency per call (ms)")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    legend(ax, fontsize=8)
     return _to_svg(fig)
 
 
 def _draw_overlay(ax, s: Series, overlay: Overlay) -> None:
     if overlay.predicted:
-        xs = sorted(overlay.predicted)
-        ax.plot(xs, [overlay.predicted[n] for n in xs], "--", color=s.colour, linewidth=1, alpha=0.8,
-                label=f"{s.label}: roofline lower bound")
+        xs, ys = thin(sorted(overlay.predicted), [overlay.predicted[n] for n in sorted(overlay.predicted)])
+        ax.plot(xs, ys, "--", color=s.colour, linewidth=1, alpha=0.8, label=f"{s.label}: roofline lower bound")
     fit = overlay.fit
     ok = [p.length for p in s.points if p.status == "ok"]
-    if fit is not None and ok:
-        xs = np.geomspace(min(ok), max(ok), 64)
-        ax.plot(xs, [fit(x) for x in xs], ":", color=s.colour, linewidth=1.4,
-                label=f"{s.label}: fit a + bL + cL² (R² {fit.r2:.3f})")
-        if fit.crossover and min(ok) / 4 <= fit.crossover <= max(ok) * 4:
-            ax.axvline(fit.crossover, color=s.colour, linewidth=0.8, alpha=0.6)
-            ax.annotate(f"cL² = bL at L≈{fit.crossover:,.0f}", (fit.crossover, 0.04),
-                        xycoords=ax.get_xaxis_transform(), fontsize=7, color=s.colour, rotation=90, ha="right")
+    if fit is None or not ok or not getattr(fit, "physical", True):
+        return  # too few lengths or impossible coefficients: the report says so in its table
+    xs = np.geomspace(min(ok), max(ok), 64)
+    ax.plot(xs, [fit(x) for x in xs], ":", color=s.colour, linewidth=1.4,
+            label=f"{s.label}: fit a + bL + cL² (R² {fit.r2:.3f}, {fit.n} lengths)")
+    if fit.crossover and min(ok) / 4 <= fit.crossover <= max(ok) * 4:
+        ax.axvline(fit.crossover, color=s.colour, linewidth=0.8, alpha=0.6)
+        ax.annotate(f"cL² = bL at L≈{fit.crossover:,.0f}", (fit.crossover, 0.04),
+                    xycoords=ax.get_xaxis_transform(), fontsize=7, color=s.colour, rotation=90, ha="right")
 
 
 @_styled
-def throughput_svg(series: Sequence[tuple[Series, str]], *, title: str) -> str:
-    """Tokens per second; solid lines prefill/forward, dashed decode."""
+def throughput_svg(series: Sequence[tuple[Series, str]], *, title: str) -> str | None:
+    """Tokens per second; solid lines prefill/forward, dashed decode (``None``: no data)."""
+    drawn = [(s, mode, _ok(s.points, "tokens_per_s")) for s, mode in series]
+    if not any(ok for _, _, ok in drawn):
+        return None
     fig, ax = _figure()
     lengths: list[int] = []
-    for s, mode in series:
-        ok = sorted((p for p in s.points if p.status == "ok" and p.tokens_per_s), key=lambda p: p.length)
+    for s, mode, ok in drawn:
         lengths += [p.length for p in ok]
         if ok:
-            ax.plot([p.length for p in ok], [p.tokens_per_s for p in ok], "o--" if mode == "decode" else "o-",
-                    color=s.colour, markersize=3, label=f"{s.label} {mode}")
-    _length_axis(ax, lengths)
-    _log_y(ax)
+            x, y = thin([p.length for p in ok], [p.tokens_per_s for p in ok])
+            ax.plot(x, y, "o--" if mode == "decode" else "o-", color=s.colour, markersize=marker_size(len(x), 3),
+                    label=f"{s.label} {mode}")
+    length_axis(ax, lengths)
+    log_y(ax)
     ax.set_ylabel("tokens / s")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    legend(ax, fontsize=8)
     return _to_svg(fig)
+
+
+def _capacity_line(ax, capacity: int, label: str, top_gib: float, always: bool) -> None:
+    # A capacity far above the data would flatten it to the axis: say it in words instead.
+    if always or top_gib >= 0.3 * capacity / GIB:
+        ax.axhline(capacity / GIB, color="#c0392b", linestyle=":", linewidth=1.5, label=f"{label} {capacity / GIB:.1f} GiB")
+    else:
+        ax.text(0.99, 0.02, f"{label} {capacity / GIB:.1f} GiB (off the scale)", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="#c0392b")
 
 
 @_styled
 def memory_svg(points: Sequence[Point], *, title: str, capacity: int | None, capacity_label: str,
-               predicted: dict[int, int] | None = None) -> str:
+               predicted: dict[int, int] | None = None) -> str | None:
     """One run's memory per length, stacked: weights, KV cache, activations (GiB), with
-    the device capacity, the out-of-memory boundary and the analytic weights + KV."""
+    the device capacity, the out-of-memory boundary and the analytic weights + KV
+    (``None`` when no point has memory figures)."""
+    ok = _ok(points, "memory")
+    oom = sorted(p.length for p in points if p.status == "oom")
+    if not ok and not oom:
+        return None
     fig, ax = _figure()
-    ok = sorted((p for p in points if p.status == "ok" and p.memory), key=lambda p: p.length)
-    x = [p.length for p in ok]
+    top = 0.0
     if ok:
         w = np.array([p.memory.weights_bytes for p in ok], dtype=float) / GIB
         k = np.array([p.memory.kv_cache_bytes for p in ok], dtype=float) / GIB
         a = np.array([max(0, p.memory.activation_bytes or 0) for p in ok], dtype=float) / GIB
-        ax.stackplot(x, w, k, a, labels=list(LAYER_COLOURS), colors=list(LAYER_COLOURS.values()), alpha=0.85)
+        keep = thin_rows([p.length for p in ok], w + k + a)
+        x = [ok[i].length for i in keep]
+        ax.stackplot(x, w[keep], k[keep], a[keep], labels=list(LAYER_COLOURS), colors=list(LAYER_COLOURS.values()),
+                     alpha=0.85)
+        top = float((w + k + a).max())
     if predicted:
-        px = sorted(predicted)
-        ax.plot(px, [predicted[n] / GIB for n in px], "k--", linewidth=1.2, label="predicted weights + KV")
-    top = float((w + k + a).max()) if ok else 0.0
-    if capacity and (capacity_label == "device memory" or top >= 0.3 * capacity / GIB):
-        ax.axhline(capacity / GIB, color="#c0392b", linestyle=":", linewidth=1.5,
-                   label=f"{capacity_label} {capacity / GIB:.1f} GiB")
-    elif capacity:  # a CPU run far below the system's memory: the line would flatten the data
-        ax.text(0.99, 0.02, f"{capacity_label} {capacity / GIB:.1f} GiB (off the scale)", transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=7, color="#c0392b")
+        px, py = thin(sorted(predicted), [predicted[n] / GIB for n in sorted(predicted)])
+        ax.plot(px, py, "k--", linewidth=1.2, label="predicted weights + KV")
+    if capacity:
+        _capacity_line(ax, capacity, capacity_label, top, capacity_label == "device memory")
     ax.set_ylim(bottom=0)
-    oom = sorted(p.length for p in points if p.status == "oom")
     if oom:
         ax.axvline(oom[0], color="#c0392b", linewidth=1, label=f"out of memory from L={oom[0]:,}")
-    _length_axis(ax, [p.length for p in points])
+    length_axis(ax, [p.length for p in points])
     ax.set_ylabel("memory (GiB)")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper left")
+    legend(ax, fontsize=8, loc="upper left")
     return _to_svg(fig)
 
 
 @_styled
-def peak_memory_svg(cmp: Comparison, mode: str, *, title: str) -> str:
-    """Peak memory per length, one line per run, with each distinct device capacity."""
+def peak_memory_svg(cmp: Comparison, mode: str, *, title: str) -> str | None:
+    """Peak memory per length (allocator peak on GPU, model peak on CPU), one line per
+    run, with each distinct device capacity (``None`` when no run has memory figures)."""
+    per_run = [[p for p in run.points if p.mode == mode] for run in cmp.runs]
+    if not any(_ok(pts, "memory") or any(p.status == "oom" for p in pts) for pts in per_run):
+        return None
     fig, ax = _figure()
     lengths: list[int] = []
-    for i, run in enumerate(cmp.runs):
+    top = 0.0
+    for i, pts in enumerate(per_run):
         colour = PALETTE[i % len(PALETTE)]
-        pts = [p for p in run.points if p.mode == mode]
-        ok = sorted((p for p in pts if p.status == "ok" and p.memory), key=lambda p: p.length)
+        ok = _ok(pts, "memory")
         lengths += [p.length for p in pts]
         if ok:
-            ax.plot([p.length for p in ok], [peak_bytes(p.memory) / GIB for p in ok], "o-", color=colour,
-                    markersize=3.5, label=cmp.labels[i])
+            x, y = thin([p.length for p in ok], [peak_bytes(p.memory) / GIB for p in ok])
+            top = max(top, float(y.max()))
+            ax.plot(x, y, "o-", color=colour, markersize=marker_size(len(x)), label=cmp.labels[i])
         _mark_oom(ax, [p.length for p in pts if p.status == "oom"], colour, None)
     for cap in sorted({r.header.environment.gpu_memory_bytes for r in cmp.runs} - {None}):
-        ax.axhline(cap / GIB, color="#c0392b", linestyle=":", linewidth=1.2, label=f"GPU {cap / GIB:.0f} GiB")
-    _length_axis(ax, lengths)
+        _capacity_line(ax, cap, "GPU", top, False)
+    length_axis(ax, lengths)
     ax.set_ylim(bottom=0)
-    ax.set_ylabel("peak memory (GiB)")
+    ax.set_ylabel(f"{peak_heading(cmp.runs)} (GiB)")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper left")
+    legend(ax, fontsize=8, loc="upper left")
     return _to_svg(fig)
 
 
 @_styled
-def ratio_svg(cmp: Comparison, mode: str, *, title: str) -> str:
-    """Median latency of each run divided by the baseline's, per length (1 = same)."""
-    fig, ax = _figure(6.4, 2.6)
+def ratio_svg(cmp: Comparison, mode: str, *, title: str) -> str | None:
+    """Median latency of each run divided by the baseline's, per length (1 = same);
+    ``None`` when no length has a ratio (e.g. the baseline has no point of this mode)."""
     rows = cmp.rows_of(mode)
+    curves = []
     for i in range(len(cmp.runs)):
-        if i == cmp.baseline:
-            continue
-        xs = [r.length for r in rows if r.cells[i].latency_ratio is not None]
-        ys = [r.cells[i].latency_ratio for r in rows if r.cells[i].latency_ratio is not None]
-        if xs:
-            ax.plot(xs, ys, "o-", color=PALETTE[i % len(PALETTE)], markersize=3.5, label=cmp.labels[i])
+        pairs = [(r.length, r.cells[i].latency_ratio) for r in rows if r.cells[i].latency_ratio is not None]
+        if i != cmp.baseline and pairs:
+            curves.append((i, pairs))
+    if not curves:
+        return None
+    fig, ax = _figure(6.4, 2.6)
+    for i, pairs in curves:
+        x, y = thin([n for n, _ in pairs], [v for _, v in pairs])
+        ax.plot(x, y, "o-", color=PALETTE[i % len(PALETTE)], markersize=marker_size(len(x)), label=cmp.labels[i])
     ax.axhline(1.0, color="#555555", linewidth=1)
-    _length_axis(ax, [r.length for r in rows])
+    length_axis(ax, [r.length for r in rows])
     ax.set_ylabel(f"latency ÷ {cmp.labels[cmp.baseline]}")
     ax.set_title(title)
-    if len(cmp.runs) > 1:
-        ax.legend(fontsize=8)
+    legend(ax, fontsize=8)
     return _to_svg(fig)
 
 
 @_styled
-def attention_stats_svg(entries: Sequence[dict], *, title: str) -> str:
+def attention_stats_svg(entries: Sequence[dict], *, title: str) -> str | None:
     """Per-head statistics averaged over heads and layers, against L."""
     names = [("entropy", "normalised entropy"), ("sink_mass", "sink mass"), ("local_mass", "local mass"),
              ("span_mass", "needle mass")]
@@ -275,6 +282,8 @@ def attention_stats_svg(entries: Sequence[dict], *, title: str) -> str:
             values = [v for v in (e.get("stats") or {}).get(name) or [] if isinstance(v, (int, float))]
             if values:
                 by_length[name].setdefault(int(e["length"]), []).extend(values)
+    if not any(by_length.values()):
+        return None
     fig, ax = _figure(6.4, 3.0)
     lengths: list[int] = []
     for i, (name, label) in enumerate(names):
@@ -282,12 +291,13 @@ def attention_stats_svg(entries: Sequence[dict], *, title: str) -> str:
         if data:
             xs = sorted(data)
             lengths += xs
-            ax.plot(xs, [float(np.mean(data[n])) for n in xs], "o-", color=PALETTE[i], markersize=3.5, label=label)
-    _length_axis(ax, lengths)
+            x, y = thin(xs, [float(np.mean(data[n])) for n in xs])
+            ax.plot(x, y, "o-", color=PALETTE[i], markersize=marker_size(len(x)), label=label)
+    length_axis(ax, lengths)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("mean over heads and layers")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    legend(ax, fontsize=8)
     return _to_svg(fig)
 
 

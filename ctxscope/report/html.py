@@ -18,8 +18,9 @@ from ctxscope.core.results import RunResult
 from ctxscope.core.serialize import run_to_dict
 from ctxscope.report import charts
 from ctxscope.report.attention_summary import captured_lengths, ok_entries, pick_lengths, thumbnails
-from ctxscope.report.compare import Comparison, compare, fmt_ratio, peak_bytes
-from ctxscope.core.efficiency import fit_run, point_efficiency, predicted_latency, predicted_memory
+from ctxscope.report.compare import (PROCESS_PEAK, Comparison, compare, fmt_ratio, peak_bytes, peak_heading,
+                                     peak_note)
+from ctxscope.core.efficiency import fit_note, fit_run, point_efficiency, predicted_latency, predicted_memory
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_rate
 
 MODE_TITLES = {"prefill": "Prefill (whole prompt, one call)", "decode": "Decode (one token at depth L)",
@@ -74,15 +75,24 @@ def _overlay(run: RunResult, mode: str) -> charts.Overlay:
 
 
 def _fits(runs: Sequence[RunResult], labels: Sequence[str]) -> list[dict[str, str]]:
+    """One row per run and mode: the coefficients with their standard errors, or why
+    there is no fit worth showing (too few lengths, impossible coefficients)."""
     out = []
     for run, label in zip(runs, labels):
         for mode in dict.fromkeys(p.mode for p in run.points):
             fit = fit_run(run, mode)
-            if fit is None:
+            note = fit_note(run, mode, fit)
+            row = {"label": label, "mode": mode, "a": "-", "b": "-", "c": "-", "r2": "-", "crossover": "-",
+                   "n": str(fit.n) if fit else str(len({p.length for p in run.ok_points(mode)})), "note": note or ""}
+            if fit is not None:
+                a_err, b_err, c_err = fit.errors
+                row.update(a=f"{fit.a:.4g} ± {a_err:.2g}", b=f"{fit.b:.4g} ± {b_err:.2g}",
+                           c=f"{fit.c:.4g} ± {c_err:.2g}", r2=f"{fit.r2:.4f}" if fit.physical else "-",
+                           crossover=f"{fit.crossover:,.0f}" if fit.crossover else
+                           "-" if not fit.physical else "none (no significant c·L²)")
+            if not run.ok_points(mode):
                 continue
-            out.append({"label": label, "mode": mode, "a": f"{fit.a:.4g}", "b": f"{fit.b:.4g}", "c": f"{fit.c:.4g}",
-                        "r2": f"{fit.r2:.4f}",
-                        "crossover": f"{fit.crossover:,.0f}" if fit.crossover else "none (no positive c·L²)"})
+            out.append(row)
     return out
 
 
@@ -107,6 +117,7 @@ def _points_rows(run: RunResult, predicted: Mapping[int, int] | None) -> list[di
             "tps": f"{p.tokens_per_s:,.1f}" if p.tokens_per_s else "-",
             "weights": fmt_bytes(mem.weights_bytes) if mem else "-", "kv": fmt_bytes(mem.kv_cache_bytes) if mem else "-",
             "act": fmt_bytes(mem.activation_bytes) if mem else "-", "peak": fmt_bytes(peak),
+            "rss": fmt_bytes(mem.peak_rss_bytes) if mem and mem.peak_rss_bytes is not None else "-",
             "predicted": fmt_bytes(pred) if pred is not None else "-", "note": note,
             "roofline": fmt_ms(eff.predicted_ms) if eff.predicted_ms is not None else "-", "util": util,
         })
@@ -205,13 +216,14 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
                                    overlays=overlays if single else None)]
         if not single:
             figs.append(charts.ratio_svg(cmp, mode, title=f"{mode}: latency relative to {cmp.labels[baseline]}"))
-            figs.append(charts.peak_memory_svg(cmp, mode, title=f"{mode}: peak memory"))
+            figs.append(charts.peak_memory_svg(cmp, mode, title=f"{mode}: {peak_heading(runs)}"))
         else:
             cap, cap_label = _capacity(runs[0])
             figs.append(charts.memory_svg(series[0].points, title=f"{mode}: memory by layer", capacity=cap,
                                           capacity_label=cap_label,
                                           predicted=predicted_memory(runs[0].header) or dict(predictions.get(runs[0].id) or {})))
-        sections.append({"mode": mode, "title": MODE_TITLES.get(mode, mode), "figures": figs})
+        # A chart with no data (a prefill-only run's decode ratio) is left out, not drawn empty.
+        sections.append({"mode": mode, "title": MODE_TITLES.get(mode, mode), "figures": [f for f in figs if f]})
     throughput = charts.throughput_svg(
         [(charts.Series(cmp.labels[i], colours[i], tuple(p for p in r.points if p.mode == m)), m)
          for i, r in enumerate(runs) for m in cmp.modes], title="throughput (tokens per second)")
@@ -237,10 +249,13 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
         "single": single, "runs": [_run_facts(r, cmp.labels[i], colours[i]) for i, r in enumerate(runs)],
         "baseline": cmp.labels[baseline], "differences": cmp.differences, "glance": _glance(cmp),
         "sections": [{**s, "figures": [Markup(f) for f in s["figures"]]} for s in sections],
-        "throughput": Markup(throughput), "compare_tables": _compare_tables(cmp),
+        "throughput": Markup(throughput) if throughput else None, "compare_tables": _compare_tables(cmp),
+        "peak_heading": peak_heading(runs), "peak_note": peak_note(runs), "process_peak": PROCESS_PEAK,
         "points": [{"label": cmp.labels[i], "colour": colours[i],
                     "rows": _points_rows(r, predictions.get(r.id)), "telemetry": _telemetry_rows(r),
                     "has_predicted": bool(predicted_memory(r.header) or predictions.get(r.id)),
+                    "peak_heading": peak_heading([r]), "peak_note": peak_note([r]),
+                    "has_rss": any(p.memory is not None and p.memory.peak_rss_bytes is not None for p in r.points),
                     "peak": _peak_text(r)} for i, r in enumerate(runs)],
         "fits": _fits(runs, cmp.labels),
         "attention": [{**a, "stats": Markup(a["stats"]) if a["stats"] else None} for a in attention],

@@ -7,17 +7,19 @@ from collections.abc import Sequence
 
 import ctxscope
 from ctxscope.core.results import RunResult
-from ctxscope.report.compare import Comparison, compare, fmt_ratio
+from ctxscope.report.compare import Comparison, compare, fmt_ratio, peak_heading, peak_note
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms
 
 MAX_ROWS = 12
 
 
 def md_escape(text: object) -> str:
-    """User text inside a Markdown table: no HTML, links, emphasis or column breaks."""
+    """Any text from a run inside Markdown: no HTML, links, emphasis or column breaks.
+    Applied to every string that comes from a run file, as HTML autoescapes."""
     out = str(text).replace("\\", "\\\\").replace("\n", " ").replace("\r", " ")
     out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([|`*_\[\]()#!~])", r"\\\1", out)
+    # "$" too: GitHub renders $…$ as math, and a checkpoint path may hold two of them.
+    return re.sub(r"([|`*_\[\]()#!~$])", r"\\\1", out)
 
 
 def _shown_rows(rows: list) -> list:
@@ -33,8 +35,8 @@ def _runs_table(cmp: Comparison) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for i, run in enumerate(cmp.runs):
         m, s, e = run.header.model, run.header.settings, run.header.environment
-        longest = ", ".join(f"{mode} {cmp.max_ok[i][mode]:,}" if cmp.max_ok[i][mode] else f"{mode} none"
-                            for mode in cmp.modes)
+        longest = ", ".join(f"{md_escape(mode)} {cmp.max_ok[i][mode]:,}" if cmp.max_ok[i][mode]
+                            else f"{md_escape(mode)} none" for mode in cmp.modes)
         device = e.gpu_name or e.cpu
         tag = " (baseline)" if i == cmp.baseline and len(cmp.runs) > 1 else ""
         lines.append(f"| {chr(65 + i) if i < 26 else i + 1} | {md_escape(cmp.labels[i])}{tag} | "
@@ -46,15 +48,17 @@ def _runs_table(cmp: Comparison) -> list[str]:
 
 def _mode_table(cmp: Comparison, mode: str) -> list[str]:
     multi = len(cmp.runs) > 1
+    peak = peak_heading(cmp.runs)
     head = "| L | " + " | ".join(
-        f"{chr(65 + i) if i < 26 else i + 1} median" + (" | ratio" if multi and i != cmp.baseline else "") + " | peak"
-        for i in range(len(cmp.runs))) + " |"
+        f"{chr(65 + i) if i < 26 else i + 1} median" + (" | ratio" if multi and i != cmp.baseline else "")
+        + f" | {chr(65 + i) if i < 26 else i + 1} {peak}" for i in range(len(cmp.runs))) + " |"
     cols = head.count("|") - 1
     lines = [head, "|" + "---:|" * cols]
     for row in _shown_rows(cmp.rows_of(mode)):
         cells = []
         for i, c in enumerate(row.cells):
-            median = fmt_ms(c.median_ms) if c.median_ms is not None else f"**{c.status}**" if c.status else "—"
+            median = (fmt_ms(c.median_ms) if c.median_ms is not None else f"**{md_escape(c.status)}**" if c.status
+                      else "—")
             cells.append(median)
             if multi and i != cmp.baseline:
                 cells.append(fmt_ratio(c.latency_ratio))
@@ -76,7 +80,8 @@ def render_markdown(runs: Sequence[RunResult], *, baseline: int = 0) -> str:
         lines.append("")
     for mode in cmp.modes:
         what = "per-token latency at depth L" if mode == "decode" else "latency per call"
-        lines += [f"**{mode}** ({what}; ratio = run ÷ baseline, above 1 is slower)", "", *_mode_table(cmp, mode), ""]
-    lines.append(f"<sub>ctxscope {ctxscope.__version__}; medians of repeated timed calls, peak = allocator peak (GPU) "
-                 "or stacked weights + KV + activations (CPU).</sub>")
+        lines += [f"**{md_escape(mode)}** ({what}; ratio = run ÷ baseline, above 1 is slower)", "",
+                  *_mode_table(cmp, mode), ""]
+    lines.append(f"<sub>ctxscope {ctxscope.__version__}; medians of repeated timed calls; "
+                 f"{md_escape(peak_note(cmp.runs))}</sub>")
     return "\n".join(lines) + "\n"

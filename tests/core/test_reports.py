@@ -296,3 +296,112 @@ def test_sweep_points_carry_a_telemetry_summary(loaded_llama) -> None:
     assert point.telemetry is not None and point.telemetry["samples"] >= 1
     assert point.telemetry["rss_max_bytes"] > 0
     assert replace(point, telemetry=None).telemetry is None
+
+
+def _at(run: RunResult, created: str, **settings) -> RunResult:
+    header = replace(run.header, created=created, settings=replace(run.header.settings, **settings))
+    return replace(run, header=header)
+
+
+def test_runs_of_one_configuration_get_distinct_labels_everywhere(capsys, tmp_path: Path) -> None:
+    # Issue 12 item 1: two runs of preset:gpt2 on one day were both "preset:gpt2 (20261128)".
+    a = _at(make_run("20261128-105112-aaaaaa"), "2026-11-28T10:51:12+00:00")
+    b = _at(make_run("20261128-105230-bbbbbb"), "2026-11-28T10:52:30+00:00")
+    assert compare([a, b]).labels == ("preset:gpt2 (10:51)", "preset:gpt2 (10:52)")
+    same_minute = _at(b, "2026-11-28T10:51:40+00:00")
+    assert compare([a, same_minute]).labels == ("preset:gpt2 (10:51:12)", "preset:gpt2 (10:51:40)")
+    other_day = _at(b, "2026-11-29T10:51:12+00:00")
+    assert compare([a, other_day]).labels == ("preset:gpt2 (2026-11-28 10:51)", "preset:gpt2 (2026-11-29 10:51)")
+    assert compare([a, a]).labels == ("preset:gpt2 (20261128-105112-aaaaaa)", "preset:gpt2 (20261128-105112-aaaaaa) #2")
+    threads = _at(b, "2026-11-28T10:52:30+00:00", threads=1)
+    assert compare([a, threads]).labels == ("default threads", "1 threads")
+    assert "different CPU threads: default, 1" in compare([a, threads]).differences
+    # The same labels in every output: Markdown, terminal, JSON, HTML.
+    write_run(a, tmp_path / "a.json")
+    write_run(b, tmp_path / "b.json")
+    files = (str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    md = run_cli(capsys, "compare", *files, "--format", "md")[1]
+    table = run_cli(capsys, "compare", *files)[1]
+    data = json.loads(run_cli(capsys, "compare", *files, "--format", "json")[1])
+    html = render_html([a, b])
+    assert [r["label"] for r in data["runs"]] == ["preset:gpt2 (10:51)", "preset:gpt2 (10:52)"]
+    for text in (md.replace("\\", ""), table, html):
+        assert "preset:gpt2 (10:51)" in text and "preset:gpt2 (10:52)" in text
+
+
+def test_peak_figures_are_named_for_what_they_are() -> None:
+    # Issue 12 item 2: "peak" was the RSS in `sweep` and weights + KV + activations in `compare`.
+    from rich.console import Console
+
+    from ctxscope.cli.display import points_table
+
+    run = make_run("c1", gpu=None)
+    cpu = replace(run, points=tuple(
+        replace(p, memory=replace(p.memory, peak_allocated_bytes=None, peak_rss_bytes=900 * 2**20)) if p.memory
+        else p for p in run.points))
+    md = render_markdown([cpu, replace(cpu, header=replace(cpu.header, id="c2"))])
+    assert "| A model peak |" in md and "| B model peak |" in md and "| peak |" not in md
+    assert "model peak = weights + KV cache + activations" in md and "process peak \\(RSS\\)" in md
+    html = render_html([cpu])
+    assert "<th>model peak</th>" in html and "process peak (RSS)" in html
+    console = Console(width=250, record=True)
+    console.print(points_table(cpu.points))
+    text = console.export_text()
+    assert "process peak (RSS)" in text and "900.0 MiB" in text
+    assert compare([cpu]).rows[0].cells[0].peak_kind == "model"
+    gpu = make_run("g1")
+    assert compare([gpu]).rows[0].cells[0].peak_kind == "allocator"
+    assert "| A allocator peak |" in render_markdown([gpu])
+
+
+def _with_medians(run: RunResult, mode: str, medians: dict[int, float]) -> RunResult:
+    points = tuple(replace(p, latency_ms=LatencyStats.from_samples([medians[p.length]] * 3))
+                   if p.mode == mode and p.length in medians else p for p in run.points)
+    return replace(run, points=points)
+
+
+def test_fit_needs_five_lengths_and_physical_coefficients() -> None:
+    # Issue 12 item 3: three lengths gave R² = 1.000, a negative intercept and a negative c.
+    from ctxscope.core.efficiency import fit_latency, fit_note
+
+    assert fit_latency([1024, 2048, 4096], [1.0, 2.5, 3.0]) is None
+    three = make_run("f3")
+    assert fit_note(three, "prefill") == "too few points for a fit (n < 5): 3 lengths ran"
+    html = render_html([three])
+    assert "too few points for a fit (n &lt; 5)" in html and "fit a + bL" not in html
+    lengths = (128, 256, 512, 1024, 2048)
+    flattening = _with_medians(make_run("f5", lengths=lengths), "prefill",
+                               {128: 10.0, 256: 30.0, 512: 45.0, 1024: 52.0, 2048: 55.0})
+    fit = fit_latency(lengths, [10.0, 30.0, 45.0, 52.0, 55.0])
+    assert fit is not None and not fit.physical and fit.crossover is None and fit.problems[0].startswith("c = -")
+    html = render_html([flattening])
+    assert "not physical: c = -" in html
+    prefill_latency = _svgs(html)[0]
+    assert "fit a + bL" not in prefill_latency  # not drawn as a model...
+    assert "fit a + bL + cL² (R² 1.000, 5 lengths)" in _svgs(html)[2]  # ...while decode's straight line is
+    ok = fit_latency([512, 1024, 2048, 4096, 8192], [5 + 0.01 * n + 1e-6 * n * n for n in (512, 1024, 2048, 4096, 8192)])
+    assert ok.physical and ok.crossover == pytest.approx(10_000, rel=1e-6) and ok.n == 5
+
+
+def _y_tick_labels(svg: str) -> list[str]:
+    return re.findall(r'text-anchor: end"[^>]*>([^<]+)</text>', svg)
+
+
+def test_prefill_only_run_in_a_comparison_draws_no_empty_chart() -> None:
+    # Issue 12 item 8: an empty 0–1 decode ratio chart, a matplotlib UserWarning (an
+    # error under this test configuration) and a log axis with a single tick label.
+    full = make_run("a1")
+    prefill_only = replace(make_run("b2", attn="eager"),
+                           points=tuple(p for p in make_run("b2").points if p.mode == "prefill"))
+    html = render_html([full, prefill_only])
+    svgs = _svgs(html)
+    titles = [re.search(r">([^<]*(?:latency|peak|throughput)[^<]*)</text>", s).group(1) for s in svgs]
+    assert len(svgs) == 6 and "prefill: latency relative" in html and "decode: latency relative" not in html
+    for svg, title in zip(svgs, titles):
+        if "relative" in title or "peak" in title:
+            continue  # linear axes
+        labels = _y_tick_labels(svg)
+        assert len(labels) >= 3, (title, labels)
+        assert not any("e+" in t or "×" in t or "$" in t for t in labels), labels
+    baseline_prefill_only = render_html([prefill_only, full])
+    assert "decode: latency relative" not in baseline_prefill_only  # no baseline point: no ratios
