@@ -49,31 +49,61 @@ def _span_tiles(edges: np.ndarray, span: Sequence[int] | None) -> tuple[float, f
     return (max(start, 0), max(stop, start + 1))
 
 
+def _heads(run: RunResult, entry: dict) -> int:
+    per_head = [len(v) for v in (entry.get("stats") or {}).values() if isinstance(v, list)]
+    return max([run.header.model.num_heads, *per_head])
+
+
+def _limits(run: RunResult, chosen: Sequence[dict]) -> dict[str, int]:
+    """The most bytes each array the report reads may unpack to: [heads, T, T] float32
+    maps and T + 1 int64 edges, from the run's declared heads and tiles."""
+    from ctxscope.core.attention.storage import MAX_MEMBER_BYTES, declared_bytes
+
+    limits = {}
+    for e in chosen:
+        tiles = e.get("tiles")
+        name = e["array"]
+        if isinstance(tiles, int) and tiles > 0:
+            limits[name] = declared_bytes((_heads(run, e), tiles, tiles), 4)
+            limits[f"{name}_edges"] = declared_bytes((tiles + 1,), 8)
+        else:  # an entry without its tile count: only the general cap applies
+            limits[name] = limits[f"{name}_edges"] = MAX_MEMBER_BYTES
+    return limits
+
+
 def thumbnails(run: RunResult, maps_file: Path | None, lengths: Sequence[int]) -> tuple[list[dict], str | None]:
     """``([{length, layer, uri}], problem)``: heat-map data URIs (mean over heads) for
-    the chosen lengths, or a one-line reason why there are none."""
+    the chosen lengths, or a one-line reason why some or all are missing (no file, a
+    damaged archive, arrays larger than the run declares)."""
     entries = ok_entries(run)
     if not entries:
         return [], None
     if maps_file is None or not maps_file.exists():
         return [], "the attention maps file (.npz) was not found beside the run; statistics only"
-    from ctxscope.core.attention.storage import load
+    from ctxscope.core.attention.storage import load_checked
     from ctxscope.report.charts import heatmap_png
 
-    try:
-        arrays = load(maps_file)
-    except RunFileError as exc:
-        return [], str(exc)
-    out = []
+    chosen = []
     for length in lengths:
         at_length = [e for e in entries if e["length"] == length]
         for layer in pick_layers([e["layer"] for e in at_length]):
             entry = next(e for e in at_length if e["layer"] == layer)
-            name = entry.get("array")
-            if not isinstance(name, str) or name not in arrays or arrays[name].ndim != 3:
-                continue
-            maps = arrays[name]
-            edges = arrays.get(f"{name}_edges", np.arange(maps.shape[-1] + 1))
-            uri = heatmap_png(maps.mean(axis=0), span_tiles=_span_tiles(edges, entry.get("span")))
-            out.append({"length": length, "layer": layer, "heads": int(maps.shape[0]), "uri": uri})
-    return out, None
+            if isinstance(entry.get("array"), str):
+                chosen.append(entry)
+    try:
+        arrays, skipped = load_checked(maps_file, _limits(run, chosen))
+    except RunFileError as exc:
+        return [], f"{exc}; statistics only"
+    out = []
+    for entry in chosen:
+        name = entry["array"]
+        maps = arrays.get(name)
+        if maps is None or maps.ndim != 3:
+            continue
+        edges = arrays.get(f"{name}_edges", np.arange(maps.shape[-1] + 1))
+        uri = heatmap_png(maps.mean(axis=0), span_tiles=_span_tiles(edges, entry.get("span")))
+        out.append({"length": entry["length"], "layer": entry["layer"], "heads": int(maps.shape[0]), "uri": uri})
+    note = None
+    if skipped:
+        note = f"{maps_file.name}: {'; '.join(skipped[:3])}" + (f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else "")
+    return out, note

@@ -154,3 +154,103 @@ def test_a_failing_report_costs_nothing_measured(capsys, dollar_model: Path, tmp
     assert run.id in stdout  # the summary names the stored run
     listed = json.loads(run_cli(capsys, "runs", "list", "--format", "json")[1])
     assert [r["id"] for r in listed] == [run.id]
+
+
+# -- attention archives: bombs and damage (issue 16, item 4) ------------------------------
+
+TILES = 8
+
+
+def _run_with_attention(run_id: str = "att1") -> object:
+    run = make_run(run_id)
+    entries = tuple({"length": 1024, "layer": layer, "tiles": TILES, "status": "ok", "array": f"L1024_layer{layer}",
+                     "map_file_or_inline": f"{run_id}.attention.npz", "stats": {"entropy": [0.5] * 12}}
+                    for layer in (0, 11))
+    return replace(run, attention=entries)
+
+
+def _good_arrays() -> dict:
+    import numpy as np
+
+    maps = np.full((12, TILES, TILES), 1 / TILES, dtype=np.float32)
+    edges = np.arange(0, 1025, 1024 // TILES, dtype=np.int64)
+    return {"L1024_layer0": maps, "L1024_layer0_edges": edges, "L1024_layer11": maps, "L1024_layer11_edges": edges}
+
+
+def _write_bomb(path: Path, member: str, gib: float) -> None:
+    """A real zip bomb: a valid .npy header, then ``gib`` GiB of zeros, deflated."""
+    import zipfile
+
+    import numpy as np
+
+    heads = int(gib * 1024**3 // (4 * 4096 * 4096))
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(f"{member}.npy", "w", force_zip64=True) as fh:
+            np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False,
+                                                      "shape": (heads, 4096, 4096)})
+            chunk = bytes(64 * 1024**2)
+            for _ in range(heads * 4096 * 4096 * 4 // len(chunk)):
+                fh.write(chunk)
+
+
+def test_a_zip_bomb_is_not_unpacked(tmp_path: Path, monkeypatch) -> None:
+    import time
+    import tracemalloc
+
+    from ctxscope.core.attention.storage import load
+    from ctxscope.report.html import render_html
+
+    bomb = tmp_path / "att1.attention.npz"
+    _write_bomb(bomb, "L1024_layer0", 0.5)
+    assert bomb.stat().st_size < 4 * 1024**2  # half a GiB in a few MB
+    run = _run_with_attention()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        html = render_html([run], maps={run.id: bomb})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024**2 and time.perf_counter() - t0 < 30  # the 512 MiB member was never inflated
+    assert "L1024_layer0 unpacks to 512.0 MiB, more than the 0.1 MiB its declared shape allows: not read" in html
+    assert "data:image/png" not in html
+    # The app's loader (no declared shapes) caps each member too.
+    import ctxscope.core.attention.storage as storage
+
+    monkeypatch.setattr(storage, "MAX_MEMBER_BYTES", 64 * 1024**2)
+    assert load(bomb) == {}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad_crc", "garbage"])
+def test_a_damaged_archive_is_a_note_in_the_report(tmp_path: Path, capsys, damage: str) -> None:
+    from ctxscope.core.attention.storage import load, save
+
+    run = _run_with_attention()
+    write_run(run, tmp_path / "run.json")
+    npz = tmp_path / "att1.attention.npz"
+    save(npz, _good_arrays())
+    data = bytearray(npz.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "bad_crc":
+        start = data.index(b"L1024_layer0.npy") + len("L1024_layer0.npy") + 40  # inside the deflated data
+        for i in range(start, start + 16):
+            data[i] ^= 0xFF
+    else:
+        data = bytearray(b"PK\x03\x04" + bytes(range(256)) * 8)
+    npz.write_bytes(bytes(data))
+    with pytest.raises(RunFileError, match="damaged or not a ctxscope attention file"):
+        load(npz)
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "run.json"), "--out", str(tmp_path / "r.html"))
+    assert code == 0 and err.count("\n") == 1, err
+    html = (tmp_path / "r.html").read_text()
+    assert "damaged or not a ctxscope attention file" in html and "statistics only" in html
+
+
+def test_an_intact_archive_still_gives_thumbnails(tmp_path: Path) -> None:
+    from ctxscope.core.attention.storage import save
+    from ctxscope.report.html import render_html
+
+    run = _run_with_attention()
+    save(tmp_path / "a.npz", _good_arrays())
+    assert render_html([run], maps={run.id: tmp_path / "a.npz"}).count("data:image/png") == 2

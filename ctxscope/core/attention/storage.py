@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import shutil
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,8 @@ def save(path: Path, arrays: dict[str, np.ndarray]) -> None:
         with zipfile.ZipFile(tmp) as zf:
             existing = set(zf.namelist())
     if existing & {f"{name}.npy" for name in arrays}:  # replacing an array: write the whole file anew
-        arrays = {**load(path), **arrays}
+        with np.load(path, allow_pickle=False) as data:  # our own file, being rewritten: no caps
+            arrays = {**{name: data[name] for name in data.files}, **arrays}
         tmp.unlink()
     with zipfile.ZipFile(tmp, "a" if tmp.exists() else "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, array in arrays.items():
@@ -72,12 +74,85 @@ def save(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp.replace(path)
 
 
-def load(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of a run's ``.npz``; never unpickles, so object arrays are refused."""
+#: The most any one array may unpack to, and all arrays read at once: a 2 MB archive
+#: that unpacks to 2 GiB must not take the reader's memory with it.
+MAX_MEMBER_BYTES = 512 * 1024**2
+MAX_TOTAL_BYTES = 1024**3
+_HEADER_SLACK = 64 * 1024  # a .npy member is its header (≤ a few KiB) plus the data
+_SMALL = 1024**2
+
+# What a damaged archive raises while it is opened or read (truncated, bad CRC, ...).
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError, NotImplementedError)
+
+
+def declared_bytes(shape: tuple[int, ...], itemsize: int) -> int:
+    """Upper bound of a member holding an array of ``shape`` (header included)."""
+    return math.prod(shape) * itemsize + _HEADER_SLACK
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> np.ndarray:
+    """One ``.npy`` member, after checking what it would unpack to: the zip header's
+    size (which bounds what zipfile will ever inflate) and the shape in the .npy
+    header, both against ``limit``, before a byte of data is read."""
+    name = info.filename[:-4]  # the array's name, without ".npy"
+    if info.file_size > limit:
+        raise _TooLarge(f"{name} unpacks to {info.file_size / 1024**2:,.1f} MiB, more than the "
+                        f"{limit / 1024**2:,.1f} MiB its declared shape allows: not read")
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(fh)
+    if dtype.hasobject:
+        raise ValueError(f"{name} holds Python objects (never unpickled)")
+    if math.prod(shape) * dtype.itemsize > info.file_size:
+        raise ValueError(f"{name} is shorter than its header says")
+    with zf.open(info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+class _TooLarge(Exception):
+    """A member bigger than allowed: skipped, the rest of the archive still read."""
+
+
+def load_checked(path: Path, limits: dict[str, int] | None = None, *, max_total: int = MAX_TOTAL_BYTES
+                 ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Arrays of a run's ``.npz`` and one line per array left out.
+
+    ``limits`` maps array names to the most bytes each may unpack to (from the run's
+    declared shapes, :func:`declared_bytes`); only those arrays are read. Without it
+    every array is read, each capped at :data:`MAX_MEMBER_BYTES`. Arrays past
+    ``max_total`` are left out. A damaged archive (truncated, bad CRC, not a zip) raises
+    :class:`RunFileError` with one line; nothing is ever unpickled."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
+        with zipfile.ZipFile(path) as zf:
+            members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+            wanted = {n: members[n] for n in (limits or members) if n in members}
+            arrays: dict[str, np.ndarray] = {}
+            skipped: list[str] = []
+            total = 0
+            for name, info in wanted.items():
+                limit = min(MAX_MEMBER_BYTES, (limits or {}).get(name, MAX_MEMBER_BYTES))
+                # Small members (edges, profiles, tokens) are always read: a map without
+                # its edges is of no use to anyone.
+                if info.file_size > _SMALL and total + info.file_size > max_total:
+                    skipped.append(f"{name}: left out, the arrays read so far reach the "
+                                   f"{max_total / 1024**3:g} GiB cap")
+                    continue
+                try:
+                    arrays[name] = _read_member(zf, info, limit)
+                except _TooLarge as exc:
+                    skipped.append(str(exc))
+                    continue
+                total += info.file_size
+            return arrays, skipped
     except FileNotFoundError:
         raise RunFileError(f"{path}: no such attention file") from None
-    except (ValueError, OSError) as exc:
-        raise RunFileError(f"{path}: not a ctxscope attention file ({exc})") from None
+    except _DAMAGE as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunFileError(f"{path}: damaged or not a ctxscope attention file ({reason})") from None
+
+
+def load(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of a run's ``.npz``, each within :data:`MAX_MEMBER_BYTES` (larger
+    arrays are left out); never unpickles, so object arrays are refused."""
+    return load_checked(path)[0]
