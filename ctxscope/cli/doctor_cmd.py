@@ -177,19 +177,7 @@ def check_hub() -> list[Check]:
 
 
 def check_local() -> list[Check]:
-    from ctxscope.core.paths import database_path
-
-    out = []
-    db = database_path()
-    try:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        from ctxscope.store import RunStore
-
-        with RunStore(db) as store:
-            count = len(store.list_runs())
-        out.append(Check("run history", "ok", f"{db} ({count} runs)"))
-    except Exception as exc:  # report every failure as a finding
-        out.append(Check("run history", "fail", f"{db}: {exc}", "set CTXSCOPE_HOME to a writable folder"))
+    out = check_history()
     missing = [m for m in ("matplotlib", "jinja2") if _version(m) is None]
     out.append(Check("HTML reports", "warn" if missing else "ok",
                      f"missing {', '.join(missing)}" if missing else "matplotlib and Jinja2 present",
@@ -198,6 +186,20 @@ def check_local() -> list[Check]:
     out.append(Check("flash attention", "info", "flash_attn installed" if flash else
                      "flash_attn not installed: --attn flash_attention_2 unavailable (sdpa and eager work)"))
     return out
+
+
+def check_history() -> list[Check]:
+    """The data directory and the run history, looked at without changing anything."""
+    from ctxscope.core.paths import data_dir_path
+
+    path = data_dir_path() / "runs.sqlite3"
+    try:
+        from ctxscope.store.health import history_findings
+
+        return [Check(f.name, f.status, f.detail, f.fix) for f in history_findings(path)]
+    except Exception as exc:  # doctor always runs: whatever breaks here is a finding
+        return [Check("run history", "fail", f"{path}: {type(exc).__name__}: {exc}",
+                      "set CTXSCOPE_HOME to a writable folder")]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,6 +32,13 @@ class HistoryPanel(QWidget):
         self.empty = QLabel("No runs yet. Choose a model, press Run (Ctrl+R); every run is kept here.\n"
                             "Runs made with `ctxscope sweep` appear here too; Ctrl+O opens a run file.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # What is wrong with the history (damaged and moved aside, cannot be written):
+        # said here too, where the runs are missing, not only in the window's red bar.
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem.setStyleSheet("background: #fff3cd; color: #664d03; padding: 4px; border-radius: 3px;")
+        self.problem.setVisible(False)
         self.open_button = QPushButton("Open")
         self.open_button.clicked.connect(lambda: self._emit_selected(self.openRequested))
         self.overlay_button = QPushButton("Overlay")
@@ -52,6 +59,7 @@ class HistoryPanel(QWidget):
         buttons.addStretch(1)
         buttons.addWidget(refresh)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.problem)
         layout.addWidget(self.empty)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
@@ -61,7 +69,7 @@ class HistoryPanel(QWidget):
         self.table.setRowCount(len(runs))
         for row, r in enumerate(reversed(runs)):  # newest first
             values = (r.created.replace("T", " ")[:19], r.model_source, r.device, r.dtype, r.attn, r.status,
-                      f"{r.points_ok}/{r.points_total}", r.id)
+                      r.points_text(), r.id)
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, r.id)
@@ -70,6 +78,10 @@ class HistoryPanel(QWidget):
         self.table.resizeColumnsToContents()
         self.empty.setVisible(not runs)
         self.table.setVisible(bool(runs))
+
+    def set_problem(self, text: str | None) -> None:
+        self.problem.setText(text or "")
+        self.problem.setVisible(bool(text))
 
     def selected_id(self) -> str | None:
         items = self.table.selectedItems()

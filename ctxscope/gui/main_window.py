@@ -283,7 +283,7 @@ class MainWindow(ToolsMixin, QMainWindow):
 
     def open_stored_run(self, run_id: str, *, overlay: bool = False) -> None:
         try:
-            with RunStore(database_path()) as store:
+            with RunStore(database_path(), readonly=True) as store:
                 run = store.get_run(run_id)
         except CtxscopeError as exc:
             self.show_error(str(exc))
@@ -301,7 +301,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         return maps_path(run.id, maps_dir)
 
     def _load_for_compare(self, run_id: str) -> tuple[RunResult, Path | None]:
-        with RunStore(database_path()) as store:
+        with RunStore(database_path(), readonly=True) as store:
             run = store.get_run(run_id)
         return run, self._maps_path(run, None)
 
@@ -324,13 +324,21 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.tabs.setCurrentIndex(0)
 
     def refresh_history(self) -> None:
+        # Read-only: the history lists in a read-only or full data folder too; a damaged
+        # one is moved aside (and what reads recovered) by the open, which says so.
         try:
-            with RunStore(database_path()) as store:
+            with RunStore(database_path(), readonly=True) as store:
                 runs = store.list_runs()
+                notices = store.notices
             self.history.set_runs(runs)
             self.compare.set_available(runs)
         except CtxscopeError as exc:
+            self.history.set_problem(str(exc))
             self.show_error(str(exc))
+            return
+        self.history.set_problem(" ".join(n[0].upper() + n[1:] + "." for n in notices) or None)
+        if notices:
+            self.show_error("\n".join(n[0].upper() + n[1:] + "." for n in notices))
 
     def show_about(self) -> None:
         from ctxscope.gui.about import about_text
@@ -414,8 +422,11 @@ class MainWindow(ToolsMixin, QMainWindow):
         answer = QMessageBox.question(self, "Delete run", f"Delete run {run_id} and all its points?")
         if answer != QMessageBox.StandardButton.Yes:
             return
-        with RunStore(database_path()) as store:
-            store.delete_run(run_id)
+        try:
+            with RunStore(database_path()) as store:
+                store.delete_run(run_id)
+        except CtxscopeError as exc:
+            self.show_error(str(exc))
         self.refresh_history()
 
     def _on_runner_busy_changed(self, busy: bool) -> None:

@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ctxscope.store.errors import HistoryDamaged, HistoryError, HistoryLocked, busy_timeout, classify
+from ctxscope.core.paths import data_dir_problem
+from ctxscope.store.errors import (HistoryDamaged, HistoryError, HistoryLocked, HistoryUnusable, busy_timeout,
+                                    classify)
 from ctxscope.store.schema import create_in_memory, migrate, version_of
 
 SIDE_FILES = ("-wal", "-shm")
@@ -58,7 +60,8 @@ def connect_writable(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise classify(exc, path, "create") from None
+        problem = data_dir_problem(path.parent)
+        raise (HistoryUnusable(problem) if problem else classify(exc, path, "create")) from None
     conn = None
     try:
         conn = sqlite3.connect(path, timeout=busy_timeout(), isolation_level=None)

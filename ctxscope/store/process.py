@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 
-# Start times are whole clock ticks since boot; two reads of one process agree exactly,
-# a process that reused the id started (much) later.
-_SAME_START_S = 1.0
+# Start times count clock ticks (10 ms) from boot, so two reads of one process agree
+# to the tick, while two processes started in the same second differ by more. (A step of
+# the wall clock shifts psutil's boot time; rare, and it only makes a live run read as
+# interrupted until it records its final status.)
+_SAME_START_S = 0.05
 
 
 def this_process() -> tuple[int, float | None]:
