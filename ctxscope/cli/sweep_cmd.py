@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"ctxscope: error: {model} ({dtype}): {exc}; going on with the next", file=sys.stderr)
         if results and results[-1].status == "cancelled":
             break
-    _write_outputs(results, out_json, out_csv, out_html, out_md)
+    _write_outputs(results, out_json, out_csv, out_html, out_md, problems)  # a full disk: one line each, all tried
     if len(results) > 1:
         from ctxscope.cli.display import comparison_tables
         from ctxscope.report.compare import compare
