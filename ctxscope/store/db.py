@@ -20,7 +20,8 @@ from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.serialize import header_to_dict, point_from_dict, point_to_dict, run_from_dict
 from ctxscope.store.errors import HistoryDamaged, HistoryError, classify
 from ctxscope.store.ids import check_run_id, valid_run_id
-from ctxscope.store.opening import Quarantine, check_and_quarantine, connect_readonly, connect_writable, forget_verified
+from ctxscope.store.opening import (Quarantine, check_and_quarantine, connect_readonly, connect_writable,
+                                    quarantine_now)
 from ctxscope.store.process import process_alive, this_process
 from ctxscope.store.schema import has_column
 
@@ -120,8 +121,12 @@ class RunStore:
             yield
         except sqlite3.Error as exc:
             error = classify(exc, self.path, doing)
-            if isinstance(error, HistoryDamaged):
-                forget_verified(self.path)
+            if isinstance(error, HistoryDamaged) and self.path.exists():
+                self.conn.close()  # never another write into it
+                moved = quarantine_now(self.path, error.detail)
+                if moved is not None:
+                    error = HistoryDamaged(f"{moved.notice()}; run the command again (`ctxscope runs recover` "
+                                           "brings back what still reads)", error.detail)
             raise error from None
 
     @contextmanager

@@ -207,6 +207,18 @@ def check_and_quarantine(path: Path) -> Quarantine | None:
     return None if moved is None else Quarantine(path, moved, problem)
 
 
+def quarantine_now(path: Path, problem: str) -> Quarantine | None:
+    """Move aside a history found damaged while in use (``quick_check`` had passed: the
+    damage lies where it does not look), so that the next command starts fresh instead
+    of meeting it again. ``None`` when it cannot be moved (or already was)."""
+    forget_verified(path)
+    try:
+        moved = _move_aside(path)
+    except OSError:
+        return None
+    return None if moved is None else Quarantine(path, moved, problem)
+
+
 def damaged_files(folder: Path) -> list[Path]:
     """Histories moved aside in ``folder``, oldest first."""
     try:
