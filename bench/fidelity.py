@@ -1,17 +1,20 @@
-"""Fidelity: ctxscope's median prefill/decode latency against a bare reference loop
-written from scratch here, with the same method, in the same process.
+"""Fidelity: ctxscope's median prefill/decode latency against an independent bare loop —
+plain transformers (its own model built from the same config, its own random tokens,
+its own CUDA-event timing), no ctxscope code on that side — in the same process.
 
     python bench/fidelity.py --model preset:gpt2 --device cpu --lengths 128,512
     python bench/fidelity.py --model preset:llama-3.2-1b --device cuda --dtype bfloat16 \
         --lengths 512:32k:x2 --out bench/results/fidelity-h100.json
 
 Target: ratio within ±3% on GPU, ±5% on CPU. Rounds alternate reference and ctxscope
-measurements so slow drift (clocks, heat) hits both sides alike.
+measurements so slow drift (clocks, heat) hits both sides alike. Weights are random on
+both sides: dense kernels' latency does not depend on values.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import time
 
@@ -19,8 +22,19 @@ import _common  # noqa: F401  (puts the checkout on sys.path)
 import torch
 
 
-def _time_ms(fn, device: torch.device) -> float:
-    # The output is released after the clock stops, not inside the timed region.
+# -- the reference: what a user would write with transformers alone ---------------------
+def bare_model(config_path: str, device: str, dtype: torch.dtype, attn: str | None):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(config_path)
+    kwargs = {"attn_implementation": attn} if attn else {}
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, **kwargs)
+    return model.eval()
+
+
+def bare_time_ms(fn, device: torch.device) -> float:
+    """One call from an idle device: sync, events around the call, read after sync."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -37,15 +51,14 @@ def _time_ms(fn, device: torch.device) -> float:
     return ms
 
 
-def reference_prefill(model, ids, device, n: int) -> list[float]:
+def bare_prefill(model, ids, device, n: int) -> list[float]:
     with torch.inference_mode():
-        model(input_ids=ids, use_cache=True, logits_to_keep=1)  # warm-up
-        return [_time_ms(lambda: model(input_ids=ids, use_cache=True, logits_to_keep=1), device) for _ in range(n)]
+        for _ in range(2):  # warm-up
+            model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        return [bare_time_ms(lambda: model(input_ids=ids, use_cache=True, logits_to_keep=1), device) for _ in range(n)]
 
 
-def reference_decode(model, ids, device, n: int) -> list[float]:
-    import inspect
-
+def bare_decode(model, ids, device, n: int) -> list[float]:
     from transformers import DynamicCache
 
     # transformers 5.24 renamed past_key_values to cache; read the name off the model.
@@ -56,10 +69,10 @@ def reference_decode(model, ids, device, n: int) -> list[float]:
         model(input_ids=ids, use_cache=True, logits_to_keep=1, **{name: cache})
         tok = ids[:, :1]
         out = []
-        for i in range(n + 1):
-            ms = _time_ms(lambda: model(input_ids=tok, use_cache=True, logits_to_keep=1, **{name: cache}), device)
+        for i in range(n + 3):
+            ms = bare_time_ms(lambda: model(input_ids=tok, use_cache=True, logits_to_keep=1, **{name: cache}), device)
             cache.crop(-1)
-            if i:  # the first step is the warm-up
+            if i >= 3:  # the first steps settle the cache and warm up
                 out.append(ms)
         return out
 
@@ -80,14 +93,22 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
+    from ctxscope.core.loading import load_config
+
     loaded = load_model(ModelSpec(args.model, device=args.device, dtype=args.dtype, attn_implementation=args.attn))
     device = loaded.device
     cfg = SweepConfig(lengths=parse_lengths(args.lengths))
     measurer = Measurer(loaded, cfg)
+    # The reference builds its own model from the same config.json with plain transformers.
+    config = load_config(ModelSpec(args.model, random_weights=True))
+    config_path = f"/tmp/ctxscope-fidelity-{id(config)}"
+    config.save_pretrained(config_path)
+    reference = bare_model(config_path, str(device), loaded.dtype, loaded.attn_implementation)
+    vocab = loaded.info.vocab_size
     rows = []
     print(f"{'mode':8s} {'L':>7s} {'ctxscope ms':>12s} {'reference ms':>13s} {'ratio':>7s}")
     for length in cfg.lengths:
-        ids = measurer._ids(length)
+        ids = torch.randint(min(1000, vocab - 1), vocab, (1, length), device=device)
         for mode in ("prefill", "decode"):
             ours: list[float] = []
             ref: list[float] = []
@@ -95,8 +116,8 @@ def main() -> None:
                 point = measurer.measure(mode, length)
                 ours.append(point.latency_ms.median)
                 n = point.latency_ms.n
-                samples = reference_prefill(loaded.model, ids, device, n) if mode == "prefill" else \
-                    reference_decode(loaded.model, ids, device, n)
+                samples = bare_prefill(reference, ids, device, n) if mode == "prefill" else \
+                    bare_decode(reference, ids, device, n)
                 ref.append(statistics.median(samples))
             a, b = statistics.median(ours), statistics.median(ref)
             rows.append({"mode": mode, "length": length, "ctxscope_median_ms": a, "reference_median_ms": b,

@@ -56,6 +56,9 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-beyond-max", action="store_true", help="allow lengths above the model's maximum positions")
     p.add_argument("--force", action="store_true",
                    help="run points the memory guard predicts cannot fit in available RAM/VRAM (default: skip them)")
+    p.add_argument("--cache", choices=("dynamic", "static"), default="dynamic",
+                   help="KV cache class: dynamic (transformers' default, grows by copying) or static (preallocated "
+                        "for L+1 tokens, written in place, as compiled generation uses it)")
     p.add_argument("--isolation", choices=("off", "strict"), default="off",
                    help="strict: refuse to start while another process holds the GPU (on CPU: keeps a core busy); "
                         "either way each point records what else ran and is flagged 'contended' past a threshold")
@@ -131,7 +134,7 @@ def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tupl
                        min_repeats=args.min_repeats, max_repeats=args.max_repeats, budget_s=args.budget,
                        target_rel_iqr=args.target_spread, continue_after_oom=args.continue_after_oom,
                        allow_beyond_max=args.allow_beyond_max, force=args.force, threads=args.threads,
-                       isolation=args.isolation, seed=args.seed,
+                       isolation=args.isolation, cache=args.cache, seed=args.seed,
                        attention=attention,
                        attention_text=args.text, needle=args.needle, needle_depth=args.needle_depth)
 

@@ -118,8 +118,10 @@ def calibrated_start(probe: Callable[[int], Probe], *, granularity: int, predict
 
 
 def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callable[[int], Probe]:
-    """A probe: one untimed pass at a length; fits when it neither runs out of memory
-    nor peaks above the budget (GPU: allocator peak; CPU: process RSS high-water)."""
+    """A probe: one untimed pass at a length, exactly what the sweep runs there (a
+    prefill that keeps its cache; for decode, that prefill and one step); fits when it
+    neither runs out of memory nor peaks above the budget (GPU: the allocator's reserved
+    peak; CPU: the process's RSS high-water)."""
     import torch
 
     from ctxscope.core.compat import cache_kwargs, output_cache
@@ -146,7 +148,9 @@ def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callab
                                         **cache_kwargs(loaded.model, output_cache(out)))
                     del step
                 del out
-            peak = mem.peak_allocated if mem.peak_allocated is not None else mem.peak_rss
+            # On a GPU the reserved peak: what the allocator took from the device (the
+            # allocated peak plus fragmentation) is what a memory fraction limits.
+            peak = mem.peak_reserved if mem.peak_reserved is not None else mem.peak_rss
         except Exception as exc:
             if is_context_error(exc):
                 raise DeviceError(CONTEXT_LOST) from None

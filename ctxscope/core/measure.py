@@ -81,7 +81,10 @@ class Measurer:
         # Keep only the last position's logits, as generate() does: full logits at 32k
         # tokens would cost vocab·L floats that no user pays in practice.
         self.head_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-        self._handoff_wanted = cfg.reuse_prefill_cache and loaded.info.is_decoder and "decode" in (modes or ("decode",))
+        self.static = cfg.cache == "static"
+        # A static cache is reset after every prefill call: nothing to hand over.
+        self._handoff_wanted = (cfg.reuse_prefill_cache and not self.static and loaded.info.is_decoder
+                                and "decode" in (modes or ("decode",)))
         self._handoff: tuple[int, Any] | None = None
         self._warm = False
         #: The timed window of the last measured point (telemetry is summarised over it).
@@ -103,6 +106,14 @@ class Measurer:
         ids = random_token_ids(length, self.cfg.batch_size, self.loaded.info.vocab_size,
                                seed=self.cfg.seed + salt, exclude=self.exclude)
         return ids.to(self.device)
+
+    def _static_cache(self, length: int) -> Any:
+        """A ``StaticCache`` for a prompt of ``length`` and one generated token, allocated
+        up front on the model's device (as compiled generation sizes it)."""
+        from transformers import StaticCache
+
+        cache = StaticCache(config=self.model.config, max_cache_len=length + 1)
+        return cache
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():
@@ -164,7 +175,18 @@ class Measurer:
                 tokens = batch
             else:
                 ids = self._ids(length)
-                if mode == "prefill":
+                if mode == "prefill" and self.static:
+                    cache = self._static_cache(length)
+
+                    def call() -> Any:
+                        return self.model(input_ids=ids, use_cache=True, **cache_kwargs(self.model, cache),
+                                          **self.head_kwargs)
+                    # The buffer is allocated before the memory pass and reset (untimed)
+                    # after each call: a static cache's memory is all "before".
+                    samples, memory, last = self._run_phases(call, lambda out: cache_bytes(cache), after=cache.reset,
+                                                             kv_before=cache_bytes(cache))
+                    del cache
+                elif mode == "prefill":
                     def call() -> Any:
                         return self.model(input_ids=ids, use_cache=True, **self.head_kwargs)
                     samples, memory, last = self._run_phases(call, lambda out: cache_bytes(output_cache(out)),
@@ -192,9 +214,12 @@ class Measurer:
             cache = self._handoff[1]
             self._handoff = None
         else:
-            cache = DynamicCache(config=self.model.config)
-            if hasattr(cache, "activate_past_recording"):
-                cache.activate_past_recording()  # sliding-window layers cannot be cropped otherwise
+            if self.static:
+                cache = self._static_cache(length)
+            else:
+                cache = DynamicCache(config=self.model.config)
+                if hasattr(cache, "activate_past_recording"):
+                    cache.activate_past_recording()  # sliding-window layers cannot be cropped otherwise
             ids = self._ids(length)
             out = self.model(input_ids=ids, use_cache=True, **cache_kwargs(self.model, cache), **self.head_kwargs)
             del out, ids
@@ -205,7 +230,9 @@ class Measurer:
                               **self.head_kwargs)
 
         def crop() -> None:
-            cache.crop(-1)  # a negative count removes that many tokens (transformers 5)
+            # A negative count removes that many tokens (transformers 5); a static cache
+            # only moves its write position back, and the next step overwrites the slot.
+            cache.crop(-1)
 
         for _ in range(SETTLE_STEPS):
             self._check_stop()

@@ -61,6 +61,7 @@ class Settings:
     reuse_prefill_cache: bool = True
     attention: dict | None = None  # tiles, layers, text, needle, needle_depth when captured
     force: bool = False  # points the memory guard predicted cannot fit were run anyway
+    cache: str = "dynamic"  # the KV cache class: dynamic (concatenating) or static (preallocated)
 
 
 @dataclass(frozen=True, slots=True)

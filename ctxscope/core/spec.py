@@ -50,6 +50,10 @@ class SweepConfig:
         CPU threads torch uses for the sweep (``None``: leave torch's setting). Set for
         the sweep only and restored after; recorded in the run either way, since CPU
         latencies depend on it.
+    cache
+        ``"dynamic"`` (transformers' default ``DynamicCache``: grows by concatenation,
+        copying the cache at every step) or ``"static"`` (``StaticCache``: preallocated
+        for L + 1 tokens and written in place, as compiled generation uses it).
     isolation
         ``"off"``, or ``"strict"``: refuse to start while another process holds the
         GPU (on CPU: while other processes keep a core busy), as optimum-benchmark's
@@ -76,6 +80,7 @@ class SweepConfig:
     force: bool = False
     threads: int | None = None
     isolation: str = "off"
+    cache: str = "dynamic"
     seed: int = 0
     telemetry_hz: float = 10.0
     reuse_prefill_cache: bool = True

@@ -81,6 +81,16 @@ def validate(loaded: LoadedModel, cfg: SweepConfig) -> tuple[str, ...]:
         raise BadInputError("lengths must be a non-empty list of positive token counts")
     if cfg.batch_size <= 0:
         raise BadInputError(f"batch size must be at least 1, not {cfg.batch_size}")
+    if cfg.cache not in ("dynamic", "static"):
+        raise BadInputError(f"unknown cache {cfg.cache!r}: use dynamic or static")
+    if cfg.cache == "static" and not loaded.info.is_decoder:
+        raise BadInputError("--cache applies to decoders (an encoder keeps no KV cache)")
+    window = loaded.info.sliding_window
+    if cfg.cache == "static" and window and max(cfg.lengths) + 1 > window:
+        # A static sliding layer longer than its window rolls over and cannot be cropped
+        # back to the same depth: decode at depth L would not stay at L.
+        raise BadInputError(f"--cache static: {loaded.info.source} has {window}-token sliding windows; lengths "
+                            f"must stay below {window} (the dynamic cache measures any length)")
     if cfg.isolation not in ("off", "strict"):
         raise BadInputError(f"unknown isolation {cfg.isolation!r}: use off or strict")
     if cfg.threads is not None and cfg.threads < 1:
@@ -109,7 +119,8 @@ def _settings(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tim
                     target_rel_iqr=cfg.target_rel_iqr, continue_after_oom=cfg.continue_after_oom,
                     allow_beyond_max=cfg.allow_beyond_max, device_map=loaded.device_map,
                     threads=torch.get_num_threads(), timer=timer,
-                    reuse_prefill_cache=cfg.reuse_prefill_cache, attention=attention_settings(cfg), force=cfg.force)
+                    reuse_prefill_cache=cfg.reuse_prefill_cache, attention=attention_settings(cfg), force=cfg.force,
+                    cache=cfg.cache)
 
 
 def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | None = None,

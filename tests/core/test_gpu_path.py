@@ -253,3 +253,16 @@ def test_flash_attention_in_float32_is_refused_before_loading(tiny_config_files)
         check_source(spec)
     with pytest.raises(BadInputError, match="only in float16 or bfloat16"):
         load_model(spec)
+
+
+def test_attention_accumulates_on_each_layers_device() -> None:
+    """Under a device map the input sits on one GPU and later layers on others: each
+    layer's sums must live where its probabilities are (here: input 'meta', layer CPU)."""
+    from ctxscope.core.attention.collect import _Accumulator
+    from ctxscope.core.attention.config import CaptureConfig
+
+    acc = _Accumulator(CaptureConfig(tiles=4), {0}, 8, 2, torch.device("meta"))
+    probs = torch.full((1, 2, 8, 8), 1 / 8)
+    acc.add(0, probs, torch.full((1, 2, 8), 8), 0, causal=False)
+    [layer] = acc.result(8)
+    assert layer.maps.shape == (2, 4, 4) and abs(float(layer.maps.sum()) - 2 * 4) < 1e-5

@@ -42,7 +42,7 @@ def spy_calls(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> list[t
     def forward(*args, **kwargs):
         ids = kwargs["input_ids"]
         cache = kwargs.get(cache_argument(model))
-        calls.append((ids.shape[0], ids.shape[1], cache.get_seq_length() if cache is not None else 0))
+        calls.append((ids.shape[0], ids.shape[1], int(cache.get_seq_length()) if cache is not None else 0))
         return original(*args, **kwargs)
 
     monkeypatch.setattr(model, "forward", forward)
@@ -292,3 +292,32 @@ def test_same_inputs_for_same_seed() -> None:
     assert torch.equal(a, b) and a.shape == (2, 100)
     assert not torch.isin(a, torch.tensor([0, 1, 2])).any()
     assert not torch.equal(a, random_token_ids(100, 2, 50, seed=4, exclude={0, 1, 2}))
+
+
+def test_static_cache_steps_at_exact_depth(tiny_config_files: dict[str, Path], monkeypatch) -> None:
+    """--cache static: one preallocated buffer of L + 1 tokens, written in place; every
+    timed step sees exactly L cached tokens and equals a full recompute."""
+    from transformers import StaticCache
+
+    loaded = load_model(ModelSpec(str(tiny_config_files["llama"]), device="cpu"))
+    model = loaded.model
+    ids, nxt = torch.randint(3, 256, (1, 40)), torch.tensor([[7]])
+    with torch.inference_mode():
+        reference = model(input_ids=torch.cat([ids, nxt], 1)).logits[:, -1]
+        cache = StaticCache(config=model.config, max_cache_len=41)
+        model(input_ids=ids, use_cache=True, **cache_kwargs(model, cache))
+        for _ in range(3):
+            step = model(input_ids=nxt, use_cache=True, **cache_kwargs(model, cache)).logits[:, -1]
+            cache.crop(-1)
+            assert int(cache.get_seq_length()) == 40
+            torch.testing.assert_close(step, reference, atol=1e-4, rtol=1e-4)
+    calls = spy_calls(model, monkeypatch)
+    _, run = drain(run_sweep(loaded, fast_config((32, 64), cache="static")))
+    assert run.header.settings.cache == "static" and all(p.status == "ok" for p in run.points)
+    steps = {c for c in calls if c[1] == 1} - {(1, 1, 16)}  # the process warm-up's own step is at 16
+    assert steps == {(1, 1, 32), (1, 1, 64)}  # steps at depth exactly L
+    for p in run.points:  # the buffer holds L + 1 tokens from the start
+        assert p.memory.kv_cache_bytes == kv_formula(loaded.info, p.length + 1, 1, 4)
+    mistral = load_model(ModelSpec(str(tiny_config_files["mistral"]), device="cpu"))
+    with pytest.raises(BadInputError, match="16-token sliding windows"):
+        next(run_sweep(mistral, fast_config((64,), cache="static")))

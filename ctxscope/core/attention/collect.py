@@ -68,11 +68,18 @@ class _Accumulator:
         edges = tile_edges(length, cfg.tiles)
         self.edges = edges
         self.t = len(edges) - 1
-        # tile index of every token position
-        self.tile_of = torch.as_tensor(np.searchsorted(edges, np.arange(length), side="right") - 1, device=device)
+        # tile index of every token position, one copy per device that asks (a model
+        # spread over GPUs by a device map runs its layers on several)
+        self._tile_index = np.searchsorted(edges, np.arange(length), side="right") - 1
+        self._tile_of: dict[torch.device, torch.Tensor] = {}
         self.rows = {(r + length if r < 0 else r) for r in cfg.profile_rows}
         self.data: dict[int, _Layer] = {}
-        self.device = device
+        self.device = device  # the input's; each layer accumulates on its own device
+
+    def tile_of(self, device: torch.device) -> torch.Tensor:
+        if device not in self._tile_of:
+            self._tile_of[device] = torch.as_tensor(self._tile_index, device=device)
+        return self._tile_of[device]
 
     def budget_for(self, batch: int, keys: int, module: torch.nn.Module) -> int:
         """Score elements per chunk. Unless set, about a quarter of the forward pass's
@@ -86,14 +93,15 @@ class _Accumulator:
     def wants(self, layer: int | None) -> bool:
         return layer is not None and layer in self.layers
 
-    def _layer(self, layer: int) -> _Layer:
+    def _layer(self, layer: int, device: torch.device) -> _Layer:
         if layer not in self.data:
-            z = lambda: torch.zeros(self.heads, dtype=torch.float64, device=self.device)  # noqa: E731
+            z = lambda: torch.zeros(self.heads, dtype=torch.float64, device=device)  # noqa: E731
             # Maps accumulate in float32 (sums of ≤ L/T values ≤ 1: ample precision) to keep
             # them at the size they are stored in; the small statistics use float64.
+            # On the layer's own device: under a device map it need not be the input's.
             self.data[layer] = _Layer(
-                maps=torch.zeros(self.heads, self.t, self.t, dtype=torch.float32, device=self.device),
-                rows=torch.zeros(self.t, dtype=torch.float64, device=self.device),
+                maps=torch.zeros(self.heads, self.t, self.t, dtype=torch.float32, device=device),
+                rows=torch.zeros(self.t, dtype=torch.float64, device=device),
                 sums={n: z() for n in STAT_NAMES}, counts={n: z() for n in STAT_NAMES})
         return self.data[layer]
 
@@ -102,10 +110,11 @@ class _Accumulator:
         b, h, c, lk = probs.shape
         if lk != self.length:
             raise CaptureUnsupported(f"layer {layer} saw {lk} keys for {self.length} tokens (a cache was used?)")
-        acc = self._layer(layer)
-        q_tiles = self.tile_of[q_start:q_start + c]
+        acc = self._layer(layer, probs.device)
+        tile_of = self.tile_of(probs.device)
+        q_tiles = tile_of[q_start:q_start + c]
         key_tiles = torch.zeros(b, h, c, self.t, dtype=torch.float32, device=probs.device)
-        key_tiles.index_add_(3, self.tile_of, probs)  # exact per-tile sums, no cumulative drift
+        key_tiles.index_add_(3, tile_of, probs)  # exact per-tile sums, no cumulative drift
         acc.maps.index_add_(1, q_tiles, key_tiles.sum(0))
         acc.rows.index_add_(0, q_tiles, torch.full((c,), float(b), dtype=torch.float64, device=probs.device))
         qpos = torch.arange(q_start, q_start + c, device=probs.device, dtype=torch.float32)
