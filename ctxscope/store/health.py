@@ -74,7 +74,8 @@ def history_findings(path: Path) -> list[Finding]:
     else:
         out.append(Finding("data directory", "ok", f"{path.parent} ({fmt_free(path.parent)})"))
     if not path.exists():
-        out.append(Finding("run history", "info", f"{path}: no runs yet"))
+        out.append(Finding("run history", "ok" if problem is None else "info",
+                           f"{path}: no runs yet (made by the first sweep)"))
     else:
         found = _contents(path)
         out.append(found)
