@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ctxscope.store.db import RunStore
 
 PENDING = "pending"
+IMPORT_WAIT_S = 0.2
 # Rowids probed past the last row that read, when the table's largest rowid cannot be read.
 _PROBE_PAST = 20_000
 
@@ -206,9 +207,12 @@ def import_pending(store: RunStore) -> list[str]:
                 continue  # its sweep still runs and adds it itself
             run = replace(run, status="interrupted")
         try:
-            store.upsert_run(run, live=False)
+            # Not the full busy timeout: an open (the app's History tab included) must not
+            # stall on a history still locked; the files simply wait for the next start.
+            with store.waiting(IMPORT_WAIT_S):
+                store.upsert_run(run, live=False)
         except HistoryError:
-            break  # still unavailable: the files wait for the next start
+            break
         path.unlink(missing_ok=True)
         added.append(run.id)
     notices = []

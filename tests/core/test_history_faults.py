@@ -169,6 +169,10 @@ def test_a_locked_history_costs_no_point(capsys, monkeypatch, tiny_config_files,
         kept = load_run(pending)
         assert "locked by another process" in line and str(pending) in line and "all 4 points" in line
         assert kept.status == "complete" and len(kept.points) == 4 and kept.id in out
+        monkeypatch.delenv("CTXSCOPE_HISTORY_WAIT")  # readers never wait the full 10 s for a writer
+        started = time.monotonic()
+        code, listing, _ = run_cli(capsys, "runs", "list", "--format", "json")
+        assert code == 0 and json.loads(listing) == [] and pending.exists() and time.monotonic() - started < 3
     code, listing, err = run_cli(capsys, "runs", "list", "--format", "json")
     [row] = json.loads(listing)
     assert code == 0 and row["id"] == kept.id and row["status"] == "complete" and row["points_total"] == 4
