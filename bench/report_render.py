@@ -1,19 +1,51 @@
 """Report rendering: wall time and size of the self-contained HTML report for one run and
-for comparisons of several, from real run files (or synthetic runs when none are given).
+for comparisons of several, from real run files (or synthetic runs when none are given);
+then large runs, each in a fresh process: a 10,000-point run file loaded and reported
+(HTML and Markdown), and a 200,000-point file (~200 MB) loaded.
 
     python bench/report_render.py --out bench/results/report-render-cpu.json
     python bench/report_render.py --runs a.json b.json c.json
+    git archive <before> | tar -x -C /tmp/before
+    python bench/report_render.py --before /tmp/before --out ...   # the same large cases, both trees
 
-No target in the issues: the figures tell whether rendering belongs off the UI thread
-(it does: the app writes reports from a worker thread).
+Targets (issue 12 item 17, issue 16 item 9): a report of a large run in seconds, and a
+run file under the size cap loaded in seconds. ``--before`` runs the large cases with
+another source tree's ``ctxscope`` in the same invocation (a timeout is recorded as such).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+
 import _common  # noqa: F401
+
+# Run in a fresh interpreter against whichever ctxscope is first on sys.path.
+_LARGE_CASE = """
+import json, sys, time
+t0 = time.perf_counter()
+from ctxscope.core.serialize import load_run
+run = load_run(sys.argv[1])
+out = {"points": len(run.points), "load_s": time.perf_counter() - t0}
+if sys.argv[2] == "report":
+    from ctxscope.report.html import render_html
+    from ctxscope.report.markdown import render_markdown
+    t1 = time.perf_counter()
+    html = render_html([run])
+    out.update(html_s=time.perf_counter() - t1, html_bytes=len(html.encode()))
+    t2 = time.perf_counter()
+    render_markdown([run])
+    out["md_s"] = time.perf_counter() - t2
+out["total_s"] = time.perf_counter() - t0
+print(json.dumps(out))
+"""
 
 
 def synthetic_runs(count: int, lengths: tuple[int, ...]) -> list:
@@ -47,6 +79,52 @@ def synthetic_runs(count: int, lengths: tuple[int, ...]) -> list:
     return runs
 
 
+def with_analytic(run):
+    """The run with the analytic block a sweep records: a row per length (CPU: no device peak)."""
+    from dataclasses import replace
+
+    rows = [{"length": n, "kv_cache_bytes": 32_768 * n, "prefill_flops": 2.47e9 * n, "decode_flops": 2.47e9,
+             "decode_bytes": 4_943_257_600 + 32_768 * n} for n in run.header.settings.lengths]
+    analytic = {"params": 1_235_814_400, "weights_bytes": 4_943_257_600, "rows": rows, "notes": [], "peak": None}
+    return replace(run, header=replace(run.header, analytic=analytic))
+
+
+def large_case(src: Path, run_file: Path, what: str, timeout: float) -> dict:
+    """One large case in a fresh process with ``src`` first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, "-c", _LARGE_CASE, str(run_file), what], env=env, cwd=src,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"finished": False, "timeout_s": timeout}
+    if done.returncode != 0:
+        return {"finished": False, "error": (done.stderr.strip().splitlines() or ["?"])[-1],
+                "wall_s": time.perf_counter() - t0}
+    return {"finished": True, **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def large_cases(before: Path | None, timeout: float) -> list[dict]:
+    """A 10,000-point run reported, a 200,000-point file loaded; after (this tree) and
+    before (``--before``), from the same files."""
+    from ctxscope.core.serialize import write_run
+
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for points, what in ((10_000, "report"), (200_000, "load")):
+            lengths = tuple(range(16, 16 + 8 * (points // 2), 8))  # prefill + decode at each
+            path = Path(tmp) / f"run-{points}.json"
+            write_run(with_analytic(synthetic_runs(1, lengths)[0]), path)
+            case = {"case": f"{points:,} points: {'load + HTML + Markdown' if what == 'report' else 'load'}",
+                    "file_bytes": path.stat().st_size}
+            trees = [("after", _common.REPO)] + ([("before", before)] if before else [])
+            for name, src in trees:
+                case[name] = large_case(src, path, what, timeout)
+                print(f"{case['case']} ({case['file_bytes'] / 1e6:.0f} MB), {name}: {case[name]}")
+            cases.append(case)
+    return cases
+
+
 def timed(fn, repeats: int) -> list[float]:
     out = []
     for _ in range(repeats):
@@ -61,6 +139,11 @@ def main() -> None:
     parser.add_argument("--runs", nargs="*", default=None, help="run files (default: synthetic runs)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another source tree (e.g. the last commit, from git archive) for the large cases")
+    parser.add_argument("--before-label", default=None, help="what the --before tree is (e.g. a commit id)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per large case and tree")
+    parser.add_argument("--no-large", action="store_true", help="skip the 10k- and 200k-point cases")
     args = parser.parse_args()
     from ctxscope.core.serialize import load_run
     from ctxscope.report.html import render_html
@@ -77,8 +160,11 @@ def main() -> None:
                       "samples_s": samples, "html_bytes": size})
         print(f"{count} run(s), {len(chosen[0].points)} points each: {statistics.median(samples):.2f} s, "
               f"{size / 1024:.0f} KiB")
+    large = [] if args.no_large else large_cases(args.before, args.timeout)
     _common.write_result(args.out, {"benchmark": "report_render", "device": "cpu",
-                                    "source": "files" if args.runs else "synthetic", "cases": cases})
+                                    "source": "files" if args.runs else "synthetic", "cases": cases,
+                                    "large": large,
+                                    "before_tree": (args.before_label or str(args.before)) if args.before else None})
 
 
 if __name__ == "__main__":

@@ -75,23 +75,22 @@ def _overlay(run: RunResult, mode: str) -> charts.Overlay:
 
 
 def _fits(runs: Sequence[RunResult], labels: Sequence[str]) -> list[dict[str, str]]:
-    """One row per run and mode: the coefficients with their standard errors, or why
-    there is no fit worth showing (too few lengths, impossible coefficients)."""
+    """One row per run and mode that ran: the coefficients with their standard errors,
+    or why there is no fit worth showing (too few lengths, impossible coefficients)."""
     out = []
     for run, label in zip(runs, labels):
         for mode in dict.fromkeys(p.mode for p in run.points):
+            if not run.ok_points(mode):
+                continue
             fit = fit_run(run, mode)
-            note = fit_note(run, mode, fit)
             row = {"label": label, "mode": mode, "a": "-", "b": "-", "c": "-", "r2": "-", "crossover": "-",
-                   "n": str(fit.n) if fit else str(len({p.length for p in run.ok_points(mode)})), "note": note or ""}
+                   "n": str(len({p.length for p in run.ok_points(mode)})), "note": fit_note(run, mode, fit) or ""}
             if fit is not None:
                 a_err, b_err, c_err = fit.errors
                 row.update(a=f"{fit.a:.4g} ± {a_err:.2g}", b=f"{fit.b:.4g} ± {b_err:.2g}",
                            c=f"{fit.c:.4g} ± {c_err:.2g}", r2=f"{fit.r2:.4f}" if fit.physical else "-",
                            crossover=f"{fit.crossover:,.0f}" if fit.crossover else
                            "-" if not fit.physical else "none (no significant c·L²)")
-            if not run.ok_points(mode):
-                continue
             out.append(row)
     return out
 

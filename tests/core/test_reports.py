@@ -405,3 +405,44 @@ def test_prefill_only_run_in_a_comparison_draws_no_empty_chart() -> None:
         assert not any("e+" in t or "×" in t or "$" in t for t in labels), labels
     baseline_prefill_only = render_html([prefill_only, full])
     assert "decode: latency relative" not in baseline_prefill_only  # no baseline point: no ratios
+
+
+def test_decimation_keeps_every_extreme() -> None:
+    import numpy as np
+
+    from ctxscope.report.axes import thin, thin_band
+
+    x = np.arange(16, 16 + 8 * 5000, 8, dtype=float)
+    rng = np.random.default_rng(1)
+    y = 1 + rng.random(len(x))
+    y[1234], y[4321] = 50.0, 0.01  # one spike, one dip
+    tx, ty = thin(x, y)
+    assert len(tx) <= 600 and ty.max() == 50.0 and ty.min() == 0.01 and np.all(np.diff(tx) > 0)
+    lo, hi = y * 0.9, y * 1.1
+    bx, blo, bhi = thin_band(x, lo, hi)
+    assert len(bx) <= 600
+    for i in rng.integers(0, len(x), 200).tolist() + [1234, 4321]:  # every point lies inside the drawn band
+        inside = (bx[0::2] <= x[i]) & (x[i] <= bx[1::2])
+        assert inside.any() and blo[0::2][inside].min() <= lo[i] and bhi[0::2][inside].max() >= hi[i]
+
+
+def test_a_ten_thousand_point_report_is_fast_and_keeps_every_point() -> None:
+    # Issue 12 item 17: an HTML report of a 10,000-point run did not finish within minutes.
+    import time
+
+    from tests.core.test_efficiency import ANALYTIC
+
+    lengths = tuple(range(16, 16 + 8 * 5000, 8))
+    run = make_run("big", lengths=lengths)
+    # As a sweep writes it: an analytic row per length (looked up for every point).
+    analytic = {**ANALYTIC, "rows": [{**ANALYTIC["rows"][0], "length": n} for n in lengths]}
+    run = replace(run, header=replace(run.header, analytic=analytic))
+    t0 = time.perf_counter()
+    html = render_html([run])
+    md = render_markdown([run, replace(run, header=replace(run.header, id="big2"))])
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 60, elapsed  # ≈ 3 s on a 2-core VM; minutes before
+    svgs = _svgs(html)
+    assert svgs and max(len(s) for s in svgs) < 250_000, [len(s) for s in svgs]  # drawn decimated...
+    assert html.count('<td class="l status-ok">ok</td>') == 10_000  # ...while the points table keeps every point
+    assert md.count("\n| ") < 60  # Markdown shows a sample of rows, as before
