@@ -29,6 +29,7 @@ from ctxscope.core.results import RunResult
 from ctxscope.core.serialize import header_to_dict, load_run, point_to_dict, write_run
 from ctxscope.core.sweep import run_sweep
 from ctxscope.store import RunStore
+from ctxscope.store.schema import USER_VERSION
 from tests.conftest import drain, fast_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -511,7 +512,7 @@ def test_a_version_1_history_still_opens_and_is_migrated(run: RunResult, tmp_pat
     with RunStore(db) as store:  # migrated by the first writer
         assert store.get_run(run.id).points == run.points
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == USER_VERSION
         assert "pid_started" in [r[1] for r in conn.execute("PRAGMA table_info(runs)")]
 
 
