@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Union
 
+from ctxscope.core.quality.records import QualityPoint
 from ctxscope.core.results import Point, RunHeader
 from ctxscope.core.telemetry import TelemetrySample
 
@@ -56,4 +57,4 @@ class AttentionResult:
     error: str | None = None
 
 
-SweepEvent = Union[SweepStarted, Progress, PointResult, PointFailed, AttentionResult, TelemetrySample]
+SweepEvent = Union[SweepStarted, Progress, PointResult, PointFailed, AttentionResult, QualityPoint, TelemetrySample]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ctxscope.core.quality.records import QualityResult
 from ctxscope.core.stats import LatencyStats
 
 SCHEMA = "ctxscope.run/1"
@@ -62,6 +63,7 @@ class Settings:
     attention: dict | None = None  # tiles, layers, text, needle, needle_depth when captured
     force: bool = False  # points the memory guard predicted cannot fit were run anyway
     cache: str = "dynamic"  # the KV cache class: dynamic (concatenating) or static (preallocated)
+    quality: dict | None = None  # quality passes: what was asked, the text and windows used (core.quality)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,7 @@ class RunResult:
     finished: str | None = None
     attention: tuple[dict, ...] = field(default=())
     error: str | None = None  # why a failed run stopped (e.g. the CUDA context was lost)
+    quality: QualityResult | None = None  # loss points and needle trials, when quality passes ran
 
     @property
     def id(self) -> str:

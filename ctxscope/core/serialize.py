@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ctxscope.core.errors import RunFileError
+from ctxscope.core.quality.records import check_settings as check_quality_settings
+from ctxscope.core.quality.records import quality_from_dict
 from ctxscope.core.results import (
     POINT_STATUSES,
     RUN_STATUSES,
@@ -90,6 +92,10 @@ def run_to_dict(run: RunResult) -> dict[str, Any]:
     out = header_to_dict(run.header)
     out.update(status=run.status, finished=run.finished,
                points=[point_to_dict(p) for p in run.points], attention=list(run.attention))
+    if run.quality is not None:
+        from ctxscope.core.quality.records import quality_to_dict
+
+        out["quality"] = quality_to_dict(run.quality, run.header.settings.quality)
     return out
 
 
@@ -223,6 +229,8 @@ def run_from_dict(data: Any) -> RunResult:
     model = _build(ModelInfo, data.get("model"), "model")
     settings = _build(Settings, data.get("settings"), "settings")
     settings = Settings(**{**asdict(settings), **_tuple_fields(settings, "modes", "lengths")})
+    if settings.quality is not None:
+        check_quality_settings(settings.quality)
     for i, mode in enumerate(settings.modes):
         _one_of(mode, MODES, f"settings.modes[{i}]")
     env = _build(Environment, data.get("environment"), "environment")
@@ -252,8 +260,9 @@ def run_from_dict(data: Any) -> RunResult:
             raise RunFileError(f"attention[{i}]: expected an object")
         if entry.get("status") is not None:  # very early captures wrote none
             _one_of(entry["status"], ATTENTION_STATUSES, f"attention[{i}].status")
+    quality = data.get("quality")
     return RunResult(header=header, status=status, points=points, finished=data.get("finished"),
-                     attention=tuple(attention))
+                     attention=tuple(attention), quality=quality_from_dict(quality) if quality is not None else None)
 
 
 def load_run(path: str | Path) -> RunResult:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ctxscope.core.errors import BadInputError, CtxscopeError, RunFileError
 from ctxscope.core.paths import data_dir_problem
+from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityResult, quality_from_dict, quality_to_dict
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.serialize import header_to_dict, point_from_dict, point_to_dict, run_from_dict
 from ctxscope.store.errors import HistoryDamaged, HistoryError, classify
@@ -91,6 +92,7 @@ class RunStore:
                 self.notices.append(recovery.recover_notice(self, quarantine.moved_to))
             self.notices += recovery.import_pending(self)
         self._has_pid_started = has_column(self.conn, "runs", "pid_started")
+        self._has_quality = has_column(self.conn, "runs", "quality_json")  # a read-only older history lacks it
 
     def _tidy_with_writer(self, quarantine: Quarantine | None) -> None:
         """For a reader: recover a quarantined history and add waiting recovery files
@@ -192,6 +194,16 @@ class RunStore:
             self.conn.execute("UPDATE runs SET attention_json = ? WHERE id = ?",
                               (json.dumps(current + entries, allow_nan=False), run_id))
 
+    def add_quality(self, run_id: str, items: list[LossPoint | NeedleTrial]) -> None:
+        """Append quality records (loss points, needle trials) to the run's ``quality_json``."""
+        with self._transaction("write to"):
+            row = self.conn.execute("SELECT quality_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+            current = quality_from_dict(json.loads(row[0])) if row and row[0] else QualityResult()
+            for item in items:
+                current = current.add(item)
+            self.conn.execute("UPDATE runs SET quality_json = ? WHERE id = ?",
+                              (json.dumps(quality_to_dict(current), allow_nan=False), run_id))
+
     def finish_run(self, run_id: str, status: str, finished: str | None) -> None:
         with self._transaction("write to"):
             self.conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, finished, run_id))
@@ -218,6 +230,9 @@ class RunStore:
         self.conn.execute("UPDATE runs SET status = ?, finished = ?, attention_json = ? WHERE id = ?",
                           (status, None if live else run.finished,
                            json.dumps(list(run.attention), allow_nan=False) if run.attention else None, run.id))
+        if run.quality is not None:
+            self.conn.execute("UPDATE runs SET quality_json = ? WHERE id = ?",
+                              (json.dumps(quality_to_dict(run.quality), allow_nan=False), run.id))
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run, its points and its attention maps (only ever inside the
@@ -274,9 +289,10 @@ class RunStore:
     def get_run(self, run_id: str) -> RunResult:
         full = self.resolve(run_id)
         with self._guard("read"):
-            status, finished, pid, started, header_json, attention_json = self.conn.execute(
-                f"SELECT r.status, r.finished, r.pid, {self._started_column()}, r.header_json, r.attention_json"
-                " FROM runs r WHERE r.id = ?", (full,)).fetchone()
+            quality_column = "r.quality_json" if self._has_quality else "NULL"
+            status, finished, pid, started, header_json, attention_json, quality_json = self.conn.execute(
+                f"SELECT r.status, r.finished, r.pid, {self._started_column()}, r.header_json, r.attention_json,"
+                f" {quality_column} FROM runs r WHERE r.id = ?", (full,)).fetchone()
             rows = self.conn.execute("SELECT point_json FROM points WHERE run_id = ? ORDER BY seq",
                                      (full,)).fetchall()
         try:
@@ -285,6 +301,8 @@ class RunStore:
                 raise RunFileError("its header does not belong to it")
             data.update(status=_status(status, pid, started), finished=finished,
                         attention=json.loads(attention_json) if attention_json else [], points=[])
+            if quality_json:
+                data["quality"] = json.loads(quality_json)
             run = run_from_dict(data)  # validates the id as strictly as a file's
             points = tuple(point_from_dict(json.loads(r[0]), f"points[{i}]") for i, r in enumerate(rows))
         except (RunFileError, ValueError) as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, SweepStarted
+from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint, QualityResult
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.store.attention_files import AttentionWriter
 from ctxscope.store.db import RunStore
@@ -42,6 +43,7 @@ class RunRecorder:
         self.header: RunHeader | None = None
         self.points: list[Point] = []
         self.attention: list[dict] = []
+        self.quality: list[LossPoint | NeedleTrial] = []
         self.problem = problem
         self.kept_in: Path | None = None
         self.stored = False
@@ -49,6 +51,7 @@ class RunRecorder:
         self._created = False
         self._synced_points = 0
         self._synced_attention = 0
+        self._synced_quality = 0
         self._failing = store is None and history is not None
         self._retry_at = 0.0
 
@@ -72,6 +75,9 @@ class RunRecorder:
                 self._writer.add(event)
             self.attention.extend(event.entries)
             self._sync()
+        elif isinstance(event, QualityPoint) and self.header is not None:
+            self.quality.append(event.item)
+            self._sync()
 
     def finish(self, result: RunResult) -> None:
         """The sweep ended: store its final status, waiting the full busy timeout."""
@@ -87,8 +93,12 @@ class RunRecorder:
 
     def snapshot(self, status: str = "running") -> RunResult:
         assert self.header is not None
+        quality = None
+        if self.header.settings.quality is not None:
+            quality = QualityResult(loss=tuple(q for q in self.quality if isinstance(q, LossPoint)),
+                                    needle=tuple(q for q in self.quality if isinstance(q, NeedleTrial)))
         return RunResult(header=self.header, status=status, points=tuple(self.points),
-                         attention=tuple(self.attention))
+                         attention=tuple(self.attention), quality=quality)
 
     # -- the history, and what to do when it fails ---------------------------------
     def _sync(self, final: RunResult | None = None, *, patient: bool = False) -> None:
@@ -117,6 +127,7 @@ class RunRecorder:
                     self.store.upsert_run(run, live=final is None)
             self._created, self._failing = True, False
             self._synced_points, self._synced_attention = len(self.points), len(self.attention)
+            self._synced_quality = len(self.quality)
             self._drop_pending()
             return
         if not self._created:
@@ -128,6 +139,9 @@ class RunRecorder:
         if self._synced_attention < len(self.attention):
             self.store.add_attention(self.header.id, self.attention[self._synced_attention:])
             self._synced_attention = len(self.attention)
+        if self._synced_quality < len(self.quality):
+            self.store.add_quality(self.header.id, self.quality[self._synced_quality:])
+            self._synced_quality = len(self.quality)
         if final is not None:
             self.store.finish_run(final.id, final.status, final.finished)
 

@@ -93,9 +93,10 @@ def read_damaged(path: Path) -> Recovered:
         raise classify(exc, path, "recover") from None
     try:
         finished = "finished" if has_column(conn, "runs", "finished") else "NULL"
-        headers: dict[str, tuple[str, str | None, str | None, str | None]] = {}
+        quality = "quality_json" if has_column(conn, "runs", "quality_json") else "NULL"
+        headers: dict[str, tuple[str, str | None, str | None, str | None, str | None]] = {}
         lost_runs = lost_points = 0
-        for row in _rows(conn, "runs", f"id, status, {finished}, header_json, attention_json"):
+        for row in _rows(conn, "runs", f"id, status, {finished}, header_json, attention_json, {quality}"):
             if row is None or not valid_run_id(row[0]):
                 lost_runs += 1
             else:
@@ -119,12 +120,14 @@ def read_damaged(path: Path) -> Recovered:
     # Points whose run row is lost tell of runs the row walk could not count.
     lost_runs = max(lost_runs, len(orphans))
     runs = []
-    for run_id, (status, done, header_json, attention_json) in headers.items():
+    for run_id, (status, done, header_json, attention_json, quality_json) in headers.items():
         try:
             data = json.loads(header_json)
             # Whatever was running then was cut off by the damage.
             data.update(status="interrupted" if status == "running" else status, finished=done,
                         attention=json.loads(attention_json) if attention_json else [], points=[])
+            if quality_json:
+                data["quality"] = json.loads(quality_json)
             run = run_from_dict(data)
             if run.id != run_id:
                 raise RunFileError("header of another run")

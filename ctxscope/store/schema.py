@@ -2,7 +2,8 @@
 
 Version 1: runs + points. Version 2 adds ``runs.pid_started`` (the recording process's
 start time), so a run whose process id was reused by another process is still seen
-as interrupted. Older databases are migrated on the first writable open and read as
+as interrupted. Version 3 adds ``runs.quality_json`` (the quality passes' loss points and
+needle trials, appended as they are measured). Older databases are migrated on the first writable open and read as
 they are by read-only ones."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from ctxscope.store.errors import HistoryUnusable
 
-USER_VERSION = 2
+USER_VERSION = 3
 
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS runs (
@@ -29,7 +30,8 @@ _TABLES = (
     batch_size INTEGER NOT NULL,
     header_json TEXT NOT NULL,
     attention_json TEXT,
-    pid_started REAL
+    pid_started REAL,
+    quality_json TEXT
 )""",
     """CREATE TABLE IF NOT EXISTS points (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -69,6 +71,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
                 conn.execute(statement)
             if not has_column(conn, "runs", "pid_started"):  # a version-1 database
                 conn.execute("ALTER TABLE runs ADD COLUMN pid_started REAL")
+            if not has_column(conn, "runs", "quality_json"):  # a version-1 or -2 database
+                conn.execute("ALTER TABLE runs ADD COLUMN quality_json TEXT")
             conn.execute(f"PRAGMA user_version={USER_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

@@ -1,0 +1,214 @@
+"""The quality passes inside a sweep: prepared before the first point (bad input fails
+before anything is measured), then run at each length after that length's timed points.
+
+Never timed and never touching the timed passes' kernel or cache: each forward is a
+fresh, cache-less call of the model as loaded. The stop event is checked between
+forward passes; an out-of-memory or other failure is a recorded point.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ctxscope.core.errors import BadInputError
+from ctxscope.core.memory import classify_failure, release
+from ctxscope.core.quality import loss as loss_mod
+from ctxscope.core.quality import needle as needle_mod
+from ctxscope.core.quality.config import QualityConfig, check_config
+from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint, QualityResult
+from ctxscope.core.quality.texts import Document, read_document, sentence_ends, tokenize
+
+_TOKENS_CACHE: dict[tuple[str, str, int, str], np.ndarray] = {}
+
+
+@dataclass
+class QualityPlan:
+    """What the passes need, prepared once per sweep. Holds the tokenizer: it stays in
+    the sweep's thread. ``note`` (and nothing else) when quality does not apply."""
+
+    cfg: QualityConfig
+    settings: dict[str, Any]
+    note: str | None = None
+    tokenizer: Any = None
+    ids: np.ndarray | None = None
+    ends: np.ndarray | None = None
+    starts: tuple[int, ...] = ()
+    failed: set[str] = field(default_factory=set)  # kinds that ran out of memory
+    controls_done: bool = False
+    result: QualityResult = field(default_factory=QualityResult)  # everything yielded so far
+
+
+def not_applicable(info: Any) -> str | None:
+    """Why quality cannot be measured on this model (one line), or ``None``."""
+    if info.random_weights:
+        return (f"quality refused: {info.source} has random weights (a preset, a config file or --random-weights), "
+                "so its loss and retrieval would measure noise")
+    if not info.is_decoder:
+        return (f"quality does not apply to {info.source}: an encoder predicts no next token "
+                "(loss vs context and needle retrieval are for decoders)")
+    return None
+
+
+def _tokens(document: Document, tokenizer: Any) -> np.ndarray:
+    # The app sweeps the same model again and again: tokenising a novel takes ~1 s.
+    key = (type(tokenizer).__name__, str(getattr(tokenizer, "name_or_path", "")), len(tokenizer), document.sha256)
+    if key not in _TOKENS_CACHE:
+        _TOKENS_CACHE.clear()
+        _TOKENS_CACHE[key] = tokenize(document, tokenizer)
+    return _TOKENS_CACHE[key]
+
+
+def prepare(loaded: Any, cfg: QualityConfig, lengths: tuple[int, ...]) -> QualityPlan:
+    """Check the quality request against the model and the text before the sweep starts.
+
+    Raises
+    ------
+    BadInputError
+        Random weights, an encoder or no tokenizer (unless ``cfg.only_if_applicable``:
+        then the plan carries a note instead); a text that is unreadable, or too short
+        for the longest length (the message says the longest it supports); lengths too
+        short to hold a needle prompt.
+    """
+    from ctxscope.core.attention.text import load_tokenizer
+
+    check_config(cfg)
+    base = {"kinds": list(cfg.kinds), "claimed": loaded.info.max_positions, "fits": cfg.fits,
+            "threshold": cfg.threshold, "epsilon": cfg.epsilon}
+    reason = not_applicable(loaded.info)
+    tokenizer = load_tokenizer(loaded) if reason is None else None
+    if reason is None and tokenizer is None:
+        reason = f"quality needs {loaded.info.source}'s tokenizer to read text, and it has none"
+    if reason is not None:
+        if cfg.only_if_applicable:
+            return QualityPlan(cfg=cfg, settings={**base, "note": reason}, note=reason)
+        raise BadInputError(reason)
+    document = read_document(cfg.text)
+    ids = _tokens(document, tokenizer)
+    longest = max(lengths)
+    plan = QualityPlan(cfg=cfg, settings={}, tokenizer=tokenizer, ids=ids)
+    if "loss" in cfg.kinds:
+        plan.starts = loss_mod.place_windows(ids.shape[0], cfg.target_tokens, cfg.windows, longest)
+    if "needle" in cfg.kinds:
+        least = needle_mod.overhead(tokenizer) + needle_mod.SNAP_TOKENS
+        if min(lengths) < least:
+            raise BadInputError(f"needle retrieval needs lengths of at least {least} tokens (fact, question and "
+                                f"some text); {min(lengths)} is too short")
+        if longest > ids.shape[0]:
+            raise BadInputError(f"the text has {ids.shape[0]:,} tokens: needle haystacks up to that length, not "
+                                f"{longest:,} (texts are never tiled)")
+        plan.ends = sentence_ends(ids, tokenizer)
+    plan.settings = {**base, "text": document.name, "text_source": document.source, "text_sha256": document.sha256,
+                     "text_tokens": int(ids.shape[0]), "target_tokens": cfg.target_tokens, "windows": cfg.windows,
+                     "window_starts": list(plan.starts), "depths": [float(d) for d in cfg.depths],
+                     "seeds": cfg.seeds, "fact": needle_mod.FACT, "question": needle_mod.QUESTION}
+    return plan
+
+
+def _cap(loaded: Any, allow_beyond_max: bool) -> int | None:
+    info = loaded.info
+    return info.position_limit or (None if allow_beyond_max else info.max_positions)
+
+
+def _attempt(loaded: Any, work: Callable[[], Any]) -> tuple[Any, str, str | None]:
+    """(value, "ok", None), or (None, status, message) for a failure: a model call that
+    fails is data, and memory is released outside the except block (its traceback
+    holds the failed pass's tensors)."""
+    failure: tuple[str, str] | None = None
+    try:
+        return work(), "ok", None
+    except Exception as exc:
+        failure = classify_failure(exc)
+    release(loaded.device, collect=True)
+    return None, failure[0], failure[1]
+
+
+def run_quality(loaded: Any, plan: QualityPlan, length: int, *, seed: int, allow_beyond_max: bool,
+                continue_after_oom: bool, stop: threading.Event | None) -> Generator[QualityPoint, None, bool]:
+    """Measure the quality passes at ``length``: yield one :class:`QualityPoint` per loss
+    point and per needle trial; return ``False`` when stopped (a partial loss point is
+    dropped), else ``True``."""
+    if plan.note is not None:
+        return True
+    cap = _cap(loaded, allow_beyond_max)
+    stopped = lambda: stop is not None and stop.is_set()  # noqa: E731
+    if "loss" in plan.cfg.kinds:
+        point = yield from _loss_point(loaded, plan, length, cap, continue_after_oom, stopped)
+        if point is None:
+            return False
+        plan.result = plan.result.add(point)
+    if "needle" in plan.cfg.kinds:
+        trials: list[tuple[str, float | None, int]] = []
+        if not plan.controls_done:  # the adjacent control does not depend on the length
+            trials += [("adjacent", None, s) for s in range(plan.cfg.seeds)]
+        trials += [("grid", float(d), s) for d in plan.cfg.depths for s in range(plan.cfg.seeds)]
+        trials += [("no-key", None, s) for s in range(plan.cfg.seeds)]
+        for kind, depth, s in trials:
+            if stopped():
+                return False
+            trial = _needle_trial(loaded, plan, kind, length, depth, s, seed, cap, continue_after_oom)
+            plan.result = plan.result.add(trial)
+            yield QualityPoint(trial)
+            if kind == "adjacent":
+                plan.controls_done = True
+    return True
+
+
+def _loss_point(loaded: Any, plan: QualityPlan, context: int, cap: int | None, continue_after_oom: bool,
+                stopped: Callable[[], bool]) -> Generator[QualityPoint, None, LossPoint | None]:
+    k = plan.cfg.target_tokens
+    need = loss_mod.positions_needed(context, k)
+    point: LossPoint | None = None
+    if cap is not None and need > cap:
+        point = LossPoint(context, "skipped", f"context {context} + {k} targets needs {need} positions, beyond the "
+                                              f"model's {cap}" + ("" if loaded.info.position_limit else
+                                                                  " (--allow-beyond-max to try)"))
+    elif "loss" in plan.failed and not continue_after_oom:
+        point = LossPoint(context, "skipped", "the loss pass ran out of memory at a shorter context")
+    else:
+        t0 = time.perf_counter()
+        values: list[float] = []
+        for start in plan.starts:
+            if stopped():
+                return None
+            assert plan.ids is not None
+            value, status, error = _attempt(loaded, lambda s=start: loss_mod.window_nll(
+                loaded.model, loaded.device, plan.ids, s, context, k))
+            if status != "ok":
+                if status == "oom":
+                    plan.failed.add("loss")
+                point = LossPoint(context, status, error)
+                break
+            values.append(value)
+        else:
+            point = LossPoint(context, "ok", window_nll=tuple(values), seconds=time.perf_counter() - t0)
+    yield QualityPoint(point)
+    return point
+
+
+def _needle_trial(loaded: Any, plan: QualityPlan, kind: str, length: int, depth: float | None, s: int, seed: int,
+                  cap: int | None, continue_after_oom: bool) -> NeedleTrial:
+    assert plan.ids is not None and plan.ends is not None
+    prompt = needle_mod.build_prompt(plan.ids, plan.ends, plan.tokenizer, kind=kind, length=length, depth=depth,
+                                     seed=s, seeds=plan.cfg.seeds, sweep_seed=seed)
+    n = int(prompt.ids.shape[0])
+    base = dict(kind=kind, length=n, depth=depth, seed=s, key=prompt.key, position=prompt.position)
+    if cap is not None and n > cap:
+        return NeedleTrial(**base, status="skipped", error=f"{n} tokens is beyond the model's {cap} positions")
+    if kind != "adjacent" and "needle" in plan.failed and not continue_after_oom:
+        return NeedleTrial(**base, status="skipped", error="the needle pass ran out of memory at a shorter length")
+    t0 = time.perf_counter()
+    value, status, error = _attempt(loaded, lambda: needle_mod.score(loaded.model, loaded.device, prompt,
+                                                                     plan.tokenizer))
+    if status != "ok":
+        if status == "oom":
+            plan.failed.add("needle")
+        return NeedleTrial(**base, status=status, error=error)
+    found, logprob, answer = value
+    return NeedleTrial(**base, status="ok", found=found, key_logprob=logprob, answer=answer,
+                       seconds=time.perf_counter() - t0)

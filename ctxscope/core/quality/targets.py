@@ -1,0 +1,54 @@
+"""Log-probabilities of the last few positions only: never ``length × vocab`` logits.
+
+A 49k-token vocabulary at 8k positions is 1.6 GB of float32 logits for one sequence;
+the quality passes need the logits of K targets. Models whose forward takes
+``logits_to_keep`` (transformers' causal LMs) compute just those; others run the base
+model and apply the LM head to the kept hidden states.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+import torch
+
+
+@functools.cache
+def _takes_logits_to_keep(cls: type) -> bool:
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
+
+
+def last_logits(model: Any, ids: torch.Tensor, keep: int, *, use_keep: bool | None = None) -> torch.Tensor:
+    """Float32 logits ``[batch, keep, vocab]`` of the last ``keep`` positions of ``ids``.
+
+    One forward with no cache. ``use_keep`` forces (``True``) or bypasses (``False``)
+    ``logits_to_keep``; by default it is used where the model's forward declares it.
+    """
+    if keep < 1 or keep > ids.shape[-1]:
+        raise ValueError(f"keep must be within 1..{ids.shape[-1]}, not {keep}")
+    if use_keep is None:
+        use_keep = _takes_logits_to_keep(type(model))
+    if use_keep:
+        out = model(input_ids=ids, use_cache=False, logits_to_keep=keep)
+        return out.logits[:, -keep:].float()
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None) or model.get_decoder()
+    hidden = base(input_ids=ids, use_cache=False).last_hidden_state[:, -keep:]
+    logits = model.get_output_embeddings()(hidden).float()
+    cap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
+    if cap:  # Gemma-2 squashes its logits; the causal-LM forward would have done it
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def target_logprobs(model: Any, ids: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of ``targets`` (``[batch, K]``) given ``ids`` (``[batch, T]``)
+    whose last K − 1 tokens are ``targets[:, :-1]``, and the greedy (arg-max) token at
+    each of those K positions. The logits at position ``T − K + j`` predict ``targets[:, j]``.
+    """
+    k = targets.shape[-1]
+    logits = last_logits(model, ids, k)
+    logp = torch.log_softmax(logits, dim=-1)
+    picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return picked, logits.argmax(-1)
