@@ -30,8 +30,8 @@ from ctxscope.core.results import Point, RunHeader, RunResult, Settings
 from ctxscope.core.attention.sweep_pass import prepare as prepare_attention
 from ctxscope.core.attention.sweep_pass import run_attention
 from ctxscope.core.attention.sweep_pass import settings_of as attention_settings
-from ctxscope.core.spec import MODES, SweepConfig
 from ctxscope.core.quality.run import QualityPlan, prepare as prepare_quality, run_quality
+from ctxscope.core.spec import MODES, SweepConfig
 from ctxscope.core.telemetry import TelemetrySampler, summarize
 from ctxscope.core.timing import Cancelled
 
@@ -140,9 +140,9 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     """
     modes = validate(loaded, cfg)
     tokenizer = prepare_attention(loaded, cfg)  # bad attention input fails here, before any work
+    quality = prepare_quality(loaded, cfg.quality, cfg.lengths) if cfg.quality is not None else None
     if cfg.isolation == "strict":
         devices = model_devices(loaded.model) if loaded.device.type == "cuda" else ()
-    quality = prepare_quality(loaded, cfg.quality, cfg.lengths) if cfg.quality is not None else None
         uuids = [u for d in devices if (u := nvml.torch_uuid(d.index or 0)) is not None]
         if devices and len(uuids) < len(devices):
             raise BadInputError("--isolation strict: the GPUs cannot be identified in NVML, so isolation cannot be checked")
@@ -164,19 +164,19 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
            quality: QualityPlan | None = None) -> Generator[SweepEvent, None, RunResult]:
     measurer = Measurer(loaded, cfg, stop, modes=modes)
     settings = _settings(loaded, cfg, modes, measurer.timer.name)
-    environment = collect_environment(loaded.device)
-    header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info, settings=settings,
     if quality is not None:
         settings = replace(settings, quality=quality.settings)
+    environment = collect_environment(loaded.device)
+    header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info, settings=settings,
                        environment=environment,
                        analytic=analytic_block(loaded.config, settings.lengths, settings.dtype,
                                                environment.gpu_name if loaded.device.type == "cuda" else environment.cpu))
     yield SweepStarted(header)
     lengths = header.settings.lengths
     passes = modes + (("attention",) if cfg.attention is not None else ())
+    passes += ("quality",) if quality is not None and quality.note is None else ()
     plan = [(length, mode) for length in lengths for mode in passes]
     attention: list[dict] = []
-    passes += ("quality",) if quality is not None and quality.note is None else ()
     total_weight = sum(length for length, _ in plan)
     done_weight = 0
     points: list[Point] = []
@@ -200,8 +200,6 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                     yield result
                     yield from telemetry.drain()
                     continue
-                try:
-                    point = _measure_point(measurer, mode, length, cfg, failed_modes,
                 if mode == "quality":
                     measurer.discard_handoff()  # free the prefill cache kept for decode
                     assert quality is not None
@@ -215,6 +213,8 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                         status = "cancelled"
                         break
                     continue
+                try:
+                    point = _measure_point(measurer, mode, length, cfg, failed_modes,
                                            lambda: _guard(loaded, header, mode, length, cfg, confirm))
                 except DeviceLost as lost:
                     points.append(lost.point)
