@@ -81,20 +81,21 @@ def plot_update(n_existing: int = 60) -> dict:
     header = RunHeader("bench", "now", ModelInfo("m", "A", "a", 1, True, 1, 1, 1, 1, 1, 1, None, True),
                        Settings("cpu", "float32", "sdpa", 1, ("prefill", "decode"), (1,), 1, 0, 1, 1, 1.0, 0.05, False,
                                 False), Environment(None, None, None, None, "", "", "", "", "", memory_bytes=2**34))
-    window._begin_run(header)
+    live = window.live
+    live.begin_run(header)
     for i in range(n_existing):
-        window._add_point("bench", point("prefill" if i % 2 else "decode", 64 * (i // 2 + 1)))
+        live.add_point("bench", point("prefill" if i % 2 else "decode", 64 * (i // 2 + 1)))
     app.processEvents()
     window.flush_views()
     app.processEvents()
     update, turns = [], []
     for i in range(40):
         t0 = time.perf_counter()
-        window._add_point("bench", point("prefill", 64 * (n_existing + i)))
+        live.add_point("bench", point("prefill", 64 * (n_existing + i)))
         # Each queued slice is one event-loop turn: time them one by one, paint included.
-        while window._pending:
+        while len(live.scheduler):
             t1 = time.perf_counter()
-            window._on_drain_timeout()
+            live.scheduler._on_timer_timeout()
             app.processEvents()
             turns.append((time.perf_counter() - t1) * 1e3)
         update.append((time.perf_counter() - t0) * 1e3)

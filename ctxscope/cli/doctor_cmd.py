@@ -53,6 +53,8 @@ def check_torch() -> list[Check]:
         return [Check("torch", "fail", "not installed", f"{CPU_TORCH}   (or, with an NVIDIA GPU: {CUDA_TORCH})")]
     import torch
 
+    from ctxscope.core.units import fmt_bytes
+
     # Versions against the supported ranges are check_versions()'s; this is the build.
     build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only build"
     out.append(Check("torch build", "ok", f"{torch_version}: {build}"))
@@ -70,8 +72,8 @@ def check_torch() -> list[Check]:
         free, total = torch.cuda.mem_get_info(i)
         status = "ok" if free >= 2 * 2**30 else "warn"
         fix = None if status == "ok" else "another process holds the GPU's memory: see `nvidia-smi`"
-        out.append(Check(f"GPU cuda:{i}", status, f"{torch.cuda.get_device_name(i)}: {free / 2**30:.1f} of "
-                                                   f"{total / 2**30:.1f} GiB free", fix))
+        out.append(Check(f"GPU cuda:{i}", status, f"{torch.cuda.get_device_name(i)}: {fmt_bytes(free)} of "
+                                                   f"{fmt_bytes(total)} free", fix))
     return out
 
 

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ctxscope.cli.common import quiet_transformers
     from ctxscope.core.devices import dtype_name
     from ctxscope.core.loading import check_source, load_model
-    from ctxscope.core.maxctx import parse_bytes
+    from ctxscope.core.units import fmt_bytes, parse_size
     from ctxscope.core.maxctx_run import find_max_context
     from ctxscope.core.spec import DTYPES, ModelSpec
     from ctxscope.core.sweep import drive
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"--batch must be at least 1, not {args.batch}")
     if args.dtype not in DTYPES:
         raise BadInputError(f"unknown dtype {args.dtype!r}: use one of {', '.join(DTYPES)}")
-    budget = parse_bytes(args.memory_budget) if args.memory_budget else None
+    budget = parse_size(args.memory_budget, "memory size") if args.memory_budget else None
     spec = ModelSpec(args.model, dtype=args.dtype, device=args.device, attn_implementation=args.attn,
                      revision=args.revision, random_weights=args.random_weights, trust_remote_code=args.trust_remote_code)
     check_source(spec)
@@ -61,9 +61,8 @@ def run(args: argparse.Namespace) -> int:
         nonlocal count
         count += 1
         if table:
-            peak = f"{p.peak_bytes / 2**30:.2f} GiB" if p.peak_bytes is not None else "-"
-            print(f"  probe {count:2d}: L={p.length:<8d} {p.status:12s} peak {peak:>11s}  {p.seconds:6.2f} s",
-                  file=sys.stderr)
+            print(f"  trial {count:2d}: L={p.length:<8d} {p.status:12s} peak {fmt_bytes(p.peak_bytes):>11s}  "
+                  f"{p.seconds:6.2f} s", file=sys.stderr)
 
     result = drive(find_max_context(loaded, mode=args.mode, budget=budget, granularity=args.granularity,
                                     batch=args.batch, allow_beyond_max=args.allow_beyond_max), show)
@@ -74,13 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"model": args.model, "device": str(loaded.device), "dtype": dtype, **asdict(result)},
                          indent=1))
         return 0
-    ok, bad = result.largest_fit, result.smallest_fail
-    answer = "none: even the smallest probe did not fit" if ok is None else (
-        f"{ok} tokens" + (" (the model's maximum positions; nothing longer was tried)" if result.stopped_at_limit
-                          else f" (fails at {bad}: within {args.granularity})"))
     print(f"{args.model} {result.mode} on {loaded.device} ({dtype}), batch {args.batch}, "
-          f"budget {result.budget_bytes / 2**30:.2f} GiB")
-    print(f"longest context that runs: {answer}")
-    if result.predicted:
-        print(f"analytic upper bound (weights + KV cache only, activations ignored): {result.predicted} tokens")
+          f"budget {fmt_bytes(result.budget_bytes)}")
+    print(result.summary())
     return 0

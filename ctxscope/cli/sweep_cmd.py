@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any
 
-from ctxscope.cli.common import open_history_for_sweep, output_path, quiet_transformers
+from ctxscope.cli.common import output_path, quiet_transformers
 from ctxscope.core.errors import BadInputError, CtxscopeError
 
 DEFAULT_LENGTHS = "128,256,512,1k,2k,4k"
@@ -173,21 +173,10 @@ def run(args: argparse.Namespace) -> int:
     for spec, _, _ in specs.values():
         check_source(spec)
     quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
-    results: list[Any] = []
     failures: list[str] = []
     problems: list[str] = []  # measured, but not kept where asked (history, --out): one line each
-    groups = [(model, dtype) for model in args.models for dtype in dtypes]
-    for model, dtype in groups:
-        try:
-            failures += _sweep_group(args, [specs[(model, dtype, a)][0] for a in attns], lengths, modes, results,
-                                     out_json, single, problems)
-        except CtxscopeError as exc:
-            if single:
-                raise
-            failures.append(f"{model} ({dtype}): {exc}")
-            print(f"ctxscope: error: {model} ({dtype}): {exc}; going on with the next", file=sys.stderr)
-        if results and results[-1].status == "cancelled":
-            break
+    results = _measure([specs[c][0] for c in combos], args, lengths, modes, single=single, out_json=out_json,
+                       failures=failures, problems=problems)
     _write_outputs(results, out_json, out_csv, out_html, out_md, problems)  # a full disk: one line each, all tried
     if len(results) > 1:
         from ctxscope.cli.display import comparison_tables
@@ -209,6 +198,70 @@ def run(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: Any, *, single: bool, out_json: Any,
+             failures: list[str], problems: list[str]) -> list[Any]:
+    """Run the matrix (one cell for a plain sweep) from the core, recording each run as
+    its events arrive; Ctrl-C stops after the current model call (twice: at once)."""
+    from ctxscope.cli.display import SweepDisplay
+    from ctxscope.cli.run_sink import RunSink
+    from ctxscope.core.events import SweepStarted
+    from ctxscope.core.lengths import parse_lengths
+    from ctxscope.core.matrix import CellFailed, CellFinished, ModelLoading, ModelSlot, run_matrix
+
+    def config(loaded: Any) -> Any:
+        chosen = lengths
+        if chosen is None:  # the defaults, capped at this model's positions
+            limit = loaded.info.max_positions or 1 << 30
+            chosen = tuple(n for n in parse_lengths(DEFAULT_LENGTHS) if n <= limit) or (min(128, limit),)
+        return sweep_config(args, chosen, modes)
+
+    stop = threading.Event()
+    status = SweepDisplay(quiet=args.quiet)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # second Ctrl-C: give up at once (points are stored)
+        stop.set()
+        status.status("stopping after the current model call (Ctrl-C again to abort) …", always=True)
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    slot = ModelSlot()
+    sink: RunSink | None = None
+    gen = run_matrix(specs, config, slot=slot, stop=stop, strict=single)
+    try:
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as done:
+                return list(done.value)
+            if isinstance(event, ModelLoading):
+                status.status(f"loading {event.spec.source} ({event.spec.dtype}) …")
+            elif isinstance(event, SweepStarted):
+                sink = RunSink(quiet=args.quiet, no_store=args.no_store, out_json=out_json if single else None,
+                               out_dir=None if single else out_json, problems=problems)
+                sink.record(event)
+            elif isinstance(event, CellFinished):
+                if sink is not None:
+                    sink.finish(event.result)
+                sink = None
+            elif isinstance(event, CellFailed):
+                spec = event.spec
+                failures.append(f"{spec.source} {spec.dtype}{' ' + spec.attn_implementation if spec.attn_implementation else ''}: "
+                                f"{event.message}")
+                print(f"ctxscope: error: {event.message}; going on with the next", file=sys.stderr)
+            elif sink is not None:
+                sink.record(event)
+    except BaseException:
+        if sink is not None:
+            sink.fail()
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        gen.close()
+        slot.drop()
+
+
 def _out_dir(value: str | None) -> Any:
     from pathlib import Path
 
@@ -219,114 +272,6 @@ def _out_dir(value: str | None) -> Any:
         raise BadInputError(f"--out {value}: this sweep makes several runs; give a directory for their files")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _sweep_group(args: argparse.Namespace, specs: list[Any], lengths: Any, modes: Any, results: list[Any],
-                 out_json: Any, single: bool, problems: list[str] | None = None) -> list[str]:
-    """Load the model of ``specs`` once and sweep it with each attention kernel;
-    ``problems`` collects one line per run not kept where asked (history, files)."""
-    import gc
-
-    from ctxscope.cli.display import SweepDisplay
-    from ctxscope.core.lengths import parse_lengths
-    from ctxscope.core.loading import load_model, switch_attention
-    from ctxscope.core.memory import release
-
-    failures = []
-    display = SweepDisplay(quiet=args.quiet)
-    display.status(f"loading {specs[0].source} ({specs[0].dtype}) …")
-    loaded = load_model(specs[0])
-    try:
-        if lengths is None:
-            limit = loaded.info.max_positions or 1 << 30
-            lengths = tuple(n for n in parse_lengths(DEFAULT_LENGTHS) if n <= limit) or (min(128, limit),)
-        cfg = sweep_config(args, lengths, modes)
-        for spec in specs:
-            if spec.attn_implementation:
-                try:
-                    loaded = switch_attention(loaded, spec.attn_implementation)
-                except CtxscopeError as exc:
-                    if single:
-                        raise
-                    failures.append(f"{spec.source} {spec.dtype} {spec.attn_implementation}: {exc}")
-                    print(f"ctxscope: error: {exc}; going on with the next", file=sys.stderr)
-                    continue
-            store, history, problem = open_history_for_sweep(args.no_store)
-            result = _execute(loaded, cfg, SweepDisplay(quiet=args.quiet), store=store, history=history,
-                              history_problem=problem, out_json=out_json if single else None,
-                              out_dir=None if single else out_json, problems=problems)
-            results.append(result)
-            if result.status == "cancelled":
-                break
-    finally:
-        device = loaded.device
-        del loaded
-        gc.collect()
-        release(device)
-    return failures
-
-
-def _execute(loaded: Any, cfg: Any, display: Any, *, store: Any, out_json: Any, maps_dir: Any = None,
-             history: Any = None, history_problem: str | None = None, out_dir: Any = None,
-             problems: list[str] | None = None) -> Any:
-    """Sweep once, recording as it goes; returns the RunResult (also when cancelled).
-    ``history``: where the run should be stored even when ``store`` could not be opened
-    (``history_problem`` says why); ``out_dir``: write ``<id>.json`` there. A run that
-    cannot be kept where asked is kept elsewhere, said in one line added to ``problems``."""
-    from ctxscope.cli.common import keep_run_file, not_stored_line
-    from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
-    from ctxscope.core.sweep import drive, run_sweep, validate
-    from ctxscope.store.recorder import RunRecorder
-
-    problems = [] if problems is None else problems
-    stop = threading.Event()
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt  # second Ctrl-C: give up at once (points are stored)
-        stop.set()
-        display.status("stopping after the current model call (Ctrl-C again to abort) …", always=True)
-
-    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
-    if maps_dir is None:
-        maps_dir = out_dir if out_dir is not None else out_json.parent if out_json is not None else None
-    recorder = RunRecorder(store, maps_dir=maps_dir, history=history, problem=history_problem)
-
-    def on_event(event: Any) -> None:
-        recorder.record(event)  # the history first: a crash now loses nothing recorded
-        if isinstance(event, SweepStarted):
-            display.started(event.header)
-        elif isinstance(event, AttentionResult):
-            display.attention(event)
-        elif isinstance(event, Progress):
-            display.progress(event)
-        elif isinstance(event, (PointResult, PointFailed)):
-            display.point(event.point)
-
-    try:
-        validate(loaded, cfg)
-        with display:
-            result = drive(run_sweep(loaded, cfg, stop=stop), on_event)
-        recorder.finish(result)
-    except BaseException:
-        partial = recorder.fail()
-        target = out_json if out_json is not None else out_dir / f"{partial.id}.json" if partial and out_dir else None
-        if partial is not None and target is not None:
-            keep_run_file(partial, target, [])  # keep what was measured in the file too; the error says the rest
-        raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        if store is not None:
-            store.close()
-    target = out_json if out_json is not None else out_dir / f"{result.id}.json" if out_dir is not None else None
-    written = target if target is not None and keep_run_file(result, target, problems) else None
-    # The summary comes whatever failed: it names the run id and where the run is.
-    display.summary(result, stored=recorder.stored, out_json=written)
-    problems += recorder.problems
-    if recorder.history is not None and not recorder.stored:
-        problems.append(not_stored_line(result, recorder, written))
-    return result
 
 
 def _write_outputs(runs: list[Any], out_json: Any, out_csv: Any, out_html: Any, out_md: Any,

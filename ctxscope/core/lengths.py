@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import re
 
+from ctxscope.core import units
 from ctxscope.core.errors import BadInputError
 
-_SIZE = re.compile(r"^\s*(\d{1,12})\s*([kKmM]?)\s*$")
 MAX_POINTS = 10_000
 #: The longest context accepted (1024m tokens): far beyond any model, and small enough
 #: that every length fits the int64 columns of the history and torch's index types.
@@ -15,17 +14,15 @@ MAX_LENGTH = 1 << 30
 
 
 def parse_size(text: str) -> int:
-    """Parse one length: ``512``, ``4k`` (4096) or ``1m`` (1048576); binary multiples, as
-    context lengths are quoted (a "32k context" is 32768 tokens)."""
-    match = _SIZE.match(text)
-    if not match:
-        shown = text.strip() if len(text.strip()) <= 40 else text.strip()[:37] + "…"
-        raise BadInputError(f"bad length {shown!r}: use an integer such as 512, 4k or 1m (at most {format_size(MAX_LENGTH)})")
-    value = int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2}[match.group(2).lower()]
-    if value <= 0:
-        raise BadInputError(f"bad length {text.strip()!r}: lengths must be positive")
+    """One length: ``512``, ``4k`` (4096) or ``1m`` (1048576) — binary multiples, as
+    context lengths are quoted (a "32k context" is 32768 tokens) — at most
+    :data:`MAX_LENGTH` (the parsing itself is :func:`ctxscope.core.units.parse_size`)."""
+    try:
+        value = units.parse_size(text, "length")
+    except BadInputError as exc:
+        raise BadInputError(f"{exc} (at most {format_size(MAX_LENGTH)})") from None
     if value > MAX_LENGTH:
-        raise BadInputError(f"bad length {text.strip()!r}: at most {format_size(MAX_LENGTH)} tokens")
+        raise BadInputError(f"bad length {text.strip()[:40]!r}: at most {format_size(MAX_LENGTH)} tokens")
     return value
 
 

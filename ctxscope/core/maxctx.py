@@ -3,32 +3,16 @@ bisect with real passes (each out-of-memory handled as data) to within a granula
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from ctxscope.core.errors import BadInputError
-
-_SIZE = re.compile(r"^\s*([\d.]+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def parse_bytes(text: str) -> int:
-    """``20GiB``, ``512MiB``, ``1.5G`` (binary units) → bytes."""
-    match = _SIZE.match(text)
-    if not match:
-        raise BadInputError(f"bad memory size {text!r}: use e.g. 20GiB or 512MiB")
-    unit = (match.group(2) or "").lower().rstrip("b").rstrip("i")
-    value = float(match.group(1)) * _UNITS[unit]
-    if value <= 0:
-        raise BadInputError(f"bad memory size {text!r}: must be positive")
-    return int(value)
-
+from ctxscope.core.units import fmt_bytes
 
 @dataclass(frozen=True, slots=True)
-class Probe:
+class Trial:
     length: int
     fits: bool
     status: str  # "ok", "oom" or "over budget"
@@ -44,14 +28,29 @@ class MaxContext:
     predicted: int | None  # weights + KV alone fit up to here (an upper bound)
     largest_fit: int | None
     smallest_fail: int | None
-    probes: tuple[Probe, ...]
+    trials: tuple[Trial, ...]
     stopped_at_limit: bool = False
 
+    def answer(self) -> str:
+        """The answer in words (the CLI and the app say it the same way)."""
+        if self.largest_fit is None:
+            return "none: even the smallest trial did not fit"
+        if self.stopped_at_limit:
+            return f"{self.largest_fit:,} tokens (the model's maximum positions; nothing longer was tried)"
+        return f"{self.largest_fit:,} tokens (fails at {self.smallest_fail:,}: within {self.granularity})"
 
-def search(probe: Callable[[int], Probe], *, start: int, granularity: int, limit: int,
-           stop: threading.Event | None = None) -> Generator[Probe, None, tuple[int | None, int | None, bool]]:
+    def summary(self) -> str:
+        """One sentence: the mode, the budget, the answer, the analytic bound, the trials."""
+        bound = (f"; analytic upper bound (weights + KV cache only, activations ignored) {self.predicted:,} tokens"
+                 if self.predicted else "")
+        return (f"longest {self.mode} that runs within {fmt_bytes(self.budget_bytes)}: {self.answer()}{bound}; "
+                f"{len(self.trials)} trial{'s' if len(self.trials) != 1 else ''}")
+
+
+def search(trial: Callable[[int], Trial], *, start: int, granularity: int, limit: int,
+           stop: threading.Event | None = None) -> Generator[Trial, None, tuple[int | None, int | None, bool]]:
     """Bracket and bisect over multiples of ``granularity`` up to ``limit``; yields each
-    probe; returns (largest length that fits, smallest that failed, hit the limit)."""
+    trial; returns (largest length that fits, smallest that failed, hit the limit)."""
     if granularity < 1:
         raise BadInputError(f"granularity must be at least 1, not {granularity}")
 
@@ -64,7 +63,7 @@ def search(probe: Callable[[int], Probe], *, start: int, granularity: int, limit
     while True:  # bracket: go up from a fit, down from a failure
         if stop is not None and stop.is_set():
             return ok, bad, False
-        p = probe(n)
+        p = trial(n)
         yield p
         if p.fits:
             ok = n
@@ -86,7 +85,7 @@ def search(probe: Callable[[int], Probe], *, start: int, granularity: int, limit
         mid = snap((ok + bad) // 2)
         if mid in (ok, bad):
             break
-        p = probe(mid)
+        p = trial(mid)
         yield p
         if p.fits:
             ok = mid
@@ -95,20 +94,20 @@ def search(probe: Callable[[int], Probe], *, start: int, granularity: int, limit
     return ok, bad, False
 
 
-def calibrated_start(probe: Callable[[int], Probe], *, granularity: int, predicted: int | None, budget_bytes: int,
-                     limit: int) -> Generator[Probe, None, int]:
-    """Two small probes measure how the peak grows per token; the search starts at the
+def calibrated_start(trial: Callable[[int], Trial], *, granularity: int, predicted: int | None, budget_bytes: int,
+                     limit: int) -> Generator[Trial, None, int]:
+    """Two small trials measure how the peak grows per token; the search starts at the
     smaller of that extrapolation and the analytic bound (which ignores activations and,
     for a small model, can be millions of tokens: an O(L²) pass there never ends)."""
     first = min(limit, 4 * granularity)
-    p1 = probe(first)
+    p1 = trial(first)
     yield p1
     if not p1.fits or p1.peak_bytes is None:
         return first
     second = min(limit, 2 * first)
     if second == first:
         return first
-    p2 = probe(second)
+    p2 = trial(second)
     yield p2
     if not p2.fits or p2.peak_bytes is None:
         return second
@@ -117,8 +116,8 @@ def calibrated_start(probe: Callable[[int], Probe], *, granularity: int, predict
     return max(granularity, min(limit, extrapolated, predicted or limit))
 
 
-def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callable[[int], Probe]:
-    """A probe: one untimed pass at a length, exactly what the sweep runs there (a
+def trial_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callable[[int], Trial]:
+    """A trial: one untimed pass at a length, exactly what the sweep runs there (a
     prefill that keeps its cache; for decode, that prefill and one step); fits when it
     neither runs out of memory nor peaks above the budget (GPU: the allocator's reserved
     peak; CPU: the process's RSS high-water)."""
@@ -133,7 +132,7 @@ def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callab
     warm_process(loaded)  # one-off first-call allocations must not count against the budget
     devices = model_devices(loaded.model) if loaded.device.type == "cuda" else ()
 
-    def run(length: int) -> Probe:
+    def run(length: int) -> Trial:
         t0 = time.perf_counter()
         status, peak = "ok", None
         try:
@@ -161,7 +160,7 @@ def probe_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callab
             raise DeviceError(CONTEXT_LOST)
         if status == "ok" and peak is not None and peak > budget_bytes:
             status = "over budget"
-        return Probe(length=length, fits=status == "ok", status=status, peak_bytes=peak,
+        return Trial(length=length, fits=status == "ok", status=status, peak_bytes=peak,
                      seconds=time.perf_counter() - t0)
 
     return run

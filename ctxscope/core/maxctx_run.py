@@ -9,7 +9,8 @@ from collections.abc import Generator
 from typing import Any
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.maxctx import MaxContext, Probe, calibrated_start, probe_runner, search
+from ctxscope.core.modelinfo import modes_of
+from ctxscope.core.maxctx import MaxContext, Trial, calibrated_start, trial_runner, search
 from ctxscope.core.units import fmt_bytes
 
 
@@ -37,14 +38,10 @@ def _fraction(torch: Any, device: Any) -> float:
         return 1.0
 
 
-def modes_of(loaded: Any) -> tuple[str, ...]:
-    return ("prefill", "decode") if loaded.info.is_decoder else ("forward",)
-
-
 def find_max_context(loaded: Any, *, mode: str | None = None, budget: int | None = None, granularity: int = 256,
                      batch: int = 1, allow_beyond_max: bool = False,
-                     stop: threading.Event | None = None) -> Generator[Probe, None, MaxContext]:
-    """Yield every probe as it finishes; return the answer. ``budget`` defaults on GPU to
+                     stop: threading.Event | None = None) -> Generator[Trial, None, MaxContext]:
+    """Yield every trial as it finishes; return the answer. ``budget`` defaults on GPU to
     the memory free now plus the weights; on CPU it is required."""
     import torch
 
@@ -55,10 +52,10 @@ def find_max_context(loaded: Any, *, mode: str | None = None, budget: int | None
         raise BadInputError(f"granularity must be at least 1, not {granularity}")
     if batch < 1:
         raise BadInputError(f"batch must be at least 1, not {batch}")
-    mode = mode or modes_of(loaded)[0]
-    if mode not in modes_of(loaded):
+    mode = mode or modes_of(loaded.info)[0]
+    if mode not in modes_of(loaded.info):
         raise BadInputError(f"mode {mode!r} does not apply to {loaded.info.source} "
-                            f"(modes: {', '.join(modes_of(loaded))})")
+                            f"(modes: {', '.join(modes_of(loaded.info))})")
     weights = module_bytes(loaded.model)
     previous_fraction: float | None = None
     if loaded.device.type == "cuda":
@@ -81,26 +78,26 @@ def find_max_context(loaded: Any, *, mode: str | None = None, budget: int | None
         hard = loaded.info.position_limit  # a learned table: nothing beyond it can run, even when asked
         limit = hard or (1 << 22 if allow_beyond_max or not loaded.info.max_positions else loaded.info.max_positions)
         predicted = predicted_max(loaded, budget, dtype_name(loaded.dtype), batch, limit)
-        probes: list[Probe] = []
-        measure = probe_runner(loaded, mode, budget, batch)
-        known: dict[int, Probe] = {}
+        trials: list[Trial] = []
+        measure = trial_runner(loaded, mode, budget, batch)
+        known: dict[int, Trial] = {}
 
-        def runner(length: int) -> Probe:
+        def runner(length: int) -> Trial:
             # The calibration and the search may ask for the same length (a model whose
             # maximum is the first calibration length): one pass answers both.
             if length not in known:
                 known[length] = measure(length)
             return known[length]
 
-        def collect(gen: Generator[Probe, None, Any]) -> Generator[Probe, None, Any]:
+        def collect(gen: Generator[Trial, None, Any]) -> Generator[Trial, None, Any]:
             while True:
                 try:
                     p = next(gen)
                 except StopIteration as done:
                     return done.value
-                if any(p is q for q in probes):
-                    continue  # a repeated answer, not a new probe
-                probes.append(p)
+                if any(p is q for q in trials):
+                    continue  # a repeated answer, not a new trial
+                trials.append(p)
                 yield p
 
         start = yield from collect(calibrated_start(runner, granularity=granularity, predicted=predicted,
@@ -111,4 +108,4 @@ def find_max_context(loaded: Any, *, mode: str | None = None, budget: int | None
         if previous_fraction is not None:  # the user's own setting, not 1.0
             torch.cuda.set_per_process_memory_fraction(previous_fraction, loaded.device)
     return MaxContext(mode=mode, budget_bytes=budget, granularity=granularity, predicted=predicted,
-                      largest_fit=ok, smallest_fail=bad, probes=tuple(probes), stopped_at_limit=at_limit)
+                      largest_fit=ok, smallest_fail=bad, trials=tuple(trials), stopped_at_limit=at_limit)

@@ -27,6 +27,12 @@ def is_decoder_config(config: Any) -> bool:
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
+def modes_of(info: ModelInfo) -> tuple[str, ...]:
+    """The measurement modes a model has: prefill and decode for a decoder, forward for
+    an encoder."""
+    return ("prefill", "decode") if info.is_decoder else ("forward",)
+
+
 def _int(config: Any, *names: str) -> int | None:
     for name in names:
         value = getattr(config, name, None)

@@ -38,6 +38,9 @@ class SweepConfig:
     modes
         Subset of ``prefill``/``decode`` (decoders) or ``forward`` (encoders);
         empty means every mode the model supports.
+    only_applicable_modes
+        Drop requested modes the model lacks instead of refusing them (a front end that
+        offers every mode before it knows the model); still an error when none is left.
     warmup
         Untimed calls after the memory pass, before the timed ones (at least one: the
         memory pass is not a warm-up).
@@ -69,6 +72,7 @@ class SweepConfig:
 
     lengths: tuple[int, ...]
     modes: tuple[str, ...] = ()
+    only_applicable_modes: bool = False
     batch_size: int = 1
     warmup: int = 1
     min_repeats: int = 5
@@ -88,4 +92,3 @@ class SweepConfig:
     attention_text: str = "random"  # "random", "sample" or a path to a UTF-8 text file
     needle: str | None = None
     needle_depth: float = 50.0
-    quality: Any = None  # a QualityConfig: loss vs context and needle retrieval (separate, untimed passes)

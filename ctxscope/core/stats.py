@@ -96,12 +96,23 @@ class LatencyStats:
     @property
     def rel_iqr(self) -> float:
         """IQR / median: the spread the repetition policy drives below its target."""
-        return self.iqr / self.median if self.median > 0 else math.inf
+        return _relative(self.iqr, self.median)
 
     @property
     def noisy(self) -> bool:
         """True when the spread is too wide to trust small differences (≥ 10%)."""
         return self.rel_iqr >= NOISY_REL_IQR
+
+
+def _relative(iqr: float, median: float) -> float:
+    return iqr / median if median > 0 else math.inf
+
+
+def rel_iqr(samples: Sequence[float]) -> float:
+    """IQR / median of raw samples, as :attr:`LatencyStats.rel_iqr` would give it (the
+    repetition policy asks after every sample, before the statistics exist)."""
+    ordered = sorted(samples)
+    return _relative(_percentile(ordered, 75) - _percentile(ordered, 25), _percentile(ordered, 50))
 
 
 def _scale_up(value: float, shift: int) -> float:

@@ -23,6 +23,7 @@ from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Prog
 from ctxscope.core.guard import MemoryCheck, available_bytes, check_point
 from ctxscope.core.loading import LoadedModel
 from ctxscope.core.measure import Measurer
+from ctxscope.core.modelinfo import modes_of
 from ctxscope.core import nvml
 from ctxscope.core.interference import contention, isolation_problem
 from ctxscope.core.memory import classify_failure, is_context_error, model_devices, release
@@ -30,7 +31,6 @@ from ctxscope.core.results import Point, RunHeader, RunResult, Settings
 from ctxscope.core.attention.sweep_pass import prepare as prepare_attention
 from ctxscope.core.attention.sweep_pass import run_attention
 from ctxscope.core.attention.sweep_pass import settings_of as attention_settings
-from ctxscope.core.quality.run import QualityPlan, prepare as prepare_quality, run_quality
 from ctxscope.core.spec import MODES, SweepConfig
 from ctxscope.core.telemetry import TelemetrySampler, summarize
 from ctxscope.core.timing import Cancelled
@@ -56,10 +56,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def supported_modes(loaded: LoadedModel) -> tuple[str, ...]:
-    return ("prefill", "decode") if loaded.info.is_decoder else ("forward",)
-
-
 def validate(loaded: LoadedModel, cfg: SweepConfig) -> tuple[str, ...]:
     """Check a configuration against a model before anything runs; return the modes.
 
@@ -70,8 +66,13 @@ def validate(loaded: LoadedModel, cfg: SweepConfig) -> tuple[str, ...]:
         repetition policy, or lengths beyond the model's maximum positions (unless
         ``allow_beyond_max``).
     """
-    allowed = supported_modes(loaded)
+    allowed = modes_of(loaded.info)
     modes = cfg.modes or allowed
+    if cfg.only_applicable_modes and cfg.modes:
+        # A front end that offered every mode before it knew the model: keep the ones it has.
+        modes = tuple(m for m in cfg.modes if m in allowed)
+        if not modes:
+            raise BadInputError(f"{loaded.info.source} supports only {', '.join(allowed)}: choose one of those modes")
     for mode in modes:
         if mode not in MODES:
             raise BadInputError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
@@ -140,7 +141,6 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     """
     modes = validate(loaded, cfg)
     tokenizer = prepare_attention(loaded, cfg)  # bad attention input fails here, before any work
-    quality = prepare_quality(loaded, cfg.quality, cfg.lengths) if cfg.quality is not None else None
     if cfg.isolation == "strict":
         devices = model_devices(loaded.model) if loaded.device.type == "cuda" else ()
         uuids = [u for d in devices if (u := nvml.torch_uuid(d.index or 0)) is not None]
@@ -153,19 +153,16 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     try:
-        return (yield from _sweep(loaded, cfg, modes, tokenizer, stop, run_id, confirm, quality))
+        return (yield from _sweep(loaded, cfg, modes, tokenizer, stop, run_id, confirm))
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokenizer: object,
            stop: threading.Event | None, run_id: str | None,
-           confirm: Callable[[MemoryCheck], bool] | None,
-           quality: QualityPlan | None = None) -> Generator[SweepEvent, None, RunResult]:
+           confirm: Callable[[MemoryCheck], bool] | None) -> Generator[SweepEvent, None, RunResult]:
     measurer = Measurer(loaded, cfg, stop, modes=modes)
     settings = _settings(loaded, cfg, modes, measurer.timer.name)
-    if quality is not None:
-        settings = replace(settings, quality=quality.settings)
     environment = collect_environment(loaded.device)
     header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info, settings=settings,
                        environment=environment,
@@ -174,7 +171,6 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
     yield SweepStarted(header)
     lengths = header.settings.lengths
     passes = modes + (("attention",) if cfg.attention is not None else ())
-    passes += ("quality",) if quality is not None and quality.note is None else ()
     plan = [(length, mode) for length in lengths for mode in passes]
     attention: list[dict] = []
     total_weight = sum(length for length, _ in plan)
@@ -200,19 +196,6 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                     yield result
                     yield from telemetry.drain()
                     continue
-                if mode == "quality":
-                    measurer.discard_handoff()  # free the prefill cache kept for decode
-                    assert quality is not None
-                    finished = yield from run_quality(loaded, quality, length, seed=cfg.seed, stop=stop,
-                                                      allow_beyond_max=cfg.allow_beyond_max,
-                                                      continue_after_oom=cfg.continue_after_oom)
-                    done_weight += length
-                    release(measurer.devices or loaded.device)  # the next timed point's reserved peak is its own
-                    yield from telemetry.drain()
-                    if not finished:
-                        status = "cancelled"
-                        break
-                    continue
                 try:
                     point = _measure_point(measurer, mode, length, cfg, failed_modes,
                                            lambda: _guard(loaded, header, mode, length, cfg, confirm))
@@ -236,7 +219,7 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
             measurer.discard_handoff()
             release(measurer.devices or loaded.device)  # never raises: a lost context must not mask the run
     return RunResult(header=header, status=status, points=tuple(points), finished=_now(), attention=tuple(attention),
-                     error=error, quality=quality.result if quality is not None else None)
+                     error=error)
 
 
 class DeviceLost(Exception):

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
+
+from ctxscope.core.stats import rel_iqr
 
 
 class Cancelled(Exception):
@@ -76,11 +77,6 @@ class CallTimer:
         out = fn()
         self.sync()
         return (time.perf_counter() - t0) * 1e3, out
-
-
-def rel_iqr(samples: list[float]) -> float:
-    q25, q50, q75 = np.percentile(samples, [25, 50, 75])
-    return float((q75 - q25) / q50) if q50 > 0 else float("inf")
 
 
 def repeat_timed(

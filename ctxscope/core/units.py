@@ -3,6 +3,37 @@ reports) and by the core's own messages."""
 
 from __future__ import annotations
 
+import re
+
+from ctxscope.core.errors import BadInputError
+
+#: Bytes in a GiB: plots scale memory axes by it (text uses :func:`fmt_bytes`).
+GIB = 1024**3
+
+# Binary multiples for both: a "32k context" is 32768 tokens, "20G" of memory 20 GiB.
+_MULTIPLES = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_QUANTITY = re.compile(r"^\s*(\d{1,15}(?:\.\d{1,9})?)\s*([kKmMgGtT]?)(i?[bB])?\s*$")
+
+
+def parse_size(text: str, what: str = "length") -> int:
+    """The one parser of sizes: ``512``, ``4k`` (4096), ``1m``; for ``what="memory"``
+    also ``20GiB``, ``1.5G``, ``512MiB``, ``800B``. Binary multiples throughout.
+
+    A ``length`` is a whole number of tokens with at most a k or m suffix; a memory size
+    may have a fraction. Raises :class:`BadInputError` with one line naming ``what``.
+    """
+    shown = text.strip() if len(text.strip()) <= 40 else text.strip()[:37] + "…"
+    match = _QUANTITY.match(text)
+    tokens = what == "length"
+    number, multiple, byte_suffix = match.groups() if match else ("", "", None)
+    if match is None or (tokens and (byte_suffix or "." in number or multiple.lower() in ("g", "t"))):
+        example = "512, 4k or 1m" if tokens else "20GiB, 512MiB or 1.5G"
+        raise BadInputError(f"bad {what} {shown!r}: use {'an integer' if tokens else 'a size'} such as {example}")
+    value = float(number) * _MULTIPLES[multiple.lower()]
+    if value < 1:
+        raise BadInputError(f"bad {what} {shown!r}: must be positive")
+    return int(value)
+
 
 def fmt_bytes(value: int | None) -> str:
     """1536 → ``1.5 KiB``; ``None`` → ``-``."""

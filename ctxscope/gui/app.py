@@ -55,12 +55,12 @@ def build_window(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, 
         def probe_when_idle(busy: bool) -> None:
             if not busy:
                 runner.busyChanged.disconnect(probe_when_idle)
-                QTimer.singleShot(0, runner.probe_devices)
+                QTimer.singleShot(0, runner.list_devices)
 
         runner.busyChanged.connect(probe_when_idle)
         QTimer.singleShot(0, lambda: window.start_sweep(spec, cfg))
     else:
-        QTimer.singleShot(0, runner.probe_devices)
+        QTimer.singleShot(0, runner.list_devices)
     return window
 
 

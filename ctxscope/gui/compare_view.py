@@ -4,7 +4,6 @@ attention maps side by side at a length they all captured."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,8 @@ from ctxscope.gui.plots import LengthAxis
 from ctxscope.report.charts import PALETTE
 from ctxscope.report.compare import Comparison, compare, fmt_ratio
 from ctxscope.report.fmt import fmt_bytes, fmt_ms
+from ctxscope.core.units import GIB
 
-GIB = 1024**3
 EMPTY_TEXT = ("Tick two or more runs to compare them: runs from the History tab are listed here,\n"
               "“Add run file…” opens runs measured elsewhere, and Run → Compare kernels and dtypes…\n"
               "measures a matrix in one go.")
@@ -40,11 +39,12 @@ def _plot(y_label: str, *, log_y: bool) -> pg.PlotWidget:
 class CompareView(QWidget):
     addFileRequested = Signal()
     exportRequested = Signal()
+    runsNeeded = Signal(object)  # list of stored run ids to read (off the UI thread): add_loaded() brings them
 
-    def __init__(self, loader: Callable[[str], tuple[RunResult, Path | None]], parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loader = loader  # run id → (run, its attention .npz)
-        self.cache: dict[str, tuple[RunResult, Path | None]] = {}
+        self.cache: dict[str, tuple[RunResult, Path | None]] = {}  # run id → (run, its attention .npz)
+        self._asked: set[str] = set()
         self.comparison: Comparison | None = None
         self.runs_list = QListWidget()
         self.runs_list.itemChanged.connect(lambda _: self.refresh())
@@ -111,22 +111,23 @@ class CompareView(QWidget):
 
     # -- runs ----------------------------------------------------------------------------
     def set_available(self, runs: list) -> None:
-        """The history's runs (RunSummary), newest first; ticks survive a refresh."""
+        """The history's runs (RunSummary): new ones join at the top, newest first; the
+        runs already listed keep their place and ticks (the order is the baseline's),
+        deleted ones leave; runs from files stay."""
         ticked = set(self.checked_ids())
         # History runs are read again (one may have finished since); file runs stay.
         self.cache = {k: v for k, v in self.cache.items() if k in self._file_ids()}
+        listed = [(self.runs_list.item(i).data(Qt.ItemDataRole.UserRole), self.runs_list.item(i).text(),
+                   bool(self.runs_list.item(i).data(Qt.ItemDataRole.UserRole + 1)))
+                  for i in range(self.runs_list.count())]
+        stored = {r.id for r in runs}
+        known = {run_id for run_id, _, _ in listed}
+        fresh = [(r.id, f"{r.model_source} · {r.device} {r.dtype} {r.attn} · {r.created[:16].replace('T', ' ')}", False)
+                 for r in reversed(runs) if r.id not in known]
         self.runs_list.blockSignals(True)
-        files = [self.runs_list.item(i) for i in range(self.runs_list.count())
-                 if self.runs_list.item(i).data(Qt.ItemDataRole.UserRole + 1)]
-        kept = [(it.data(Qt.ItemDataRole.UserRole), it.text()) for it in files]
         self.runs_list.clear()
-        for run_id, text in kept:
-            self._add_item(run_id, text, run_id in ticked, from_file=True)
-        known = {rid for rid, _ in kept}
-        for r in reversed(runs):
-            if r.id not in known:
-                text = f"{r.model_source} · {r.device} {r.dtype} {r.attn} · {r.created[:16].replace('T', ' ')}"
-                self._add_item(r.id, text, r.id in ticked, from_file=False)
+        for run_id, text, from_file in fresh + [e for e in listed if e[2] or e[0] in stored]:
+            self._add_item(run_id, text, run_id in ticked, from_file=from_file)
         self.runs_list.blockSignals(False)
         self.refresh()
 
@@ -178,16 +179,24 @@ class CompareView(QWidget):
                 if self.runs_list.item(i).checkState() == Qt.CheckState.Checked]
 
     def selected_runs(self) -> list[tuple[RunResult, Path | None]]:
-        out = []
-        for run_id in self.checked_ids():
-            if run_id not in self.cache:
-                try:
-                    self.cache[run_id] = self.loader(run_id)
-                except CtxscopeError as exc:
-                    self.notes.setText(f"run {run_id} unavailable: {exc}")
-                    continue
-            out.append(self.cache[run_id])
-        return out
+        """The ticked runs read so far; the others are asked for (``runsNeeded``) and
+        drawn when :meth:`add_loaded` brings them."""
+        missing = [i for i in self.checked_ids() if i not in self.cache and i not in self._asked]
+        if missing:
+            self._asked.update(missing)
+            self.runsNeeded.emit(missing)
+        return [self.cache[i] for i in self.checked_ids() if i in self.cache]
+
+    def add_loaded(self, runs: list[tuple[RunResult, Path | None]]) -> None:
+        """Stored runs read by the history (a worker thread): draw them."""
+        for run, maps in runs:
+            self.cache[run.id] = (run, maps)
+            self._asked.discard(run.id)
+        self.refresh()
+
+    def load_failed(self, message: str) -> None:
+        self._asked.clear()
+        self.notes.setText(f"runs unavailable: {message}")
 
     # -- drawing -------------------------------------------------------------------------
     def refresh(self) -> None:

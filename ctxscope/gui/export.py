@@ -7,13 +7,12 @@ through Qt's own SVG paint engine instead and replaces it in pyqtgraph's Export 
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pyqtgraph as pg
 from pyqtgraph.exporters import Exporter, ImageExporter
 from pyqtgraph.parametertree import Parameter
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QObject, QRectF, QSize, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QRectF, QSize
 from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 
@@ -120,39 +119,3 @@ def export_runs(entries: list, path: Path, *, baseline: int = 0) -> None:
     tmp = path.with_name(path.name + ".part")  # a half-written report never replaces a good one
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-
-
-class ExportJob(QObject):
-    """Writes a report from a plain Python thread; ``finished(path, error, run count)``
-    arrives in the thread the job lives in (the UI's), queued."""
-
-    finished = Signal(str, str, int)
-
-    def __init__(self, entries: list, path: Path, baseline: int, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.entries, self.path, self.baseline = entries, path, baseline
-        # Not "thread": that would shadow QObject.thread().
-        self._worker = threading.Thread(target=self._run, daemon=True, name="ctxscope-export")
-
-    def start(self) -> None:
-        self._worker.start()
-
-    def wait(self, timeout_s: float = 60.0) -> None:
-        """Let a running export finish (the window is closing)."""
-        if self._worker.is_alive():
-            self._worker.join(timeout_s)
-
-    def _run(self) -> None:
-        from ctxscope.core.errors import CtxscopeError
-
-        error = ""
-        try:
-            export_runs(self.entries, self.path, baseline=self.baseline)
-        except (CtxscopeError, OSError) as exc:
-            error = str(exc)
-        except Exception as exc:  # a bug must reach the user as a message, not kill the thread silently
-            error = f"{type(exc).__name__}: {exc}"
-        try:
-            self.finished.emit(str(self.path), error, len(self.entries))
-        except RuntimeError:  # the window (this job's parent) was closed meanwhile
-            pass

@@ -38,14 +38,14 @@ class MaxContextDialog(QDialog):
         self.on_gpu = on_gpu
 
     def budget_bytes(self) -> int | None:
-        from ctxscope.core.maxctx import parse_bytes
+        from ctxscope.core.units import parse_size
 
         text = self.budget.text().strip()
         if not text:
             if not self.on_gpu:
                 raise BadInputError("on CPU give a memory budget, e.g. 4GiB (it is enforced on the measured peak)")
             return None
-        return parse_bytes(text)
+        return parse_size(text, "memory size")
 
     def _on_accepted(self) -> None:
         try:

@@ -8,7 +8,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from ctxscope.core.results import Point
-from ctxscope.gui.plots import GIB, INVISIBLE, _ContextPlot, _Series
+from ctxscope.core.units import GIB
+from ctxscope.gui.plots import INVISIBLE, _ContextPlot, _Series
 from ctxscope.report.fmt import fmt_bytes
 
 LAYERS = (("weights", (120, 120, 120)), ("KV cache", (31, 119, 180)), ("activations", (255, 127, 14)))
@@ -36,7 +37,7 @@ class MemoryPlot(_ContextPlot):
         self.addItem(self.oom)
         self._legend_done = False
         self.prediction = None  # analytic weights + KV (dashed)
-        self.probe_fit = self.probe_fail = self.budget_line = None  # Find max context
+        self.trial_fit = self.trial_fail = self.budget_line = None  # Find max context
 
     def _label_first_run(self) -> None:
         """Its legend names the memory layers, not runs (only the first run is drawn)."""
@@ -70,32 +71,32 @@ class MemoryPlot(_ContextPlot):
                                         pen=pg.mkPen((90, 90, 90), width=1.5, style=Qt.PenStyle.DashLine),
                                         name="predicted weights + KV")
 
-    def show_probes(self, probes: list, budget_bytes: int | None) -> None:
-        """Max-context probes: ● a length that ran (at its peak), ✕ one that did not (at
+    def show_trials(self, trials: list, budget_bytes: int | None) -> None:
+        """Max-context trials: ● a length that ran (at its peak), ✕ one that did not (at
         the budget line), the budget as a dashed line."""
-        for name in ("probe_fit", "probe_fail", "budget_line"):
+        for name in ("trial_fit", "trial_fail", "budget_line"):
             old = getattr(self, name)
             if old is not None:
                 self.removeItem(old)
             setattr(self, name, None)
-        if not probes:
+        if not trials:
             return
         if budget_bytes:
             self.budget_line = pg.InfiniteLine(budget_bytes / GIB, angle=0, pen=pg.mkPen((142, 68, 173), width=1.5,
                                                style=Qt.PenStyle.DashLine), label=f"budget {fmt_bytes(budget_bytes)}",
                                                labelOpts={"position": 0.1, "color": (142, 68, 173)})
             self.addItem(self.budget_line)
-        fits = [p for p in probes if p.fits and p.peak_bytes is not None]
-        fails = [p for p in probes if not p.fits]
-        self.probe_fit = self.plot([p.length for p in fits], [p.peak_bytes / GIB for p in fits], pen=None,
-                                   symbol="o", symbolSize=9, symbolBrush=(39, 174, 96), name="probe ran")
+        fits = [p for p in trials if p.fits and p.peak_bytes is not None]
+        fails = [p for p in trials if not p.fits]
+        self.trial_fit = self.plot([p.length for p in fits], [p.peak_bytes / GIB for p in fits], pen=None,
+                                   symbol="o", symbolSize=9, symbolBrush=(39, 174, 96), name="trial ran")
         top = budget_bytes / GIB if budget_bytes else max([p.peak_bytes / GIB for p in fits] or [0.0])
-        self.probe_fail = self.plot([p.length for p in fails], [top] * len(fails), pen=None, symbol="x",
+        self.trial_fail = self.plot([p.length for p in fails], [top] * len(fails), pen=None, symbol="x",
                                     symbolSize=12, symbolBrush=(192, 57, 43), symbolPen=(192, 57, 43),
-                                    name="probe did not fit")
+                                    name="trial did not fit")
 
     def clear_runs(self) -> None:
-        self.show_probes([], None)
+        self.show_trials([], None)
         self.set_prediction([], [])
         super().clear_runs()
         self.oom.setData([], [])

@@ -13,7 +13,6 @@ from ctxscope.core.results import Point
 
 MODE_COLORS = {"prefill": (31, 119, 180), "decode": (255, 127, 14), "forward": (44, 160, 44)}
 RUN_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
-GIB = 1024**3
 INVISIBLE = (0, 0, 0, 0)  # a pen that draws nothing but still yields a path (bands need one)
 # Legend corners: (item and parent anchor, offset sign). Tried in this order; the first
 # that covers the fewest data points wins.

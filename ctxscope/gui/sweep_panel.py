@@ -186,7 +186,7 @@ class SweepPanel(QGroupBox):
             from ctxscope.core.attention.config import CaptureConfig
 
             attention = CaptureConfig(tiles=self.attention_tiles.value())
-        return SweepConfig(lengths=lengths, modes=modes, batch_size=self.batch.value(),
+        return SweepConfig(lengths=lengths, modes=modes, only_applicable_modes=True, batch_size=self.batch.value(),
                            attention=attention, attention_text=self.attention_text.currentText().strip() or "random",
                            needle=self.needle.text().strip() or None, needle_depth=float(self.needle_depth.value()),
                            # Fixed: min = max repeats, so neither budget nor spread can stop early.

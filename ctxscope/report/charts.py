@@ -21,8 +21,8 @@ import numpy as np
 from ctxscope.core.results import Point
 from ctxscope.report.axes import (legend, length_axis, log_y, marker_size, thin, thin_band, thin_rows)
 from ctxscope.report.compare import Comparison, peak_bytes, peak_heading
+from ctxscope.core.units import GIB, fmt_bytes
 
-GIB = 1024**3
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
 LAYER_COLOURS = {"weights": "#7f8c8d", "KV cache": "#2980b9", "activations": "#e67e22"}
@@ -174,9 +174,9 @@ def throughput_svg(series: Sequence[tuple[Series, str]], *, title: str) -> str |
 def _capacity_line(ax, capacity: int, label: str, top_gib: float, always: bool) -> None:
     # A capacity far above the data would flatten it to the axis: say it in words instead.
     if always or top_gib >= 0.3 * capacity / GIB:
-        ax.axhline(capacity / GIB, color="#c0392b", linestyle=":", linewidth=1.5, label=f"{label} {capacity / GIB:.1f} GiB")
+        ax.axhline(capacity / GIB, color="#c0392b", linestyle=":", linewidth=1.5, label=f"{label} {fmt_bytes(capacity)}")
     else:
-        ax.text(0.99, 0.02, f"{label} {capacity / GIB:.1f} GiB (off the scale)", transform=ax.transAxes,
+        ax.text(0.99, 0.02, f"{label} {fmt_bytes(capacity)} (off the scale)", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=7, color="#c0392b")
 
 

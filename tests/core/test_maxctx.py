@@ -6,37 +6,38 @@ from __future__ import annotations
 import pytest
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.maxctx import Probe, parse_bytes, probe_runner, search
+from ctxscope.core.maxctx import Trial, trial_runner, search
+from ctxscope.core.units import parse_size
 from ctxscope.core.sweep import drive
 
 
 def simulated(true_max: int):
     calls: list[int] = []
 
-    def probe(n: int) -> Probe:
+    def trial(n: int) -> Trial:
         calls.append(n)
         fits = n <= true_max
-        return Probe(n, fits, "ok" if fits else "oom", None, 0.0)
+        return Trial(n, fits, "ok" if fits else "oom", None, 0.0)
 
-    return probe, calls
+    return trial, calls
 
 
 @pytest.mark.parametrize(("true_max", "start"), [(5000, 1024), (5000, 65536), (300, 256), (40_000, 512),
                                                   (256, 256), (131_071, 8192)])
 def test_search_finds_the_limit_within_granularity(true_max: int, start: int) -> None:
-    probe, calls = simulated(true_max)
-    ok, bad, at_limit = drive(search(probe, start=start, granularity=256, limit=1 << 20), lambda p: None)
+    trial, calls = simulated(true_max)
+    ok, bad, at_limit = drive(search(trial, start=start, granularity=256, limit=1 << 20), lambda p: None)
     assert ok is not None and ok <= true_max and not at_limit
     assert bad is not None and bad > true_max and bad - ok <= 256
     assert all(n % 256 == 0 for n in calls) and len(calls) < 20
 
 
 def test_search_stops_at_the_models_limit_and_below_granularity() -> None:
-    probe, _ = simulated(10**9)
-    ok, bad, at_limit = drive(search(probe, start=1024, granularity=256, limit=8192), lambda p: None)
+    trial, _ = simulated(10**9)
+    ok, bad, at_limit = drive(search(trial, start=1024, granularity=256, limit=8192), lambda p: None)
     assert (ok, bad, at_limit) == (8192, None, True)
-    probe, _ = simulated(100)
-    ok, bad, at_limit = drive(search(probe, start=1024, granularity=256, limit=8192), lambda p: None)
+    trial, _ = simulated(100)
+    ok, bad, at_limit = drive(search(trial, start=1024, granularity=256, limit=8192), lambda p: None)
     assert (ok, bad) == (None, 256)
 
 
@@ -45,8 +46,9 @@ def test_bad_inputs() -> None:
         drive(search(simulated(1)[0], start=1, granularity=0, limit=10), lambda p: None)
     for text in ("", "lots", "-1GiB", "0"):
         with pytest.raises(BadInputError):
-            parse_bytes(text)
-    assert parse_bytes("20GiB") == 20 * 2**30 and parse_bytes("512MiB") == 512 * 2**20 and parse_bytes("1.5G") == 3 * 2**29
+            parse_size(text, "memory size")
+    assert parse_size("20GiB", "memory size") == 20 * 2**30 and parse_size("512MiB", "memory size") == 512 * 2**20
+    assert parse_size("1.5G", "memory size") == 3 * 2**29 and parse_size("800B", "memory size") == 800
 
 
 def test_real_cpu_search_against_a_budget(tiny_config_files) -> None:
@@ -61,18 +63,18 @@ def test_real_cpu_search_against_a_budget(tiny_config_files) -> None:
     code = f"""
 import json, psutil
 from ctxscope.core.loading import load_model
-from ctxscope.core.maxctx import probe_runner, search
+from ctxscope.core.maxctx import trial_runner, search
 from ctxscope.core.spec import ModelSpec
 from ctxscope.core.sweep import drive
 from ctxscope.core.measure import warm_process
 loaded = load_model(ModelSpec({str(tiny_config_files["llama"])!r}, device="cpu"))
 warm_process(loaded)  # first-call allocations (≈20 MiB) are part of the process, not of a pass
 budget = psutil.Process().memory_info().rss + 24 * 2**20  # the process as it is, plus 24 MiB for the pass
-probes = []
-ok, bad, _ = drive(search(probe_runner(loaded, "prefill", budget), start=256, granularity=64, limit=512 * 64),
-                   probes.append)
+trials = []
+ok, bad, _ = drive(search(trial_runner(loaded, "prefill", budget), start=256, granularity=64, limit=512 * 64),
+                   trials.append)
 print(json.dumps({{"ok": ok, "bad": bad, "budget": budget,
-                  "probes": [[p.length, p.fits, p.status, p.peak_bytes] for p in probes]}}))
+                  "trials": [[p.length, p.fits, p.status, p.peak_bytes] for p in trials]}}))
 """
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
@@ -80,7 +82,7 @@ print(json.dumps({{"ok": ok, "bad": bad, "budget": budget,
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     ok, bad = result["ok"], result["bad"]
     assert ok is not None and bad is not None and bad - ok <= 64
-    fit = {length: (fits, status, peak) for length, fits, status, peak in result["probes"]}
+    fit = {length: (fits, status, peak) for length, fits, status, peak in result["trials"]}
     assert fit[ok][0] and fit[ok][2] <= result["budget"]
     assert not fit[bad][0] and fit[bad][1] == "over budget"
 
@@ -115,7 +117,7 @@ def test_maxctx_cli_reaches_the_model_limit(capsys, tiny_config_files) -> None:
                         "--granularity", "64", "--format", "json")
     result = json.loads(out)
     assert code == 0 and result["largest_fit"] == 512 and result["stopped_at_limit"]
-    assert result["predicted"] == 512 and all(p["fits"] for p in result["probes"])
+    assert result["predicted"] == 512 and all(p["fits"] for p in result["trials"])
 
 
 def test_each_length_is_probed_once(tiny_config_files) -> None:
@@ -136,7 +138,7 @@ def test_each_length_is_probed_once(tiny_config_files) -> None:
         return original(*args, **kwargs)
 
     loaded.model.forward = counting
-    probes: list[Probe] = []
-    answer = drive(find_max_context(loaded, budget=64 * 2**30, granularity=64), probes.append)
+    trials: list[Trial] = []
+    answer = drive(find_max_context(loaded, budget=64 * 2**30, granularity=64), trials.append)
     assert answer.largest_fit == 256 and answer.stopped_at_limit
-    assert [p.length for p in probes] == [256] and calls == [256]
+    assert [p.length for p in trials] == [256] and calls == [256]

@@ -39,3 +39,8 @@ def set_model(window, source: str, lengths: str) -> None:
     window.sweep_panel.lengths.setText(lengths)
     window.sweep_panel.policy.setCurrentIndex(1)  # fixed repeats: fast and deterministic
     window.sweep_panel.repeats.setValue(2)
+
+
+def settle(window, qtbot, timeout: int = 30_000) -> None:
+    """Wait for the history's reads and deletes (they run off the UI thread)."""
+    qtbot.waitUntil(lambda: not window.history_controller.busy, timeout=timeout)

@@ -11,7 +11,7 @@ import torch
 
 from ctxscope.core.paths import database_path
 from ctxscope.store import RunStore
-from tests.gui.conftest import set_model
+from tests.gui.conftest import set_model, settle
 
 TIMEOUT = 60_000
 
@@ -57,6 +57,7 @@ def test_sweep_fills_plots_table_and_history(window, qtbot, tiny_config_files) -
     with RunStore(database_path()) as store:
         [summary] = store.list_runs()
     assert summary.id == run.id and summary.points_ok == 6
+    settle(window, qtbot)  # the history is read off the UI thread
     assert window.history.table.rowCount() == 1
     assert "complete" in window.status_label.text()
 
@@ -136,8 +137,10 @@ def _stored_run(tiny_config_files) -> str:
 def test_open_stored_run_fills_the_plots(window, qtbot, tiny_config_files, tmp_path: Path) -> None:
     run = _stored_run(tiny_config_files)
     window.refresh_history()
+    settle(window, qtbot)
     window.history.select(run.id)
     window.history.open_button.click()
+    settle(window, qtbot)
     assert plotted(window.latency, "prefill") == [16, 32] and window.table.rowCount() == 4
     assert window.run_banner.isVisible()  # random weights
     # The same run as a file, e.g. made by `ctxscope sweep` on a GPU server.
@@ -159,12 +162,15 @@ def test_delete_asks_first(window, qtbot, tiny_config_files, monkeypatch) -> Non
 
     run = _stored_run(tiny_config_files)
     window.refresh_history()
+    settle(window, qtbot)
     window.history.select(run.id)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
     window.history.delete_button.click()
+    settle(window, qtbot)
     assert window.history.table.rowCount() == 1
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.history.delete_button.click()
+    settle(window, qtbot)
     with RunStore(database_path()) as store:
         assert store.list_runs() == []
     assert window.history.empty.isVisible() or not window.history.table.rowCount()
@@ -224,7 +230,9 @@ def test_overlay_shows_several_runs(window, qtbot, tiny_config_files) -> None:
     second = _stored_run(tiny_config_files)
     window.refresh_history()
     window.open_stored_run(first.id)
+    settle(window, qtbot)
     window.open_stored_run(second.id, overlay=True)
+    settle(window, qtbot)
     runs = {run for run, _ in window.latency.series}
     assert runs == {first.id, second.id}
     assert window.table.rowCount() == 8

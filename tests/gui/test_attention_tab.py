@@ -43,6 +43,7 @@ def test_attention_sweep_fills_the_tab(window, qtbot, tiny_config_files, tmp_pat
     window._clear_views()
     assert view.length.count() == 0
     window.open_stored_run(run.id)
+    qtbot.waitUntil(lambda: not window.history_controller.busy, timeout=30_000)  # read off the UI thread
     assert view.length.count() == 2
     np.testing.assert_allclose(view.data.layers[(64, 1)].maps, run_maps(run.id, 64, 1))
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from ctxscope.core.serialize import load_run, write_run
 from tests.core.test_reports import make_run
-from tests.gui.conftest import set_model
+from tests.gui.conftest import set_model, settle
 
 TIMEOUT = 120_000
 
@@ -22,6 +22,8 @@ def test_matrix_runs_every_kernel_and_opens_the_comparison(window, qtbot, tiny_c
     run_ids = done.args[0]
     assert len(run_ids) == 2
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=TIMEOUT)
+    settle(window, qtbot)  # the history lists the new runs, the comparison reads them (off the UI thread)
+    settle(window, qtbot)
     view = window.compare
     assert window.tabs.currentWidget() is view
     assert sorted(view.checked_ids()) == sorted(run_ids)
@@ -66,9 +68,11 @@ def test_compare_runs_from_files_and_history(window, qtbot, tmp_path) -> None:
         store.save_run(make_run("c3", dtype="bfloat16"))
         store.save_run(make_run("d4", dtype="float32", scale=3.0))
     window.refresh_history()
+    settle(window, qtbot)
     table = window.history.table
     table.selectAll()
     window.history.compare_button.click()
+    settle(window, qtbot)
     assert window.tabs.currentWidget() is view
     assert sorted(view.checked_ids()) == ["c3", "d4"]
     assert set(view.comparison.labels) == {"bfloat16", "float32"}
@@ -127,20 +131,20 @@ def test_plot_export_png_svg_and_clipboard(window, qtbot, tmp_path, qapp) -> Non
 
 
 def test_find_max_context_draws_probes_and_answers(window, qtbot, tiny_config_files) -> None:
-    from ctxscope.core.maxctx import parse_bytes
+    from ctxscope.core.units import parse_size
 
     set_model(window, str(tiny_config_files["llama"]), "16,32")
     # Generous budget: the tiny model fits everything, so the search stops at its 512 positions.
     with qtbot.waitSignal(window.runner.maxContextFound, timeout=TIMEOUT) as found:
-        assert window.find_max_context("prefill", parse_bytes("20GiB"), 64, ask=False)
+        assert window.find_max_context("prefill", parse_size("20GiB", "memory size"), 64, ask=False)
     result = found.args[0]
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=TIMEOUT)
     assert result.largest_fit == 512 and result.stopped_at_limit
-    assert len(window._probes) == len(result.probes) >= 2
-    xs = window.memory.probe_fit.xData
-    assert sorted(float(x) for x in xs) == sorted(float(p.length) for p in result.probes if p.fits)
+    assert len(window._trials) == len(result.trials) >= 2
+    xs = window.memory.trial_fit.xData
+    assert sorted(float(x) for x in xs) == sorted(float(p.length) for p in result.trials if p.fits)
     assert window.memory.budget_line is not None
-    assert "Longest prefill that runs within 20.00 GiB: 512 tokens" in window.live_hint.text()
+    assert "Longest prefill that runs within 20.0 GiB: 512 tokens" in window.live_hint.text()
 
 
 def test_live_plots_show_prediction_and_fit(window, tmp_path) -> None:

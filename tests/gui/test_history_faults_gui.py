@@ -20,6 +20,7 @@ def open_window(qtbot, qapp):
     win = MainWindow()
     qtbot.addWidget(win)
     win.show()
+    qtbot.waitUntil(lambda: not win.history_controller.busy, timeout=30_000)  # the history is read off the UI thread
     return win
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ctxscope.core.errors import RunFileError
+from ctxscope.core.units import fmt_bytes
 
 if TYPE_CHECKING:  # collect imports torch; the UI opens stored maps without it
     from ctxscope.core.attention.collect import AttentionCapture
@@ -136,7 +137,7 @@ def load_checked(path: Path, limits: dict[str, int] | None = None, *, max_total:
                 # its edges is of no use to anyone.
                 if info.file_size > _SMALL and total + info.file_size > max_total:
                     skipped.append(f"{name}: left out, the arrays read so far reach the "
-                                   f"{max_total / 1024**3:g} GiB cap")
+                                   f"{fmt_bytes(max_total)} cap")
                     continue
                 try:
                     arrays[name] = _read_member(zf, info, limit)

@@ -1,0 +1,149 @@
+"""The Live tab: latency, memory and throughput plots and the results table for the
+runs shown (one sweep as it runs, or stored runs overlaid), with the analytic
+predictions and the latency fit. A view: fed headers and points, it changes nothing."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ctxscope.core.results import Point, RunHeader, RunResult
+from ctxscope.gui.memory_plot import MemoryPlot
+from ctxscope.gui.plots import LatencyPlot, ThroughputPlot
+from ctxscope.gui.results_table import ResultsTable
+from ctxscope.gui.scheduler import ViewScheduler
+
+HINT = ("No run yet. Press Run (Ctrl+R) to measure the model in the panel at each length, open a run file "
+        "(Ctrl+O), or pick one in the History tab.")
+
+
+def run_label(header: RunHeader) -> str:
+    s = header.settings
+    return f"{header.model.source} · {s.device} {s.dtype} {s.attn_implementation}"
+
+
+class LiveView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.latency = LatencyPlot()
+        self.memory = MemoryPlot()
+        self.throughput = ThroughputPlot()
+        self.table = ResultsTable()
+        self.scheduler = ViewScheduler(self)
+        self.shown: dict[str, RunHeader] = {}  # runs in the plots, by id
+        self.finished: dict[str, tuple[RunResult, Path | None]] = {}  # finished runs shown (for export)
+        self.log_latency = QCheckBox("log latency axis")
+        self.log_latency.toggled.connect(self.latency.set_log_y)
+        self.memory_mode = QComboBox()
+        self.memory_mode.addItems(["prefill", "decode", "forward"])
+        self.memory_mode.currentTextChanged.connect(self.memory.set_mode)
+        self.hint = QLabel(HINT)
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("background: palette(alternate-base); padding: 6px; border-radius: 3px;")
+        controls = QHBoxLayout()
+        controls.addWidget(self.log_latency)
+        controls.addStretch(1)
+        controls.addWidget(QLabel("memory of"))
+        controls.addWidget(self.memory_mode)
+        grid = QGridLayout()
+        grid.addWidget(self.latency, 0, 0)
+        grid.addWidget(self.memory, 0, 1)
+        grid.addWidget(self.throughput, 1, 0)
+        grid.addWidget(self.table, 1, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.hint)
+        layout.addLayout(controls)
+        layout.addLayout(grid, 1)
+
+    @property
+    def plots(self) -> tuple[LatencyPlot, MemoryPlot, ThroughputPlot]:
+        return self.latency, self.memory, self.throughput
+
+    def clear(self) -> None:
+        self.scheduler.clear()
+        for plot in self.plots:
+            plot.clear_runs()
+        self.table.clear_points()
+        self.shown.clear()
+        self.finished.clear()
+
+    def say(self, text: str) -> None:
+        """A line above the plots (the max-context answer, a search under way)."""
+        self.hint.setText(text)
+        self.hint.setVisible(True)
+
+    def begin_run(self, header: RunHeader) -> None:
+        """A run joins the views: capacity line, memory mode, predictions of the first."""
+        self.hint.setVisible(False)
+        self.shown[header.id] = header
+        if len(self.shown) == 1:
+            self.show_predictions(header)
+        env = header.environment
+        if header.settings.device.startswith("cuda") and env.gpu_memory_bytes:
+            self.memory.set_capacity(env.gpu_memory_bytes, "device memory")
+        else:
+            self.memory.set_capacity(env.memory_bytes, "system memory", in_view=False)
+        modes = header.settings.modes
+        if self.memory_mode.currentText() not in modes and modes:
+            self.memory_mode.setCurrentText(modes[0])
+
+    def add_point(self, run_id: str, point: Point) -> None:
+        """Queue the point into every plot and the table (one view per scheduler tick)."""
+        header = self.shown[run_id]
+        label = run_label(header)
+        for plot in self.plots:
+            self.scheduler.push(partial(self._update_plot, plot, run_id, label, point))
+        self.scheduler.push(partial(self._update_table, label, point, header))
+
+    def finish_run(self, run: RunResult, maps: Path | None) -> None:
+        self.scheduler.flush()
+        self.table.resizeColumnsToContents()
+        self.finished[run.id] = (run, maps)
+        self.show_fits(run)
+
+    def show_run(self, run: RunResult, maps: Path | None, *, replace_shown: bool = True) -> None:
+        """A finished run (history or file) into the plots and table, at once."""
+        if replace_shown:
+            self.clear()
+        self.begin_run(run.header)
+        self.finished[run.id] = (run, maps)
+        if replace_shown:
+            self.show_fits(run)
+        for point in run.points:
+            self.add_point(run.id, point)
+        self.scheduler.flush()
+        self.table.resizeColumnsToContents()
+
+    def show_predictions(self, header: RunHeader) -> None:
+        """The analytic predictions: roofline latency per mode, weights + KV."""
+        from ctxscope.core.efficiency import predicted_latency, predicted_memory
+
+        memory = predicted_memory(header)
+        if not memory:
+            return
+        for mode in header.settings.modes:
+            latency = predicted_latency(header, mode)
+            self.latency.set_prediction(mode, list(latency), list(latency.values()))
+        self.memory.set_prediction(list(memory), list(memory.values()))
+
+    def show_fits(self, run: RunResult) -> None:
+        from ctxscope.core.efficiency import fit_run
+
+        for mode in run.header.settings.modes:
+            self.latency.set_fit(mode, fit_run(run, mode), [p.length for p in run.ok_points(mode)])
+
+    @staticmethod
+    def _update_plot(plot: LatencyPlot | MemoryPlot | ThroughputPlot, run_id: str, label: str, point: Point) -> None:
+        plot.add_point(run_id, label, point)
+        plot.viewport().repaint()  # this view alone, now: one bounded slice per turn
+
+    def _update_table(self, label: str, point: Point, header: RunHeader) -> None:
+        from ctxscope.core.efficiency import point_efficiency
+
+        first = self.table.rowCount() == 0
+        efficiency = point_efficiency(RunResult(header=header, status="running"), point) if header.analytic else None
+        self.table.add_point(label, point, efficiency)
+        if first:  # sizing columns costs ~3 ms a call: once per run, not per point
+            self.table.resizeColumnsToContents()

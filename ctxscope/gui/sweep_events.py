@@ -1,0 +1,77 @@
+"""A sweep or matrix as the app runs it: the core's matrix generator, each run
+recorded to the history in the worker thread (the same recorder as the CLI's), its
+events turned into the runner's signal names for the UI thread."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
+from ctxscope.core.matrix import CellFailed, CellFinished, ModelLoading, ModelReady, run_matrix
+from ctxscope.core.spec import ModelSpec, SweepConfig
+from ctxscope.core.telemetry import TelemetrySample
+
+_SIGNALS: dict[type, str] = {Progress: "progressChanged", PointResult: "pointReady", PointFailed: "pointFailed",
+                             AttentionResult: "attentionReady", TelemetrySample: "telemetrySampled"}
+
+
+def _open_recorder(store_enabled: bool) -> Any:
+    from ctxscope.core.paths import database_path
+    from ctxscope.store import RunStore
+    from ctxscope.store.errors import HistoryError
+    from ctxscope.store.recorder import RunRecorder
+
+    if not store_enabled:
+        return RunRecorder(None)
+    try:
+        return RunRecorder(RunStore(database_path()))  # this thread's own connection
+    except HistoryError as exc:  # keep measuring: the recorder keeps the run in a recovery file
+        return RunRecorder(None, history=database_path(), problem=str(exc))
+
+
+def matrix_messages(runner: Any, specs: list[ModelSpec], cfg: SweepConfig,
+                    matrix: bool) -> Generator[tuple[str, Any], None, None]:
+    """(signal name, payload) for everything the UI shows; ``matrix`` ends with
+    ``matrixFinished`` and goes on past a cell that cannot run (a single sweep stops
+    there with one line, as ``ctxscope sweep`` does)."""
+    recorder: Any = None
+    done: list[str] = []
+    gen = run_matrix(specs, cfg, slot=runner.slot, stop=runner.stop_event, confirm=runner.confirm, strict=not matrix)
+    try:
+        for event in gen:
+            if isinstance(event, ModelLoading):
+                yield "modelLoading", event.spec.source
+            elif isinstance(event, ModelReady):
+                yield "modelLoaded", event.summary
+            elif isinstance(event, SweepStarted):
+                recorder = _open_recorder(runner.store)
+                recorder.record(event)  # history and maps first (this thread), then the UI
+                yield "sweepStarted", event.header
+            elif isinstance(event, CellFinished):
+                if recorder is not None:
+                    recorder.finish(event.result)
+                    _close(recorder)
+                    recorder = None
+                done.append(event.result.id)
+                yield "sweepFinished", event.result
+            elif isinstance(event, CellFailed):
+                yield "jobFailed", f"{event.spec.source} ({event.spec.dtype}): {event.message}; going on with the next"
+            else:
+                if recorder is not None:
+                    recorder.record(event)
+                kind = _SIGNALS.get(type(event))
+                if kind is not None:
+                    yield kind, event.point if isinstance(event, (PointResult, PointFailed)) else event
+    except BaseException:
+        if recorder is not None:
+            recorder.fail()
+            _close(recorder)
+        raise
+    if matrix:
+        yield "matrixFinished", tuple(done)
+
+
+def _close(recorder: Any) -> None:
+    if recorder.store is not None:
+        recorder.store.close()
