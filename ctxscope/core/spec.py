@@ -92,3 +92,4 @@ class SweepConfig:
     attention_text: str = "random"  # "random", "sample" or a path to a UTF-8 text file
     needle: str | None = None
     needle_depth: float = 50.0
+    quality: Any = None  # a QualityConfig: loss vs context and needle retrieval (separate, untimed passes)

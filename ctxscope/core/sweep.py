@@ -31,6 +31,7 @@ from ctxscope.core.results import Point, RunHeader, RunResult, Settings
 from ctxscope.core.attention.sweep_pass import prepare as prepare_attention
 from ctxscope.core.attention.sweep_pass import run_attention
 from ctxscope.core.attention.sweep_pass import settings_of as attention_settings
+from ctxscope.core.quality.run import QualityPlan, prepare as prepare_quality, run_quality
 from ctxscope.core.spec import MODES, SweepConfig
 from ctxscope.core.telemetry import TelemetrySampler, summarize
 from ctxscope.core.timing import Cancelled
@@ -141,6 +142,7 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     """
     modes = validate(loaded, cfg)
     tokenizer = prepare_attention(loaded, cfg)  # bad attention input fails here, before any work
+    quality = prepare_quality(loaded, cfg.quality, cfg.lengths) if cfg.quality is not None else None
     if cfg.isolation == "strict":
         devices = model_devices(loaded.model) if loaded.device.type == "cuda" else ()
         uuids = [u for d in devices if (u := nvml.torch_uuid(d.index or 0)) is not None]
@@ -153,16 +155,19 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     try:
-        return (yield from _sweep(loaded, cfg, modes, tokenizer, stop, run_id, confirm))
+        return (yield from _sweep(loaded, cfg, modes, tokenizer, stop, run_id, confirm, quality))
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokenizer: object,
            stop: threading.Event | None, run_id: str | None,
-           confirm: Callable[[MemoryCheck], bool] | None) -> Generator[SweepEvent, None, RunResult]:
+           confirm: Callable[[MemoryCheck], bool] | None,
+           quality: QualityPlan | None = None) -> Generator[SweepEvent, None, RunResult]:
     measurer = Measurer(loaded, cfg, stop, modes=modes)
     settings = _settings(loaded, cfg, modes, measurer.timer.name)
+    if quality is not None:
+        settings = replace(settings, quality=quality.settings)
     environment = collect_environment(loaded.device)
     header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info, settings=settings,
                        environment=environment,
@@ -171,6 +176,7 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
     yield SweepStarted(header)
     lengths = header.settings.lengths
     passes = modes + (("attention",) if cfg.attention is not None else ())
+    passes += ("quality",) if quality is not None and quality.note is None else ()
     plan = [(length, mode) for length in lengths for mode in passes]
     attention: list[dict] = []
     total_weight = sum(length for length, _ in plan)
@@ -196,6 +202,19 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                     yield result
                     yield from telemetry.drain()
                     continue
+                if mode == "quality":
+                    measurer.discard_handoff()  # free the prefill cache kept for decode
+                    assert quality is not None
+                    finished = yield from run_quality(loaded, quality, length, seed=cfg.seed, stop=stop,
+                                                      allow_beyond_max=cfg.allow_beyond_max,
+                                                      continue_after_oom=cfg.continue_after_oom)
+                    done_weight += length
+                    release(measurer.devices or loaded.device)  # the next timed point's reserved peak is its own
+                    yield from telemetry.drain()
+                    if not finished:
+                        status = "cancelled"
+                        break
+                    continue
                 try:
                     point = _measure_point(measurer, mode, length, cfg, failed_modes,
                                            lambda: _guard(loaded, header, mode, length, cfg, confirm))
@@ -219,7 +238,7 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
             measurer.discard_handoff()
             release(measurer.devices or loaded.device)  # never raises: a lost context must not mask the run
     return RunResult(header=header, status=status, points=tuple(points), finished=_now(), attention=tuple(attention),
-                     error=error)
+                     error=error, quality=quality.result if quality is not None else None)
 
 
 class DeviceLost(Exception):
