@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from ctxscope.cli.common import output_path, quiet_transformers
+from ctxscope.cli.quality_args import add_quality_options, quality_config
 from ctxscope.core.errors import BadInputError, CtxscopeError
 
 DEFAULT_LENGTHS = "128,256,512,1k,2k,4k"
@@ -71,6 +72,7 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", default="random", help="attention input: random, sample (shipped prose) or a text file")
     p.add_argument("--needle", default=None, help="a sentence to place in the text and mark on every map")
     p.add_argument("--needle-depth", type=float, default=50.0, help="where the needle goes, in %% of L (default 50)")
+    add_quality_options(p)
 
 
 def _modes(text: str) -> tuple[str, ...]:
@@ -94,6 +96,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise BadInputError(f"--needle-depth must be a percentage from 0 to 100, not {args.needle_depth}")
     if not args.attention and (args.needle or args.text != "random" or args.attention_layers):
         raise BadInputError("--text, --needle and --attention-layers apply to --attention")
+    quality_config(args)  # bad quality options fail before any model loads
 
 
 def specs_from_args(args: argparse.Namespace) -> tuple[Any, tuple[int, ...] | None, tuple[str, ...]]:
@@ -136,7 +139,8 @@ def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tupl
                        allow_beyond_max=args.allow_beyond_max, force=args.force, threads=args.threads,
                        isolation=args.isolation, cache=args.cache, seed=args.seed,
                        attention=attention,
-                       attention_text=args.text, needle=args.needle, needle_depth=args.needle_depth)
+                       attention_text=args.text, needle=args.needle, needle_depth=args.needle_depth,
+                       quality=quality_config(args))
 
 
 def _choices(text: str | None) -> tuple[str | None, ...]:
@@ -178,6 +182,10 @@ def run(args: argparse.Namespace) -> int:
     results = _measure([specs[c][0] for c in combos], args, lengths, modes, single=single, out_json=out_json,
                        failures=failures, problems=problems)
     _write_outputs(results, out_json, out_csv, out_html, out_md, problems)  # a full disk: one line each, all tried
+    from ctxscope.cli.quality_display import quality_tables
+
+    for result in results:
+        quality_tables(result)
     if len(results) > 1:
         from ctxscope.cli.display import comparison_tables
         from ctxscope.report.compare import compare
@@ -203,6 +211,7 @@ def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: An
     """Run the matrix (one cell for a plain sweep) from the core, recording each run as
     its events arrive; Ctrl-C stops after the current model call (twice: at once)."""
     from ctxscope.cli.display import SweepDisplay
+    from ctxscope.cli.quality_display import print_live
     from ctxscope.cli.run_sink import RunSink
     from ctxscope.core.events import SweepStarted
     from ctxscope.core.lengths import parse_lengths
@@ -251,6 +260,7 @@ def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: An
                 print(f"ctxscope: error: {event.message}; going on with the next", file=sys.stderr)
             elif sink is not None:
                 sink.record(event)
+                print_live(event, args.quiet)
     except BaseException:
         if sink is not None:
             sink.fail()

@@ -1,0 +1,90 @@
+"""``--quality`` and its options, shared by ``ctxscope sweep`` and ``ctxscope gui``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ctxscope.core.errors import BadInputError
+
+_DETAIL = ("quality_text", "quality_targets", "quality_windows", "needle_depths", "needle_seeds",
+           "effective_threshold", "effective_epsilon", "fits")
+
+
+def add_quality_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quality", nargs="?", const="loss,needle", default=None, metavar="loss,needle",
+                   help="also measure what context buys (untimed passes): loss vs context and needle retrieval "
+                        "(default both; 'loss' or 'needle' for one)")
+    p.add_argument("--quality-text", default=None,
+                   help="the long text read by --quality: pride-and-prejudice (default), the-great-gatsby or a "
+                        "UTF-8 file (never tiled: lengths it cannot supply are refused)")
+    p.add_argument("--quality-targets", type=int, default=None, help="target tokens per loss window (default 256)")
+    p.add_argument("--quality-windows", type=int, default=None,
+                   help="loss windows taken at different places in the text (default 4)")
+    p.add_argument("--needle-depths", default=None, help="needle depths in %% (default 0,25,50,75,100)")
+    p.add_argument("--needle-seeds", type=int, default=None, help="needle trials per length and depth (default 3)")
+    p.add_argument("--effective-threshold", type=float, default=None,
+                   help="effective context: longest length with retrieval ≥ this (default 0.9)")
+    p.add_argument("--effective-epsilon", type=float, default=None,
+                   help="effective context: the loss counts as flat once a doubling saves less than this many "
+                        "nats/token (default 0.01)")
+    p.add_argument("--fits", default=None,
+                   help="the longest context that fits on this device, if known: a token count or the JSON of "
+                        "`ctxscope maxctx --format json` (shown as claimed · fits · effective)")
+
+
+def _depths(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise BadInputError(f"--needle-depths {text!r}: use percentages such as 0,25,50,75,100") from None
+
+
+def parse_fits(value: str) -> int:
+    """A token count, or ``largest_fit`` from a ``ctxscope maxctx --format json`` file."""
+    if value.strip().isdigit():
+        return int(value)
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise BadInputError(f"--fits {value}: give a token count or a `ctxscope maxctx --format json` file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise BadInputError(f"--fits {value}: not JSON (expected `ctxscope maxctx --format json` output)") from None
+    fit = data.get("largest_fit") if isinstance(data, dict) else None
+    if type(fit) is not int or fit < 1:
+        raise BadInputError(f"--fits {value}: no largest_fit in it (nothing fitted, or not maxctx output)")
+    return fit
+
+
+def quality_config(args: argparse.Namespace, *, only_if_applicable: bool = False) -> Any:
+    """The :class:`QualityConfig` of ``args`` (``None`` without ``--quality``), checked."""
+    from ctxscope.core.quality.config import QualityConfig, check_config, parse_kinds
+
+    if getattr(args, "quality", None) is None:
+        given = [f"--{name.replace('_', '-')}" for name in _DETAIL if getattr(args, name, None) is not None]
+        if given:
+            raise BadInputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --quality")
+        return None
+    defaults = QualityConfig()
+    cfg = QualityConfig(
+        kinds=parse_kinds(args.quality), text=args.quality_text or defaults.text,
+        target_tokens=defaults.target_tokens if args.quality_targets is None else args.quality_targets,
+        windows=defaults.windows if args.quality_windows is None else args.quality_windows,
+        depths=defaults.depths if args.needle_depths is None else _depths(args.needle_depths),
+        seeds=defaults.seeds if args.needle_seeds is None else args.needle_seeds,
+        threshold=defaults.threshold if args.effective_threshold is None else args.effective_threshold,
+        epsilon=defaults.epsilon if args.effective_epsilon is None else args.effective_epsilon,
+        fits=None if args.fits is None else parse_fits(args.fits), only_if_applicable=only_if_applicable)
+    check_config(cfg)
+    if cfg.text not in _shipped() and not Path(cfg.text).expanduser().is_file():
+        raise BadInputError(f"--quality-text {cfg.text}: no such file (use {', '.join(_shipped())} or a text file)")
+    return cfg
+
+
+def _shipped() -> tuple[str, ...]:
+    from ctxscope.core.quality.config import TEXTS
+
+    return tuple(TEXTS)
