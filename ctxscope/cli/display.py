@@ -24,6 +24,9 @@ def points_table(points: tuple[Point, ...] | list[Point], title: str | None = No
     peak_name = PEAK_NAMES["allocator"] if on_gpu else PROCESS_PEAK
     caption = (f"{peak_name}: {PEAK_MEANINGS['allocator'] if on_gpu else PROCESS_PEAK_MEANING}"
                + ("" if on_gpu else f"; comparisons show the {PEAK_NAMES['model']} ({PEAK_MEANINGS['model']})"))
+    reasons = sorted({p.contention for p in points if p.contention})
+    if reasons:  # what else ran while those points were timed
+        caption += "\ncontended: " + "; ".join(reasons)
     table = Table(title=title, show_lines=False, caption=caption, caption_justify="left")
     for name, justify in (("mode", "left"), ("length", "right"), ("status", "left"), ("median", "right"),
                           ("p10–p90", "right"), ("n", "right"), ("tokens/s", "right"), ("KV cache", "right"),
@@ -33,6 +36,8 @@ def points_table(points: tuple[Point, ...] | list[Point], title: str | None = No
         lat, mem = p.latency_ms, p.memory
         peak = None if mem is None else mem.peak_allocated_bytes if on_gpu else mem.peak_rss_bytes
         status = p.status if p.status == "ok" else f"[red]{p.status}[/red]"
+        if p.contention:
+            status = "ok [yellow]contended[/yellow]"
         spread = f"{fmt_ms(lat.p10)} – {fmt_ms(lat.p90)}" + (" [yellow]noisy[/yellow]" if lat.noisy else "") if lat else "-"
         table.add_row(p.mode, str(p.length), status, fmt_ms(lat.median) if lat else "-", spread,
                       str(lat.n) if lat else "-", f"{p.tokens_per_s:,.1f}" if p.tokens_per_s else "-",
@@ -106,7 +111,14 @@ class SweepDisplay:
                        f"mean normalised entropy {sum(ents) / len(ents):.3f}")
 
     def summary(self, run: RunResult, *, stored: bool, out_json: Path | None) -> None:
+        from rich.markup import escape
+
         self.out.print(points_table(run.points, title=f"{run.header.model.source} — run {run.id} ({run.status})"))
+        unmeasured = [p for p in run.points if p.status != "ok"]
+        for p in unmeasured[:10]:  # the table has the status; here is why
+            self.out.print(f"{p.mode} L={p.length}: {p.status} — {escape(p.error or '')}")
+        if len(unmeasured) > 10:
+            self.out.print(f"… and {len(unmeasured) - 10} more points not measured (see runs show {run.id})")
         if run.header.model.random_weights:
             self.out.print("Random weights: latency and memory are valid; outputs and attention are not meaningful.")
         where = [f"stored as {run.id}"] if stored else []

@@ -104,6 +104,20 @@ def decode_kv_storage_bytes(arch: Architecture, depth: int, dtype: str, batch: i
                        for layer in arch.kv_layers)
 
 
+def decode_traffic_bytes(arch: Architecture, depth: int, dtype: str, batch: int = 1, cache: str = "dynamic") -> int:
+    """Bytes one decode step at depth ``depth`` moves through memory at least: every
+    weight once, the cache read by attention, and the cache update. A dynamic cache
+    grows by concatenation, so each step also reads the old cache and writes the new
+    one (about three times the cache in all); a static cache writes one token in place,
+    but attention reads its whole preallocated buffer."""
+    stored = decode_kv_storage_bytes(arch, depth, dtype, batch)  # what attention reads after the update
+    if cache == "static":
+        update = batch * kv_bytes_per_token(arch, dtype)  # one token written in place
+    else:
+        update = stored + (stored - batch * kv_bytes_per_token(arch, dtype))  # write the new cache, read the old
+    return weights_bytes(arch, dtype) + stored + update
+
+
 def kv_bytes_per_token(arch: Architecture, dtype: str) -> int:
     """Per token of context with every layer still growing (no window reached)."""
     return sum(2 * layer.kv_heads * layer.head_dim * BYTES[dtype] for layer in arch.kv_layers)

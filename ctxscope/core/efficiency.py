@@ -60,7 +60,10 @@ def work(analytic: dict | None, mode: str, length: int, batch: int = 1) -> tuple
     if mode == "decode":
         if row.get("decode_flops") is None:
             return None
-        return float(row["decode_flops"]) * batch, weights + (float(row["decode_bytes"]) - weights) * batch
+        # The step's real traffic (cache read, concatenation copy) where the run recorded
+        # it; older runs have only the minimum (weights + cache read once).
+        moved = float(row.get("decode_traffic_bytes") or row["decode_bytes"])
+        return float(row["decode_flops"]) * batch, weights + (moved - weights) * batch
     # Prefill / forward: every weight read once, the KV cache written once.
     return float(row["prefill_flops"]) * batch, weights + float(row["kv_cache_bytes"]) * batch
 
@@ -116,8 +119,11 @@ def point_efficiency(run: RunResult, point: Point) -> PointEfficiency:
     row = _row(analytic, point.length)
     mem_pred = departure = None
     if row is not None and analytic.get("weights_bytes") is not None:
-        # Per point, not predicted_memory(): the point's own batch size counts.
-        mem_pred = int(analytic["weights_bytes"] + row["kv_cache_bytes"] * point.batch_size)
+        # Per point, not predicted_memory(): the point's own batch size counts; the cache
+        # storage the mode leaves allocated where the run recorded it.
+        stored = row.get("decode_kv_storage_bytes" if point.mode == "decode" else "prefill_kv_storage_bytes")
+        kv = row["kv_cache_bytes"] if stored is None or not point.memory or point.mode == "forward" else stored
+        mem_pred = int(analytic["weights_bytes"] + (0 if point.mode == "forward" else kv) * point.batch_size)
         if point.status == "ok" and point.memory is not None and mem_pred > 0:
             measured = point.memory.weights_bytes + point.memory.kv_cache_bytes
             rel = (measured - mem_pred) / mem_pred
@@ -220,7 +226,8 @@ def fit_note(run: RunResult, mode: str, fit: LatencyFit | None = None) -> str | 
     return None if fit.physical else fit.describe_problems()
 
 
-def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name: str | None) -> dict:
+def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name: str | None,
+                   cache: str = "dynamic") -> dict:
     """What the analytic model predicts for this run (stored in its header): per length
     KV bytes, prefill FLOPs, decode FLOPs and bytes; the weights; the device peak. A
     config the model cannot describe gives ``{"error": "..."}`` instead of wrong numbers."""
@@ -235,7 +242,13 @@ def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name:
     rows = [{"length": n, "kv_cache_bytes": analytic.kv_bytes(arch, n, kv_dtype),
              "prefill_flops": analytic.prefill_flops(arch, n),
              "decode_flops": analytic.decode_flops(arch, n) if arch.is_decoder else None,
-             "decode_bytes": analytic.decode_bytes(arch, n, kv_dtype) if arch.is_decoder else None}
+             "decode_bytes": analytic.decode_bytes(arch, n, kv_dtype) if arch.is_decoder else None,
+             # What the sweep measures: storage held after a prefill / a decode step, and
+             # the bytes a decode step really moves with this run's cache class.
+             "prefill_kv_storage_bytes": analytic.prefill_kv_storage_bytes(arch, n, kv_dtype) if arch.is_decoder else 0,
+             "decode_kv_storage_bytes": analytic.decode_kv_storage_bytes(arch, n, kv_dtype) if arch.is_decoder else None,
+             "decode_traffic_bytes": analytic.decode_traffic_bytes(arch, n, kv_dtype, cache=cache)
+             if arch.is_decoder else None}
             for n in sorted(set(lengths))]
     peak = peak_for(device_name)
     return {"params": arch.params, "weights_bytes": analytic.weights_bytes(arch, kv_dtype), "rows": rows,

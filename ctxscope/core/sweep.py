@@ -172,7 +172,8 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
     header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info, settings=settings,
                        environment=environment,
                        analytic=analytic_block(loaded.config, settings.lengths, settings.dtype,
-                                               environment.gpu_name if loaded.device.type == "cuda" else environment.cpu))
+                                               environment.gpu_name if loaded.device.type == "cuda" else environment.cpu,
+                                               cache=cfg.cache))
     yield SweepStarted(header)
     lengths = header.settings.lengths
     passes = modes + (("attention",) if cfg.attention is not None else ())

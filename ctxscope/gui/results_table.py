@@ -49,6 +49,8 @@ class ResultsTable(QTableWidget):
         peak = None if mem is None else (mem.peak_allocated_bytes if mem.peak_allocated_bytes is not None
                                          else mem.peak_rss_bytes)
         note = p.error or ("noisy (IQR/median ≥ 10%)" if lat is not None and lat.noisy else "")
+        if p.contention:
+            note = (note + "; " if note else "") + f"contended: {p.contention}"
         if eff is not None and eff.memory_departure is not None:
             note = (note + "; " if note else "") + f"weights + KV {eff.memory_departure:+.0%} vs predicted"
         util = None if eff is None else eff.mfu if eff.mfu is not None else eff.bandwidth_util
@@ -71,6 +73,10 @@ class ResultsTable(QTableWidget):
         if p.status != "ok":
             for cell in cells:
                 cell.setForeground(Qt.GlobalColor.red)
+        elif p.contention:  # measured, but not alone on the device: say it where the figure is
+            cells[3].setText("ok · contended")
+            cells[3].setToolTip(p.contention)
+            cells[4].setForeground(Qt.GlobalColor.darkYellow)
         sorting = self.isSortingEnabled()
         self.setSortingEnabled(False)  # inserting into a sorted table scatters the row's cells
         row = self.rowCount()

@@ -52,6 +52,11 @@ def matrix_messages(runner: Any, specs: list[ModelSpec], cfg: SweepConfig,
                 if recorder is not None:
                     recorder.finish(event.result)
                     _close(recorder)
+                    if recorder.history is not None and not recorder.stored:  # measured, but not in the history
+                        where = (f"every point is kept in {recorder.kept_in}, added to the history the next time "
+                                 "it opens" if recorder.kept_in is not None else "its points are shown here only")
+                        yield "jobFailed", f"{recorder.problem or 'the run history could not be written'}; " \
+                                           f"run {event.result.id} is not in the history: {where}"
                     recorder = None
                 done.append(event.result.id)
                 yield "sweepFinished", event.result

@@ -230,6 +230,7 @@ def _differences(runs: list[RunResult]) -> tuple[str, ...]:
         ("transformers version", [e.transformers for e in envs]),
         ("timer", [r.header.settings.timer for r in runs]),
         ("CPU threads", [r.header.settings.threads or "default" for r in runs]),
+        ("KV cache class", [getattr(r.header.settings, "cache", "dynamic") for r in runs]),
     )
     for what, values in checks:
         if len(set(values)) > 1:
@@ -238,6 +239,11 @@ def _differences(runs: list[RunResult]) -> tuple[str, ...]:
     if len(set(weights)) > 1:
         notes.append("some runs use random weights, others a checkpoint (latency and memory comparable; "
                      "attention maps are not)")
+    for r in runs:  # timings taken while something else used the machine
+        contended = [p for p in r.points if p.contention]
+        if contended:
+            reasons = "; ".join(sorted({p.contention for p in contended if p.contention}))
+            notes.append(f"run {r.id[:15]}: {len(contended)} point{'s' if len(contended) > 1 else ''} contended ({reasons})")
     unfinished = [r.id[:8] for r in runs if r.status != "complete"]
     if unfinished:
         notes.append("not complete: " + ", ".join(unfinished))

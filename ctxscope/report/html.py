@@ -106,6 +106,8 @@ def _points_rows(run: RunResult, predicted: Mapping[int, int] | None) -> list[di
         util = (f"MFU {eff.mfu:.1%}" if eff.mfu is not None else
                 f"bandwidth {eff.bandwidth_util:.1%}" if eff.bandwidth_util is not None else "-")
         note = p.error or ""
+        if p.contention:
+            note = (note + " " if note else "") + f"contended: {p.contention}."
         if eff.memory_departure is not None:
             note = (note + " " if note else "") + (f"memory: weights + KV {eff.memory_departure:+.0%} vs predicted")
         rows.append({

@@ -11,7 +11,7 @@ COLUMNS = (
     "run_id", "model", "device", "dtype", "attn_implementation", "mode", "length", "batch_size", "status", "error",
     "latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_mean_ms", "latency_std_ms", "latency_n",
     "latency_noisy", "tokens_per_s", "weights_bytes", "kv_cache_bytes", "activation_bytes", "peak_allocated_bytes",
-    "peak_reserved_bytes", "device_used_bytes", "peak_rss_bytes",
+    "peak_reserved_bytes", "device_used_bytes", "peak_rss_bytes", "other_bytes", "contention",
 )
 
 
@@ -30,7 +30,8 @@ def run_to_rows(run: RunResult) -> list[dict[str, object]]:
             "latency_noisy": lat.noisy if lat else "", "tokens_per_s": p.tokens_per_s if p.tokens_per_s else "",
             **{f"{name}": (getattr(mem, name) if mem and getattr(mem, name) is not None else "")
                for name in ("weights_bytes", "kv_cache_bytes", "activation_bytes", "peak_allocated_bytes",
-                            "peak_reserved_bytes", "device_used_bytes", "peak_rss_bytes")},
+                            "peak_reserved_bytes", "device_used_bytes", "peak_rss_bytes", "other_bytes")},
+            "contention": p.contention or "",
         })
     return rows
 

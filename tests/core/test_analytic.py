@@ -133,3 +133,36 @@ def test_encoder_decoder_is_refused(capsys, tmp_path: Path) -> None:
     T5Config(d_model=32, num_layers=1, num_heads=2, d_ff=64, vocab_size=100).to_json_file(str(path))
     assert main(["estimate", str(path)]) == 2
     assert "encoder-decoder" in capsys.readouterr().err
+
+
+def test_decode_traffic_counts_the_cache_update() -> None:
+    """A dynamic cache's step concatenates: it reads the old cache and writes the new
+    one besides attention reading it — bandwidth utilisation must count all of it."""
+    arch = analytic.describe_config(_configs()["llama"])
+    per_token = analytic.kv_bytes_per_token(arch, "float32")
+    weights = analytic.weights_bytes(arch, "float32")
+    depth = 1000
+    dynamic = analytic.decode_traffic_bytes(arch, depth, "float32", cache="dynamic")
+    static = analytic.decode_traffic_bytes(arch, depth, "float32", cache="static")
+    assert dynamic == weights + (depth + 1) * per_token + (depth + 1) * per_token + depth * per_token
+    assert static == weights + (depth + 1) * per_token + per_token
+    assert analytic.decode_bytes(arch, depth, "float32") < static < dynamic
+
+
+def test_sliding_window_memory_is_predicted_as_stored(tmp_path: Path) -> None:
+    """Mistral's sliding layers keep the whole prefill buffer: the prediction the
+    departure check uses is the storage, so a correct measurement is not flagged."""
+    from ctxscope.core.efficiency import point_efficiency
+    from ctxscope.core.sweep import run_sweep
+    from tests.conftest import drain
+
+    cfg = _configs()["mistral"]
+    path = tmp_path / "config.json"
+    cfg.to_json_file(str(path))
+    loaded = load_model(ModelSpec(str(path), device="cpu"))
+    _, run = drain(run_sweep(loaded, fast_config((64, 128))))
+    rows = {r["length"]: r for r in run.header.analytic["rows"]}
+    for p in run.points:
+        key = "prefill_kv_storage_bytes" if p.mode == "prefill" else "decode_kv_storage_bytes"
+        assert p.memory.kv_cache_bytes == rows[p.length][key], (p.mode, p.length)
+        assert point_efficiency(run, p).memory_departure is None, (p.mode, p.length)
