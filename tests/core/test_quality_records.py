@@ -1,0 +1,135 @@
+"""Quality results as data: the run file round trip and its validation, the history
+(schema 3, migrated from 2), and the arithmetic of intervals, effective context and knee."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ctxscope.core.errors import RunFileError
+from ctxscope.core.quality.effective import (Effective, effective, effective_retrieval, loss_row, loss_rows,
+                                             loss_saturation, t95)
+from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityResult
+from ctxscope.core.results import RunResult
+from ctxscope.core.serialize import dumps_run, loads_run, run_to_dict
+from ctxscope.report.tradeoff import knee
+
+SETTINGS = {"kinds": ["loss", "needle"], "text": "pride-and-prejudice", "window_starts": [100, 200], "target_tokens": 8,
+            "windows": 2, "depths": [0.0, 100.0], "seeds": 1, "threshold": 0.9, "epsilon": 0.01, "claimed": 8192,
+            "fits": None, "text_tokens": 1000}
+QUALITY = QualityResult(
+    loss=(LossPoint(64, "ok", window_nll=(3.0, 3.2), seconds=0.5), LossPoint(128, "oom", "out of memory")),
+    needle=(NeedleTrial("adjacent", 30, None, 0, "ok", key="12345", found=True, key_logprob=-0.5, answer="12345",
+                        position=0),
+            NeedleTrial("grid", 128, 50.0, 0, "ok", key="54321", found=False, key_logprob=-9.0, answer="5", position=60),
+            NeedleTrial("no-key", 128, None, 0, "skipped", error="beyond", key="11111")))
+
+
+def _run() -> RunResult:
+    from ctxscope.core.results import Environment, ModelInfo, RunHeader, Settings
+
+    model = ModelInfo("demo:x", "LlamaForCausalLM", "llama", 1, False, 1, 8, 1, 1, 8, 100, 8192, True)
+    settings = Settings("cpu", "float32", "sdpa", 1, ("prefill",), (64, 128), 1, 0, 1, 1, 1.0, 0.05, False, False,
+                        quality=SETTINGS)
+    env = Environment(None, None, None, None, "2", "5", "0", "linux", "cpu")
+    return RunResult(RunHeader("r1", "2026-11-28T00:00:00+00:00", model, settings, env), "complete", quality=QUALITY)
+
+
+def test_run_file_round_trip_and_derived_figures() -> None:
+    run = _run()
+    data = run_to_dict(run)
+    assert data["settings"]["quality"]["window_starts"] == [100, 200]
+    derived = data["quality"]["derived"]
+    assert derived["loss"][0]["mean_nll"] == 3.1 and derived["loss"][1]["status"] == "oom"
+    assert derived["controls"]["adjacent"]["rate"] == 1.0 and derived["effective"]["claimed"] == 8192
+    again = loads_run(dumps_run(run))
+    assert again.quality == QUALITY and again.header.settings.quality == SETTINGS
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("quality", "loss", 0, "status"), "fine", "quality.loss[0].status"),
+    (("quality", "loss", 0, "window_nll"), ["3.0"], "window_nll: expected a list of numbers"),
+    (("quality", "loss", 0, "context"), -4, "context: expected a positive integer"),
+    (("quality", "needle", 0, "kind"), "haystack", "quality.needle[0].kind"),
+    (("quality", "needle", 1, "depth"), 150, "expected a percentage"),
+    (("quality", "needle", 1, "found"), "yes", "found: wrong type"),
+    (("quality", "loss"), {"a": 1}, "loss and needle must be lists"),
+    (("settings", "quality", "window_starts"), "0-100", "window_starts: expected a list of numbers"),
+    (("settings", "quality"), [1, 2], "settings.quality: expected an object"),
+])
+def test_bad_quality_data_is_a_clear_error(path: tuple, value: object, message: str) -> None:
+    data = json.loads(dumps_run(_run()))
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(RunFileError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        loads_run(json.dumps(data))
+
+
+def test_history_stores_quality_and_migrates_schema_2(tmp_path: Path) -> None:
+    from ctxscope.store import RunStore
+
+    path = tmp_path / "runs.sqlite3"
+    with sqlite3.connect(path) as conn:  # a version-2 history, as ctxscope wrote it before quality
+        conn.executescript("""CREATE TABLE runs (id TEXT PRIMARY KEY, created TEXT NOT NULL, status TEXT NOT NULL,
+            finished TEXT, pid INTEGER, model_source TEXT NOT NULL, architecture TEXT NOT NULL, device TEXT NOT NULL,
+            dtype TEXT NOT NULL, attn TEXT NOT NULL, batch_size INTEGER NOT NULL, header_json TEXT NOT NULL,
+            attention_json TEXT, pid_started REAL);
+            CREATE TABLE points (run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+            mode TEXT NOT NULL, length INTEGER NOT NULL, status TEXT NOT NULL, point_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)); PRAGMA user_version=2;""")
+    with RunStore(path, readonly=True) as reader:  # read as it is: no quality column yet
+        assert reader.list_runs() == []
+    run = _run()
+    with RunStore(path) as store:
+        store.create_run(run.header)
+        store.add_quality(run.id, list(QUALITY.loss))
+        store.add_quality(run.id, list(QUALITY.needle))
+        assert store.get_run(run.id).quality == QUALITY
+        store.save_run(replace(run, header=replace(run.header, id="r2")))
+        assert store.get_run("r2").quality == QUALITY
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 3
+
+
+def test_interval_is_students_t_over_windows() -> None:
+    values = (3.0, 3.2, 3.1, 3.5)
+    row = loss_row(LossPoint(512, "ok", window_nll=values))
+    mean = sum(values) / 4
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / 3)
+    assert row.mean == pytest.approx(mean) and row.high - row.mean == pytest.approx(3.182 * sd / 2)
+    assert row.perplexity == pytest.approx(math.exp(mean)) and t95(1) == 12.706 and t95(500) == 1.96
+    assert loss_row(LossPoint(64, "ok", window_nll=(3.0,))).low is None
+
+
+def test_effective_context_rules() -> None:
+    rows = loss_rows([LossPoint(c, "ok", window_nll=(v,)) for c, v in
+                      ((256, 3.40), (512, 3.30), (1024, 3.25), (2048, 3.245), (4096, 3.244))])
+    # Drops per doubling: 0.10, 0.05, 0.005, 0.001: flat from 1024 at ε = 0.01, from 512 at ε = 0.06.
+    assert loss_saturation(rows, 0.01) == 1024 and loss_saturation(rows, 0.06) == 512
+    assert loss_saturation(rows, 0.0005) is None  # still falling ≥ ε at the end
+    trials = [NeedleTrial("grid", n, 50.0, s, "ok", key="1", found=f) for n, found in
+              ((512, (1, 1)), (1024, (1, 1)), (2048, (1, 0)), (4096, (1, 1))) for s, f in enumerate(found)]
+    from ctxscope.core.quality.effective import by_length
+
+    assert effective_retrieval(by_length(trials), 0.9) == 1024  # stays ≥ 90 % up to 1024, not again at 4096
+    assert effective_retrieval(by_length(trials), 0.5) == 4096
+    eff = effective(rows and [], trials, claimed=8192, fits=None, threshold=0.9, epsilon=0.01)
+    assert eff.line() == "claimed 8,192 · fits: not measured · effective: retrieval ≥ 90% up to 1,024"
+    line = Effective(8192, 6000, None, 2048, 0.9, 0.01, True, True).line()
+    assert line == ("claimed 8,192 · fits 6,000 · effective: retrieval below 90% at every length; "
+                    "loss flat (< 0.01 nats/doubling) from 2,048")
+
+
+def test_knee_is_where_benefit_stops_paying() -> None:
+    lengths = [256, 512, 1024, 2048, 4096]
+    saved = [0.0, 0.10, 0.15, 0.16, 0.165]  # loss saved since 256: flattens after 1024
+    cost = [1.0, 2.0, 4.0, 8.0, 16.0]  # prefill time doubles with every doubling
+    assert knee(lengths, saved, cost) == 1024
+    assert knee(lengths[:2], saved[:2], cost[:2]) is None
