@@ -22,6 +22,7 @@ from ctxscope.report.compare import (PROCESS_PEAK, Comparison, compare, fmt_rati
                                      peak_note)
 from ctxscope.core.efficiency import fit_note, fit_run, point_efficiency, predicted_latency, predicted_memory
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_rate
+from ctxscope.report.quality import section as quality_section
 
 MODE_TITLES = {"prefill": "Prefill (whole prompt, one call)", "decode": "Decode (one token at depth L)",
                "forward": "Forward (encoder, whole input)"}
@@ -262,5 +263,6 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
         "attention": [{**a, "stats": Markup(a["stats"]) if a["stats"] else None} for a in attention],
         "any_random": any(r.header.model.random_weights for r in runs),
         "raw_json": Markup(_inert_json([run_to_dict(r) for r in runs])),
+        "quality": quality_section(runs, cmp.labels, colours, baseline),
     }
     return _environment().get_template("report.html.j2").render(**context)

@@ -6,17 +6,21 @@ import csv
 import io
 
 from ctxscope.core.results import RunResult
+from ctxscope.report.quality import CSV_COLUMNS, csv_values
 
 COLUMNS = (
     "run_id", "model", "device", "dtype", "attn_implementation", "mode", "length", "batch_size", "status", "error",
     "latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_mean_ms", "latency_std_ms", "latency_n",
     "latency_noisy", "tokens_per_s", "weights_bytes", "kv_cache_bytes", "activation_bytes", "peak_allocated_bytes",
     "peak_reserved_bytes", "device_used_bytes", "peak_rss_bytes", "other_bytes", "contention",
+    # What context buys at this length (quality passes; empty when not measured).
+    *CSV_COLUMNS,
 )
 
 
 def run_to_rows(run: RunResult) -> list[dict[str, object]]:
     s = run.header.settings
+    quality = csv_values(run)
     rows = []
     for p in run.points:
         lat, mem = p.latency_ms, p.memory
@@ -32,6 +36,7 @@ def run_to_rows(run: RunResult) -> list[dict[str, object]]:
                for name in ("weights_bytes", "kv_cache_bytes", "activation_bytes", "peak_allocated_bytes",
                             "peak_reserved_bytes", "device_used_bytes", "peak_rss_bytes", "other_bytes")},
             "contention": p.contention or "",
+            **{name: quality.get(p.length, {}).get(name, "") for name in CSV_COLUMNS},
         })
     return rows
 

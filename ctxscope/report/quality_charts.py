@@ -1,0 +1,112 @@
+"""Quality charts for reports (inline SVG, drawn like :mod:`ctxscope.report.charts`):
+loss vs context with its 95 % band, the needle heatmap, and the trade-off."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ctxscope.core.quality.effective import Effective, LossRow, needle_grid
+from ctxscope.core.quality.records import NeedleTrial
+from ctxscope.report.axes import legend, length_axis, short_length
+from ctxscope.report.charts import _figure, _styled, _to_svg
+from ctxscope.report.tradeoff import Tradeoff
+
+
+@_styled
+def loss_svg(curves: Sequence[tuple[str, str, Sequence[LossRow], Effective | None]], *, title: str) -> str | None:
+    """Mean loss (nats/token) per context with the 95 % band, one curve per run; a
+    dotted line at each run's loss-saturation length, ✕ where a point failed."""
+    if not any(r.mean is not None for _, _, rows, _ in curves for r in rows):
+        return None
+    fig, ax = _figure()
+    contexts: list[int] = []
+    for label, colour, rows, eff in curves:
+        ok = [r for r in rows if r.mean is not None]
+        contexts += [r.context for r in rows]
+        if ok:
+            xs = [r.context for r in ok]
+            ax.plot(xs, [r.mean for r in ok], "o-", color=colour, label=label, ms=4)
+            banded = [r for r in ok if r.low is not None]
+            if banded:
+                ax.fill_between([r.context for r in banded], [r.low for r in banded], [r.high for r in banded],
+                                color=colour, alpha=0.18, lw=0)
+        failed = [r.context for r in rows if r.status in ("oom", "error")]
+        if failed:
+            ax.scatter(failed, [0.97] * len(failed), marker="x", s=40, color=colour,
+                       transform=ax.get_xaxis_transform(), clip_on=False)
+        if eff is not None and eff.loss:
+            ax.axvline(eff.loss, color=colour, ls=":", lw=1)
+    length_axis(ax, contexts)
+    ax.set_xlabel("context before the target window (tokens)")
+    ax.set_ylabel("loss of the targets (nats/token)")
+    ax.set_title(title)
+    legend(ax, fontsize=8)
+    return _to_svg(fig)
+
+
+@_styled
+def needle_svg(trials: Sequence[NeedleTrial], *, title: str) -> str | None:
+    """Retrieval rate per (length, depth): rows are depths (0 % at the top), columns
+    lengths; the cell text is found/trials."""
+    lengths, depths, cells = needle_grid(trials)
+    if not lengths:
+        return None
+    grid = np.full((len(depths), len(lengths)), np.nan)
+    for j, n in enumerate(lengths):
+        for i, d in enumerate(depths):
+            rate = cells[(n, d)].rate
+            grid[i, j] = np.nan if rate is None else rate
+    fig, ax = _figure(5.2, 3.4)
+    image = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    for j, n in enumerate(lengths):
+        for i, d in enumerate(depths):
+            c = cells[(n, d)]
+            ax.text(j, i, f"{c.found}/{c.n}" if c.n else "–", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(lengths)), [short_length(n) for n in lengths])
+    ax.set_yticks(range(len(depths)), [f"{d:g}%" for d in depths])
+    ax.set_xlabel("prompt length (tokens)")
+    ax.set_ylabel("depth of the key")
+    ax.grid(False)
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="retrieved (greedy)", shrink=0.8)
+    return _to_svg(fig)
+
+
+@_styled
+def tradeoff_svg(tradeoff: Tradeoff, eff: Effective | None, *, title: str) -> str | None:
+    """Cost (prefill latency, or KV bytes) and benefit (loss) on one context axis, with
+    the knee and the claimed / fits / effective lengths marked."""
+    rows = [r for r in tradeoff.rows if r.loss is not None]
+    if len(rows) < 2:
+        return None
+    fig, ax = _figure()
+    xs = [r.length for r in rows]
+    ax.plot(xs, [r.loss for r in rows], "o-", color="#2ca02c", label="loss (nats/token)", ms=4)
+    ax.set_ylabel("loss (nats/token)", color="#2ca02c")
+    length_axis(ax, xs)
+    ax.set_xlabel("context (tokens)")
+    cost = [(r.length, r.prefill_ms) for r in rows if r.prefill_ms is not None]
+    twin = None
+    if cost:
+        twin = ax.twinx()
+        twin.plot([c[0] for c in cost], [c[1] / 1000 for c in cost], "s--", color="#d62728", ms=4,
+                  label="prefill latency (s)")
+        twin.set_ylabel("prefill latency (s)", color="#d62728")
+        twin.grid(False)
+    marks = [(tradeoff.knee, "knee", "#000000", "-")]
+    if eff is not None:
+        marks += [(eff.claimed, "claimed", "#7f7f7f", "--"), (eff.fits, "fits", "#1f77b4", "--"),
+                  (eff.retrieval, "retrieval ≥ threshold", "#9467bd", ":"), (eff.loss, "loss flat", "#2ca02c", ":")]
+    lo, hi = min(xs) / 1.5, max(xs) * 1.5
+    for x, label, colour, style in marks:
+        if x and lo <= x <= hi:
+            ax.axvline(x, color=colour, ls=style, lw=1.2, label=f"{label} {short_length(x)}")
+    ax.set_title(title)
+    handles, names = ax.get_legend_handles_labels()
+    if twin is not None:  # one legend for both axes
+        more = twin.get_legend_handles_labels()
+        handles, names = handles + more[0], names + more[1]
+    ax.legend(handles, names, fontsize=7, loc="upper center")
+    return _to_svg(fig)
