@@ -51,7 +51,8 @@ def cmd_env(args: argparse.Namespace) -> int:
     env["nvml"] = nvml.nvml() is not None
     env["cuda_available"] = torch.cuda.is_available()
     env["devices"] = _devices()
-    from ctxscope.core.hardware import peak_for, probe, save_probe
+    from ctxscope.core.hardware import peak_for, save_probe
+    from ctxscope.core.peak_probe import probe
 
     for dev in env["devices"]:
         if args.probe and dev["device"] != "mps":

@@ -10,6 +10,7 @@ field is ``None`` with a reason, never a guess.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,3 +166,33 @@ def decode_flops(arch: Architecture, depth: int, batch: int = 1) -> float:
 def decode_bytes(arch: Architecture, depth: int, dtype: str, batch: int = 1) -> int:
     """Bytes a decode step must read at least: every weight once and the whole cache."""
     return weights_bytes(arch, dtype) + kv_bytes(arch, depth, dtype, batch)
+
+
+def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name: str | None,
+                   cache: str = "dynamic") -> dict:
+    """What the analytic model predicts for this run (stored in its header): per length
+    KV bytes, prefill FLOPs, decode FLOPs and bytes; the weights; the device peak. A
+    config the model cannot describe gives ``{"error": "..."}`` instead of wrong numbers."""
+    from ctxscope.core.hardware import peak_for
+
+    try:
+        arch = describe_config(config)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        return {"error": f"the analytic model cannot describe this config ({exc})"}
+    kv_dtype = dtype if dtype in ("float32", "float16", "bfloat16") else "float32"
+    rows = [{"length": n, "kv_cache_bytes": kv_bytes(arch, n, kv_dtype),
+             "prefill_flops": prefill_flops(arch, n),
+             "decode_flops": decode_flops(arch, n) if arch.is_decoder else None,
+             "decode_bytes": decode_bytes(arch, n, kv_dtype) if arch.is_decoder else None,
+             # What the sweep measures: storage held after a prefill / a decode step, and
+             # the bytes a decode step really moves with this run's cache class.
+             "prefill_kv_storage_bytes": prefill_kv_storage_bytes(arch, n, kv_dtype) if arch.is_decoder else 0,
+             "decode_kv_storage_bytes": decode_kv_storage_bytes(arch, n, kv_dtype) if arch.is_decoder else None,
+             "decode_traffic_bytes": decode_traffic_bytes(arch, n, kv_dtype, cache=cache)
+             if arch.is_decoder else None}
+            for n in sorted(set(lengths))]
+    peak = peak_for(device_name)
+    return {"params": arch.params, "weights_bytes": weights_bytes(arch, kv_dtype), "rows": rows,
+            "notes": list(arch.notes),
+            "peak": None if peak is None else {"name": peak.name, "flops": dict(peak.flops),
+                                               "bytes_per_s": peak.bytes_per_s, "source": peak.source}}

@@ -4,7 +4,7 @@ bandwidth utilisation for decode, where measured memory departs from the predict
 and the fit latency ≈ a + b·L + c·L² with the length where attention's quadratic term
 overtakes the linear one.
 
-The run's ``analytic`` block (written at sweep time by :func:`analytic_block`) holds per
+The run's ``analytic`` block (written at sweep time by :func:`ctxscope.core.analytic.analytic_block`) holds per
 length the KV bytes, prefill FLOPs, decode FLOPs and decode bytes, the weights bytes and
 the device peak used; everything here reads only that block and the points."""
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -224,34 +223,3 @@ def fit_note(run: RunResult, mode: str, fit: LatencyFit | None = None) -> str | 
         n = len({p.length for p in run.ok_points(mode)})
         return f"too few points for a fit (n < {MIN_FIT_LENGTHS}): {n} length{'s' if n != 1 else ''} ran"
     return None if fit.physical else fit.describe_problems()
-
-
-def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name: str | None,
-                   cache: str = "dynamic") -> dict:
-    """What the analytic model predicts for this run (stored in its header): per length
-    KV bytes, prefill FLOPs, decode FLOPs and bytes; the weights; the device peak. A
-    config the model cannot describe gives ``{"error": "..."}`` instead of wrong numbers."""
-    from ctxscope.core import analytic
-    from ctxscope.core.hardware import peak_for
-
-    try:
-        arch = analytic.describe_config(config)
-    except (AttributeError, TypeError, ValueError, KeyError) as exc:
-        return {"error": f"the analytic model cannot describe this config ({exc})"}
-    kv_dtype = dtype if dtype in ("float32", "float16", "bfloat16") else "float32"
-    rows = [{"length": n, "kv_cache_bytes": analytic.kv_bytes(arch, n, kv_dtype),
-             "prefill_flops": analytic.prefill_flops(arch, n),
-             "decode_flops": analytic.decode_flops(arch, n) if arch.is_decoder else None,
-             "decode_bytes": analytic.decode_bytes(arch, n, kv_dtype) if arch.is_decoder else None,
-             # What the sweep measures: storage held after a prefill / a decode step, and
-             # the bytes a decode step really moves with this run's cache class.
-             "prefill_kv_storage_bytes": analytic.prefill_kv_storage_bytes(arch, n, kv_dtype) if arch.is_decoder else 0,
-             "decode_kv_storage_bytes": analytic.decode_kv_storage_bytes(arch, n, kv_dtype) if arch.is_decoder else None,
-             "decode_traffic_bytes": analytic.decode_traffic_bytes(arch, n, kv_dtype, cache=cache)
-             if arch.is_decoder else None}
-            for n in sorted(set(lengths))]
-    peak = peak_for(device_name)
-    return {"params": arch.params, "weights_bytes": analytic.weights_bytes(arch, kv_dtype), "rows": rows,
-            "notes": list(arch.notes),
-            "peak": None if peak is None else {"name": peak.name, "flops": dict(peak.flops),
-                                               "bytes_per_s": peak.bytes_per_s, "source": peak.source}}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 
 from ctxscope.core.paths import data_dir
 
@@ -102,45 +101,3 @@ def peak_for(device_name: str | None) -> Peak | None:
             except (KeyError, TypeError, ValueError, AttributeError):
                 pass
     return from_table(device_name)
-
-
-def probe(device: str = "cpu", dtypes: tuple[str, ...] | None = None, seconds: float = 1.0) -> Peak:
-    """Measure the device: the best of several large square matmuls per dtype (FLOP/s)
-    and a large device-to-device copy (bytes read + written per second)."""
-    import time
-
-    import torch
-
-    from ctxscope.core.environment import cpu_name
-    from ctxscope.core.timing import CallTimer
-
-    dev = torch.device(device)
-    cuda = dev.type == "cuda"
-    dtypes = dtypes or (("bfloat16", "float16", "float32") if cuda else ("float32", "bfloat16"))
-    timer = CallTimer(dev)
-    n = 8192 if cuda else 1024
-
-    def best(fn, budget: float) -> float:
-        fn()  # warm-up (kernel selection, page faults)
-        samples, start = [], time.perf_counter()
-        while len(samples) < 3 or (time.perf_counter() - start < budget and len(samples) < 50):
-            samples.append(timer.time(fn)[0] / 1e3)
-        return min(samples)  # peak: the fastest repetition
-
-    def matmul_rate(dtype: torch.dtype) -> float:
-        a = torch.randn(n, n, device=dev).to(dtype)
-        b = torch.randn(n, n, device=dev).to(dtype)
-        return 2 * n**3 / best(lambda: torch.mm(a, b), seconds / 2)
-
-    def copy_rate(size: int) -> float:
-        src = torch.empty(size, dtype=torch.uint8, device=dev)
-        dst = torch.empty_like(src)
-        return 2 * size / best(lambda: dst.copy_(src), seconds / 2)  # each byte read and written
-
-    flops = {name: matmul_rate(getattr(torch, name)) for name in dtypes}
-    bandwidth = copy_rate((1 << 30) if cuda else (256 << 20))
-    if cuda:
-        torch.cuda.empty_cache()
-    name = torch.cuda.get_device_name(dev) if cuda else cpu_name()
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    return Peak(name=name, flops=flops, bytes_per_s=bandwidth, source=f"probe {stamp} ({device})")

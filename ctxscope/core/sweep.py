@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import torch
 
 from ctxscope.core.devices import dtype_name
-from ctxscope.core.efficiency import analytic_block
+from ctxscope.core.analytic import analytic_block
 from ctxscope.core.environment import collect_environment
 from ctxscope.core.errors import CONTEXT_LOST, BadInputError
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepEvent, SweepStarted

@@ -44,7 +44,7 @@ def test_a_saved_probe_wins_over_the_data_sheet() -> None:
 
 
 def test_cpu_probe_measures_something(capsys) -> None:
-    from ctxscope.core.hardware import probe
+    from ctxscope.core.peak_probe import probe
 
     peak = probe("cpu", dtypes=("float32",), seconds=0.2)
     assert peak.flops_for("float32") > 1e8 and peak.bytes_per_s > 1e8 and peak.source.startswith("probe")

@@ -153,7 +153,8 @@ def test_event_timing_matches_wall_clock_for_long_calls() -> None:
 def test_probe_is_close_to_the_data_sheet() -> None:
     """The measured matmul rate and copy bandwidth are real fractions of the data sheet's
     (a probe above the sheet, or a tiny fraction of it, means the probe is wrong)."""
-    from ctxscope.core.hardware import from_table, probe
+    from ctxscope.core.hardware import from_table
+    from ctxscope.core.peak_probe import probe
 
     name = torch.cuda.get_device_name(0)
     sheet = from_table(name)
