@@ -14,9 +14,10 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QLis
 
 from ctxscope.core.errors import CtxscopeError
 from ctxscope.core.results import RunResult
-from ctxscope.gui.plots import LengthAxis
+from ctxscope.gui.plots import LengthAxis, LogValueAxis
+from ctxscope.gui.quality_compare import QualityCompare
 from ctxscope.report.charts import PALETTE
-from ctxscope.report.compare import Comparison, compare, fmt_ratio
+from ctxscope.report.compare import Comparison, compare, fmt_ratio, peak_heading
 from ctxscope.report.fmt import fmt_bytes, fmt_ms
 from ctxscope.core.units import GIB
 
@@ -26,12 +27,13 @@ EMPTY_TEXT = ("Tick two or more runs to compare them: runs from the History tab 
 
 
 def _plot(y_label: str, *, log_y: bool) -> pg.PlotWidget:
-    plot = pg.PlotWidget(axisItems={"bottom": LengthAxis("bottom")})
+    plot = pg.PlotWidget(axisItems={"bottom": LengthAxis("bottom"), "left": LogValueAxis("left")})
     plot.setLogMode(x=True, y=log_y)
     plot.setLabel("bottom", "context length L", units="tokens")
     plot.setLabel("left", y_label)
     plot.showGrid(x=True, y=True, alpha=0.25)
     plot.getAxis("left").enableAutoSIPrefix(False)  # GiB stays GiB, not "(x0.001)"
+    plot.getAxis("bottom").enableAutoSIPrefix(False)  # ticks read 1k, 4k: the label must not say "ktokens"
     plot.addLegend(offset=(8, 8))
     return plot
 
@@ -47,6 +49,7 @@ class CompareView(QWidget):
         self._asked: set[str] = set()
         self.comparison: Comparison | None = None
         self.runs_list = QListWidget()
+        self.runs_list.setWordWrap(True)  # labels are long (model · device dtype kernel · time): wrap, never cut
         self.runs_list.itemChanged.connect(lambda _: self.refresh())
         add_file = QPushButton("Add run file…")
         add_file.clicked.connect(self.addFileRequested)
@@ -68,7 +71,7 @@ class CompareView(QWidget):
         side_layout.addWidget(self.export_button)
 
         self.latency = _plot("median latency (ms)", log_y=True)
-        self.ratio = _plot("latency ÷ baseline", log_y=False)
+        self.ratio = _plot("ratio", log_y=False)
         self.memory = _plot("peak memory (GiB)", log_y=False)
         self.table = QTableWidget(0, 0)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -108,6 +111,7 @@ class CompareView(QWidget):
         splitter.setStretchFactor(1, 1)
         layout.addWidget(splitter)
         self._set_empty(True)
+        splitter.setSizes([360, 1000])  # room to tell runs apart
 
     # -- runs ----------------------------------------------------------------------------
     def set_available(self, runs: list) -> None:
@@ -141,7 +145,7 @@ class CompareView(QWidget):
         item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
         item.setData(Qt.ItemDataRole.UserRole, run_id)
         item.setData(Qt.ItemDataRole.UserRole + 1, from_file)
-        item.setToolTip(run_id)
+        item.setToolTip(f"{text}\n{run_id}")
         self.runs_list.addItem(item)
 
     def add_file_run(self, run: RunResult, maps: Path | None) -> None:
@@ -257,7 +261,9 @@ class CompareView(QWidget):
         if peaks:  # from zero: small differences should look small
             self.memory.setYRange(0, max(peaks) / GIB * 1.1, padding=0)
         self.ratio.addItem(pg.InfiniteLine(1.0, angle=0, pen=pg.mkPen((128, 128, 128), style=Qt.PenStyle.DashLine)))
-        self.ratio.setLabel("left", f"latency ÷ {cmp.labels[cmp.baseline]}")
+        # The baseline's name goes in the title: a long label on the short rotated axis was cut.
+        self.ratio.setTitle(f"latency ÷ {cmp.labels[cmp.baseline]}", size="9pt")
+        self.memory.setLabel("left", f"{peak_heading(cmp.runs)} (GiB)")
         self._fill_table(cmp, mode)
         notes = [f"{label}: longest {mode} that ran {cmp.max_ok[i].get(mode) or 'none'}"
                  + (f", out of memory from {cmp.first_oom[i][mode]}" if cmp.first_oom[i].get(mode) else "")
@@ -277,9 +283,10 @@ class CompareView(QWidget):
                 if c.median_ms is None:
                     text = c.status or "not run"
                 elif col == cmp.baseline:
-                    text = f"{fmt_ms(c.median_ms)} · {fmt_bytes(c.peak_bytes)}"
+                # Two lines (latency, then peak): one line was wider than the table's half.
+                    text = f"{fmt_ms(c.median_ms)}\n{fmt_bytes(c.peak_bytes)}"
                 else:
-                    text = f"{fmt_ms(c.median_ms)} ({fmt_ratio(c.latency_ratio)}) · {fmt_bytes(c.peak_bytes)}"
+                    text = f"{fmt_ms(c.median_ms)} ({fmt_ratio(c.latency_ratio)})\n{fmt_bytes(c.peak_bytes)}"
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
@@ -287,6 +294,7 @@ class CompareView(QWidget):
 
     def _draw_maps(self, cmp: Comparison) -> None:
         """Mean-over-heads maps of the last captured layer, at the longest length every
+        self.table.resizeRowsToContents()
         run with attention captured."""
         from ctxscope.core.attention.storage import load
         from ctxscope.report.attention_summary import captured_lengths, ok_entries

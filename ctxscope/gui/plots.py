@@ -41,6 +41,31 @@ class LengthAxis(pg.AxisItem):
         return [format_size(int(round(10**v))) if 10**v >= 1 else "" for v in values]
 
 
+class LogValueAxis(pg.AxisItem):
+    """A value axis that, in log mode, ticks at 1, 2 and 5 × 10ᵏ in plain numbers (0.5,
+    1, 2, 10, 200): pyqtgraph's own log ticks label every minor tick (9·10², 8·10², …)
+    and crowd. Fewer labels where the axis is short."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802 (pyqtgraph API)
+        if not self.logMode:
+            return super().tickValues(minVal, maxVal, size)
+        lo, hi = int(np.floor(minVal)), int(np.ceil(maxVal))
+        room = max(2, int(size / 28))  # labels at least ~28 px apart
+        for mantissas in ((1, 2, 5), (1, 3), (1,)):
+            values = [float(np.log10(m)) + k for k in range(lo, hi + 1) for m in mantissas]
+            values = [v for v in values if minVal <= v <= maxVal]
+            if len(values) <= room:
+                break
+        while len(values) > room:  # whole decades only, every other one
+            values = values[::2]
+        return [(1.0, values)]
+
+    def tickStrings(self, values: list, scale: float, spacing: float) -> list[str]:  # noqa: N802
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [f"{10 ** v * scale:.4g}" for v in values]
+
+
 @dataclass
 class _Series:
     """One (run, mode) curve with its points kept sorted by length."""
@@ -61,7 +86,7 @@ class _ContextPlot(pg.PlotWidget):
     legend_offset = (8, 8)
 
     def __init__(self, title: str) -> None:
-        super().__init__(axisItems={"bottom": LengthAxis("bottom")})
+        super().__init__(axisItems={"bottom": LengthAxis("bottom"), "left": LogValueAxis("left")})
         self.setTitle(title)
         self.setLabel("bottom", "context length", units="tokens")
         self.setLabel("left", self.y_label, units=self.y_units)
