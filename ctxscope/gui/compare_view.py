@@ -98,6 +98,8 @@ class CompareView(QWidget):
         content_layout.addWidget(self.notes)
         content_layout.addWidget(top, 3)
         content_layout.addWidget(bottom, 2)
+        self.quality = QualityCompare()  # shown when a ticked run measured what context buys
+        content_layout.addWidget(self.quality, 2)
         content_layout.addWidget(self.maps_label)
         content_layout.addWidget(self.maps, 2)
         right = QWidget()
@@ -109,9 +111,9 @@ class CompareView(QWidget):
         splitter.addWidget(side)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([360, 1000])  # room to tell runs apart
         layout.addWidget(splitter)
         self._set_empty(True)
-        splitter.setSizes([360, 1000])  # room to tell runs apart
 
     # -- runs ----------------------------------------------------------------------------
     def set_available(self, runs: list) -> None:
@@ -265,6 +267,7 @@ class CompareView(QWidget):
         self.ratio.setTitle(f"latency ÷ {cmp.labels[cmp.baseline]}", size="9pt")
         self.memory.setLabel("left", f"{peak_heading(cmp.runs)} (GiB)")
         self._fill_table(cmp, mode)
+        self.quality.set_runs(cmp.runs, cmp.labels, cmp.baseline)
         notes = [f"{label}: longest {mode} that ran {cmp.max_ok[i].get(mode) or 'none'}"
                  + (f", out of memory from {cmp.first_oom[i][mode]}" if cmp.first_oom[i].get(mode) else "")
                  for i, label in enumerate(cmp.labels)]
@@ -280,10 +283,10 @@ class CompareView(QWidget):
         self.table.setVerticalHeaderLabels([f"{r.length:,}" for r in rows])
         for row, r in enumerate(rows):
             for col, c in enumerate(r.cells):
+                # Two lines (latency, then peak): one line was wider than the table's half.
                 if c.median_ms is None:
                     text = c.status or "not run"
                 elif col == cmp.baseline:
-                # Two lines (latency, then peak): one line was wider than the table's half.
                     text = f"{fmt_ms(c.median_ms)}\n{fmt_bytes(c.peak_bytes)}"
                 else:
                     text = f"{fmt_ms(c.median_ms)} ({fmt_ratio(c.latency_ratio)})\n{fmt_bytes(c.peak_bytes)}"
@@ -291,10 +294,10 @@ class CompareView(QWidget):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
+        self.table.resizeRowsToContents()
 
     def _draw_maps(self, cmp: Comparison) -> None:
         """Mean-over-heads maps of the last captured layer, at the longest length every
-        self.table.resizeRowsToContents()
         run with attention captured."""
         from ctxscope.core.attention.storage import load
         from ctxscope.report.attention_summary import captured_lengths, ok_entries

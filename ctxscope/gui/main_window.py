@@ -23,6 +23,7 @@ from ctxscope.gui.history_panel import HistoryPanel
 from ctxscope.gui.live_view import LiveView
 from ctxscope.gui.menus import build_menus
 from ctxscope.gui.model_panel import RANDOM_BANNER, ModelPanel
+from ctxscope.gui.quality_view import QualityView
 from ctxscope.gui.run_presenter import RunPresenter
 from ctxscope.gui.runner import SweepRunner
 from ctxscope.gui.sweep_panel import SweepPanel
@@ -40,6 +41,7 @@ class MainWindow(QMainWindow):
         self.model_panel, self.sweep_panel = ModelPanel(), SweepPanel()
         self.live, self.attention, self.compare, self.history = LiveView(), AttentionView(), CompareView(), HistoryPanel()
         self.telemetry = TelemetryStrip()
+        self.quality = QualityView()
         self.history_controller = HistoryController(self)
         self._build_layout()
         self.matrix = MatrixController(self.runner, self.model_panel, self.sweep_panel, self.compare, self.tabs, self,
@@ -88,8 +90,8 @@ class MainWindow(QMainWindow):
         error_row.addWidget(dismiss)
         self.run_banner = QLabel(RANDOM_BANNER, visible=False, styleSheet=f"background: #fff3cd; color: #664d03; {BANNER}")
         self.tabs = QTabWidget()
-        for widget, name in ((self.live, "Live"), (self.attention, "Attention"), (self.compare, "Compare"),
-                             (self.history, "History")):
+        for widget, name in ((self.live, "Live"), (self.attention, "Attention"), (self.quality, "Quality"),
+                             (self.compare, "Compare"), (self.history, "History")):
             self.tabs.addTab(widget, name)
         center = QWidget()
         center_layout = QVBoxLayout(center)
@@ -136,6 +138,7 @@ class MainWindow(QMainWindow):
                                       run_banner=self.run_banner, progress=self.progress, actions=self.actions,
                                       feedback=self, clear_views=self._clear_views,
                                       refresh_history=self.refresh_history)
+        self.quality.follow(self.runner, self.model_panel.spec)  # after the presenter, which clears views first
 
     # -- feedback (the controllers report here) --------------------------------------
     def status(self, text: str) -> None:
@@ -151,6 +154,7 @@ class MainWindow(QMainWindow):
     # -- actions -----------------------------------------------------------------------
     def start_sweep(self, spec: ModelSpec, cfg: SweepConfig) -> bool:
         self.error_box.setVisible(False)
+        cfg = self.quality.with_fit(spec, cfg)  # "fits" from a max-context search of this model here
         if not self.runner.run(spec, cfg):
             self.status("A sweep is already running: cancel it first (Esc).")
             return False
@@ -214,6 +218,8 @@ class MainWindow(QMainWindow):
                 except CtxscopeError as exc:
                     self.error(f"attention maps of run {run.id} unavailable: {exc}")
         self.live.show_run(run, maps_of(run, maps_dir), replace_shown=replace_shown)
+        if replace_shown:
+            self.quality.show_run(run)
         self.run_banner.setVisible(any(h.model.random_weights for h in self.live.shown.values()))
         others = f" with {len(self.live.shown) - 1} other run(s)" if len(self.live.shown) > 1 else ""
         self.status(f"Showing run {run.id} ({run.status}, {len(run.points)} points){others}.")
@@ -247,6 +253,7 @@ class MainWindow(QMainWindow):
 
     def _clear_views(self) -> None:
         self.attention.clear()
+        self.quality.clear()
         self.live.clear()
 
     def show_about(self) -> None:

@@ -57,6 +57,7 @@ class SweepRunner(QObject):
     pointFailed = Signal(object)  # Point (oom / error / skipped)
     telemetrySampled = Signal(object)
     attentionReady = Signal(object)  # core AttentionResult (CPU numpy maps)
+    qualityReady = Signal(object)  # core QualityPoint (a loss point or a needle trial)
     sweepFinished = Signal(object)  # RunResult
     matrixFinished = Signal(object)  # tuple of run ids, in measurement order
     trialDone = Signal(object)  # core maxctx Trial

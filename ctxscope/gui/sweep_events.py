@@ -9,11 +9,13 @@ from typing import Any
 
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
 from ctxscope.core.matrix import CellFailed, CellFinished, ModelLoading, ModelReady, run_matrix
+from ctxscope.core.quality.records import QualityPoint
 from ctxscope.core.spec import ModelSpec, SweepConfig
 from ctxscope.core.telemetry import TelemetrySample
 
 _SIGNALS: dict[type, str] = {Progress: "progressChanged", PointResult: "pointReady", PointFailed: "pointFailed",
-                             AttentionResult: "attentionReady", TelemetrySample: "telemetrySampled"}
+                             AttentionResult: "attentionReady", TelemetrySample: "telemetrySampled",
+                             QualityPoint: "qualityReady"}
 
 
 def _open_recorder(store_enabled: bool) -> Any:

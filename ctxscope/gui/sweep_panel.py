@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.lengths import format_size, parse_lengths
 from ctxscope.core.spec import SweepConfig
+from ctxscope.gui.quality_options import QualityOptions
 
 QUICK = (("128 → max positions", None), ("128 → 4k", "128:4k:x2"), ("1k → 32k", "1k:32k:x2"),
          ("short: 64,128,256", "64,128,256"))
@@ -91,6 +92,7 @@ class SweepPanel(QGroupBox):
         att.addRow("Needle", needle_row)
         self.attention_box.setVisible(False)
         self.attention.toggled.connect(self.attention_box.setVisible)
+        self.quality = QualityOptions()
         self.run_button = QPushButton("Run")
         self.run_button.setToolTip("Run the sweep (Ctrl+R)")
         self.run_button.clicked.connect(self._on_run_clicked)
@@ -125,6 +127,7 @@ class SweepPanel(QGroupBox):
         layout.addWidget(self.continue_after_oom)
         layout.addWidget(self.attention)
         layout.addWidget(self.attention_box)
+        layout.addWidget(self.quality)
         layout.addLayout(buttons)
         self._on_lengths_text_changed(self.lengths.text())  # the check is shown from the start
 
@@ -163,6 +166,7 @@ class SweepPanel(QGroupBox):
             self.attention_text.setCurrentText(cfg.attention_text)
             self.needle.setText(cfg.needle or "")
             self.needle_depth.setValue(int(round(cfg.needle_depth)))
+        self.quality.set_config(cfg.quality)
 
     def show_modes(self, modes: tuple[str, ...]) -> None:
         """Tick exactly the modes a sweep measures."""
@@ -192,7 +196,7 @@ class SweepPanel(QGroupBox):
                            # Fixed: min = max repeats, so neither budget nor spread can stop early.
                            min_repeats=n if fixed else 5, max_repeats=n if fixed else 100,
                            budget_s=self.budget.value(), target_rel_iqr=0.05, threads=self.threads.value(),
-                           continue_after_oom=self.continue_after_oom.isChecked())
+                           continue_after_oom=self.continue_after_oom.isChecked(), quality=self.quality.config())
 
     def show_error(self, message: str) -> None:
         self.lengths_error.setStyleSheet("color: #c0392b;")

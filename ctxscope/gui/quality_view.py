@@ -1,0 +1,200 @@
+"""The Quality tab: what context buys, filling in live as the quality passes of a sweep
+report — loss vs context with its interval band, the needle grid with both controls,
+the trade-off with the knee, and *claimed · fits · effective* in one line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+
+from ctxscope.core.quality.effective import Effective, by_length, effective_of, loss_rows, needle_grid, pool
+from ctxscope.core.quality.records import NeedleTrial, QualityPoint, QualityResult
+from ctxscope.core.results import Point, RunHeader, RunResult
+from ctxscope.core.spec import ModelSpec
+from ctxscope.gui.quality_plots import LossPlot, TradeoffPlot
+from ctxscope.report.tradeoff import tradeoff
+
+HINT = ("No quality results yet. Tick “Measure what context buys” in the Sweep panel and run a real (not random-"
+        "weights) decoder: loss vs context and needle retrieval are measured after each length's timed points, "
+        "untimed. Or open a run that has them.")
+
+
+def _rate_colour(rate: float | None) -> QColor:
+    if rate is None:
+        return QColor(230, 230, 230)
+    # red (0) → yellow (0.5) → green (1), light enough for black text
+    r = 255 if rate < 0.5 else int(255 - (rate - 0.5) * 2 * 120)
+    g = int(150 + rate * 2 * 80) if rate < 0.5 else 230
+    return QColor(r, g, 140)
+
+
+class QualityView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.header: RunHeader | None = None
+        self.result = QualityResult()
+        self.points: list[Point] = []
+        self.effective: Effective | None = None
+        self._fits: dict[tuple[str, str, str], int] = {}
+        self.hint = QLabel(HINT, wordWrap=True)
+        self.hint.setStyleSheet("background: palette(alternate-base); padding: 6px; border-radius: 3px;")
+        self.summary = QLabel(wordWrap=True)
+        self.summary.setStyleSheet("font-weight: 600; padding: 2px;")
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details = QLabel(wordWrap=True)
+        self.details.setStyleSheet("color: palette(placeholder-text);")
+        self.loss_plot = LossPlot()
+        self.tradeoff_plot = TradeoffPlot()
+        self.needle = QTableWidget(0, 0)
+        self.needle.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.controls = QLabel(wordWrap=True)
+        needle_box = QWidget()
+        needle_layout = QVBoxLayout(needle_box)
+        needle_layout.setContentsMargins(0, 0, 0, 0)
+        needle_layout.addWidget(QLabel("Needle retrieval: found / trials by depth (rows) and length (columns)"))
+        needle_layout.addWidget(self.needle, 1)
+        needle_layout.addWidget(self.controls)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.loss_plot)
+        top.addWidget(needle_box)
+        top.setSizes([1000, 1000])
+        self.content = QSplitter(Qt.Orientation.Vertical)
+        self.content.addWidget(top)
+        self.content.addWidget(self.tradeoff_plot)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.details)
+        layout.addWidget(self.content, 1)
+        self.clear()
+
+    # -- fed by the window -------------------------------------------------------------
+    def clear(self) -> None:
+        self.header, self.result, self.points, self.effective = None, QualityResult(), [], None
+        self.summary.setText("")
+        self.details.setText("")
+        self.hint.setVisible(True)
+        self.content.setVisible(False)
+        self._redraw()
+
+    def begin_run(self, header: RunHeader) -> None:
+        self.clear()
+        settings = header.settings.quality
+        if settings is None:
+            return
+        self.header = header
+        self.hint.setVisible(False)
+        if settings.get("note"):
+            self.summary.setText(settings["note"])  # said once: quality does not apply to this model
+            return
+        self.content.setVisible(True)
+        self.details.setText(f"{settings.get('text')} ({settings.get('text_tokens') or 0:,} tokens) · loss: "
+                             f"{settings.get('windows')} windows × {settings.get('target_tokens')} target tokens · "
+                             f"needle: depths {', '.join(f'{d:g}%' for d in settings.get('depths', []))}, "
+                             f"{settings.get('seeds')} trials each · untimed passes")
+        self._redraw()
+
+    def add_quality(self, event: QualityPoint) -> None:
+        if self.header is None:
+            return
+        self.result = self.result.add(event.item)
+        self._redraw()
+
+    def add_point(self, point: Point) -> None:
+        if self.header is not None and self.header.settings.quality is not None:
+            self.points.append(point)
+            self._redraw()
+
+    def finish_run(self, run: RunResult) -> None:
+        """The run as stored (also for a run opened from the history or a file)."""
+        self.begin_run(run.header)
+        if run.quality is not None and self.header is not None:
+            self.result, self.points = run.quality, list(run.points)
+            self._redraw()
+
+    show_run = finish_run
+
+    def follow(self, runner: Any, current_spec: Callable[[], ModelSpec]) -> None:
+        """Fill in from ``runner``'s sweeps; remember its max-context answers for the
+        model ``current_spec()`` names (what "fits" means for a later sweep of it)."""
+        for signal, slot in ((runner.sweepStarted, self.begin_run), (runner.qualityReady, self.add_quality),
+                             (runner.pointReady, self.add_point), (runner.pointFailed, self.add_point),
+                             (runner.sweepFinished, self.finish_run)):
+            signal.connect(slot)
+        runner.maxContextFound.connect(lambda found: self.remember_fit(current_spec(), found.largest_fit))
+
+    # -- what fits on this device (from the app's Find max context) -------------------
+    def remember_fit(self, spec: ModelSpec, largest_fit: int | None) -> None:
+        if largest_fit:
+            self._fits[(spec.source, spec.device, spec.dtype)] = largest_fit
+
+    def with_fit(self, spec: ModelSpec, cfg: Any) -> Any:
+        """``cfg`` with ``quality.fits`` filled from a max-context search of this model on
+        this device in this session (when the sweep asked for quality and gave none)."""
+        fit = self._fits.get((spec.source, spec.device, spec.dtype))
+        if cfg.quality is None or cfg.quality.fits is not None or fit is None:
+            return cfg
+        return replace(cfg, quality=replace(cfg.quality, fits=fit))
+
+    # -- drawing -------------------------------------------------------------------------
+    def _redraw(self) -> None:
+        settings = self.header.settings.quality if self.header is not None else None
+        rows = loss_rows(self.result.loss)
+        self.loss_plot.set_rows(rows)
+        self._fill_needle()
+        if settings is None or settings.get("note"):
+            self.tradeoff_plot.set_data(tradeoff(self._run()) if self.header else _empty(), None)
+            return
+        self.effective = effective_of(self.result, settings)
+        result = tradeoff(self._run())
+        self.tradeoff_plot.set_data(result, self.effective)
+        self.summary.setText(self.effective.line())
+        self.tradeoff_plot.setToolTip(result.knee_text())
+
+    def _run(self) -> RunResult:
+        assert self.header is not None
+        return RunResult(header=self.header, status="running", points=tuple(self.points), quality=self.result)
+
+    def _fill_needle(self) -> None:
+        trials = self.result.needle
+        lengths, depths, cells = needle_grid(trials)
+        no_key = by_length(trials, "no-key")
+        table = self.needle
+        table.clear()
+        table.setRowCount(len(depths) + (1 if no_key else 0))
+        table.setColumnCount(len(lengths))
+        table.setHorizontalHeaderLabels([f"{n:,}" for n in lengths])
+        table.setVerticalHeaderLabels([f"{d:g}%" for d in depths] + (["no key (chance)"] if no_key else []))
+        for j, n in enumerate(lengths):
+            for i, d in enumerate(depths):
+                table.setItem(i, j, _cell(cells[(n, d)], [t for t in trials if t.kind == "grid" and t.length == n
+                                                          and t.depth == d]))
+            if n in no_key:
+                table.setItem(len(depths), j, _cell(no_key[n], [t for t in trials if t.kind == "no-key"
+                                                                  and t.length == n]))
+        adjacent = pool([t for t in trials if t.kind == "adjacent"])
+        self.controls.setText(f"Control, key right before the question (no haystack): {adjacent.found}/{adjacent.n} "
+                              f"found, mean log p(key) {adjacent.logprob:.2f}" if adjacent.n else "")
+
+
+def _cell(cell: Any, trials: list[NeedleTrial]) -> QTableWidgetItem:
+    item = QTableWidgetItem(f"{cell.found}/{cell.n}" + (f" (+{cell.failed} not run)" if cell.failed else ""))
+    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+    item.setBackground(_rate_colour(cell.rate))
+    item.setForeground(QColor(0, 0, 0))
+    said = "; ".join(f"key {t.key}: {'found' if t.found else repr(t.answer)} (log p {t.key_logprob:.2f})"
+                     if t.status == "ok" else f"key {t.key}: {t.status} — {t.error}" for t in trials)
+    item.setToolTip(said + (f"\nmean log p(key) {cell.logprob:.2f}" if cell.logprob is not None else ""))
+    return item
+
+
+def _empty() -> Any:
+    from ctxscope.report.tradeoff import Tradeoff
+
+    return Tradeoff((), None, "prefill latency")
+
