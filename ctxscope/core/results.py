@@ -82,6 +82,9 @@ class Environment:
     python: str = ""
     cpu_count: int | None = None
     memory_bytes: int | None = None
+    # Where the run was measured when that was not the machine that recorded it: the SSH
+    # destination ("user@gpu-box") or the Ray node and GPU. None: this machine.
+    host: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

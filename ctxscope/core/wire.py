@@ -1,0 +1,363 @@
+"""The core's events as JSON lines, for a sweep that runs in another process or on
+another machine (``ctxscope worker`` over SSH, a Ray task).
+
+Every line is one JSON object with a ``type``: ``hello`` (the worker's versions and
+devices), ``job``, ``event``, ``array`` (a chunk of an attention map), ``confirm`` /
+``answer`` (the memory guard's question), ``stop``, ``end`` or ``error``. Events are
+written with the run schema's own rules (:mod:`ctxscope.core.serialize`) and read back
+through its validation: nothing received is ever executed or unpickled, and anything
+that does not validate raises :class:`WireError`.
+
+Attention maps travel as ``array`` lines before the event that uses them: raw
+little-endian float32 / int64 bytes, zlib-compressed in chunks of at most
+:data:`CHUNK_BYTES`, base64-encoded; the declared shape bounds what may be inflated.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, fields, replace
+from typing import Any
+
+import numpy as np
+
+from ctxscope.core.errors import CtxscopeError, RunFileError
+from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
+from ctxscope.core.guard import MemoryCheck
+from ctxscope.core.matrix import CellFailed, CellFinished, LoadedSummary, ModelLoading, ModelReady
+from ctxscope.core.maxctx import MaxContext, Trial
+from ctxscope.core.quality.records import LossPoint, QualityPoint, item_to_dict, loss_from_dict, needle_from_dict
+from ctxscope.core.results import RUN_STATUSES, ModelInfo, RunHeader, RunResult
+from ctxscope.core.serialize import (ATTENTION_STATUSES, _build, header_to_dict, point_from_dict, point_to_dict,
+                                     run_from_dict, run_to_dict)
+from ctxscope.core.spec import ModelSpec
+from ctxscope.core.telemetry import TelemetrySample
+
+PROTOCOL = 1
+#: No line may be longer (a line without its end within this many bytes is garbage).
+MAX_LINE_BYTES = 64 * 1024**2
+#: Raw bytes per ``array`` line before compression.
+CHUNK_BYTES = 4 * 1024**2
+#: The most one array, and all arrays waiting for their event, may unpack to.
+MAX_ARRAY_BYTES = 512 * 1024**2
+MAX_PENDING_BYTES = 1024**3
+_DTYPES = {"<f4": np.float32, "<i8": np.int64}
+
+
+class WireError(CtxscopeError):
+    """A line that is not a valid ctxscope message (one line saying why)."""
+
+
+def dumps(message: dict[str, Any]) -> str:
+    """One message as one line (no NaN: the run schema writes null instead)."""
+    return json.dumps(message, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(line: bytes | str) -> dict[str, Any]:
+    """Parse one line into a message object with a string ``type``."""
+    if len(line) > MAX_LINE_BYTES:
+        raise WireError(f"a line of {len(line):,} bytes (the limit is {MAX_LINE_BYTES:,})")
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise WireError(f"not JSON: {_excerpt(line)}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise WireError(f"not a ctxscope message: {_excerpt(line)}")
+    return data
+
+
+def _excerpt(line: bytes | str) -> str:
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    text = text.strip()
+    return repr(text[:60] + ("…" if len(text) > 60 else ""))
+
+
+# -- records the run schema does not cover ----------------------------------------------
+def _record(cls: type, data: Any, where: str) -> Any:
+    """Build a flat frozen record, checking every field's type; lists become tuples."""
+    try:
+        obj = _build(cls, data, where)
+    except RunFileError as exc:
+        raise WireError(str(exc)) from None
+    lists = {f.name: tuple(tuple(v) if isinstance(v, list) else v for v in getattr(obj, f.name))
+             for f in fields(cls) if isinstance(getattr(obj, f.name), list)}
+    return replace(obj, **lists) if lists else obj
+
+
+def spec_from_dict(data: Any, where: str = "spec") -> ModelSpec:
+    return _record(ModelSpec, data, where)
+
+
+def header_from_dict(data: Any, where: str = "header") -> RunHeader:
+    """A run header through the run file's own validation."""
+    if not isinstance(data, dict):
+        raise WireError(f"{where}: expected an object")
+    return _run({**data, "status": "running", "points": []}, where).header
+
+
+def _run(data: Any, where: str) -> RunResult:
+    try:
+        return run_from_dict(data)
+    except RunFileError as exc:
+        raise WireError(f"{where}: {exc}") from None
+
+
+def summary_to_dict(s: LoadedSummary) -> dict[str, Any]:
+    return {"spec": asdict(s.spec), "info": asdict(s.info), "device": s.device, "dtype": s.dtype,
+            "attn_implementation": s.attn_implementation, "weights_bytes": s.weights_bytes,
+            "device_total_bytes": s.device_total_bytes, "gpu_uuids": list(s.gpu_uuids)}
+
+
+def summary_from_dict(data: Any, where: str = "summary") -> LoadedSummary:
+    if not isinstance(data, dict):
+        raise WireError(f"{where}: expected an object")
+    body = {k: v for k, v in data.items() if k not in ("spec", "info")}
+    flat = _record(LoadedSummary, {**body, "spec": None, "info": None}, where)
+    return replace(flat, spec=spec_from_dict(data.get("spec"), f"{where}.spec"),
+                   info=_record(ModelInfo, data.get("info"), f"{where}.info"))
+
+
+def maxctx_to_dict(m: MaxContext) -> dict[str, Any]:
+    return asdict(m)
+
+
+def maxctx_from_dict(data: Any, where: str = "maxctx") -> MaxContext:
+    if not isinstance(data, dict) or not isinstance(data.get("trials"), list):
+        raise WireError(f"{where}: expected an object with a list of trials")
+    trials = tuple(_record(Trial, t, f"{where}.trials[{i}]") for i, t in enumerate(data["trials"]))
+    return replace(_record(MaxContext, {**data, "trials": []}, where), trials=trials)
+
+
+# -- events ---------------------------------------------------------------------------
+def event_to_dict(event: Any) -> dict[str, Any]:
+    """An event as an ``event`` message (attention maps go separately: :func:`array_messages`)."""
+    kind = type(event).__name__
+    if isinstance(event, SweepStarted):
+        body: dict[str, Any] = {"header": header_to_dict(event.header)}
+    elif isinstance(event, (PointResult, PointFailed)):
+        body = {"point": point_to_dict(event.point)}
+    elif isinstance(event, AttentionResult):
+        body = {"length": event.length, "status": event.status, "error": event.error,
+                "tokens": list(event.tokens) if event.tokens is not None else None,
+                "entries": list(event.entries), "maps": event.capture is not None}
+        if event.capture is not None:
+            body.update(span=list(event.capture.span) if event.capture.span else None,
+                        random_weights=event.capture.random_weights)
+    elif isinstance(event, QualityPoint):
+        body = {"kind": "loss" if isinstance(event.item, LossPoint) else "needle", "item": item_to_dict(event.item)}
+    elif isinstance(event, (Progress, TelemetrySample, Trial)):
+        body = asdict(event)
+    elif isinstance(event, (ModelLoading, CellFailed)):
+        body = {"spec": asdict(event.spec), **({"message": event.message} if isinstance(event, CellFailed) else {})}
+    elif isinstance(event, ModelReady):
+        body = {"summary": summary_to_dict(event.summary)}
+    elif isinstance(event, CellFinished):
+        # RunResult.error (why a run stopped) is not part of the run file: sent beside it.
+        body = {"spec": asdict(event.spec), "result": run_to_dict(event.result), "error": event.result.error}
+    else:
+        raise TypeError(f"not a ctxscope event: {kind}")
+    return {"type": "event", "event": kind, **_finite(body)}
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def event_from_dict(data: dict[str, Any], arrays: ArrayAssembler | None = None) -> Any:
+    """Rebuild an event from an ``event`` message; ``arrays`` holds the maps that came
+    before an attention result."""
+    kind = data.get("event")
+    where = f"event {kind!r}"
+    if kind == "SweepStarted":
+        return SweepStarted(header_from_dict(data.get("header"), where))
+    if kind in ("PointResult", "PointFailed"):
+        try:
+            point = point_from_dict(data.get("point"), where)
+        except RunFileError as exc:
+            raise WireError(str(exc)) from None
+        if (point.status == "ok") != (kind == "PointResult"):
+            raise WireError(f"{where}: a point with status {point.status!r}")
+        return PointResult(point) if kind == "PointResult" else PointFailed(point)
+    if kind == "AttentionResult":
+        return _attention_from_dict(data, arrays, where)
+    if kind == "QualityPoint":
+        reader = {"loss": loss_from_dict, "needle": needle_from_dict}.get(data.get("kind"))  # type: ignore[arg-type]
+        if reader is None:
+            raise WireError(f"{where}: kind must be loss or needle")
+        try:
+            return QualityPoint(reader(data.get("item"), f"{where}.item"))
+        except RunFileError as exc:
+            raise WireError(str(exc)) from None
+    simple = {"Progress": Progress, "TelemetrySample": TelemetrySample, "Trial": Trial}
+    if kind in simple:
+        return _record(simple[kind], {k: v for k, v in data.items() if k not in ("type", "event")}, where)
+    if kind == "ModelLoading":
+        return ModelLoading(spec_from_dict(data.get("spec"), f"{where}.spec"))
+    if kind == "ModelReady":
+        return ModelReady(summary_from_dict(data.get("summary"), f"{where}.summary"))
+    if kind == "CellFailed":
+        message = data.get("message")
+        if not isinstance(message, str):
+            raise WireError(f"{where}.message: expected a string")
+        return CellFailed(spec_from_dict(data.get("spec"), f"{where}.spec"), message)
+    if kind == "CellFinished":
+        result = _run(data.get("result"), f"{where}.result")
+        error = data.get("error")
+        if error is not None and not isinstance(error, str):
+            raise WireError(f"{where}.error: expected a string")
+        return CellFinished(spec_from_dict(data.get("spec"), f"{where}.spec"), replace(result, error=error))
+    raise WireError(f"unknown event {str(kind)[:40]!r}")
+
+
+def _attention_from_dict(data: dict[str, Any], arrays: ArrayAssembler | None, where: str) -> AttentionResult:
+    length, status, error, tokens = data.get("length"), data.get("status"), data.get("error"), data.get("tokens")
+    entries = data.get("entries")
+    if type(length) is not int or length <= 0 or status not in ATTENTION_STATUSES:
+        raise WireError(f"{where}: expected a positive length and a status among {', '.join(ATTENTION_STATUSES)}")
+    if error is not None and not isinstance(error, str):
+        raise WireError(f"{where}.error: expected a string")
+    if tokens is not None and not (isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)):
+        raise WireError(f"{where}.tokens: expected a list of strings")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise WireError(f"{where}.entries: expected a list of objects")
+    for i, entry in enumerate(entries):
+        if entry.get("status") not in ATTENTION_STATUSES:
+            raise WireError(f"{where}.entries[{i}].status: not one of {', '.join(ATTENTION_STATUSES)}")
+    capture = None
+    if data.get("maps") is True:
+        if arrays is None:
+            raise WireError(f"{where}: maps announced but none received")
+        span = data.get("span")
+        if span is not None and not (isinstance(span, list) and len(span) == 2 and all(type(v) is int for v in span)):
+            raise WireError(f"{where}.span: expected two token positions")
+        capture = arrays.capture(length, entries, tuple(span) if span else None, data.get("random_weights") is True)
+    return AttentionResult(length=length, status=status, capture=capture,
+                           tokens=tuple(tokens) if tokens is not None else None, entries=tuple(entries), error=error)
+
+
+# -- attention maps -------------------------------------------------------------------
+def array_messages(event: AttentionResult) -> Iterator[dict[str, Any]]:
+    """The ``array`` messages carrying a capture's maps, tile edges and profiles."""
+    if event.capture is None:
+        return
+    for la in event.capture.layers:
+        name = f"L{la.length}_layer{la.layer}"
+        yield from _chunks(name, np.asarray(la.maps, dtype="<f4"))
+        yield from _chunks(f"{name}_edges", np.asarray(la.tile_edges, dtype="<i8"))
+        for row, profile in sorted(la.profiles.items()):
+            yield from _chunks(f"{name}_profile_q{row}", np.asarray(profile, dtype="<f4"))
+
+
+def _chunks(name: str, array: np.ndarray) -> Iterator[dict[str, Any]]:
+    raw = np.ascontiguousarray(array).tobytes()
+    count = max(1, math.ceil(len(raw) / CHUNK_BYTES))
+    for i in range(count):
+        piece = zlib.compress(raw[i * CHUNK_BYTES:(i + 1) * CHUNK_BYTES], 1)
+        yield {"type": "array", "name": name, "dtype": array.dtype.str, "shape": list(array.shape), "chunk": i,
+               "chunks": count, "data": base64.b64encode(piece).decode("ascii")}
+
+
+class ArrayAssembler:
+    """Collects ``array`` messages until the attention event that uses them; the
+    declared shape bounds every chunk before it is inflated (no zip bomb gets far)."""
+
+    def __init__(self, max_pending: int = MAX_PENDING_BYTES) -> None:
+        self.max_pending = max_pending
+        self._parts: dict[str, tuple[str, tuple[int, ...], int, list[bytes]]] = {}
+        self._pending = 0
+
+    def add(self, data: dict[str, Any]) -> None:
+        name, dtype, shape = data.get("name"), data.get("dtype"), data.get("shape")
+        chunk, chunks, payload = data.get("chunk"), data.get("chunks"), data.get("data")
+        if not (isinstance(name, str) and len(name) <= 200 and dtype in _DTYPES and isinstance(payload, str)
+                and isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape) and len(shape) <= 4
+                and type(chunk) is int and type(chunks) is int and 0 <= chunk < chunks):
+            raise WireError(f"array {str(name)[:40]!r}: malformed")
+        size = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
+        if size > MAX_ARRAY_BYTES:
+            raise WireError(f"array {name!r}: {size:,} bytes, more than {MAX_ARRAY_BYTES:,}")
+        if chunk == 0:
+            if name in self._parts:
+                raise WireError(f"array {name!r}: sent twice")
+            self._parts[name] = (dtype, tuple(shape), chunks, [])
+        have = self._parts.get(name)
+        if have is None or have[:3] != (dtype, tuple(shape), chunks) or len(have[3]) != chunk:
+            raise WireError(f"array {name!r}: chunk {chunk} out of order")
+        room = min(CHUNK_BYTES, size - sum(map(len, have[3])))
+        try:
+            inflater = zlib.decompressobj()
+            piece = inflater.decompress(base64.b64decode(payload, validate=True), room + 1)
+        except (ValueError, zlib.error):
+            raise WireError(f"array {name!r}: chunk {chunk} is not compressed base64") from None
+        if len(piece) > room or (chunk == chunks - 1 and len(piece) != room) or not inflater.eof:
+            raise WireError(f"array {name!r}: chunk {chunk} does not match the declared shape")
+        self._pending += len(piece)
+        if self._pending > self.max_pending:
+            raise WireError(f"more than {self.max_pending:,} bytes of attention maps pending")
+        have[3].append(piece)
+
+    def take(self, name: str) -> np.ndarray:
+        if name not in self._parts:
+            raise WireError(f"array {name!r} was not sent")
+        dtype, shape, chunks, parts = self._parts.pop(name)
+        if len(parts) != chunks:
+            raise WireError(f"array {name!r}: {len(parts)} of {chunks} chunks")
+        raw = b"".join(parts)
+        self._pending -= len(raw)
+        return np.frombuffer(raw, dtype=_DTYPES[dtype]).reshape(shape).copy()
+
+    def capture(self, length: int, entries: list[dict], span: tuple[int, int] | None, random_weights: bool) -> Any:
+        """The :class:`AttentionCapture` the worker had, from its arrays and entries."""
+        from ctxscope.core.attention.collect import AttentionCapture, LayerAttention
+
+        layers = []
+        for entry in entries:
+            if entry.get("status") != "ok":
+                continue
+            name, layer, rows = entry.get("array"), entry.get("layer"), entry.get("profile_rows", [])
+            stats = entry.get("stats")
+            if not (isinstance(name, str) and type(layer) is int and isinstance(rows, list)
+                    and all(type(r) is int for r in rows) and isinstance(stats, dict)):
+                raise WireError(f"attention entry of layer {layer!r}: malformed")
+            maps, edges = self.take(name), self.take(f"{name}_edges")
+            tiles = len(edges) - 1
+            if maps.ndim != 3 or maps.shape[1:] != (tiles, tiles) or edges.ndim != 1:
+                raise WireError(f"array {name!r}: shape {maps.shape} does not match {tiles} tiles")
+            profiles = {row: self.take(f"{name}_profile_q{row}") for row in rows}
+            try:
+                values = {str(k): tuple(math.nan if v is None else float(v) for v in vs) for k, vs in stats.items()}
+            except (TypeError, ValueError):
+                raise WireError(f"attention entry {name!r}: statistics must be numbers") from None
+            layers.append(LayerAttention(length=length, layer=layer, tile_edges=edges, maps=maps, profiles=profiles,
+                                         stats=values))
+        if self._parts:
+            raise WireError(f"arrays sent but not used: {', '.join(sorted(self._parts))[:80]}")
+        return AttentionCapture(length=length, layers=tuple(layers), span=span, random_weights=random_weights)
+
+
+def event_lines(event: Any) -> Iterator[str]:
+    """Everything a worker writes for one event: its maps' chunks, then the event."""
+    if isinstance(event, AttentionResult):
+        for message in array_messages(event):
+            yield dumps(message)
+    yield dumps(event_to_dict(event))
+
+
+def check_status(status: Any) -> str:
+    if status not in RUN_STATUSES:
+        raise WireError(f"status {str(status)[:40]!r} is not one of {', '.join(RUN_STATUSES)}")
+    return status
+
+
+def memory_check_from_dict(data: Any) -> MemoryCheck:
+    return _record(MemoryCheck, data, "confirm.check")

@@ -1,0 +1,200 @@
+"""The local end of a worker's line stream: checks the handshake, turns lines back into
+the core's events, records where the run was measured, and — when the stream breaks
+off — closes the run that was open with every point that arrived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+import ctxscope
+from ctxscope.core.errors import CtxscopeError
+from ctxscope.core.events import AttentionResult, PointFailed, PointResult, SweepStarted
+from ctxscope.core.jobs import Job
+from ctxscope.core.matrix import CellFailed, CellFinished, ModelReady
+from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint, QualityResult
+from ctxscope.core.results import Point, RunHeader, RunResult
+from ctxscope.core.wire import (PROTOCOL, ArrayAssembler, WireError, event_from_dict, loads, maxctx_from_dict,
+                                memory_check_from_dict, summary_from_dict)
+
+
+class RemoteError(CtxscopeError):
+    """The remote side failed before or outside a run: unreachable, no ctxscope there, a
+    different version, a broken stream. The first line says which host and why; the
+    remote's stderr, when there was any, follows."""
+
+
+def with_stderr(line: str, tail: str) -> str:
+    """``line``, then the remote's last stderr lines (never swallowed)."""
+    tail = tail.strip()
+    if not tail:
+        return line
+    return line + "\n  remote stderr:\n" + "\n".join("    " + row for row in tail.splitlines())
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """What the worker said about itself before any work."""
+
+    ctxscope: str
+    torch: str
+    transformers: str
+    cuda: str | None
+    python: str
+    hostname: str
+    pid: int
+    devices: tuple[dict, ...]
+    node: str | None = None  # a Ray node's address
+    gpus: tuple[str, ...] = ()  # the GPUs Ray gave the task
+
+    def describe(self) -> str:
+        gpus = [d for d in self.devices if str(d.get("id", "")).startswith("cuda")]
+        names = sorted({str(d.get("name")) for d in gpus})
+        kind = f"{len(gpus)} × {', '.join(names)}" if gpus else "no GPU"
+        return f"{self.hostname}: ctxscope {self.ctxscope}, torch {self.torch}, {kind}"
+
+
+def hello_from_dict(data: dict[str, Any], where: str) -> Hello:
+    """Check the handshake: same protocol and same ctxscope version, or a refusal that
+    names both versions."""
+    theirs = data.get("ctxscope")
+    if data.get("protocol") != PROTOCOL or theirs != ctxscope.__version__:
+        raise RemoteError(f"{where} runs ctxscope {str(theirs)[:40]} (protocol {str(data.get('protocol'))[:10]}), "
+                          f"this machine ctxscope {ctxscope.__version__} (protocol {PROTOCOL}): install the same "
+                          f"version on both (pip install ctxscope=={ctxscope.__version__})")
+    strings = ("torch", "transformers", "python", "hostname")
+    devices = data.get("devices")
+    if not all(isinstance(data.get(k), str) for k in strings) or type(data.get("pid")) is not int \
+            or not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
+        raise WireError("a hello without versions, host name, process id and devices")
+    gpus = data.get("gpus") or []
+    return Hello(ctxscope=theirs, torch=data["torch"], transformers=data["transformers"],
+                 cuda=data["cuda"] if isinstance(data.get("cuda"), str) else None, python=data["python"],
+                 hostname=data["hostname"], pid=data["pid"], devices=tuple(devices),
+                 node=data["node"] if isinstance(data.get("node"), str) else None,
+                 gpus=tuple(str(g) for g in gpus) if isinstance(gpus, list) else ())
+
+
+class _OpenRun:
+    """The run being received: enough to close it if the stream breaks off."""
+
+    def __init__(self, header: RunHeader) -> None:
+        self.header = header
+        self.points: list[Point] = []
+        self.attention: list[dict] = []
+        self.quality: list[LossPoint | NeedleTrial] = []
+
+    def result(self, status: str, error: str) -> RunResult:
+        quality = None
+        if self.header.settings.quality is not None:
+            quality = QualityResult(loss=tuple(q for q in self.quality if isinstance(q, LossPoint)),
+                                    needle=tuple(q for q in self.quality if isinstance(q, NeedleTrial)))
+        finished = datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+        return RunResult(header=self.header, status=status, points=tuple(self.points), finished=finished,
+                         attention=tuple(self.attention), error=error, quality=quality)
+
+
+class Relay:
+    """Feed it the worker's lines, in order; :meth:`feed` answers what each one was.
+
+    ``where`` names the other side in messages (``user@gpu-box``); runs record it as
+    ``environment.host`` (a Ray node's address and GPUs instead, when the worker says).
+    """
+
+    def __init__(self, job: Job, where: str) -> None:
+        self.job, self.where = job, where
+        self.hello: Hello | None = None
+        self.host = where
+        self.results: list[RunResult] = []
+        self.cells_done = 0
+        self.lines = 0
+        self._arrays = ArrayAssembler()
+        self._open: _OpenRun | None = None
+
+    @property
+    def open_points(self) -> int:
+        return len(self._open.points) if self._open is not None else 0
+
+    def feed(self, line: bytes | str) -> tuple[str, Any] | None:
+        """``("hello", Hello)``, ``("event", event)``, ``("confirm", MemoryCheck)``,
+        ``("end", value)``, ``("error", (kind, message))``, or ``None`` (a map chunk).
+
+        Raises :class:`WireError` for anything malformed and :class:`RemoteError` for
+        a version mismatch."""
+        self.lines += 1
+        try:
+            message = loads(line)
+        except WireError as exc:
+            if self.hello is None:
+                raise WireError(f"{exc} before ctxscope's handshake (does a login script print to stdout?)") from None
+            raise
+        kind = message["type"]
+        if self.hello is None:
+            if kind != "hello":
+                raise WireError(f"a {kind!r} message before ctxscope's handshake")
+            self.hello = hello_from_dict(message, self.where)
+            if self.hello.node:
+                gpus = f" GPU {','.join(self.hello.gpus)}" if self.hello.gpus else ""
+                self.host = f"ray node {self.hello.node}{gpus}"
+            elif self.hello.hostname.split(".")[0] not in self.where:
+                self.host = f"{self.where} ({self.hello.hostname})"
+            return "hello", self.hello
+        if kind == "array":
+            self._arrays.add(message)
+            return None
+        if kind == "event":
+            return "event", self._track(event_from_dict(message, self._arrays))
+        if kind == "confirm":
+            return "confirm", memory_check_from_dict(message.get("check"))
+        if kind == "end":
+            return "end", self._end(message)
+        if kind == "error":
+            text, what = message.get("message"), message.get("kind")
+            if not isinstance(text, str) or not isinstance(what, str):
+                raise WireError("an error message without kind and text")
+            return "error", (what, text)
+        raise WireError(f"unknown message type {kind[:40]!r}")
+
+    def _stamp(self, header: RunHeader) -> RunHeader:
+        return replace(header, environment=replace(header.environment, host=self.host))
+
+    def _track(self, event: Any) -> Any:
+        run = self._open
+        if isinstance(event, SweepStarted):
+            event = SweepStarted(self._stamp(event.header))
+            self._open = _OpenRun(event.header)
+        elif isinstance(event, (PointResult, PointFailed)) and run is not None:
+            run.points.append(event.point)
+        elif isinstance(event, AttentionResult) and run is not None:
+            run.attention.extend(event.entries)
+        elif isinstance(event, QualityPoint) and run is not None:
+            run.quality.append(event.item)
+        elif isinstance(event, CellFinished):
+            event = CellFinished(event.spec, replace(event.result, header=self._stamp(event.result.header)))
+            self.results.append(event.result)
+            self._open, self.cells_done = None, self.cells_done + 1
+        elif isinstance(event, CellFailed):
+            self._open, self.cells_done = None, self.cells_done + 1
+        elif isinstance(event, ModelReady):
+            # Its GPUs are the remote's: this machine's telemetry cannot follow them.
+            event = ModelReady(replace(event.summary, gpu_uuids=()))
+        return event
+
+    def _end(self, message: dict[str, Any]) -> Any:
+        if "maxctx" in message:
+            return maxctx_from_dict(message["maxctx"])
+        if "summary" in message:
+            return summary_from_dict(message["summary"])
+        return tuple(self.results)
+
+    def abandon(self, status: str, error: str) -> CellFinished | None:
+        """Close the run that was being received (``interrupted``, ``failed``,
+        ``cancelled``) with every point that arrived; ``None`` when none was open."""
+        if self._open is None:
+            return None
+        result = self._open.result(status, error)
+        spec = self.job.specs[min(self.cells_done, len(self.job.specs) - 1)]
+        self._open, self.cells_done = None, self.cells_done + 1
+        self.results.append(result)
+        return CellFinished(spec, result)
