@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from ctxscope.core.quality.effective import by_length, effective_of, loss_rows
+from ctxscope.core.quality.effective import LossRow, by_length, effective_of, loss_rows
 from ctxscope.core.results import RunResult
 from ctxscope.gui.plots import LengthAxis
 from ctxscope.report.charts import PALETTE
@@ -70,8 +70,8 @@ class QualityCompare(QWidget):
                  for i in chosen]
         self.lines.setText("\n".join(lines + [f"⚠ {d}" for d in differences([runs[i] for i in chosen])]))
 
-    def _fill_table(self, runs: Sequence[RunResult], labels: Sequence[str], chosen: list[int], rows: dict,
-                    base: int) -> None:
+    def _fill_table(self, runs: Sequence[RunResult], labels: Sequence[str], chosen: list[int],
+                    rows: dict[int, list[LossRow]], base: int) -> None:
         contexts = sorted({r.context for i in chosen for r in rows[i]})
         retrieval = {i: by_length(runs[i].quality.needle) for i in chosen}  # type: ignore[union-attr]
         lengths = sorted({n for i in chosen for n in retrieval[i]})
@@ -90,7 +90,7 @@ class QualityCompare(QWidget):
             for k, i in enumerate(chosen):
                 row = next((r for r in rows[i] if r.context == n), None)
                 loss = f"{row.mean:.4f}" if row and row.mean is not None else (row.status if row else "")
-                if row and row.mean is not None and i != base and ref is not None:
+                if row and row.mean is not None and i != base and ref is not None and ref.mean is not None:
                     ppl = f"×{math.exp(row.mean - ref.mean):.3f}"  # ratio of perplexities
                 else:
                     ppl = f"{row.perplexity:.2f}" if row and row.perplexity else ""

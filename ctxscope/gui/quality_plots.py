@@ -62,7 +62,7 @@ class LossPlot(pg.PlotWidget):
         self.low.setData([r.context for r in banded], [r.low for r in banded])
         self.high.setData([r.context for r in banded], [r.high for r in banded])
         failed = [r for r in rows if r.status in ("oom", "error")]
-        top = max((r.high or r.mean for r in ok), default=1.0)
+        top = max((r.high if r.high is not None else r.mean or 0.0 for r in ok), default=1.0)
         self.failed.setData([math.log10(r.context) for r in failed], [top] * len(failed))
 
 
@@ -103,8 +103,8 @@ class TradeoffPlot(pg.PlotWidget):
     def set_data(self, tradeoff: Tradeoff, effective: Effective | None) -> None:
         rows = [r for r in tradeoff.rows if r.loss is not None]
         self.loss.setData([r.length for r in rows], [r.loss for r in rows])
-        cost = [r for r in tradeoff.rows if r.prefill_ms is not None]
-        self.cost.setData(np.log10([r.length for r in cost]) if cost else [], [r.prefill_ms / 1000 for r in cost])
+        cost = [(r.length, r.prefill_ms) for r in tradeoff.rows if r.prefill_ms is not None]
+        self.cost.setData(np.log10([n for n, _ in cost]) if cost else [], [ms / 1000 for _, ms in cost])
         self.cost_box.enableAutoRange()
         for line in self.marks.values():
             self.removeItem(line)

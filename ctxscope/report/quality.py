@@ -29,7 +29,7 @@ def _f(value: float | None, digits: int = 4) -> str:
 
 def differences(runs: Sequence[RunResult]) -> list[str]:
     """Why quality curves of these runs may not compare: other texts or windows."""
-    settings = [r.header.settings.quality for r in runs if has_quality(r) and not r.header.settings.quality.get("note")]
+    settings = [s for r in runs if (s := r.header.settings.quality) is not None and not s.get("note")]
     notes = []
     if len({s.get("text_sha256") for s in settings}) > 1:
         notes.append("quality: the runs read different texts, so their losses are of different tokens")
@@ -55,7 +55,7 @@ def csv_values(run: RunResult) -> dict[int, dict[str, object]]:
     return out
 
 
-def _tradeoff_rows(result: Tradeoff) -> list[dict[str, str]]:
+def _tradeoff_rows(result: Tradeoff) -> list[dict[str, object]]:
     rows = []
     for r in result.rows:
         per_nat = "-" if r.ms_per_nat is None else "no saving" if math.isinf(r.ms_per_nat) else fmt_ms(r.ms_per_nat)
@@ -76,9 +76,9 @@ def section(runs: Sequence[RunResult], labels: Sequence[str], colours: Sequence[
     chosen = [i for i, r in enumerate(runs) if has_quality(r)]
     if not chosen:
         return None
-    effs: dict[int, Effective] = {i: effective_of(runs[i].quality, runs[i].header.settings.quality)
-                                  for i in chosen if runs[i].quality is not None}
-    rows = {i: loss_rows(runs[i].quality.loss) for i in effs}
+    results = {i: q for i in chosen if (q := runs[i].quality) is not None}
+    effs: dict[int, Effective] = {i: effective_of(q, runs[i].header.settings.quality) for i, q in results.items()}
+    rows = {i: loss_rows(q.loss) for i, q in results.items()}
     loss_chart = loss_svg([(labels[i], colours[i], rows[i], effs[i]) for i in effs],
                           title="loss of the same target tokens vs context read before them (95% band)")
     contexts = sorted({r.context for i in rows for r in rows[i]})
@@ -98,7 +98,7 @@ def section(runs: Sequence[RunResult], labels: Sequence[str], colours: Sequence[
         loss_table.append({"context": f"{c:,}", "cells": cells})
     per_run = []
     for i in chosen:
-        run, settings = runs[i], runs[i].header.settings.quality
+        run, settings = runs[i], runs[i].header.settings.quality or {}
         entry: dict[str, Any] = {"label": labels[i], "colour": colours[i], "note": settings.get("note")}
         if run.quality is not None and not settings.get("note"):
             trials = run.quality.needle

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ctxscope.core.quality.effective import by_length, loss_rows
 from ctxscope.core.results import RunResult
@@ -45,6 +45,7 @@ class Tradeoff:
 
 
 def _median(run: RunResult, mode: str, length: int) -> tuple[float | None, int | None, int | None]:
+    """Median latency, KV bytes and peak of the ok point of ``mode`` at ``length``."""
     for p in run.points:
         if p.mode == mode and p.length == length and p.status == "ok" and p.latency_ms is not None:
             return p.latency_ms.median, (p.memory.kv_cache_bytes if p.memory else None), peak_bytes(p.memory)
@@ -75,19 +76,17 @@ def tradeoff(run: RunResult) -> Tradeoff:
         if prefill is None:
             prefill, kv, peak = _median(run, "forward", length)
         decode, _, _ = _median(run, "decode", length)
-        row = loss.get(length)
+        measured = loss.get(length)
         cell = rates.get(length)
-        rows.append(TradeoffRow(length, prefill, decode, kv, peak, row.mean if row else None,
+        rows.append(TradeoffRow(length, prefill, decode, kv, peak, measured.mean if measured else None,
                                 cell.rate if cell else None))
     out: list[TradeoffRow] = []
     for prev, row in zip([None, *rows[:-1]], rows):
         if prev is not None and prev.loss is not None and row.loss is not None:
             saved = prev.loss - row.loss
-            per_doubling = saved / math.log2(row.length / prev.length)
-            ms = _per(row.prefill_ms, prev.prefill_ms, saved)
-            kv = _per(row.kv_bytes, prev.kv_bytes, saved)
-            row = TradeoffRow(**{**_fields(row), "loss_saved_per_doubling": per_doubling, "ms_per_nat": ms,
-                                 "kv_per_nat": kv})
+            row = replace(row, loss_saved_per_doubling=saved / math.log2(row.length / prev.length),
+                          ms_per_nat=_per(row.prefill_ms, prev.prefill_ms, saved),
+                          kv_per_nat=_per(row.kv_bytes, prev.kv_bytes, saved))
         out.append(row)
     with_both = [r for r in out if r.loss is not None and (r.prefill_ms is not None or r.kv_bytes is not None)]
     use_ms = all(r.prefill_ms is not None for r in with_both)
@@ -97,11 +96,8 @@ def tradeoff(run: RunResult) -> Tradeoff:
     return Tradeoff(tuple(out), point, "prefill latency" if use_ms else "KV cache")
 
 
-def _per(cost: float | None, before: float | None, saved: float) -> float | None:
+def _per(cost: float | int | None, before: float | int | None, saved: float) -> float | None:
     if cost is None or before is None:
         return None
     return (cost - before) / saved if saved > 0 else math.inf
 
-
-def _fields(row: TradeoffRow) -> dict:
-    return {name: getattr(row, name) for name in TradeoffRow.__slots__}  # type: ignore[attr-defined]

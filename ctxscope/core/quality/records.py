@@ -85,7 +85,7 @@ def item_to_dict(item: LossPoint | NeedleTrial) -> dict[str, Any]:
             "answer": item.answer, "position": item.position, "seconds": _finite(item.seconds)}
 
 
-def quality_to_dict(result: QualityResult, settings: dict | None = None) -> dict[str, Any]:
+def quality_to_dict(result: QualityResult, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run JSON's ``quality`` object: the records, and (with the run's
     ``settings.quality``) the figures derived from them under ``derived`` — written for
     scripts, recomputed from the records when a run is loaded."""
@@ -98,7 +98,7 @@ def quality_to_dict(result: QualityResult, settings: dict | None = None) -> dict
     return out
 
 
-def _get(data: dict, name: str, where: str, kinds: tuple[type, ...], *, optional: bool = True) -> Any:
+def _get(data: dict[str, Any], name: str, where: str, kinds: tuple[type, ...], *, optional: bool = True) -> Any:
     value = data.get(name)
     if value is None and optional:
         return None
@@ -107,15 +107,15 @@ def _get(data: dict, name: str, where: str, kinds: tuple[type, ...], *, optional
     return value
 
 
-def _status(data: dict, where: str) -> str:
+def _status(data: dict[str, Any], where: str) -> str:
     status = data.get("status")
     if status not in STATUSES:
         raise RunFileError(f"{where}.status: {str(status)[:40]!r} is not one of {', '.join(STATUSES)}")
-    return status
+    return str(status)
 
 
-def _positive(data: dict, name: str, where: str) -> int:
-    value = _get(data, name, where, (int,), optional=False)
+def _positive(data: dict[str, Any], name: str, where: str) -> int:
+    value = int(_get(data, name, where, (int,), optional=False))
     if value <= 0:
         raise RunFileError(f"{where}.{name}: expected a positive integer")
     return value
@@ -138,7 +138,7 @@ def loss_from_dict(data: Any, where: str) -> LossPoint:
 def needle_from_dict(data: Any, where: str) -> NeedleTrial:
     if not isinstance(data, dict):
         raise RunFileError(f"{where}: expected an object")
-    kind = data.get("kind")
+    kind = str(data.get("kind"))
     if kind not in NEEDLE_KINDS:
         raise RunFileError(f"{where}.kind: {str(kind)[:40]!r} is not one of {', '.join(NEEDLE_KINDS)}")
     depth = _get(data, "depth", where, (int, float))

@@ -8,10 +8,11 @@ forward passes; an out-of-memory or other failure is a recorded point.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -136,7 +137,9 @@ def run_quality(loaded: Any, plan: QualityPlan, length: int, *, seed: int, allow
     if plan.note is not None:
         return True
     cap = _cap(loaded, allow_beyond_max)
-    stopped = lambda: stop is not None and stop.is_set()  # noqa: E731
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
+
     if "loss" in plan.cfg.kinds:
         point = yield from _loss_point(loaded, plan, length, cap, continue_after_oom, stopped)
         if point is None:
@@ -177,8 +180,8 @@ def _loss_point(loaded: Any, plan: QualityPlan, context: int, cap: int | None, c
             if stopped():
                 return None
             assert plan.ids is not None
-            value, status, error = _attempt(loaded, lambda s=start: loss_mod.window_nll(
-                loaded.model, loaded.device, plan.ids, s, context, k))
+            value, status, error = _attempt(loaded, functools.partial(
+                loss_mod.window_nll, loaded.model, loaded.device, plan.ids, start, context, k))
             if status != "ok":
                 if status == "oom":
                     plan.failed.add("loss")
@@ -197,18 +200,17 @@ def _needle_trial(loaded: Any, plan: QualityPlan, kind: str, length: int, depth:
     prompt = needle_mod.build_prompt(plan.ids, plan.ends, plan.tokenizer, kind=kind, length=length, depth=depth,
                                      seed=s, seeds=plan.cfg.seeds, sweep_seed=seed)
     n = int(prompt.ids.shape[0])
-    base = dict(kind=kind, length=n, depth=depth, seed=s, key=prompt.key, position=prompt.position)
+    trial = NeedleTrial(kind=kind, length=n, depth=depth, seed=s, status="ok", key=prompt.key, position=prompt.position)
     if cap is not None and n > cap:
-        return NeedleTrial(**base, status="skipped", error=f"{n} tokens is beyond the model's {cap} positions")
+        return replace(trial, status="skipped", error=f"{n} tokens is beyond the model's {cap} positions")
     if kind != "adjacent" and "needle" in plan.failed and not continue_after_oom:
-        return NeedleTrial(**base, status="skipped", error="the needle pass ran out of memory at a shorter length")
+        return replace(trial, status="skipped", error="the needle pass ran out of memory at a shorter length")
     t0 = time.perf_counter()
-    value, status, error = _attempt(loaded, lambda: needle_mod.score(loaded.model, loaded.device, prompt,
-                                                                     plan.tokenizer))
+    value, status, error = _attempt(loaded, functools.partial(needle_mod.score, loaded.model, loaded.device, prompt,
+                                                              plan.tokenizer))
     if status != "ok":
         if status == "oom":
             plan.failed.add("needle")
-        return NeedleTrial(**base, status=status, error=error)
+        return replace(trial, status=status, error=error)
     found, logprob, answer = value
-    return NeedleTrial(**base, status="ok", found=found, key_logprob=logprob, answer=answer,
-                       seconds=time.perf_counter() - t0)
+    return replace(trial, found=found, key_logprob=logprob, answer=answer, seconds=time.perf_counter() - t0)

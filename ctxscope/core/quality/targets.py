@@ -8,16 +8,19 @@ model and apply the LM head to the kept hidden states.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from typing import Any
 
 import torch
 
 
-@functools.cache
+_TAKES_KEEP: dict[type, bool] = {}
+
+
 def _takes_logits_to_keep(cls: type) -> bool:
-    return "logits_to_keep" in inspect.signature(cls.forward).parameters
+    if cls not in _TAKES_KEEP:  # asked once per model class, not per forward
+        _TAKES_KEEP[cls] = "logits_to_keep" in inspect.signature(getattr(cls, "forward")).parameters
+    return _TAKES_KEEP[cls]
 
 
 def last_logits(model: Any, ids: torch.Tensor, keep: int, *, use_keep: bool | None = None) -> torch.Tensor:
@@ -32,10 +35,11 @@ def last_logits(model: Any, ids: torch.Tensor, keep: int, *, use_keep: bool | No
         use_keep = _takes_logits_to_keep(type(model))
     if use_keep:
         out = model(input_ids=ids, use_cache=False, logits_to_keep=keep)
-        return out.logits[:, -keep:].float()
+        kept: torch.Tensor = out.logits[:, -keep:].float()
+        return kept
     base = getattr(model, getattr(model, "base_model_prefix", ""), None) or model.get_decoder()
     hidden = base(input_ids=ids, use_cache=False).last_hidden_state[:, -keep:]
-    logits = model.get_output_embeddings()(hidden).float()
+    logits: torch.Tensor = model.get_output_embeddings()(hidden).float()
     cap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
     if cap:  # Gemma-2 squashes its logits; the causal-LM forward would have done it
         logits = torch.tanh(logits / cap) * cap
