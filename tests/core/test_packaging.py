@@ -99,8 +99,14 @@ def test_wheel_installed_in_a_venv_finds_its_resources(tmp_path: Path) -> None:
         " 'icon': r.resource_path('icons', 'hicolor', '512x512', 'apps', 'ctxscope.png'),"
         " 'toolbar': r.resource_path('icons', 'toolbar', 'run.svg'),"
         " 'template': r.resource_path('report', 'report.html.j2'), 'text': r.resource_path('texts', 'sample.txt'),"
+        " 'novel': r.resource_path('texts', 'pride-and-prejudice.txt.gz'),"
+        " 'quality template': r.resource_path('report', 'quality.html.j2'),"
         " 'desktop': r.desktop_dir() / 'io.github.ctxscope.ctxscope.desktop'}\n"
         "print(json.dumps({k: [str(v), v.exists()] for k, v in paths.items()}))\n"
+        # The quality passes read the shipped novels from the installed copy, decompressed.
+        "from ctxscope.core.quality.texts import read_document\n"
+        "assert read_document('the-great-gatsby').text.startswith(' ' * 20), 'gatsby'\n"
+        "assert 'It is a truth universally acknowledged' in read_document('pride-and-prejudice').text\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([str(python), "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
