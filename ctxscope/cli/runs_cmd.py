@@ -86,6 +86,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     gpu = f"{e.gpu_name} ({fmt_bytes(e.gpu_memory_bytes)}), driver {e.driver}, " if e.gpu_name else ""
     console.print(f"machine  {gpu}torch {e.torch}, transformers {e.transformers}, {e.cpu}")
     console.print(points_table(run.points))
+    from ctxscope.cli.quality_display import quality_tables
+
+    quality_tables(run, console)  # what context buys, when the run measured it
     return 0
 
 

@@ -45,6 +45,8 @@ def test_sweep_quality_end_to_end(capsys, tiny_lm: Path, user_text: Path, tmp_pa
     # The history holds the same quality results.
     code, listing, _ = run_cli(capsys, "runs", "show", run.id, "--format", "json")
     assert code == 0 and json.loads(listing)["quality"]["loss"] == data["quality"]["loss"]
+    code, shown, _ = run_cli(capsys, "runs", "show", run.id)
+    assert code == 0 and "vs context read before them" in shown and "claimed 2,048 · fits 4,096" in shown
 
 
 @pytest.fixture(scope="module")
