@@ -120,6 +120,9 @@ def test_effective_context_rules() -> None:
 
     assert effective_retrieval(by_length(trials), 0.9) == 1024  # stays ≥ 90 % up to 1024, not again at 4096
     assert effective_retrieval(by_length(trials), 0.5) == 4096
+    loose = effective([], trials, claimed=None, fits=None, threshold=0.5, epsilon=0.01)
+    assert loose.line() == "claimed: not stated · fits: not measured · effective: retrieval ≥ 50% up to 4,096 " \
+                           "(the longest measured)"
     eff = effective(rows and [], trials, claimed=8192, fits=None, threshold=0.9, epsilon=0.01)
     assert eff.line() == "claimed 8,192 · fits: not measured · effective: retrieval ≥ 90% up to 1,024"
     line = Effective(8192, 6000, None, 2048, 0.9, 0.01, True, True).line()

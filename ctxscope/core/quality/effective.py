@@ -143,6 +143,7 @@ class Effective:
     epsilon: float
     retrieval_measured: bool
     loss_measured: bool
+    longest_needle: int | None = None  # the longest length with needle trials: retrieval may hold beyond it
 
     def line(self) -> str:
         def n(v: int | None) -> str:
@@ -152,7 +153,8 @@ class Effective:
         fits = f"fits {n(self.fits)}" if self.fits else "fits: not measured"
         parts = []
         if self.retrieval_measured:
-            parts.append(f"retrieval ≥ {self.threshold:.0%} up to {n(self.retrieval)}" if self.retrieval
+            beyond = " (the longest measured)" if self.retrieval and self.retrieval == self.longest_needle else ""
+            parts.append(f"retrieval ≥ {self.threshold:.0%} up to {n(self.retrieval)}{beyond}" if self.retrieval
                          else f"retrieval below {self.threshold:.0%} at every length")
         if self.loss_measured:
             parts.append(f"loss flat (< {self.epsilon:g} nats/doubling) from {n(self.loss)}" if self.loss
@@ -167,7 +169,8 @@ def effective(loss: Sequence[LossPoint], needle: Sequence[NeedleTrial], *, claim
     return Effective(claimed=claimed, fits=fits, retrieval=effective_retrieval(rates, threshold),
                      loss=loss_saturation(rows, epsilon), threshold=threshold, epsilon=epsilon,
                      retrieval_measured=any(c.n for c in rates.values()),
-                     loss_measured=sum(r.mean is not None for r in rows) >= 2)
+                     loss_measured=sum(r.mean is not None for r in rows) >= 2,
+                     longest_needle=max((n for n, c in rates.items() if c.n), default=None))
 
 
 def effective_of(result: QualityResult, settings: dict[str, Any] | None) -> Effective:
