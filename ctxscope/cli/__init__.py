@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from ctxscope.cli import (desktop_cmd, doctor_cmd, estimate_cmd, gui_cmd, info_cmd, maxctx_cmd, report_cmd,
-                              runs_cmd, sweep_cmd)
+                              runs_cmd, sweep_cmd, worker_cmd)
 
     parser = _Parser(prog="ctxscope", description="What context length costs a transformer model on your hardware.")
     parser.add_argument("--version", action="version", version=f"ctxscope {ctxscope.__version__}")
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_cmd.add_parser(sub)
     desktop_cmd.add_parser(sub)
     info_cmd.add_parsers(sub)
+    worker_cmd.add_parser(sub)
     return parser
 
 

@@ -21,6 +21,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="Hub id, local directory, config.json, preset:NAME or demo:NAME (several: measured in a row)")
     add_sweep_options(p)
+    from ctxscope.cli.remote_args import add_remote_options
+
+    add_remote_options(p)
     p.add_argument("--out", default=None,
                    help="write the run as JSON (ctxscope.run/1) to this file; with several runs, a directory")
     p.add_argument("--csv", default=None, help="write the points as CSV to this file (several runs: all rows)")
@@ -172,10 +175,12 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             raise BadInputError(f"--html: {problem}")
 
+    from ctxscope.cli.remote_args import is_remote
     from ctxscope.core.loading import check_source
 
     for spec, _, _ in specs.values():
-        check_source(spec)
+        if not is_remote(args):  # elsewhere, sources and devices are the remote's: checked there
+            check_source(spec)
     quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
     failures: list[str] = []
     problems: list[str] = []  # measured, but not kept where asked (history, --out): one line each
@@ -236,7 +241,11 @@ def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: An
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     slot = ModelSlot()
     sink: RunSink | None = None
-    gen = run_matrix(specs, config, slot=slot, stop=stop, strict=single)
+    from ctxscope.cli.remote_args import remote_matrix
+
+    gen = remote_matrix(args, specs, sweep_config(args, lengths or parse_lengths(DEFAULT_LENGTHS), modes),
+                        cap_lengths=lengths is None, stop=stop, strict=single, say=status.status) \
+        or run_matrix(specs, config, slot=slot, stop=stop, strict=single)
     try:
         while True:
             try:

@@ -1,0 +1,69 @@
+"""``--host`` / ``--remote-python`` (one remote machine over SSH) and ``--cluster`` (a Ray
+cluster) for ``ctxscope sweep``: the same job, run elsewhere, its events read back as
+if it had run here."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+from ctxscope.core.errors import BadInputError
+from ctxscope.core.spec import ModelSpec, SweepConfig
+
+
+def add_remote_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where it runs (default: this machine)")
+    g.add_argument("--host", default=None, metavar="USER@HOST",
+                   help="measure on this SSH destination (or ~/.ssh/config alias) with `ctxscope worker` there, through "
+                        "your own OpenSSH (keys, agent, config; nothing stored, never a password prompt); model "
+                        "paths and devices are the remote's; runs are kept here")
+    g.add_argument("--remote-python", default=None, metavar="PATH",
+                   help="with --host: the remote Python that has ctxscope, when `ctxscope` is not on its PATH")
+    g.add_argument("--cluster", default=None, metavar="auto|ADDRESS",
+                   help="run each model × dtype × kernel cell as a Ray task with one GPU, in parallel: auto (Ray's "
+                        "own discovery, else a local cluster), ray://head:10001 or head:6379; needs "
+                        "pip install \"ctxscope[cluster]\"")
+    g.add_argument("--cluster-cpus", type=int, default=1, metavar="N",
+                   help="with --cluster on a cluster without GPUs: CPUs (and torch threads) per cell (default 1)")
+
+
+def is_remote(args: argparse.Namespace) -> bool:
+    """Whether the sweep runs elsewhere (model sources are then checked there, not here)."""
+    check(args)
+    return bool(getattr(args, "host", None) or getattr(args, "cluster", None))
+
+
+def check(args: argparse.Namespace) -> None:
+    host, cluster = getattr(args, "host", None), getattr(args, "cluster", None)
+    if host and cluster:
+        raise BadInputError("--host and --cluster: choose one (a cluster picks its own nodes)")
+    if getattr(args, "remote_python", None) and not host:
+        raise BadInputError("--remote-python applies to --host")
+    if getattr(args, "cluster_cpus", 1) < 1:
+        raise BadInputError(f"--cluster-cpus must be at least 1, not {args.cluster_cpus}")
+    if host:
+        from ctxscope.remote.ssh import check_host
+
+        check_host(host)
+
+
+def remote_matrix(args: argparse.Namespace, specs: Sequence[ModelSpec], cfg: SweepConfig, *, cap_lengths: bool,
+                  stop: threading.Event, strict: bool,
+                  say: Callable[[str], None]) -> Generator[Any, None, Any] | None:
+    """The matrix's events from ``--host`` or ``--cluster``; ``None`` to run it here."""
+    if not is_remote(args):
+        return None
+    from ctxscope.core.jobs import Job
+
+    job = Job("matrix", tuple(specs), cfg, cap_lengths=cap_lengths, strict=strict)
+    if args.host:
+        from ctxscope.remote.ssh import RemoteTarget, run_remote
+
+        say(f"connecting to {args.host} …")
+        return run_remote(RemoteTarget(args.host, args.remote_python), job, stop=stop,
+                          on_hello=lambda hello: say(f"running on {hello.describe()}"))
+    from ctxscope.remote.ray_cluster import run_on_cluster
+
+    return run_on_cluster(args.cluster, job, stop=stop, cpus_per_cell=args.cluster_cpus, say=say)
