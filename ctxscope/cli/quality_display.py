@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ctxscope.core.quality.effective import by_length, effective_of, loss_rows, needle_grid, pool
+from ctxscope.core.quality.effective import by_length, effective_of, loss_rows, needle_grid, pool, savings
 from ctxscope.core.quality.records import LossPoint, QualityPoint
 from ctxscope.core.results import RunResult
 from ctxscope.report.fmt import fmt_bytes, fmt_ms
@@ -52,13 +52,20 @@ def quality_tables(run: RunResult, console: Console | None = None) -> None:
     if rows:
         table = Table(title=f"loss of {settings.get('windows')} × {settings.get('target_tokens')} target tokens of "
                             f"{escape(str(settings.get('text')))} vs context read before them")
-        for col in ("context", "status", "nats/token", "95 % interval", "perplexity"):
+        saved = {s.context: s for s in savings(quality.loss)}
+        for col in ("context", "status", "nats/token", "95 % interval", "perplexity", "saved vs shortest (95 %)"):
             table.add_column(col, justify="left" if col == "status" else "right")
         for r in rows:
+            s = saved.get(r.context)
             table.add_row(f"{r.context:,}", r.status if r.status == "ok" else f"[red]{r.status}[/red]",
                           f"{r.mean:.4f}" if r.mean is not None else escape(r.error or "-"),
                           f"{r.low:.4f} – {r.high:.4f}" if r.low is not None else "-",
-                          f"{r.perplexity:.2f}" if r.perplexity else "-")
+                          f"{r.perplexity:.2f}" if r.perplexity else "-",
+                          "-" if s is None else f"{s.mean:+.4f}" + (f" ({s.low:+.4f} – {s.high:+.4f})"
+                                                                    if s.low is not None else ""))
+        table.caption = ("95 % interval: over windows (Student t); saved: the same windows' loss at the shortest "
+                         "context minus at this one, paired window by window")
+        table.caption_justify = "left"
         console.print(table)
     lengths, depths, cells = needle_grid(quality.needle)
     if lengths:

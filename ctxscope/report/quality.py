@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ctxscope.core.quality.effective import Effective, by_length, effective_of, loss_rows, pool
+from ctxscope.core.quality.effective import Effective, by_length, effective_of, loss_rows, pool, savings
 from ctxscope.core.results import RunResult
 from ctxscope.report.fmt import fmt_bytes, fmt_ms
 from ctxscope.report.tradeoff import Tradeoff, tradeoff
@@ -83,17 +83,21 @@ def section(runs: Sequence[RunResult], labels: Sequence[str], colours: Sequence[
                           title="loss of the same target tokens vs context read before them (95% band)")
     contexts = sorted({r.context for i in rows for r in rows[i]})
     base = baseline if baseline in rows else (min(rows) if rows else None)
+    saved = {i: {s.context: s for s in savings(q.loss)} for i, q in results.items()}
     loss_table = []
     for c in contexts:
         cells = []
         for i in rows:
             row = next((r for r in rows[i] if r.context == c), None)
+            s = saved[i].get(c)
             ref = next((r for r in rows[base] if r.context == c), None) if base is not None else None
             delta = (row.mean - ref.mean) if row and ref and row.mean is not None and ref.mean is not None else None
             cells.append({"mean": _f(row.mean) if row and row.mean is not None else (row.status if row else "-"),
                           "ci": f"{_f(row.low)} – {_f(row.high)}" if row and row.low is not None else "-",
                           "ppl": f"{row.perplexity:.2f}" if row and row.perplexity else "-",
                           "ratio": f"×{math.exp(delta):.3f}" if delta is not None and i != base else "",
+                          "saved": "-" if s is None else f"{s.mean:+.4f}" + (
+                              f" ({s.low:+.4f} – {s.high:+.4f})" if s.low is not None else ""),
                           "failed": bool(row and row.status in ("oom", "error"))})
         loss_table.append({"context": f"{c:,}", "cells": cells})
     per_run = []
@@ -140,11 +144,15 @@ def markdown(runs: Sequence[RunResult], labels: Sequence[str], escape: Any) -> l
             continue
         rows = loss_rows(run.quality.loss)
         if rows:
+            saved = {s.context: s for s in savings(run.quality.loss)}
             lines += [f"loss of {settings.get('windows')} × {settings.get('target_tokens')} target tokens of "
-                      f"{escape(settings.get('text'))} vs context (nats/token, 95 % interval over windows)", "",
-                      "| context | loss | 95 % interval | perplexity |", "|---:|---:|---:|---:|"]
+                      f"{escape(settings.get('text'))} vs context (nats/token, 95 % interval over windows; saved: "
+                      "vs the shortest context, paired by window)", "",
+                      "| context | loss | 95 % interval | perplexity | saved (95 %) |", "|---:|---:|---:|---:|---:|"]
             lines += [f"| {r.context:,} | {_f(r.mean) if r.mean is not None else '**' + escape(r.status) + '**'} | "
-                      f"{_f(r.low)} – {_f(r.high)} | {f'{r.perplexity:.2f}' if r.perplexity else '-'} |" for r in rows]
+                      f"{_f(r.low)} – {_f(r.high)} | {f'{r.perplexity:.2f}' if r.perplexity else '-'} | "
+                      + (f"{saved[r.context].mean:+.4f} ({_f(saved[r.context].low)} – {_f(saved[r.context].high)})"
+                         if r.context in saved else "-") + " |" for r in rows]
             lines.append("")
         retrieval = by_length(run.quality.needle)
         if retrieval:

@@ -136,3 +136,14 @@ def test_knee_is_where_benefit_stops_paying() -> None:
     cost = [1.0, 2.0, 4.0, 8.0, 16.0]  # prefill time doubles with every doubling
     assert knee(lengths, saved, cost) == 1024
     assert knee(lengths[:2], saved[:2], cost[:2]) is None
+
+
+def test_saving_is_paired_by_window() -> None:
+    from ctxscope.core.quality.effective import savings
+
+    # Windows differ by a whole nat; each gains exactly 0.05 from more context.
+    points = [LossPoint(256, "ok", window_nll=(2.0, 3.0, 4.0)), LossPoint(512, "ok", window_nll=(1.95, 2.95, 3.95)),
+              LossPoint(1024, "oom", "out of memory")]
+    [saved] = savings(points)
+    assert saved.context == 512 and saved.mean == pytest.approx(0.05) and saved.high - saved.low < 1e-9
+    assert loss_rows(points)[1].high - loss_rows(points)[1].low > 4  # the unpaired interval says nothing

@@ -63,6 +63,39 @@ def loss_rows(points: Iterable[LossPoint]) -> list[LossRow]:
 
 
 @dataclass(frozen=True, slots=True)
+class Saving:
+    """Loss saved at ``context`` relative to the shortest measured context, paired window
+    by window (nats/token): windows differ far more from each other than one window does
+    across contexts, so the paired interval is the one that says whether context helped."""
+
+    context: int
+    mean: float
+    low: float | None
+    high: float | None
+
+
+def savings(points: Iterable[LossPoint]) -> list[Saving]:
+    """:class:`Saving` for every ok context after the shortest ok one (same windows)."""
+    ok = sorted((p for p in points if p.status == "ok" and p.window_nll), key=lambda p: p.context)
+    if len(ok) < 2:
+        return []
+    base = ok[0].window_nll
+    out = []
+    for p in ok[1:]:
+        if len(p.window_nll) != len(base):
+            continue
+        diffs = [a - b for a, b in zip(base, p.window_nll)]
+        n = len(diffs)
+        mean = math.fsum(diffs) / n
+        if n < 2:
+            out.append(Saving(p.context, mean, None, None))
+            continue
+        half = t95(n - 1) * math.sqrt(math.fsum((d - mean) ** 2 for d in diffs) / (n - 1)) / math.sqrt(n)
+        out.append(Saving(p.context, mean, mean - half, mean + half))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class Cell:
     """Needle trials pooled: retrieval rate, mean key log-probability, counts."""
 
@@ -196,6 +229,8 @@ def derived(result: QualityResult, settings: dict[str, Any] | None) -> dict[str,
         "loss": [{"context": r.context, "status": r.status, "mean_nll": _r(r.mean), "ci95_low": _r(r.low),
                   "ci95_high": _r(r.high), "perplexity": _r(r.perplexity, 3), "windows": r.n}
                  for r in loss_rows(result.loss)],
+        "saved_vs_shortest": [{"context": s.context, "mean": _r(s.mean), "ci95_low": _r(s.low),
+                               "ci95_high": _r(s.high)} for s in savings(result.loss)],
         "retrieval": [{"length": n, "rate": _r(c.rate, 4), "trials": c.n, "mean_key_logprob": _r(c.logprob, 4)}
                       for n, c in by_length(result.needle).items()],
         "grid": [{"length": n, "depth": d, "rate": _r(cells[(n, d)].rate, 4), "trials": cells[(n, d)].n,
