@@ -18,7 +18,7 @@ from ctxscope.report.tradeoff import Tradeoff
 LOSS_COLOUR = (44, 160, 44)
 COST_COLOUR = (214, 39, 40)
 # name → (colour, line style, where the label sits along the line: apart when lines coincide)
-MARKS = {"knee": ((230, 230, 230), Qt.PenStyle.SolidLine, 0.92), "claimed": ((160, 160, 160), Qt.PenStyle.DashLine, 0.8),
+MARKS = {"knee": ((255, 127, 14), Qt.PenStyle.SolidLine, 0.3), "claimed": ((160, 160, 160), Qt.PenStyle.DashLine, 0.8),
          "fits": ((31, 119, 180), Qt.PenStyle.DashLine, 0.68), "retrieval": ((148, 103, 189), Qt.PenStyle.DotLine, 0.56),
          "loss flat": (LOSS_COLOUR, Qt.PenStyle.DotLine, 0.44)}
 

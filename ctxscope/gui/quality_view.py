@@ -12,7 +12,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 from PySide6.QtCore import Qt
 
-from ctxscope.core.quality.effective import Effective, by_length, effective_of, loss_rows, needle_grid, pool
+from ctxscope.core.quality.effective import (Effective, by_length, effective_of, loss_rows, needle_grid, pool,
+                                             savings)
 from ctxscope.core.quality.records import NeedleTrial, QualityPoint, QualityResult
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.spec import ModelSpec
@@ -49,6 +50,7 @@ class QualityView(QWidget):
         self.details = QLabel(wordWrap=True)
         self.details.setStyleSheet("color: palette(placeholder-text);")
         self.loss_plot = LossPlot()
+        self.saving = QLabel(wordWrap=True)
         self.tradeoff_plot = TradeoffPlot()
         self.needle = QTableWidget(0, 0)
         self.needle.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -59,8 +61,13 @@ class QualityView(QWidget):
         needle_layout.addWidget(QLabel("Needle retrieval: found / trials by depth (rows) and length (columns)"))
         needle_layout.addWidget(self.needle, 1)
         needle_layout.addWidget(self.controls)
+        loss_box = QWidget()
+        loss_layout = QVBoxLayout(loss_box)
+        loss_layout.setContentsMargins(0, 0, 0, 0)
+        loss_layout.addWidget(self.loss_plot, 1)
+        loss_layout.addWidget(self.saving)
         top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(self.loss_plot)
+        top.addWidget(loss_box)
         top.addWidget(needle_box)
         top.setSizes([1000, 1000])
         self.content = QSplitter(Qt.Orientation.Vertical)
@@ -146,6 +153,10 @@ class QualityView(QWidget):
         settings = self.header.settings.quality if self.header is not None else None
         rows = loss_rows(self.result.loss)
         self.loss_plot.set_rows(rows)
+        saved = savings(self.result.loss)
+        self.saving.setText("Loss saved vs the shortest context, paired by window (95 %): " + ", ".join(
+            f"{s.context:,}: {s.mean:+.4f}" + (f" ({s.low:+.3f} – {s.high:+.3f})" if s.low is not None else "")
+            for s in saved) if saved else "")
         self._fill_needle()
         if settings is None or settings.get("note"):
             self.tradeoff_plot.set_data(tradeoff(self._run()) if self.header else _empty(), None)
