@@ -51,8 +51,9 @@ def check(args: argparse.Namespace) -> None:
 
 def remote_matrix(args: argparse.Namespace, specs: Sequence[ModelSpec], cfg: SweepConfig, *, cap_lengths: bool,
                   stop: threading.Event, strict: bool,
-                  say: Callable[[str], None]) -> Generator[Any, None, Any] | None:
-    """The matrix's events from ``--host`` or ``--cluster``; ``None`` to run it here."""
+                  say: Callable[..., None]) -> Generator[Any, None, Any] | None:
+    """The matrix's events from ``--host`` or ``--cluster``; ``None`` to run it here.
+    ``say(text, always=...)`` shows a note on stderr (where it runs: always)."""
     if not is_remote(args):
         return None
     from ctxscope.core.jobs import Job
@@ -63,7 +64,8 @@ def remote_matrix(args: argparse.Namespace, specs: Sequence[ModelSpec], cfg: Swe
 
         say(f"connecting to {args.host} …")
         return run_remote(RemoteTarget(args.host, args.remote_python), job, stop=stop,
-                          on_hello=lambda hello: say(f"running on {hello.describe()}"))
+                          on_hello=lambda hello: say(f"running on {args.host} ({hello.describe()})", always=True))
     from ctxscope.remote.ray_cluster import run_on_cluster
 
-    return run_on_cluster(args.cluster, job, stop=stop, cpus_per_cell=args.cluster_cpus, say=say)
+    return run_on_cluster(args.cluster, job, stop=stop, cpus_per_cell=args.cluster_cpus,
+                          say=lambda text: say(text, always=True))

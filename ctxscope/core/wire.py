@@ -21,7 +21,7 @@ import math
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, fields, replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from ctxscope.core.guard import MemoryCheck
 from ctxscope.core.matrix import CellFailed, CellFinished, LoadedSummary, ModelLoading, ModelReady
 from ctxscope.core.maxctx import MaxContext, Trial
 from ctxscope.core.quality.records import LossPoint, QualityPoint, item_to_dict, loss_from_dict, needle_from_dict
-from ctxscope.core.results import RUN_STATUSES, ModelInfo, RunHeader, RunResult
+from ctxscope.core.results import ModelInfo, RunHeader, RunResult
 from ctxscope.core.serialize import (ATTENTION_STATUSES, _build, header_to_dict, point_from_dict, point_to_dict,
                                      run_from_dict, run_to_dict)
 from ctxscope.core.spec import ModelSpec
@@ -46,6 +46,7 @@ CHUNK_BYTES = 4 * 1024**2
 MAX_ARRAY_BYTES = 512 * 1024**2
 MAX_PENDING_BYTES = 1024**3
 _DTYPES = {"<f4": np.float32, "<i8": np.int64}
+_R = TypeVar("_R")
 
 
 class WireError(CtxscopeError):
@@ -77,15 +78,15 @@ def _excerpt(line: bytes | str) -> str:
 
 
 # -- records the run schema does not cover ----------------------------------------------
-def _record(cls: type, data: Any, where: str) -> Any:
+def _record(cls: type[_R], data: Any, where: str) -> _R:
     """Build a flat frozen record, checking every field's type; lists become tuples."""
     try:
         obj = _build(cls, data, where)
     except RunFileError as exc:
         raise WireError(str(exc)) from None
     lists = {f.name: tuple(tuple(v) if isinstance(v, list) else v for v in getattr(obj, f.name))
-             for f in fields(cls) if isinstance(getattr(obj, f.name), list)}
-    return replace(obj, **lists) if lists else obj
+             for f in fields(obj) if isinstance(getattr(obj, f.name), list)}
+    return cast(_R, replace(obj, **lists) if lists else obj)
 
 
 def spec_from_dict(data: Any, where: str = "spec") -> ModelSpec:
@@ -191,11 +192,13 @@ def event_from_dict(data: dict[str, Any], arrays: ArrayAssembler | None = None) 
     if kind == "AttentionResult":
         return _attention_from_dict(data, arrays, where)
     if kind == "QualityPoint":
-        reader = {"loss": loss_from_dict, "needle": needle_from_dict}.get(data.get("kind"))  # type: ignore[arg-type]
-        if reader is None:
+        kind_of_item = data.get("kind")
+        if kind_of_item not in ("loss", "needle"):
             raise WireError(f"{where}: kind must be loss or needle")
         try:
-            return QualityPoint(reader(data.get("item"), f"{where}.item"))
+            item = data.get("item")
+            return QualityPoint(loss_from_dict(item, f"{where}.item") if kind_of_item == "loss"
+                                else needle_from_dict(item, f"{where}.item"))
         except RunFileError as exc:
             raise WireError(str(exc)) from None
     simple = {"Progress": Progress, "TelemetrySample": TelemetrySample, "Trial": Trial}
@@ -314,9 +317,10 @@ class ArrayAssembler:
             raise WireError(f"array {name!r}: {len(parts)} of {chunks} chunks")
         raw = b"".join(parts)
         self._pending -= len(raw)
-        return np.frombuffer(raw, dtype=_DTYPES[dtype]).reshape(shape).copy()
+        array: np.ndarray = np.frombuffer(raw, dtype=_DTYPES[dtype]).reshape(shape).copy()
+        return array
 
-    def capture(self, length: int, entries: list[dict], span: tuple[int, int] | None, random_weights: bool) -> Any:
+    def capture(self, length: int, entries: list[dict[str, Any]], span: tuple[int, int] | None, random_weights: bool) -> Any:
         """The :class:`AttentionCapture` the worker had, from its arrays and entries."""
         from ctxscope.core.attention.collect import AttentionCapture, LayerAttention
 
@@ -351,12 +355,6 @@ def event_lines(event: Any) -> Iterator[str]:
         for message in array_messages(event):
             yield dumps(message)
     yield dumps(event_to_dict(event))
-
-
-def check_status(status: Any) -> str:
-    if status not in RUN_STATUSES:
-        raise WireError(f"status {str(status)[:40]!r} is not one of {', '.join(RUN_STATUSES)}")
-    return status
 
 
 def memory_check_from_dict(data: Any) -> MemoryCheck:

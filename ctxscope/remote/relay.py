@@ -44,7 +44,7 @@ class Hello:
     python: str
     hostname: str
     pid: int
-    devices: tuple[dict, ...]
+    devices: tuple[dict[str, Any], ...]
     node: str | None = None  # a Ray node's address
     gpus: tuple[str, ...] = ()  # the GPUs Ray gave the task
 
@@ -52,7 +52,7 @@ class Hello:
         gpus = [d for d in self.devices if str(d.get("id", "")).startswith("cuda")]
         names = sorted({str(d.get("name")) for d in gpus})
         kind = f"{len(gpus)} × {', '.join(names)}" if gpus else "no GPU"
-        return f"{self.hostname}: ctxscope {self.ctxscope}, torch {self.torch}, {kind}"
+        return f"host {self.hostname}, ctxscope {self.ctxscope}, torch {self.torch}, {kind}"
 
 
 def hello_from_dict(data: dict[str, Any], where: str) -> Hello:
@@ -82,7 +82,7 @@ class _OpenRun:
     def __init__(self, header: RunHeader) -> None:
         self.header = header
         self.points: list[Point] = []
-        self.attention: list[dict] = []
+        self.attention: list[dict[str, Any]] = []
         self.quality: list[LossPoint | NeedleTrial] = []
 
     def result(self, status: str, error: str) -> RunResult:

@@ -180,7 +180,7 @@ def run_remote(target: RemoteTarget, job: Job, *, stop: threading.Event | None =
         _stop(proc)
 
 
-def _read_stdout(proc: subprocess.Popen, lines: queue.Queue[bytes | None]) -> None:
+def _read_stdout(proc: subprocess.Popen[bytes], lines: queue.Queue[bytes | None]) -> None:
     assert proc.stdout is not None
     try:
         while True:
@@ -193,7 +193,7 @@ def _read_stdout(proc: subprocess.Popen, lines: queue.Queue[bytes | None]) -> No
     lines.put(None)
 
 
-def _read_stderr(proc: subprocess.Popen, tail: collections.deque[str]) -> None:
+def _read_stderr(proc: subprocess.Popen[bytes], tail: collections.deque[str]) -> None:
     assert proc.stderr is not None
     try:
         for raw in proc.stderr:
@@ -202,7 +202,7 @@ def _read_stderr(proc: subprocess.Popen, tail: collections.deque[str]) -> None:
         pass
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     """End ssh: closing its stdin tells the worker to stop; then terminate, then kill."""
     if proc.poll() is None:
         try:
