@@ -26,6 +26,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--revision", default=None)
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    from ctxscope.cli.remote_args import add_host_options
+
+    add_host_options(p)
     p.set_defaults(func=run)
 
 
@@ -47,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     budget = parse_size(args.memory_budget, "memory size") if args.memory_budget else None
     spec = ModelSpec(args.model, dtype=args.dtype, device=args.device, attn_implementation=args.attn,
                      revision=args.revision, random_weights=args.random_weights, trust_remote_code=args.trust_remote_code)
+    if args.host:  # the search runs over there; sources and devices are the remote's
+        return _remote(args, spec, budget)
     check_source(spec)
     if budget is None and args.device == "cpu":
         raise BadInputError("on CPU give --memory-budget (e.g. 8GiB): it is enforced on the measured peak")
@@ -74,6 +79,35 @@ def run(args: argparse.Namespace) -> int:
                          indent=1))
         return 0
     print(f"{args.model} {result.mode} on {loaded.device} ({dtype}), batch {args.batch}, "
+          f"budget {fmt_bytes(result.budget_bytes)}")
+    print(result.summary())
+    return 0
+
+
+def _remote(args: argparse.Namespace, spec: Any, budget: int | None) -> int:
+    from ctxscope.cli.remote_args import remote_maxctx
+    from ctxscope.core.jobs import MaxContextRequest
+    from ctxscope.core.units import fmt_bytes
+
+    request = MaxContextRequest(mode=args.mode, budget=budget, granularity=args.granularity, batch=args.batch,
+                                allow_beyond_max=args.allow_beyond_max)
+    trials = 0
+
+    def show(p: Any) -> None:
+        nonlocal trials
+        trials += 1
+        if args.format == "table":
+            print(f"  trial {trials:2d}: L={p.length:<8d} {p.status:12s} peak {fmt_bytes(p.peak_bytes):>11s}  "
+                  f"{p.seconds:6.2f} s", file=sys.stderr)
+
+    result, summary = remote_maxctx(args, spec, request, show)
+    if args.format == "json":
+        from dataclasses import asdict
+
+        print(json.dumps({"model": args.model, "host": args.host, "device": summary.device, "dtype": summary.dtype,
+                          **asdict(result)}, indent=1))
+        return 0
+    print(f"{args.model} {result.mode} on {args.host} {summary.device} ({summary.dtype}), batch {args.batch}, "
           f"budget {fmt_bytes(result.budget_bytes)}")
     print(result.summary())
     return 0

@@ -69,3 +69,33 @@ def remote_matrix(args: argparse.Namespace, specs: Sequence[ModelSpec], cfg: Swe
 
     return run_on_cluster(args.cluster, job, stop=stop, cpus_per_cell=args.cluster_cpus,
                           say=lambda text: say(text, always=True))
+
+
+def add_host_options(p: argparse.ArgumentParser) -> None:
+    """``--host`` / ``--remote-python`` alone (commands that run one model, not a matrix)."""
+    p.add_argument("--host", default=None, metavar="USER@HOST",
+                   help="run on this SSH destination with `ctxscope worker` there (model paths are the remote's)")
+    p.add_argument("--remote-python", default=None, metavar="PATH",
+                   help="with --host: the remote Python that has ctxscope, when `ctxscope` is not on its PATH")
+
+
+def remote_maxctx(args: argparse.Namespace, spec: ModelSpec, request: Any,
+                  on_trial: Callable[[Any], None]) -> tuple[Any, Any]:
+    """``ctxscope maxctx --host``: (the answer, the remote's model summary)."""
+    from ctxscope.core.jobs import Job
+    from ctxscope.core.matrix import ModelReady
+    from ctxscope.core.maxctx import Trial
+    from ctxscope.remote.ssh import RemoteTarget, run_remote
+
+    check(args)
+    summary = None
+    gen = run_remote(RemoteTarget(args.host, args.remote_python), Job("maxctx", (spec,), maxctx=request))
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as done:
+            return done.value, summary
+        if isinstance(event, ModelReady):
+            summary = event.summary
+        elif isinstance(event, Trial):
+            on_trial(event)

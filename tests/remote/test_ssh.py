@@ -206,3 +206,12 @@ def test_garbage_on_the_remote_stdout_ends_the_run_in_one_line(capsys, ssh_env, 
     run = json.loads((tmp_path / "r.json").read_text())
     assert run["status"] == "failed" and len(run["points"]) == 2
     assert not workers()
+
+
+def test_maxctx_over_ssh(capsys, ssh_env, tiny_config_files) -> None:
+    code, out, err = cli(capsys, "maxctx", str(tiny_config_files["llama"]), "--host", ssh_env.alias,
+                         "--remote-python", PYTHON, "--device", "cpu", "--memory-budget", "4GiB",
+                         "--granularity", "256", "--format", "json")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["host"] == ssh_env.alias and answer["largest_fit"] == 512 and answer["trials"]
