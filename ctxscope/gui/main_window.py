@@ -115,6 +115,8 @@ class MainWindow(QMainWindow):
         install_svg_workaround()  # pyqtgraph's own Export… dialog gets a working SVG exporter
         self.model_panel.loadRequested.connect(self._on_model_panel_load_requested)
         self.model_panel.gpuChanged.connect(self.telemetry.set_device)
+        self.model_panel.targetChanged.connect(self.runner.set_remote)  # Run on: this machine or user@host
+        self.runner.remoteNote.connect(self.status)
         self.sweep_panel.runRequested.connect(lambda cfg: self.start_sweep(self.model_panel.spec(), cfg))
         self.sweep_panel.cancelRequested.connect(self.runner.cancel)
         h, hc = self.history, self.history_controller

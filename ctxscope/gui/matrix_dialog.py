@@ -3,7 +3,8 @@ measures every combination on one loaded copy per dtype and opens the comparison
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QGroupBox, QLabel, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QGroupBox, QLabel, QLineEdit, QVBoxLayout,
+                               QWidget)
 
 DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 
@@ -20,6 +21,7 @@ class MatrixDialog(QDialog):
                                    {current_kernel or "sdpa", "eager"} & set(kernels) or set(kernels[:1]))
         self.dtypes = self._group(layout, "Dtypes", list(DTYPE_CHOICES),
                                   {current_dtype} if current_dtype in DTYPE_CHOICES else {DTYPE_CHOICES[0]})
+        self._cluster_box(layout)
         self.count = QLabel()
         layout.addWidget(self.count)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -40,6 +42,31 @@ class MatrixDialog(QDialog):
             boxes.append(check)
         layout.addWidget(box)
         return boxes
+
+    def _cluster_box(self, layout: QVBoxLayout) -> None:
+        import importlib.util
+
+        box = QGroupBox("Where")
+        inner = QVBoxLayout(box)
+        self.on_cluster = QCheckBox("Run on cluster (Ray): every combination in parallel, one GPU each")
+        self.cluster_address = QLineEdit("auto")
+        self.cluster_address.setPlaceholderText("auto, ray://head:10001 or head:6379")
+        self.cluster_address.setToolTip("auto: the Ray cluster this machine belongs to ($RAY_ADDRESS, `ray start`), "
+                                        "else a local one; the model path must exist on the cluster's nodes")
+        self.cluster_address.setEnabled(False)
+        self.on_cluster.toggled.connect(self.cluster_address.setEnabled)
+        inner.addWidget(self.on_cluster)
+        inner.addWidget(self.cluster_address)
+        if importlib.util.find_spec("ray") is None:
+            self.on_cluster.setEnabled(False)
+            inner.addWidget(QLabel('Ray is not installed: pip install "ctxscope[cluster]"'))
+        layout.addWidget(box)
+
+    def cluster(self) -> str | None:
+        """The Ray cluster's address when *Run on cluster* is ticked, else ``None``."""
+        if not self.on_cluster.isChecked():
+            return None
+        return self.cluster_address.text().strip() or "auto"
 
     def choice(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(dtypes, kernels) ticked, in display order."""

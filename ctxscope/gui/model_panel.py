@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QVBoxLayout, QWidget)
+                               QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
 from ctxscope.core.presets import preset_names
 from ctxscope.core.spec import DTYPES, ModelSpec
+from ctxscope.remote.ssh import RemoteTarget
 from ctxscope.gui.runner import DeviceChoice, LoadedSummary
 from ctxscope.report.fmt import fmt_bytes, fmt_count
 
 ATTN_CHOICES = ("default", "sdpa", "eager", "flash_attention_2", "flex_attention")
 RANDOM_BANNER = "Random weights: latency and memory are valid; attention maps are not meaningful."
+THIS_MACHINE = "this machine"
 
 
 def _attn_usable(name: str) -> bool:
@@ -28,6 +30,7 @@ class ModelPanel(QGroupBox):
 
     loadRequested = Signal(object)
     gpuChanged = Signal(object)  # tuple of GPU UUIDs the chosen device means (empty: none)
+    targetChanged = Signal(object)  # a RemoteTarget (Run on user@host) or None (this machine)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Model", parent)
@@ -43,6 +46,21 @@ class ModelPanel(QGroupBox):
         browse_cfg = QPushButton("config.json…")
         browse_cfg.setToolTip("Build an architecture from a config.json (random weights)")
         browse_cfg.clicked.connect(self._on_browse_config_clicked)
+        self.browse_buttons = (browse_dir, browse_cfg)
+        self.run_on = QComboBox()
+        self.run_on.setEditable(True)
+        self.run_on.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.run_on.addItem(THIS_MACHINE)
+        self.run_on.lineEdit().setPlaceholderText("this machine, or user@host over SSH")
+        self.run_on.setToolTip("Where sweeps run: this machine, or an SSH destination (user@host or an ~/.ssh/config "
+                               "alias) with ctxscope installed; runs come back into this window and history")
+        self.remote_python = QLineEdit()
+        self.remote_python.setPlaceholderText("remote Python, if ctxscope is not on its PATH")
+        self.remote_note = QLabel()
+        self.remote_note.setWordWrap(True)
+        self.remote_note.setStyleSheet("background: #cfe2ff; color: #084298; padding: 4px; border-radius: 3px;")
+        self.run_on.currentTextChanged.connect(self._on_target_edited)
+        self.remote_python.textChanged.connect(self._on_target_edited)
         self.dtype = QComboBox()
         self.dtype.addItems(list(DTYPES))
         self.device = QComboBox()
@@ -84,6 +102,8 @@ class ModelPanel(QGroupBox):
         self.device.setMinimumContentsLength(18)
         self.device.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         form = QFormLayout()
+        form.addRow("Run on", self.run_on)
+        form.addRow("", self.remote_python)
         form.addRow("Source", self.source)
         form.addRow("", row)
         form.addRow("Dtype", self.dtype)
@@ -91,12 +111,14 @@ class ModelPanel(QGroupBox):
         form.addRow("Attention", self.attn)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.remote_note)
         layout.addWidget(self.random_weights)
         layout.addWidget(self.trust_remote_code)
         layout.addWidget(self.trust_warning)
         layout.addWidget(self.load_button)
         layout.addWidget(self.banner)
         layout.addWidget(self.info)
+        self._on_target_edited()
 
     # -- state ---------------------------------------------------------------------
     def spec(self) -> ModelSpec:
@@ -117,6 +139,31 @@ class ModelPanel(QGroupBox):
         self.attn.setCurrentIndex(max(0, attn))
         self.random_weights.setChecked(spec.random_weights)
         self.trust_remote_code.setChecked(spec.trust_remote_code)
+
+    def target(self) -> RemoteTarget | None:
+        """Where to run: ``None`` for this machine, else the SSH destination typed (checked
+        when a job starts: a bad one fails there in one line, never silently runs here)."""
+        host = self.run_on.currentText().strip()
+        if not host or host == THIS_MACHINE:
+            return None
+        return RemoteTarget(host, self.remote_python.text().strip() or None)
+
+    def set_target(self, host: str | None, python: str | None = None) -> None:
+        self.remote_python.setText(python or "")
+        self.run_on.setEditText(host or THIS_MACHINE)
+
+    def _on_target_edited(self) -> None:
+        target = self.target()
+        remote = target is not None
+        self.remote_python.setVisible(remote)
+        self.remote_note.setVisible(remote)
+        for button in self.browse_buttons:  # a file picker shows this machine's files, not the remote's
+            button.setEnabled(not remote)
+        if target is not None:
+            self.remote_note.setText(f"Runs on <b>{target.host}</b> over SSH (your keys, agent and ~/.ssh/config; "
+                                     "no password is asked or stored). The model path, device and text files are "
+                                     f"those of {target.host}; each run loads the model there and comes back here.")
+        self.targetChanged.emit(target)
 
     def set_devices(self, choices: list[DeviceChoice]) -> None:
         current = self.device.currentData()

@@ -64,6 +64,7 @@ class SweepRunner(QObject):
     maxContextFound = Signal(object)  # core MaxContext
     confirmRequested = Signal(object)  # core MemoryCheck: ask the user, then call answer_confirm()
     jobFailed = Signal(str)  # one line, for the user
+    remoteNote = Signal(str)  # where a remote or cluster job runs, for the status bar
 
     def __init__(self, parent: QObject | None = None, *, store: bool = True) -> None:
         super().__init__(parent)
@@ -75,6 +76,7 @@ class SweepRunner(QObject):
         self._answered = threading.Event()
         self._answer = False
         self._standing_answer: bool | None = None  # "yes/no to all" for the rest of the job
+        self.remote: Any = None  # a RemoteTarget: jobs run over SSH there (the model panel's Run on)
 
     # -- public API (UI thread) ------------------------------------------------------
     @property
@@ -91,21 +93,41 @@ class SweepRunner(QObject):
         return self._start(self._devices_job())
 
     def load(self, spec: ModelSpec) -> bool:
+        if self.remote is not None:
+            from ctxscope.gui.remote_jobs import load_on_host
+
+            return self._start(load_on_host(self, self.remote, spec))
         return self._start(self._load_job(spec))
+
+    def set_remote(self, target: Any) -> None:
+        """Run the next jobs on ``target`` (a :class:`~ctxscope.remote.ssh.RemoteTarget`),
+        or here (``None``)."""
+        self.remote = target
 
     def run(self, spec: ModelSpec, cfg: SweepConfig) -> bool:
         """Sweep ``spec`` (loading it first unless already loaded); False when busy."""
         return self._start(self._matrix_job([spec], cfg, matrix=False))
 
     def run_matrix(self, spec: ModelSpec, cfg: SweepConfig, dtypes: tuple[str, ...],
-                   attns: tuple[str | None, ...]) -> bool:
+                   attns: tuple[str | None, ...], cluster: str | None = None) -> bool:
         """Sweep ``spec`` with every dtype × attention kernel: the model is loaded once per
-        dtype and its kernel switched in place; ends with ``matrixFinished``."""
+        dtype and its kernel switched in place (``cluster``: each combination a Ray task
+        on that cluster, in parallel); ends with ``matrixFinished``."""
         specs = [replace(spec, dtype=d, attn_implementation=a) for d in dtypes for a in attns]
+        if cluster is not None:
+            from ctxscope.gui.remote_jobs import matrix_on_cluster
+
+            return self._start(matrix_on_cluster(self, cluster, specs, cfg))
         return self._start(self._matrix_job(specs, cfg, matrix=True))
 
     def find_max_context(self, spec: ModelSpec, *, mode: str | None, budget: int | None, granularity: int) -> bool:
         """Search the longest context that runs (trials arrive as ``trialDone``)."""
+        if self.remote is not None:
+            from ctxscope.core.jobs import MaxContextRequest
+            from ctxscope.gui.remote_jobs import maxctx_on_host
+
+            request = MaxContextRequest(mode=mode, budget=budget, granularity=granularity)
+            return self._start(maxctx_on_host(self, self.remote, spec, request))
         return self._start(self._maxctx_job(spec, mode, budget, granularity))
 
     def cancel(self) -> None:
@@ -171,6 +193,11 @@ class SweepRunner(QObject):
 
     def _matrix_job(self, specs: list[ModelSpec], cfg: SweepConfig,
                     matrix: bool) -> Generator[tuple[str, Any], None, None]:
+        if self.remote is not None:
+            from ctxscope.gui.remote_jobs import matrix_on_host
+
+            yield from matrix_on_host(self, self.remote, specs, cfg, matrix)
+            return
         from ctxscope.gui.sweep_events import matrix_messages
 
         yield from matrix_messages(self, specs, cfg, matrix=matrix)

@@ -32,14 +32,16 @@ def _open_recorder(store_enabled: bool) -> Any:
         return RunRecorder(None, history=database_path(), problem=str(exc))
 
 
-def matrix_messages(runner: Any, specs: list[ModelSpec], cfg: SweepConfig,
-                    matrix: bool) -> Generator[tuple[str, Any], None, None]:
+def matrix_messages(runner: Any, specs: list[ModelSpec], cfg: SweepConfig, matrix: bool,
+                    events: Generator[Any, None, Any] | None = None) -> Generator[tuple[str, Any], None, None]:
     """(signal name, payload) for everything the UI shows; ``matrix`` ends with
     ``matrixFinished`` and goes on past a cell that cannot run (a single sweep stops
-    there with one line, as ``ctxscope sweep`` does)."""
+    there with one line, as ``ctxscope sweep`` does). ``events``: the matrix's events
+    from elsewhere (a remote host, a cluster) instead of running it here."""
     recorder: Any = None
     done: list[str] = []
-    gen = run_matrix(specs, cfg, slot=runner.slot, stop=runner.stop_event, confirm=runner.confirm, strict=not matrix)
+    gen = events if events is not None else run_matrix(specs, cfg, slot=runner.slot, stop=runner.stop_event,
+                                                       confirm=runner.confirm, strict=not matrix)
     try:
         for event in gen:
             if isinstance(event, ModelLoading):
