@@ -51,6 +51,14 @@ def test_a_sweep_on_a_remote_host_fills_the_window(window, qtbot, sshd, tiny_con
         assert store.get_run(run.id).header.environment.host == run.header.environment.host
     settle(window, qtbot)
     assert window.history.table.rowCount() == 1
+    with qtbot.waitSignal(window.runner.modelLoaded, timeout=TIMEOUT) as loaded:  # Load: checked over there
+        window.model_panel.load_button.click()
+    assert loaded.args[0].info.architecture == "LlamaForCausalLM" and loaded.args[0].gpu_uuids == ()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=TIMEOUT)
+    with qtbot.waitSignal(window.runner.maxContextFound, timeout=TIMEOUT) as found:
+        assert window.find_max_context("prefill", 4 << 30, 256, ask=False)
+    assert found.args[0].largest_fit == 512 and found.args[0].trials
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=TIMEOUT)
     window.model_panel.set_target("-oProxyCommand=x")  # never run as an ssh option; one line in the red bar
     with qtbot.waitSignal(window.runner.jobFailed, timeout=TIMEOUT) as failed:
         window.sweep_panel.run_button.click()
