@@ -79,7 +79,8 @@ def quality_config(args: argparse.Namespace, *, only_if_applicable: bool = False
         epsilon=defaults.epsilon if args.effective_epsilon is None else args.effective_epsilon,
         fits=None if args.fits is None else parse_fits(args.fits), only_if_applicable=only_if_applicable)
     check_config(cfg)
-    if cfg.text not in _shipped() and not Path(cfg.text).expanduser().is_file():
+    elsewhere = bool(getattr(args, "host", None) or getattr(args, "cluster", None))  # read where the sweep runs
+    if cfg.text not in _shipped() and not elsewhere and not Path(cfg.text).expanduser().is_file():
         raise BadInputError(f"--quality-text {cfg.text}: no such file (use {', '.join(_shipped())} or a text file)")
     return cfg
 
