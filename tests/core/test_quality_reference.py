@@ -14,9 +14,8 @@ import torch
 from ctxscope.core.demos import demo_available
 from ctxscope.core.loading import load_model
 from ctxscope.core.quality.config import QualityConfig
+from ctxscope.core.quality.run import prepare, run_quality
 from ctxscope.core.spec import ModelSpec
-from ctxscope.core.sweep import run_sweep
-from tests.conftest import drain, fast_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,10 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_loss_matches_an_independent_transformers_loop(use_demo_home: Path) -> None:
     loaded = load_model(ModelSpec("demo:smollm2", device="cpu"))
     cfg = QualityConfig(kinds=("loss",), target_tokens=24, windows=2)
-    _, run = drain(run_sweep(loaded, fast_config((64, 256), modes=("prefill",), min_repeats=1, max_repeats=1,
-                                                 quality=cfg)))
-    starts = run.header.settings.quality["window_starts"]
-    assert [p.status for p in run.quality.loss] == ["ok", "ok"]
+    # The quality pass as the sweep runs it (the sweep's own wiring is tested on tiny models).
+    plan = prepare(loaded, cfg, (64, 256))
+    for length in (64, 256):
+        list(run_quality(loaded, plan, length, seed=0, allow_beyond_max=False, continue_after_oom=False, stop=None))
+    starts, loss = plan.settings["window_starts"], plan.result.loss
+    assert [p.status for p in loss] == ["ok", "ok"]
 
     # -- the reference: no ctxscope code from here on --------------------------------
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -38,9 +39,9 @@ def test_loss_matches_an_independent_transformers_loop(use_demo_home: Path) -> N
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
     text = gzip.decompress((ROOT / "resources" / "texts" / "pride-and-prejudice.txt.gz").read_bytes()).decode("utf-8")
     ids = tok(text, add_special_tokens=False)["input_ids"]
-    assert run.header.settings.quality["text_tokens"] == len(ids)
+    assert plan.settings["text_tokens"] == len(ids)
     k = 24
-    for point in run.quality.loss:
+    for point in loss:
         c = point.context
         for start, measured in zip(starts, point.window_nll):
             seq = torch.tensor([ids[start - c:start + k]])
