@@ -81,8 +81,9 @@ class SweepDisplay:
         self.task = self.bar.add_task("starting", total=len(s.lengths) * len(s.modes), eta="?")
 
     def progress(self, event: ProgressEvent) -> None:
-        self.bar.update(self.task, completed=event.done, description=f"{event.mode} L={event.length}",
-                        eta=fmt_seconds(event.eta_s))
+        # The plan's own count: attention and quality passes are points of the plan too.
+        self.bar.update(self.task, total=event.total, completed=event.done,
+                        description=f"{event.mode} L={event.length}", eta=fmt_seconds(event.eta_s))
         if not self.quiet and not self.err.is_terminal:
             print(f"[{event.done + 1}/{event.total}] {event.mode} L={event.length} (ETA {fmt_seconds(event.eta_s)})",
                   file=sys.stderr, flush=True)
