@@ -10,6 +10,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -89,8 +90,17 @@ def test_wheel_installed_in_a_venv_finds_its_resources(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stderr
     [wheel] = wheels.glob("ctxscope-*.whl")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    # The dependencies come from the environment running this test, whatever it is: a .pth
+    # line per site directory. (--system-site-packages would give the *base* interpreter's,
+    # which lacks them when this test runs in a venv: CI's fresh venvs did.) Lines of a .pth
+    # are only appended to sys.path, so an editable install there cannot shadow the wheel.
+    site_dirs = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    target = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    Path(target).mkdir(parents=True, exist_ok=True)
+    (Path(target) / "_test_dependencies.pth").write_text("".join(f"{d}\n" for d in site_dirs), encoding="utf-8")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
                    check=True, capture_output=True, timeout=300)
     script = (
