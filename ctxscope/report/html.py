@@ -65,6 +65,7 @@ def _run_facts(run: RunResult, label: str, colour: str) -> dict[str, Any]:
                         + (f"; {s.threads} CPU threads" if s.threads else "")),
             ("GPU", gpu),
             ("CPU / system", f"{e.cpu}, {e.cpu_count or '?'} cores, {fmt_bytes(e.memory_bytes)} RAM; {e.platform}"),
+            *((("measured on", e.host),) if e.host else ()),  # a remote host or a Ray node
             ("software", f"Python {e.python}, torch {e.torch}, transformers {e.transformers}, ctxscope {e.ctxscope}"),
             ("created", run.header.created.replace("T", " ")[:19] + " UTC" + (f", status {run.status}")),
         ],

@@ -446,3 +446,14 @@ def test_a_ten_thousand_point_report_is_fast_and_keeps_every_point() -> None:
     assert svgs and max(len(s) for s in svgs) < 250_000, [len(s) for s in svgs]  # drawn decimated...
     assert html.count('<td class="l status-ok">ok</td>') == 10_000  # ...while the points table keeps every point
     assert md.count("\n| ") < 60  # Markdown shows a sample of rows, as before
+
+
+def test_report_names_where_a_remote_run_was_measured() -> None:
+    here = make_run("a1")
+    assert "measured on" not in render_html([here])  # a local run has no such row
+    remote = make_run("b2")
+    remote = replace(remote, header=replace(remote.header, environment=replace(
+        remote.header.environment, host='me@gpu-box <b>"x"</b>')))
+    html = render_html([remote])
+    assert "measured on" in html
+    assert "me@gpu-box &lt;b&gt;" in html and "<b>" not in html  # escaped like every other field
