@@ -3,6 +3,8 @@ through the real window and worker."""
 
 from __future__ import annotations
 
+import pytest
+
 import xml.dom.minidom
 from pathlib import Path
 
@@ -152,15 +154,26 @@ def test_live_plots_show_prediction_and_fit(window, tmp_path) -> None:
 
     from tests.core.test_efficiency import ANALYTIC
 
-    run = make_run("a1", lengths=(1024, 2048, 4096, 8192))
-    rows = [{**ANALYTIC["rows"][0], "length": n} for n in (1024, 2048, 4096, 8192)]
-    run = replace(run, header=replace(run.header, analytic={**ANALYTIC, "rows": rows}))
-    path = tmp_path / "r.json"
-    write_run(run, path)
-    window.open_run_file(str(path))
-    window.flush_views()
-    overlays = window.latency.overlays
-    assert ("prediction", "prefill") in overlays and ("fit", "prefill") in overlays
+    def open_with(lengths: tuple[int, ...], name: str):
+        run = make_run("a1", lengths=lengths)
+        rows = [{**ANALYTIC["rows"][0], "length": n} for n in lengths]
+        run = replace(run, header=replace(run.header, analytic={**ANALYTIC, "rows": rows}))
+        path = tmp_path / name
+        write_run(run, path)
+        window.open_run_file(str(path))
+        window.flush_views()
+        return window.latency.overlays
+
+    # Four lengths: too few for a fit (issue 12.3): the prediction is drawn, no fit curve.
+    overlays = open_with((1024, 2048, 4096, 8192), "four.json")
+    assert overlays[("prediction", "prefill")] and not overlays.get(("fit", "prefill"))
+    # Five: the fit is drawn over the measured range, its R² in the legend.
+    overlays = open_with((1024, 2048, 4096, 8192, 16384), "five.json")
+    assert overlays[("prediction", "prefill")]
+    [curve, *_] = overlays[("fit", "prefill")]
+    xs, _ys = curve.getOriginalDataset()  # getData() is log-transformed
+    assert xs.min() == pytest.approx(1024) and xs.max() == pytest.approx(16384)
+    assert "fit a+bL+cL² (R²" in curve.name()
     assert window.memory.prediction is not None
     headers = [window.table.horizontalHeaderItem(c).text() for c in range(window.table.columnCount())]
     util = headers.index("utilisation")
