@@ -1,12 +1,14 @@
 """Exporting from the app: plots as PNG or SVG (file or clipboard) and reports.
 
 pyqtgraph 0.14.0's ``SVGExporter`` fails under Qt 6.11 (``ValueError`` in
-``correctCoordinates``, pyqtgraph #3495). :class:`QtSvgExporter` renders the scene
-through Qt's own SVG paint engine instead and replaces it in pyqtgraph's Export dialog
-(the plots' right-click menu), so no user ever reaches the broken one."""
+``correctCoordinates``, pyqtgraph issue #3495). :class:`QtSvgExporter` renders the scene
+through Qt's own SVG paint engine instead. It replaces pyqtgraph's exporter in the
+Export dialog (the plots' right-click menu) only where that one is found broken, by
+trying it once on a small plot: a fixed pyqtgraph keeps its own."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -68,16 +70,36 @@ class QtSvgExporter(Exporter):
         return None
 
 
-def install_svg_workaround() -> None:
-    """Swap pyqtgraph's broken SVG exporter for :class:`QtSvgExporter` (idempotent)."""
+@functools.cache  # once per process: the library does not change while it runs
+def native_svg_broken() -> bool:
+    """Whether pyqtgraph's own ``SVGExporter`` fails here (pyqtgraph #3495): tried once
+    on a small off-screen plot with a curve, a legend and axes."""
     from pyqtgraph.exporters import SVGExporter
 
+    plot = pg.PlotItem()
+    plot.addLegend()
+    plot.plot([1.0, 2.0, 3.0], [1.0, 4.0, 9.0], name="probe")
+    try:
+        SVGExporter(plot).export(toBytes=True)
+    except Exception:  # any failure of the library's exporter means: use ours
+        return True
+    return False
+
+
+def install_svg_workaround(broken: bool | None = None) -> bool:
+    """Swap pyqtgraph's SVG exporter for :class:`QtSvgExporter` where it is broken
+    (idempotent); ``broken`` overrides the check. Returns whether ours is installed."""
+    from pyqtgraph.exporters import SVGExporter
+
+    if not (native_svg_broken() if broken is None else broken):
+        return QtSvgExporter in Exporter.Exporters
     exporters = Exporter.Exporters
     if QtSvgExporter not in exporters:
         index = exporters.index(SVGExporter) if SVGExporter in exporters else len(exporters)
         exporters.insert(index, QtSvgExporter)
     if SVGExporter in exporters:
         exporters.remove(SVGExporter)
+    return True
 
 
 def plot_svg(plot: pg.PlotWidget) -> bytes:

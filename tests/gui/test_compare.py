@@ -126,8 +126,23 @@ def test_plot_export_png_svg_and_clipboard(window, qtbot, tmp_path, qapp) -> Non
     mime = qapp.clipboard().mimeData()
     assert "image/svg+xml" in mime.formats() and mime.hasImage()
     qapp.clipboard().clear()  # offscreen Qt crashes at exit with mime data on the clipboard (see app.py)
-    # pyqtgraph's right-click Export… dialog offers the working exporter, not the broken one.
-    assert QtSvgExporter in Exporter.Exporters and SVGExporter not in Exporter.Exporters
+    # pyqtgraph's right-click Export… dialog offers a working exporter: ours where the
+    # library's fails here (pyqtgraph #3495: 0.14.0 with Qt 6.11), the library's elsewhere.
+    from ctxscope.gui.export import install_svg_workaround, native_svg_broken
+
+    if native_svg_broken():
+        assert QtSvgExporter in Exporter.Exporters and SVGExporter not in Exporter.Exporters
+    else:
+        assert SVGExporter in Exporter.Exporters and QtSvgExporter not in Exporter.Exporters
+    saved = list(Exporter.Exporters)
+    try:
+        Exporter.Exporters[:] = [e for e in saved if e is not QtSvgExporter] + [SVGExporter] * (SVGExporter not in saved)
+        assert install_svg_workaround(broken=False) is False  # a fixed pyqtgraph keeps its own
+        assert SVGExporter in Exporter.Exporters and QtSvgExporter not in Exporter.Exporters
+        assert install_svg_workaround(broken=True) is True
+        assert QtSvgExporter in Exporter.Exporters and SVGExporter not in Exporter.Exporters
+    finally:
+        Exporter.Exporters[:] = saved
     menu_texts = [a.text() for a in window.latency.getPlotItem().vb.menu.actions()]
     assert "Copy plot (PNG + SVG)" in menu_texts and "Save plot as PNG/SVG…" in menu_texts
 
