@@ -99,3 +99,16 @@ def drain(gen):
 
     events: list = []
     return events, drive(gen, events.append)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    """A throwaway sshd on 127.0.0.1 with a key made for the test (tests/remote/sshd.py);
+    skipped, with the reason, where no sshd can run."""
+    from tests.remote.sshd import local_sshd, why_unavailable
+
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(f"no local sshd for the SSH tests: {reason}")
+    with local_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server

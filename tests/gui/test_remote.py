@@ -11,18 +11,8 @@ from ctxscope.core.paths import database_path
 from ctxscope.remote.ssh import RemoteTarget
 from ctxscope.store import RunStore
 from tests.gui.conftest import set_model, settle
-from tests.remote.sshd import LocalSshd, local_sshd, why_unavailable
 
 TIMEOUT = 120_000
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> LocalSshd:
-    reason = why_unavailable()
-    if reason:
-        pytest.skip(f"no local sshd for the SSH tests: {reason}")
-    with local_sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
 
 
 def test_run_on_says_where_and_routes_the_runner(window) -> None:

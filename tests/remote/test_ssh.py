@@ -16,7 +16,7 @@ import pytest
 
 import ctxscope
 from ctxscope.cli import main
-from ctxscope.core.events import PointResult, SweepStarted
+from ctxscope.core.events import PointResult
 from ctxscope.core.jobs import Job
 from ctxscope.core.matrix import CellFinished
 from ctxscope.core.paths import database_path
@@ -24,19 +24,10 @@ from ctxscope.core.spec import ModelSpec
 from ctxscope.remote.ssh import RemoteTarget, run_remote
 from ctxscope.store import RunStore
 from tests.conftest import fast_config
-from tests.remote.sshd import LocalSshd, local_sshd, why_unavailable
+from tests.remote.sshd import LocalSshd
 
 FAST = ["--min-repeats", "2", "--max-repeats", "3", "--budget", "0.05", "--device", "cpu"]
 PYTHON = sys.executable  # the remote is this machine: its worker is this environment's ctxscope
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> LocalSshd:
-    reason = why_unavailable()
-    if reason:
-        pytest.skip(f"no local sshd for the SSH tests: {reason}")
-    with local_sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
 
 
 @pytest.fixture
