@@ -169,7 +169,7 @@ def decode_bytes(arch: Architecture, depth: int, dtype: str, batch: int = 1) -> 
 
 
 def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name: str | None,
-                   cache: str = "dynamic") -> dict:
+                   cache: str = "dynamic") -> dict[str, Any]:
     """What the analytic model predicts for this run (stored in its header): per length
     KV bytes, prefill FLOPs, decode FLOPs and bytes; the weights; the device peak. A
     config the model cannot describe gives ``{"error": "..."}`` instead of wrong numbers."""

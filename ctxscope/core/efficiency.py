@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,10 +24,10 @@ DEPARTURE = 0.10  # flag measured memory more than 10% away from the prediction
 # rows list id → (the list, {length: row}). A report asks for every point's row: a
 # linear search per point made a 10,000-point report quadratic (minutes). The list is
 # kept alive with its index, so its id cannot be reused while cached.
-_ROW_INDEX: dict[int, tuple[list, int, dict[int, dict]]] = {}
+_ROW_INDEX: dict[int, tuple[list[Any], int, dict[int, dict[str, Any]]]] = {}
 
 
-def _row(analytic: dict | None, length: int) -> dict | None:
+def _row(analytic: dict[str, Any] | None, length: int) -> dict[str, Any] | None:
     if not analytic:
         return None
     rows = analytic.get("rows")
@@ -34,7 +35,7 @@ def _row(analytic: dict | None, length: int) -> dict | None:
         return None
     cached = _ROW_INDEX.get(id(rows))
     if cached is None or cached[0] is not rows or cached[1] != len(rows):
-        index: dict[int, dict] = {}
+        index: dict[int, dict[str, Any]] = {}
         for row in rows:  # the first row of a length wins, as the search did
             if isinstance(row, dict) and isinstance(row.get("length"), int):
                 index.setdefault(row["length"], row)
@@ -44,16 +45,16 @@ def _row(analytic: dict | None, length: int) -> dict | None:
     return cached[2].get(length)
 
 
-def _peak(analytic: dict | None, dtype: str) -> tuple[float | None, float | None]:
+def _peak(analytic: dict[str, Any] | None, dtype: str) -> tuple[float | None, float | None]:
     peak = (analytic or {}).get("peak") or {}
     flops = (peak.get("flops") or {}).get(dtype)
     return (float(flops) if flops else None, float(peak["bytes_per_s"]) if peak.get("bytes_per_s") else None)
 
 
-def work(analytic: dict | None, mode: str, length: int, batch: int = 1) -> tuple[float, float] | None:
+def work(analytic: dict[str, Any] | None, mode: str, length: int, batch: int = 1) -> tuple[float, float] | None:
     """(FLOPs, bytes moved) of one call of ``mode`` at ``length`` (rows are per batch 1)."""
     row = _row(analytic, length)
-    if row is None:
+    if row is None or analytic is None:  # no row without an analytic block
         return None
     weights = float(analytic.get("weights_bytes") or 0)
     if mode == "decode":
@@ -67,7 +68,7 @@ def work(analytic: dict | None, mode: str, length: int, batch: int = 1) -> tuple
     return float(row["prefill_flops"]) * batch, weights + float(row["kv_cache_bytes"]) * batch
 
 
-def predicted_ms(analytic: dict | None, dtype: str, mode: str, length: int, batch: int = 1) -> float | None:
+def predicted_ms(analytic: dict[str, Any] | None, dtype: str, mode: str, length: int, batch: int = 1) -> float | None:
     """Roofline lower bound: max(FLOPs / peak FLOP/s, bytes / bandwidth), in ms."""
     w = work(analytic, mode, length, batch)
     flops_peak, bandwidth = _peak(analytic, dtype)
@@ -117,7 +118,7 @@ def point_efficiency(run: RunResult, point: Point) -> PointEfficiency:
             mfu = w[0] / seconds / flops_peak
     row = _row(analytic, point.length)
     mem_pred = departure = None
-    if row is not None and analytic.get("weights_bytes") is not None:
+    if row is not None and analytic is not None and analytic.get("weights_bytes") is not None:
         # Per point, not predicted_memory(): the point's own batch size counts; the cache
         # storage the mode leaves allocated where the run recorded it.
         stored = row.get("decode_kv_storage_bytes" if point.mode == "decode" else "prefill_kv_storage_bytes")
@@ -211,8 +212,8 @@ def fit_latency(lengths: Sequence[float], latencies_ms: Sequence[float]) -> Late
 
 def fit_run(run: RunResult, mode: str) -> LatencyFit | None:
     """The fit of ``mode``'s successful medians, or ``None`` when too few lengths ran."""
-    ok = [p for p in run.ok_points(mode) if p.latency_ms]
-    return fit_latency([p.length for p in ok], [p.latency_ms.median for p in ok])
+    ok = [(p.length, p.latency_ms.median) for p in run.ok_points(mode) if p.latency_ms]
+    return fit_latency([n for n, _ in ok], [ms for _, ms in ok])
 
 
 def fit_note(run: RunResult, mode: str, fit: LatencyFit | None = None) -> str | None:

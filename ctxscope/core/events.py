@@ -53,7 +53,7 @@ class AttentionResult:
     status: str
     capture: Any = None
     tokens: tuple[str, ...] | None = None
-    entries: tuple[dict, ...] = ()
+    entries: tuple[dict[str, Any], ...] = ()
     error: str | None = None
 
 

@@ -79,7 +79,7 @@ def available_bytes(device: Any) -> int | None:
     return None  # MPS and others: no reliable free-memory figure
 
 
-def check_point(loaded: Any, analytic: dict | None, mode: str, length: int, batch: int,
+def check_point(loaded: Any, analytic: dict[str, Any] | None, mode: str, length: int, batch: int,
                 available: int | None) -> MemoryCheck:
     """The lower-bound need of ``mode`` at ``length`` against ``available`` bytes.
     Decode at depth L needs its untimed prefill first, so it needs what prefill needs."""

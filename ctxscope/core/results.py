@@ -7,6 +7,7 @@ be written to JSON or SQLite; torch is not imported.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ctxscope.core.quality.records import QualityResult
 from ctxscope.core.stats import LatencyStats
@@ -60,10 +61,10 @@ class Settings:
     threads: int | None = None
     timer: str = "perf_counter"
     reuse_prefill_cache: bool = True
-    attention: dict | None = None  # tiles, layers, text, needle, needle_depth when captured
+    attention: dict[str, Any] | None = None  # tiles, layers, text, needle, needle_depth when captured
     force: bool = False  # points the memory guard predicted cannot fit were run anyway
     cache: str = "dynamic"  # the KV cache class: dynamic (concatenating) or static (preallocated)
-    quality: dict | None = None  # quality passes: what was asked, the text and windows used (core.quality)
+    quality: dict[str, Any] | None = None  # quality passes: what was asked, the text and windows used (core.quality)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,7 @@ class RunHeader:
     environment: Environment
     # The analytic model's predictions for this run (see ctxscope.core.efficiency):
     # weights bytes, per-length KV bytes / FLOPs / decode bytes, the device peak used.
-    analytic: dict | None = None
+    analytic: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,7 @@ class RunResult:
     status: str
     points: tuple[Point, ...] = ()
     finished: str | None = None
-    attention: tuple[dict, ...] = field(default=())
+    attention: tuple[dict[str, Any], ...] = field(default=())
     error: str | None = None  # why a failed run stopped (e.g. the CUDA context was lost)
     quality: QualityResult | None = None  # loss points and needle trials, when quality passes ran
 

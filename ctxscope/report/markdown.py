@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TypeVar
 
 import ctxscope
 from ctxscope.core.results import RunResult
@@ -23,7 +24,10 @@ def md_escape(text: object) -> str:
     return re.sub(r"([|`*_\[\]()#!~$])", r"\\\1", out)
 
 
-def _shown_rows(rows: list) -> list:
+_Row = TypeVar("_Row")
+
+
+def _shown_rows(rows: list[_Row]) -> list[_Row]:
     if len(rows) <= MAX_ROWS:
         return rows
     step = len(rows) / MAX_ROWS

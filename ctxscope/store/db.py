@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ctxscope.core.errors import BadInputError, CtxscopeError, RunFileError
 from ctxscope.core.paths import data_dir_problem
@@ -186,7 +187,7 @@ class RunStore:
         with self._transaction("write to"):
             self._insert_points(run_id, [(seq, point)])
 
-    def add_attention(self, run_id: str, entries: list[dict]) -> None:
+    def add_attention(self, run_id: str, entries: list[dict[str, Any]]) -> None:
         """Append a length's attention entries (statistics; maps live in the .npz)."""
         with self._transaction("write to"):
             row = self.conn.execute("SELECT attention_json FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -255,7 +256,7 @@ class RunStore:
         with self._guard("read"):
             rows = self.conn.execute("SELECT id FROM runs WHERE id = ? OR substr(id, 1, ?) = ? ORDER BY id",
                                      (prefix, len(prefix), prefix)).fetchall()
-        ids = sorted({r[0] for r in rows})
+        ids: list[str] = sorted({r[0] for r in rows})
         if prefix in ids:
             return prefix
         if not ids:

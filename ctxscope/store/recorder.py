@@ -42,7 +42,7 @@ class RunRecorder:
         self.history = store.path if store is not None else history
         self.header: RunHeader | None = None
         self.points: list[Point] = []
-        self.attention: list[dict] = []
+        self.attention: list[dict[str, Any]] = []
         self.quality: list[LossPoint | NeedleTrial] = []
         self.problem = problem
         self.kept_in: Path | None = None

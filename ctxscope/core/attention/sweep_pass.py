@@ -32,7 +32,7 @@ def prepare(loaded: Any, cfg: Any) -> Any:
     return tokenizer
 
 
-def settings_of(cfg: Any) -> dict | None:
+def settings_of(cfg: Any) -> dict[str, Any] | None:
     if cfg.attention is None:
         return None
     a = cfg.attention
