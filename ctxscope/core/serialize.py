@@ -12,7 +12,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import MISSING, Field, asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxscope.core.errors import RunFileError
 from ctxscope.core.quality.records import check_settings as check_quality_settings
@@ -32,10 +32,14 @@ from ctxscope.core.results import (
 from ctxscope.core.spec import MODES
 from ctxscope.core.stats import LatencyStats
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 # Statuses an attention entry may carry: a capture that ran, or why it did not.
 ATTENTION_STATUSES = POINT_STATUSES
 MAX_FILE_BYTES = 512 * 1024**2
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+_Record = TypeVar("_Record", bound="DataclassInstance")  # ModelInfo, Settings, Point, ...
 
 
 def _clean(value: Any) -> Any:
@@ -57,7 +61,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
 def _plain(value: Any) -> Any:
     """``asdict`` + :func:`_clean` in one pass without deep copies: a 10,000-point report
     spent half its time copying points for the embedded JSON."""
-    kind = type(value)
+    kind: type = type(value)
     if kind is float:
         return value if math.isfinite(value) else None
     if value is None or kind in (int, str, bool):
@@ -75,16 +79,17 @@ def _plain(value: Any) -> Any:
 
 def point_to_dict(point: Point) -> dict[str, Any]:
     """A point as the schema's JSON object (latency includes derived stats and samples)."""
-    out = _plain(point)
+    out: dict[str, Any] = _plain(point)
     if point.latency_ms is not None:
         out["latency_ms"]["noisy"] = point.latency_ms.noisy
     return out
 
 
 def header_to_dict(header: RunHeader) -> dict[str, Any]:
-    return _clean({"schema": SCHEMA, "id": header.id, "created": header.created,
-                   "model": asdict(header.model), "settings": asdict(header.settings),
-                   "environment": asdict(header.environment), "analytic": header.analytic})
+    out: dict[str, Any] = _clean({"schema": SCHEMA, "id": header.id, "created": header.created,
+                                  "model": asdict(header.model), "settings": asdict(header.settings),
+                                  "environment": asdict(header.environment), "analytic": header.analytic})
+    return out
 
 
 def run_to_dict(run: RunResult) -> dict[str, Any]:
@@ -121,8 +126,13 @@ def _plain_types(hint: Any) -> frozenset[type] | None:
     if hint in _PLAIN:
         return frozenset(_PLAIN[hint])
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        parts = [_plain_types(a) for a in typing.get_args(hint)]
-        return frozenset().union(*parts) if all(p is not None for p in parts) else None
+        out: frozenset[type] = frozenset()
+        for arg in typing.get_args(hint):
+            part = _plain_types(arg)
+            if part is None:
+                return None
+            out |= part
+        return out
     return None
 
 
@@ -151,17 +161,18 @@ def _schema_of(cls: type) -> tuple[tuple[str, Callable[[Any], bool], bool], ...]
     return tuple((f.name, _checker(hints[f.name]), _required(f)) for f in fields(cls))
 
 
-def _required(f: Field) -> bool:
+def _required(f: Field[Any]) -> bool:
     return f.default is MISSING and f.default_factory is MISSING
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def _build(cls: type[_Record], data: Any, where: str) -> _Record:
     """Build a record from a JSON object, checking every field's type; unknown keys
     (fields added by a newer ctxscope) are ignored."""
     if not isinstance(data, dict):
         raise RunFileError(f"{where}: expected an object")
     kwargs: dict[str, Any] = {}
-    for name, type_ok, required in _schema_of(cls):
+    kind: type = cls  # the cache key: mypy does not see a type[T] as Hashable
+    for name, type_ok, required in _schema_of(kind):
         if name not in data:
             if required:
                 raise RunFileError(f"{where}.{name}: missing")
@@ -180,7 +191,7 @@ def _one_of(value: Any, allowed: tuple[str, ...], where: str) -> None:
         raise RunFileError(f"{where}: {shown} is not one of {', '.join(allowed)}")
 
 
-def _tuple_fields(obj: Any, *names: str) -> dict[str, tuple]:
+def _tuple_fields(obj: Any, *names: str) -> dict[str, tuple[Any, ...]]:
     return {n: tuple(getattr(obj, n)) for n in names}
 
 

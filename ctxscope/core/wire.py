@@ -21,7 +21,7 @@ import math
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, fields, replace
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from ctxscope.core.serialize import (ATTENTION_STATUSES, _build, header_to_dict,
 from ctxscope.core.spec import ModelSpec
 from ctxscope.core.telemetry import TelemetrySample
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 PROTOCOL = 1
 #: No line may be longer (a line without its end within this many bytes is garbage).
 MAX_LINE_BYTES = 64 * 1024**2
@@ -46,7 +49,7 @@ CHUNK_BYTES = 4 * 1024**2
 MAX_ARRAY_BYTES = 512 * 1024**2
 MAX_PENDING_BYTES = 1024**3
 _DTYPES = {"<f4": np.float32, "<i8": np.int64}
-_R = TypeVar("_R")
+_R = TypeVar("_R", bound="DataclassInstance")
 
 
 class WireError(CtxscopeError):
@@ -86,7 +89,7 @@ def _record(cls: type[_R], data: Any, where: str) -> _R:
         raise WireError(str(exc)) from None
     lists = {f.name: tuple(tuple(v) if isinstance(v, list) else v for v in getattr(obj, f.name))
              for f in fields(obj) if isinstance(getattr(obj, f.name), list)}
-    return cast(_R, replace(obj, **lists) if lists else obj)
+    return replace(obj, **lists) if lists else obj
 
 
 def spec_from_dict(data: Any, where: str = "spec") -> ModelSpec:
