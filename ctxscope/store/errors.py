@@ -14,6 +14,10 @@ from pathlib import Path
 from ctxscope.core.errors import CtxscopeError
 from ctxscope.core.paths import fmt_free
 
+# SQLite's primary result codes (its stable C API). The sqlite3 module names them only
+# from Python 3.11; on 3.10 ``sqlite3.SQLITE_BUSY`` does not exist.
+_BUSY, _LOCKED, _CORRUPT, _FULL, _NOTADB = 5, 6, 11, 13, 26
+
 # How long a write waits for another process's transaction before giving up (seconds).
 BUSY_TIMEOUT_S = 10.0
 
@@ -64,12 +68,12 @@ def classify(exc: BaseException, path: Path, doing: str = "use") -> HistoryError
     text = str(exc)
     if isinstance(exc, sqlite3.Error):
         code = _code(exc)
-        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+        if code in (_BUSY, _LOCKED) or "locked" in text:
             return HistoryLocked(f"the run history {path} is locked by another process (waited "
                                  f"{busy_timeout():g} s to {doing} it); try again when that process is done")
-        if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        if code == _FULL or "disk is full" in text:
             return HistoryFull(f"no space left for the run history {path} ({fmt_free(path.parent)})")
-        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in text:
+        if code in (_CORRUPT, _NOTADB) or "malformed" in text:
             return HistoryDamaged(f"the run history {path} is damaged ({text}); the next ctxscope command moves "
                                   "it aside and recovers what still reads", text)
         return HistoryUnusable(f"cannot {doing} the run history {path} ({text}; {fmt_free(path.parent)}); "

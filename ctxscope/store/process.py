@@ -39,7 +39,8 @@ def process_alive(pid: int | None, started: float | None) -> bool:
             return False  # dead, only not yet collected by its parent
         if started is None:
             return True
-        return abs(proc.create_time() - started) < _SAME_START_S
+        created: float = proc.create_time()  # psutil ships no types
+        return abs(created - started) < _SAME_START_S
     except psutil.NoSuchProcess:
         return False
     except (psutil.AccessDenied, OSError):

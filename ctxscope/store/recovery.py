@@ -122,7 +122,7 @@ def read_damaged(path: Path) -> Recovered:
     runs = []
     for run_id, (status, done, header_json, attention_json, quality_json) in headers.items():
         try:
-            data = json.loads(header_json)
+            data = json.loads(header_json or "")  # a NULL header (damage) is not JSON: the run is lost
             # Whatever was running then was cut off by the damage.
             data.update(status="interrupted" if status == "running" else status, finished=done,
                         attention=json.loads(attention_json) if attention_json else [], points=[])
