@@ -21,7 +21,7 @@ OLD_CACHE_NAME = "past_key_values"
 @functools.lru_cache(maxsize=64)
 def _cache_name_of(forward_owner: type) -> str:
     try:
-        params = inspect.signature(forward_owner.forward).parameters
+        params = inspect.signature(getattr(forward_owner, "forward")).parameters  # any class with a forward
     except (TypeError, ValueError):  # a builtin or C-level forward: assume the current name
         return NEW_CACHE_NAME
     if NEW_CACHE_NAME in params:
@@ -32,7 +32,8 @@ def _cache_name_of(forward_owner: type) -> str:
 def cache_argument(model: Any) -> str:
     """The keyword ``model``'s forward takes its KV cache by: ``"cache"`` (transformers
     ≥ 5.24) or ``"past_key_values"`` (earlier releases, remote code written for them)."""
-    return _cache_name_of(type(model))
+    owner: type = type(model)  # the cache key: mypy does not see a type[Any] as Hashable
+    return _cache_name_of(owner)
 
 
 def cache_kwargs(model: Any, cache: Any) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def read(uuids: Sequence[str] = ()) -> Reading:
         m = nvml.slowdown_mask(uuid)
         mask = None if m is None or mask is None else mask | m
     if not uuids:
-        energy = others = mask = None  # type: ignore[assignment]
+        energy = others = mask = None
     return Reading(t=time.perf_counter(), cpu_busy_s=_busy_seconds(), self_cpu_s=own.user + own.system,
                    energy_mj=energy, other_gpu_pids=None if others is None else frozenset(others),
                    slowdown_mask=mask)
