@@ -13,8 +13,9 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypedDict, TypeVar
 
 import psutil
 
@@ -42,15 +43,33 @@ class TelemetrySample:
     slowdown_mask: int | None = None  # NVML clock-event reasons that slow the clocks
 
 
-def _one_gpu(lib: object, handle: object) -> dict[str, float | int | None]:
-    probes = {
+class GpuFields(TypedDict, total=False):
+    """The GPU part of a :class:`TelemetrySample` (all keys or none)."""
+
+    gpu_util_percent: float | None
+    gpu_memory_used_bytes: int | None
+    gpu_memory_total_bytes: int | None
+    power_w: float | None
+    temperature_c: float | None
+    sm_clock_mhz: float | None
+    process_memory_bytes: int | None
+    other_processes: int | None
+    slowdown_mask: int | None
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _one_gpu(lib: Any, handle: Any) -> dict[str, Any]:
+    """``lib`` is the pynvml module (untyped); values are floats, or NVML's memory struct."""
+    probes: dict[str, Callable[[], Any]] = {
         "util": lambda: float(lib.nvmlDeviceGetUtilizationRates(handle).gpu),
         "memory": lambda: lib.nvmlDeviceGetMemoryInfo(handle),
         "power": lambda: lib.nvmlDeviceGetPowerUsage(handle) / 1000.0,
         "temperature": lambda: float(lib.nvmlDeviceGetTemperature(handle, lib.NVML_TEMPERATURE_GPU)),
         "clock": lambda: float(lib.nvmlDeviceGetClockInfo(handle, lib.NVML_CLOCK_SM)),
     }
-    out: dict = {}
+    out: dict[str, Any] = {}
     for name, probe in probes.items():
         try:
             out[name] = probe()
@@ -59,20 +78,32 @@ def _one_gpu(lib: object, handle: object) -> dict[str, float | int | None]:
     return out
 
 
-def _combine(values: list, how: str) -> float | int | None:
+def _every(values: Sequence[_N | None]) -> list[_N] | None:
+    """The values when every GPU gave one (``None`` when any did not, or there are none)."""
     present = [v for v in values if v is not None]
-    if len(present) < len(values) or not present:
+    return present if present and len(present) == len(values) else None
+
+
+def _mean_of(values: Sequence[float | None]) -> float | None:
+    present = _every(values)
+    return None if present is None else sum(present) / len(present)
+
+
+def _combine(values: Sequence[_N | None], how: str) -> _N | None:
+    """``sum``, ``max`` or ``min`` over the GPUs, ``None`` unless every GPU gave a value."""
+    present = _every(values)
+    if present is None:
         return None
-    return {"mean": sum(present) / len(present), "sum": sum(present), "max": max(present),
-            "min": min(present)}[how]
+    return {"sum": sum(present), "max": max(present), "min": min(present)}[how]
 
 
-def gpu_fields(uuids: Sequence[str]) -> dict[str, float | int | None]:
+def gpu_fields(uuids: Sequence[str]) -> GpuFields:
     """The GPU part of a sample over ``uuids`` (empty when NVML cannot see them)."""
     lib = _nvml.nvml()
     if lib is None or not uuids:
         return {}
-    rows, pid = [], os.getpid()
+    rows: list[dict[str, Any]] = []
+    pid = os.getpid()
     for uuid in uuids:
         handle = _nvml.handle(uuid)
         if handle is None:
@@ -87,19 +118,19 @@ def gpu_fields(uuids: Sequence[str]) -> dict[str, float | int | None]:
     others = [r["others"] for r in rows]
     masks = [r["slowdown"] for r in rows]
     return {
-        "gpu_util_percent": _combine([r["util"] for r in rows], "mean"),
+        "gpu_util_percent": _mean_of([r["util"] for r in rows]),
         "gpu_memory_used_bytes": _combine([int(m.used) if m else None for m in memory], "sum"),
         "gpu_memory_total_bytes": _combine([int(m.total) if m else None for m in memory], "sum"),
         "power_w": _combine([r["power"] for r in rows], "sum"),
         "temperature_c": _combine([r["temperature"] for r in rows], "max"),
         "sm_clock_mhz": _combine([r["clock"] for r in rows], "min"),
         "process_memory_bytes": _combine([r["mine"] for r in rows], "sum"),
-        "other_processes": None if any(o is None for o in others) else len(set().union(*others)),
+        "other_processes": None if any(o is None for o in others) else len(set[int]().union(*others)),
         "slowdown_mask": None if any(m is None for m in masks) else _or(masks),
     }
 
 
-def _or(masks: list) -> int:
+def _or(masks: Sequence[int]) -> int:
     out = 0
     for m in masks:
         out |= int(m)
