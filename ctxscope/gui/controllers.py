@@ -185,3 +185,27 @@ class ExportController(QObject):
         else:
             self.feedback.status(f"Wrote {path} ({count} run{'s' if count > 1 else ''}).")
             self.written.emit(path)
+
+    def copy_plot(self, plot: Any) -> None:
+        """The plot on the clipboard as an image and as SVG."""
+        from ctxscope.gui.export import copy_plot
+
+        copy_plot(plot)
+        self.feedback.status("Plot copied (image and SVG).")
+
+    def save_plot(self, plot: Any, path: str | None = None, parent: QWidget | None = None) -> str | None:
+        """The plot as PNG or SVG (by the suffix); asks for the file without ``path``."""
+        from ctxscope.gui.export import save_plot
+
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(parent, "Save plot", "ctxscope-plot.png",
+                                                  "PNG image (*.png);;SVG vector (*.svg)")
+            if not path:
+                return None
+        try:
+            save_plot(plot, Path(path))
+        except OSError as exc:
+            self.feedback.error(f"Cannot save the plot: {exc}")
+            return None
+        self.feedback.status(f"Saved {path}.")
+        return path

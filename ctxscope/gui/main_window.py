@@ -186,26 +186,10 @@ class MainWindow(QMainWindow):
         return self.exports.export(entries, path, baseline, parent=self)
 
     def copy_plot(self, plot: object) -> None:
-        from ctxscope.gui.export import copy_plot
-
-        copy_plot(plot)
-        self.status("Plot copied (image and SVG).")
+        self.exports.copy_plot(plot)
 
     def save_plot(self, plot: object, path: str | None = None) -> str | None:
-        from ctxscope.gui.export import save_plot
-
-        if not path:
-            path, _ = QFileDialog.getSaveFileName(self, "Save plot", "ctxscope-plot.png",
-                                                  "PNG image (*.png);;SVG vector (*.svg)")
-            if not path:
-                return None
-        try:
-            save_plot(plot, Path(path))
-        except OSError as exc:
-            self.error(f"Cannot save the plot: {exc}")
-            return None
-        self.status(f"Saved {path}.")
-        return path
+        return self.exports.save_plot(plot, path, parent=self)
 
     def show_run(self, run: RunResult, *, replace_shown: bool = True, maps_dir: Path | None = None) -> None:
         """A finished run (history or file) in the plots, the table and Attention."""
