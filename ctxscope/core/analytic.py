@@ -50,7 +50,8 @@ def describe_config(config: Any) -> Architecture:
 
     decoder = is_decoder_config(config)
     with torch.device("meta"):
-        model = (AutoModelForCausalLM if decoder else AutoModel).from_config(config)
+        # from_config is unannotated in transformers 5.24: mypy sees an untyped call.
+        model = (AutoModelForCausalLM if decoder else AutoModel).from_config(config)  # type: ignore[no-untyped-call]
     params = sum(p.numel() for p in model.parameters())
     emb = model.get_input_embeddings()
     embedding_params = int(emb.weight.numel()) if emb is not None else 0

@@ -56,7 +56,9 @@ def _convert_smollm2(gguf_file: Path) -> Path:
         model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
         # The GGUF loader has already dequantised every tensor to float32; only its
         # quantizer marker stops save_pretrained. Drop it so plain safetensors are written.
-        model.hf_quantizer = None
+        # transformers 5.24 declares no hf_quantizer on PreTrainedModel: mypy takes
+        # nn.Module.__getattr__'s type (Tensor | Module) for it.
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(staging)

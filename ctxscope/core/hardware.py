@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 from ctxscope.core.paths import data_dir
 
@@ -68,11 +70,12 @@ def from_table(device_name: str | None) -> Peak | None:
     return None
 
 
-def _probe_file():
+def _probe_file() -> Path:
     return data_dir() / "probes.json"
 
 
-def load_probes() -> dict[str, dict]:
+def load_probes() -> dict[str, Any]:
+    """Saved probes by device name, as read (each is checked where it is used)."""
     try:
         data = json.loads(_probe_file().read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError, OSError):

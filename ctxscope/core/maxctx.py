@@ -7,9 +7,13 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.units import fmt_bytes
+
+if TYPE_CHECKING:
+    from ctxscope.core.loading import LoadedModel
 
 @dataclass(frozen=True, slots=True)
 class Trial:
@@ -116,7 +120,7 @@ def calibrated_start(trial: Callable[[int], Trial], *, granularity: int, predict
     return max(granularity, min(limit, extrapolated, predicted or limit))
 
 
-def trial_runner(loaded, mode: str, budget_bytes: int, batch: int = 1) -> Callable[[int], Trial]:
+def trial_runner(loaded: LoadedModel, mode: str, budget_bytes: int, batch: int = 1) -> Callable[[int], Trial]:
     """A trial: one untimed pass at a length, exactly what the sweep runs there (a
     prefill that keeps its cache; for decode, that prefill and one step); fits when it
     neither runs out of memory nor peaks above the budget (GPU: the allocator's reserved

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from collections.abc import Callable
+
 from ctxscope.core.hardware import Peak
 
 
@@ -25,9 +27,10 @@ def probe(device: str = "cpu", dtypes: tuple[str, ...] | None = None, seconds: f
     timer = CallTimer(dev)
     n = 8192 if cuda else 1024
 
-    def best(fn, budget: float) -> float:
+    def best(fn: Callable[[], object], budget: float) -> float:
         fn()  # warm-up (kernel selection, page faults)
-        samples, start = [], time.perf_counter()
+        samples: list[float] = []
+        start = time.perf_counter()
         while len(samples) < 3 or (time.perf_counter() - start < budget and len(samples) < 50):
             samples.append(timer.time(fn)[0] / 1e3)
         return min(samples)  # peak: the fastest repetition

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Any
 
 import torch
 
@@ -44,7 +45,8 @@ def drive(gen: Generator[SweepEvent, None, RunResult], on_event: Callable[[Sweep
         try:
             event = next(gen)
         except StopIteration as done:
-            return done.value
+            result: RunResult = done.value  # the generator's return value
+            return result
         on_event(event)
 
 
@@ -179,7 +181,7 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
     passes = modes + (("attention",) if cfg.attention is not None else ())
     passes += ("quality",) if quality is not None and quality.note is None else ()
     plan = [(length, mode) for length in lengths for mode in passes]
-    attention: list[dict] = []
+    attention: list[dict[str, Any]] = []
     total_weight = sum(length for length, _ in plan)
     done_weight = 0
     points: list[Point] = []
@@ -277,19 +279,21 @@ def _guard(loaded: LoadedModel, header: RunHeader, mode: str, length: int, cfg: 
 def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig, failed_modes: set[str],
                    guard: Callable[[], str | None] = lambda: None) -> Point | None:
     """One point as data; ``None`` when cancelled mid-point (the partial point is dropped)."""
-    base = {"mode": mode, "length": length, "batch_size": cfg.batch_size}
+    def unmeasured(status: str, error: str) -> Point:
+        return Point(mode=mode, length=length, batch_size=cfg.batch_size, status=status, error=error)
+
     if mode in failed_modes and not cfg.continue_after_oom:
-        return Point(**base, status="skipped", error=f"{mode} ran out of memory at a shorter length")
+        return unmeasured("skipped", f"{mode} ran out of memory at a shorter length")
     info = measurer.loaded.info
     # Decoding at depth L feeds the token at position L: it needs L + 1 positions. A
     # learned table is a hard limit; otherwise --allow-beyond-max lifts it.
     cap = info.position_limit or (None if cfg.allow_beyond_max else info.max_positions)
     if mode == "decode" and cap and length >= cap:
-        return Point(**base, status="skipped",
-                     error=f"decode at depth {length} needs position {length}, beyond the model's {cap}")
+        return unmeasured("skipped",
+                          f"decode at depth {length} needs position {length}, beyond the model's {cap}")
     refused = guard()
     if refused is not None:
-        return Point(**base, status="skipped", error=refused)
+        return unmeasured("skipped", refused)
     failure: Point | None = None
     lost = False
     try:
@@ -301,7 +305,7 @@ def _measure_point(measurer: Measurer, mode: str, length: int, cfg: SweepConfig,
         status, message = classify_failure(exc)
         if status == "oom":
             failed_modes.add(mode)
-        failure = Point(**base, status=status, error=message)
+        failure = unmeasured(status, message)
         lost = is_context_error(exc)
     if failure is not None:
         # Outside the except block: the traceback (whose frames hold the failed pass's

@@ -95,7 +95,9 @@ class _Accumulator:
 
     def _layer(self, layer: int, device: torch.device) -> _Layer:
         if layer not in self.data:
-            z = lambda: torch.zeros(self.heads, dtype=torch.float64, device=device)  # noqa: E731
+            def z() -> torch.Tensor:
+                return torch.zeros(self.heads, dtype=torch.float64, device=device)
+
             # Maps accumulate in float32 (sums of ≤ L/T values ≤ 1: ample precision) to keep
             # them at the size they are stored in; the small statistics use float64.
             # On the layer's own device: under a device map it need not be the input's.

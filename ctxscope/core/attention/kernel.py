@@ -95,17 +95,15 @@ def capture_attention_forward(module: torch.nn.Module, query: torch.Tensor, key:
         elif causal:
             allowed = key_pos[None, :] <= (torch.arange(q0, q1, device=query.device) + offset)[:, None]
             scores.masked_fill_(~allowed, float("-inf"))
-        if record and allowed is None:
-            allowed_counts = torch.isfinite(scores).sum(-1)
-        elif record:
-            allowed_counts = allowed.expand(scores.shape).sum(-1)
+        if record:
+            allowed_counts = (torch.isfinite(scores) if allowed is None else allowed.expand(scores.shape)).sum(-1)
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
         del scores
         probs.nan_to_num_(nan=0.0)  # rows with every key masked (padding)
         pv = torch.matmul(probs.to(value.dtype).view(b, hkv, groups * c, lk), value)
         out[..., q0:q1, :] = pv.view(b, hkv, groups, c, dv)
         del pv
-        if record:
+        if record and acc is not None and layer is not None:  # record implies both
             acc.add(int(layer), probs.reshape(b, h, q1 - q0, lk), allowed_counts.reshape(b, h, q1 - q0),
                     q0 + offset, causal)
         del probs
