@@ -35,8 +35,8 @@ def parse_size(text: str, what: str = "length") -> int:
     return int(value)
 
 
-def fmt_bytes(value: int | None) -> str:
-    """1536 → ``1.5 KiB``; ``None`` → ``-``."""
+def fmt_bytes(value: float | None) -> str:
+    """1536 → ``1.5 KiB``; ``None`` → ``-`` (a float, e.g. read from JSON, the same way)."""
     if value is None:
         return "-"
     sign = "-" if value < 0 else ""

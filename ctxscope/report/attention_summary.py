@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from ctxscope.core.results import RunResult
 MAX_LENGTHS = 4
 
 
-def ok_entries(run: RunResult) -> list[dict]:
+def ok_entries(run: RunResult) -> list[dict[str, Any]]:
     return [e for e in run.attention if isinstance(e, dict) and e.get("status") == "ok"
             and isinstance(e.get("length"), int) and isinstance(e.get("layer"), int)]
 
@@ -40,7 +41,7 @@ def pick_layers(layers: Sequence[int]) -> list[int]:
     return [layers[0], layers[len(layers) // 2], layers[-1]]
 
 
-def _span_tiles(edges: np.ndarray, span: Sequence[int] | None) -> tuple[float, float] | None:
+def _span_tiles(edges: np.ndarray, span: Sequence[int] | None) -> tuple[int, int] | None:
     if not span or len(span) != 2:
         return None
     a, b = int(span[0]), int(span[1])
@@ -49,17 +50,17 @@ def _span_tiles(edges: np.ndarray, span: Sequence[int] | None) -> tuple[float, f
     return (max(start, 0), max(stop, start + 1))
 
 
-def _heads(run: RunResult, entry: dict) -> int:
+def _heads(run: RunResult, entry: dict[str, Any]) -> int:
     per_head = [len(v) for v in (entry.get("stats") or {}).values() if isinstance(v, list)]
     return max([run.header.model.num_heads, *per_head])
 
 
-def _limits(run: RunResult, chosen: Sequence[dict]) -> dict[str, int]:
+def _limits(run: RunResult, chosen: Sequence[dict[str, Any]]) -> dict[str, int]:
     """The most bytes each array the report reads may unpack to: [heads, T, T] float32
     maps and T + 1 int64 edges, from the run's declared heads and tiles."""
     from ctxscope.core.attention.storage import MAX_MEMBER_BYTES, declared_bytes
 
-    limits = {}
+    limits: dict[str, int] = {}
     for e in chosen:
         tiles = e.get("tiles")
         name = e["array"]
@@ -71,7 +72,7 @@ def _limits(run: RunResult, chosen: Sequence[dict]) -> dict[str, int]:
     return limits
 
 
-def thumbnails(run: RunResult, maps_file: Path | None, lengths: Sequence[int]) -> tuple[list[dict], str | None]:
+def thumbnails(run: RunResult, maps_file: Path | None, lengths: Sequence[int]) -> tuple[list[dict[str, Any]], str | None]:
     """``([{length, layer, uri}], problem)``: heat-map data URIs (mean over heads) for
     the chosen lengths, or a one-line reason why some or all are missing (no file, a
     damaged archive, arrays larger than the run declares)."""
@@ -83,7 +84,7 @@ def thumbnails(run: RunResult, maps_file: Path | None, lengths: Sequence[int]) -
     from ctxscope.core.attention.storage import load_checked
     from ctxscope.report.charts import heatmap_png
 
-    chosen = []
+    chosen: list[dict[str, Any]] = []
     for length in lengths:
         at_length = [e for e in entries if e["length"] == length]
         for layer in pick_layers([e["layer"] for e in at_length]):
@@ -94,7 +95,7 @@ def thumbnails(run: RunResult, maps_file: Path | None, lengths: Sequence[int]) -
         arrays, skipped = load_checked(maps_file, _limits(run, chosen))
     except RunFileError as exc:
         return [], f"{exc}; statistics only"
-    out = []
+    out: list[dict[str, Any]] = []
     for entry in chosen:
         name = entry["array"]
         maps = arrays.get(name)

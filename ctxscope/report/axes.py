@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 #: Above this many points a curve is decimated before drawing (min/max per bin).
 MAX_DRAWN = 600
@@ -49,7 +53,7 @@ def log_ticks(lo: float, hi: float) -> list[float]:
     return [float(t) for t in MaxNLocator(4).tick_values(lo, hi) if lo <= t <= hi and t > 0]
 
 
-def log_y(ax) -> None:
+def log_y(ax: Axes) -> None:
     """Log y axis with enough plain-number ticks (30, 100, 300 rather than 3×10¹)."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
@@ -63,7 +67,7 @@ def log_y(ax) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def length_axis(ax, lengths: Sequence[int]) -> None:
+def length_axis(ax: Axes, lengths: Sequence[int]) -> None:
     """Log₂ context axis, ticks at powers of two that the data spans (1k, 2k, ...)."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
@@ -83,7 +87,7 @@ def short_length(n: int) -> str:
     return str(n)
 
 
-def legend(ax, **kwargs) -> None:
+def legend(ax: Axes, **kwargs: Any) -> None:
     """A legend only when something carries a label (matplotlib warns otherwise)."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(**kwargs)
@@ -130,7 +134,7 @@ def thin_band(xs: Sequence[float], lows: Sequence[float], highs: Sequence[float]
     return np.array(bx), np.array(blo), np.array(bhi)
 
 
-def thin_rows(xs: Sequence[float], totals: Sequence[float], limit: int = MAX_DRAWN) -> list[int]:
+def thin_rows(xs: Sequence[float], totals: Sequence[float] | np.ndarray, limit: int = MAX_DRAWN) -> list[int]:
     """Indices to keep of stacked series: per bin the points with the smallest and the
     largest total."""
     x, t = np.asarray(xs, dtype=float), np.asarray(totals, dtype=float)

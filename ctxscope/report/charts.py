@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -23,21 +24,32 @@ from ctxscope.report.axes import (legend, length_axis, log_y, marker_size, thin,
 from ctxscope.report.compare import Comparison, peak_bytes, peak_heading
 from ctxscope.core.units import GIB, fmt_bytes
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
+
+    from ctxscope.core.efficiency import LatencyFit
+
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
 LAYER_COLOURS = {"weights": "#7f8c8d", "KV cache": "#2980b9", "activations": "#e67e22"}
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "ctxscope", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
+_RC: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "ctxscope", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
        "font.family": "sans-serif",
        # Every string in a chart is plain text: model paths and labels may hold "$".
        "text.parse_math": False, "text.usetex": False}
 
 
-def _styled(fn):
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _styled(fn: Callable[_P, _T]) -> Callable[_P, _T]:
     """Apply the report style while a chart is built (font sizes are fixed at creation)."""
     import functools
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
         import matplotlib
 
         with matplotlib.rc_context(_RC):
@@ -65,14 +77,14 @@ class Series:
     points: tuple[Point, ...]
 
 
-def _figure(width: float = 6.4, height: float = 3.4):  # -> (Figure, Axes)
+def _figure(width: float = 6.4, height: float = 3.4) -> tuple[Figure, Axes]:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
     return fig, fig.add_subplot()
 
 
-def _to_svg(fig) -> str:
+def _to_svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     text = buf.getvalue()
@@ -81,7 +93,7 @@ def _to_svg(fig) -> str:
     return re.sub(r"<!DOCTYPE[^>]*>\s*", "", text)
 
 
-def _mark_oom(ax, lengths: list[int], colour: str, label: str | None) -> None:
+def _mark_oom(ax: Axes, lengths: list[int], colour: str, label: str | None) -> None:
     if lengths:
         lengths = sorted(set(lengths))
         ax.scatter(lengths, [0.97] * len(lengths), marker="x", s=40, color=colour, transform=ax.get_xaxis_transform(),
@@ -98,7 +110,7 @@ class Overlay:
     it is a model worth showing (enough lengths, physical coefficients)."""
 
     predicted: dict[int, float]  # length → roofline lower bound (ms)
-    fit: object | None  # ctxscope.core.efficiency.LatencyFit
+    fit: LatencyFit | None
 
 
 @_styled
@@ -115,13 +127,13 @@ def latency_svg(series: Sequence[Series], mode: str, *, title: str,
         overlay = overlays[i] if overlays else None
         if overlay is not None:
             _draw_overlay(ax, s, overlay)
-        ok = _ok(s.points)
+        ok = [(p.length, p.latency_ms) for p in _ok(s.points) if p.latency_ms is not None]
         lengths += [p.length for p in s.points]
         if ok:
-            x = [p.length for p in ok]
-            bx, lo, hi = thin_band(x, [p.latency_ms.p10 for p in ok], [p.latency_ms.p90 for p in ok])
+            x = [n for n, _ in ok]
+            bx, lo, hi = thin_band(x, [lat.p10 for _, lat in ok], [lat.p90 for _, lat in ok])
             ax.fill_between(bx, lo, hi, color=s.colour, alpha=0.2, linewidth=0)
-            mx, my = thin(x, [p.latency_ms.median for p in ok])
+            mx, my = thin(x, [lat.median for _, lat in ok])
             ax.plot(mx, my, "o-", color=s.colour, markersize=marker_size(len(mx)), label=s.label)
         _mark_oom(ax, [p.length for p in s.points if p.status == "oom"], s.colour, f"{s.label}: out of memory")
     length_axis(ax, lengths)
@@ -132,7 +144,7 @@ def latency_svg(series: Sequence[Series], mode: str, *, title: str,
     return _to_svg(fig)
 
 
-def _draw_overlay(ax, s: Series, overlay: Overlay) -> None:
+def _draw_overlay(ax: Axes, s: Series, overlay: Overlay) -> None:
     if overlay.predicted:
         xs, ys = thin(sorted(overlay.predicted), [overlay.predicted[n] for n in sorted(overlay.predicted)])
         ax.plot(xs, ys, "--", color=s.colour, linewidth=1, alpha=0.8, label=f"{s.label}: roofline lower bound")
@@ -160,7 +172,8 @@ def throughput_svg(series: Sequence[tuple[Series, str]], *, title: str) -> str |
     for s, mode, ok in drawn:
         lengths += [p.length for p in ok]
         if ok:
-            x, y = thin([p.length for p in ok], [p.tokens_per_s for p in ok])
+            rates = [(p.length, p.tokens_per_s) for p in ok if p.tokens_per_s is not None]
+            x, y = thin([n for n, _ in rates], [r for _, r in rates])
             ax.plot(x, y, "o--" if mode == "decode" else "o-", color=s.colour, markersize=marker_size(len(x), 3),
                     label=f"{s.label} {mode}")
     length_axis(ax, lengths)
@@ -171,7 +184,7 @@ def throughput_svg(series: Sequence[tuple[Series, str]], *, title: str) -> str |
     return _to_svg(fig)
 
 
-def _capacity_line(ax, capacity: int, label: str, top_gib: float, always: bool) -> None:
+def _capacity_line(ax: Axes, capacity: int, label: str, top_gib: float, always: bool) -> None:
     # A capacity far above the data would flatten it to the axis: say it in words instead.
     if always or top_gib >= 0.3 * capacity / GIB:
         ax.axhline(capacity / GIB, color="#c0392b", linestyle=":", linewidth=1.5, label=f"{label} {fmt_bytes(capacity)}")
@@ -193,9 +206,10 @@ def memory_svg(points: Sequence[Point], *, title: str, capacity: int | None, cap
     fig, ax = _figure()
     top = 0.0
     if ok:
-        w = np.array([p.memory.weights_bytes for p in ok], dtype=float) / GIB
-        k = np.array([p.memory.kv_cache_bytes for p in ok], dtype=float) / GIB
-        a = np.array([max(0, p.memory.activation_bytes or 0) for p in ok], dtype=float) / GIB
+        mem = [p.memory for p in ok if p.memory is not None]  # all of them: _ok kept those with memory
+        w = np.array([m.weights_bytes for m in mem], dtype=np.float64) / GIB
+        k = np.array([m.kv_cache_bytes for m in mem], dtype=np.float64) / GIB
+        a = np.array([max(0, m.activation_bytes or 0) for m in mem], dtype=np.float64) / GIB
         keep = thin_rows([p.length for p in ok], w + k + a)
         x = [ok[i].length for i in keep]
         ax.stackplot(x, w[keep], k[keep], a[keep], labels=list(LAYER_COLOURS), colors=list(LAYER_COLOURS.values()),
@@ -231,11 +245,12 @@ def peak_memory_svg(cmp: Comparison, mode: str, *, title: str) -> str | None:
         ok = _ok(pts, "memory")
         lengths += [p.length for p in pts]
         if ok:
-            x, y = thin([p.length for p in ok], [peak_bytes(p.memory) / GIB for p in ok])
+            peaks = [(p.length, peak) for p in ok if (peak := peak_bytes(p.memory)) is not None]
+            x, y = thin([n for n, _ in peaks], [b / GIB for _, b in peaks])
             top = max(top, float(y.max()))
             ax.plot(x, y, "o-", color=colour, markersize=marker_size(len(x)), label=cmp.labels[i])
         _mark_oom(ax, [p.length for p in pts if p.status == "oom"], colour, None)
-    for cap in sorted({r.header.environment.gpu_memory_bytes for r in cmp.runs} - {None}):
+    for cap in sorted({c for r in cmp.runs if (c := r.header.environment.gpu_memory_bytes) is not None}):
         _capacity_line(ax, cap, "GPU", top, False)
     length_axis(ax, lengths)
     ax.set_ylim(bottom=0)
@@ -252,7 +267,7 @@ def ratio_svg(cmp: Comparison, mode: str, *, title: str) -> str | None:
     rows = cmp.rows_of(mode)
     curves = []
     for i in range(len(cmp.runs)):
-        pairs = [(r.length, r.cells[i].latency_ratio) for r in rows if r.cells[i].latency_ratio is not None]
+        pairs = [(r.length, ratio) for r in rows if (ratio := r.cells[i].latency_ratio) is not None]
         if i != cmp.baseline and pairs:
             curves.append((i, pairs))
     if not curves:
@@ -270,7 +285,7 @@ def ratio_svg(cmp: Comparison, mode: str, *, title: str) -> str | None:
 
 
 @_styled
-def attention_stats_svg(entries: Sequence[dict], *, title: str) -> str | None:
+def attention_stats_svg(entries: Sequence[dict[str, Any]], *, title: str) -> str | None:
     """Per-head statistics averaged over heads and layers, against L."""
     names = [("entropy", "normalised entropy"), ("sink_mass", "sink mass"), ("local_mass", "local mass"),
              ("span_mass", "needle mass")]

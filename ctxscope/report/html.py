@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ctxscope
 from ctxscope.core.errors import BadInputError
@@ -24,11 +24,14 @@ from ctxscope.core.efficiency import fit_note, fit_run, point_efficiency, predic
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_rate
 from ctxscope.report.quality import section as quality_section
 
+if TYPE_CHECKING:
+    import jinja2
+
 MODE_TITLES = {"prefill": "Prefill (whole prompt, one call)", "decode": "Decode (one token at depth L)",
                "forward": "Forward (encoder, whole input)"}
 
 
-def _environment() -> Any:
+def _environment() -> jinja2.Environment:
     import jinja2
 
     from ctxscope._resources import resource_path
@@ -97,8 +100,8 @@ def _fits(runs: Sequence[RunResult], labels: Sequence[str]) -> list[dict[str, st
     return out
 
 
-def _points_rows(run: RunResult, predicted: Mapping[int, int] | None) -> list[dict[str, str]]:
-    rows = []
+def _points_rows(run: RunResult, predicted: Mapping[int, int] | None) -> list[dict[str, str | bool]]:
+    rows: list[dict[str, str | bool]] = []
     predicted = predicted_memory(run.header) or predicted
     for p in run.points:
         lat, mem = p.latency_ms, p.memory

@@ -23,14 +23,14 @@ def loss_svg(curves: Sequence[tuple[str, str, Sequence[LossRow], Effective | Non
     fig, ax = _figure()
     contexts: list[int] = []
     for label, colour, rows, eff in curves:
-        ok = [r for r in rows if r.mean is not None]
+        ok = [(r.context, r.mean) for r in rows if r.mean is not None]
         contexts += [r.context for r in rows]
         if ok:
-            xs = [r.context for r in ok]
-            ax.plot(xs, [r.mean for r in ok], "o-", color=colour, label=label, ms=4)
-            banded = [r for r in ok if r.low is not None]
+            ax.plot([n for n, _ in ok], [mean for _, mean in ok], "o-", color=colour, label=label, ms=4)
+            # low and high are set together (both or neither), and only where mean is
+            banded = [(r.context, r.low, r.high) for r in rows if r.low is not None and r.high is not None]
             if banded:
-                ax.fill_between([r.context for r in banded], [r.low for r in banded], [r.high for r in banded],
+                ax.fill_between([n for n, _, _ in banded], [lo for _, lo, _ in banded], [hi for _, _, hi in banded],
                                 color=colour, alpha=0.18, lw=0)
         failed = [r.context for r in rows if r.status in ("oom", "error")]
         if failed:
@@ -79,11 +79,12 @@ def tradeoff_svg(tradeoff: Tradeoff, eff: Effective | None, *, title: str) -> st
     """Cost (prefill latency, or KV bytes) and benefit (loss) on one context axis, with
     the knee and the claimed / fits / effective lengths marked."""
     rows = [r for r in tradeoff.rows if r.loss is not None]
+    losses = [r.loss for r in rows if r.loss is not None]  # all of rows: the filter above, for mypy
     if len(rows) < 2:
         return None
     fig, ax = _figure()
     xs = [r.length for r in rows]
-    ax.plot(xs, [r.loss for r in rows], "o-", color="#2ca02c", label="loss (nats/token)", ms=4)
+    ax.plot(xs, losses, "o-", color="#2ca02c", label="loss (nats/token)", ms=4)
     ax.set_ylabel("loss (nats/token)", color="#2ca02c")
     length_axis(ax, xs)
     ax.set_xlabel("context (tokens)")
