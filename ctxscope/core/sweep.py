@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -38,14 +38,19 @@ from ctxscope.core.telemetry import TelemetrySampler, summarize
 from ctxscope.core.timing import Cancelled
 
 
-def drive(gen: Generator[SweepEvent, None, RunResult], on_event: Callable[[SweepEvent], None]) -> RunResult:
-    """Run a sweep generator to its end, handing every event to ``on_event`` (which may
-    raise to abort); returns the :class:`RunResult` the generator returns."""
+_Event = TypeVar("_Event")
+_Result = TypeVar("_Result")
+
+
+def drive(gen: Generator[_Event, None, _Result], on_event: Callable[[_Event], None]) -> _Result:
+    """Run a generator to its end, handing every event to ``on_event`` (which may raise
+    to abort); returns what the generator returns (a sweep's :class:`RunResult`, a
+    max-context search's result)."""
     while True:
         try:
             event = next(gen)
         except StopIteration as done:
-            result: RunResult = done.value  # the generator's return value
+            result: _Result = done.value  # the generator's return value
             return result
         on_event(event)
 
