@@ -11,11 +11,14 @@ data as always.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from ctxscope.core.modelinfo import text_config
+
+if TYPE_CHECKING:
+    from ctxscope.core.loading import LoadedModel
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
@@ -79,7 +82,7 @@ def available_bytes(device: Any) -> int | None:
     return None  # MPS and others: no reliable free-memory figure
 
 
-def check_point(loaded: Any, analytic: dict[str, Any] | None, mode: str, length: int, batch: int,
+def check_point(loaded: LoadedModel, analytic: dict[str, Any] | None, mode: str, length: int, batch: int,
                 available: int | None) -> MemoryCheck:
     """The lower-bound need of ``mode`` at ``length`` against ``available`` bytes.
     Decode at depth L needs its untimed prefill first, so it needs what prefill needs."""

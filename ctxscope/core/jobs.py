@@ -16,13 +16,16 @@ import socket
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ctxscope
 from ctxscope.core.errors import BadInputError, CtxscopeError, DeviceError
 from ctxscope.core.matrix import ModelLoading, ModelReady, ModelSlot
 from ctxscope.core.spec import ModelSpec, SweepConfig
 from ctxscope.core.wire import PROTOCOL, WireError, _record, dumps, event_lines, maxctx_to_dict, spec_from_dict
+
+if TYPE_CHECKING:
+    from ctxscope.core.loading import LoadedModel
 
 KINDS = ("matrix", "maxctx", "load")
 log = logging.getLogger(__name__)
@@ -121,10 +124,10 @@ def job_from_dict(data: Any) -> Job:
 
 
 # -- running ----------------------------------------------------------------------------
-def capped(cfg: SweepConfig) -> Callable[[Any], SweepConfig]:
+def capped(cfg: SweepConfig) -> Callable[[LoadedModel], SweepConfig]:
     """``cfg`` with lengths beyond a loaded model's maximum positions dropped."""
 
-    def config(loaded: Any) -> SweepConfig:
+    def config(loaded: LoadedModel) -> SweepConfig:
         limit = loaded.info.max_positions or 1 << 30
         lengths = tuple(n for n in cfg.lengths if n <= limit) or (min(128, limit),)
         return replace(cfg, lengths=lengths)

@@ -7,7 +7,7 @@ import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -19,6 +19,9 @@ from ctxscope.core.results import ModelInfo
 from ctxscope.core.spec import ModelSpec
 from ctxscope.core.weights import fill_random_weights
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -26,8 +29,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 class LoadedModel:
     """A model ready to sweep. Holds torch objects: it never crosses a thread boundary."""
 
-    model: Any
-    config: Any
+    model: PreTrainedModel
+    config: PretrainedConfig
     info: ModelInfo
     device: torch.device
     dtype: torch.dtype

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.modelinfo import modes_of
 from ctxscope.core.maxctx import MaxContext, Trial, calibrated_start, trial_runner, search
 from ctxscope.core.units import fmt_bytes
 
+if TYPE_CHECKING:
+    from ctxscope.core.loading import LoadedModel
 
-def predicted_max(loaded: Any, budget: int, dtype: str, batch: int, limit: int) -> int | None:
+
+def predicted_max(loaded: LoadedModel, budget: int, dtype: str, batch: int, limit: int) -> int | None:
     """Largest L whose weights + KV cache fit the budget (activations ignored: an upper bound)."""
     from ctxscope.core import analytic
 
@@ -38,7 +41,7 @@ def _fraction(torch: Any, device: Any) -> float:
         return 1.0
 
 
-def find_max_context(loaded: Any, *, mode: str | None = None, budget: int | None = None, granularity: int = 256,
+def find_max_context(loaded: LoadedModel, *, mode: str | None = None, budget: int | None = None, granularity: int = 256,
                      batch: int = 1, allow_beyond_max: bool = False,
                      stop: threading.Event | None = None) -> Generator[Trial, None, MaxContext]:
     """Yield every trial as it finishes; return the answer. ``budget`` defaults on GPU to

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+# Imported for real, not only for mypy: wire/jobs resolve SweepConfig's hints at run time.
+from ctxscope.core.attention.config import CaptureConfig
+from ctxscope.core.quality.config import QualityConfig
 
 MODES = ("prefill", "decode", "forward")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -88,8 +91,8 @@ class SweepConfig:
     seed: int = 0
     telemetry_hz: float = 10.0
     reuse_prefill_cache: bool = True
-    attention: Any = None  # a CaptureConfig: capture attention at every length (separate, untimed pass)
+    attention: CaptureConfig | None = None  # capture attention at every length (separate, untimed pass)
     attention_text: str = "random"  # "random", "sample" or a path to a UTF-8 text file
     needle: str | None = None
     needle_depth: float = 50.0
-    quality: Any = None  # a QualityConfig: loss vs context and needle retrieval (separate, untimed passes)
+    quality: QualityConfig | None = None  # loss vs context and needle retrieval (separate, untimed passes)

@@ -8,7 +8,7 @@ import inspect
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ import torch
 from ctxscope.core.attention import kernel
 from ctxscope.core.attention.config import CaptureConfig
 from ctxscope.core.errors import BadInputError, CtxscopeError
+
+if TYPE_CHECKING:
+    from ctxscope.core.loading import LoadedModel
 
 STAT_NAMES = ("entropy", "sink_mass", "mean_distance", "local_mass", "span_mass")
 
@@ -191,7 +194,7 @@ def resolve_layers(requested: tuple[int, ...], num_layers: int) -> set[int]:
     return out
 
 
-def capture(loaded: Any, input_ids: torch.Tensor, cfg: CaptureConfig = CaptureConfig()) -> AttentionCapture:
+def capture(loaded: LoadedModel, input_ids: torch.Tensor, cfg: CaptureConfig = CaptureConfig()) -> AttentionCapture:
     """Capture attention for ``input_ids`` [batch, L] with a one-off forward pass.
 
     The pass uses no KV cache (every layer sees all L keys) and the capture kernel; the

@@ -3,7 +3,7 @@ points, never timed itself. Failures (out of memory included) are data."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctxscope.core.attention.collect import capture
 from ctxscope.core.attention.config import CaptureConfig
@@ -13,8 +13,12 @@ from ctxscope.core.errors import BadInputError, CtxscopeError
 from ctxscope.core.events import AttentionResult
 from ctxscope.core.memory import classify_failure, release
 
+if TYPE_CHECKING:
+    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.spec import SweepConfig
 
-def prepare(loaded: Any, cfg: Any) -> Any:
+
+def prepare(loaded: LoadedModel, cfg: SweepConfig) -> Any:
     """Check the attention settings before the sweep starts; returns the tokenizer (or
     ``None``) so bad input fails before anything is measured."""
     if cfg.attention is None:
@@ -32,7 +36,7 @@ def prepare(loaded: Any, cfg: Any) -> Any:
     return tokenizer
 
 
-def settings_of(cfg: Any) -> dict[str, Any] | None:
+def settings_of(cfg: SweepConfig) -> dict[str, Any] | None:
     if cfg.attention is None:
         return None
     a = cfg.attention
@@ -41,13 +45,15 @@ def settings_of(cfg: Any) -> dict[str, Any] | None:
             "sink_tokens": a.sink_tokens, "local_window": a.local_window}
 
 
-def run_attention(loaded: Any, cfg: Any, length: int, tokenizer: Any, run_id: str) -> AttentionResult:
+def run_attention(loaded: LoadedModel, cfg: SweepConfig, length: int, tokenizer: Any, run_id: str) -> AttentionResult:
     """Capture at ``length``; an out-of-memory or other failure becomes a failed result."""
     failure: AttentionResult | None = None
     try:
         inp = build_input(loaded, length, batch=1, text=cfg.attention_text, seed=cfg.seed, needle=cfg.needle,
                           needle_depth=cfg.needle_depth, tokenizer=tokenizer)
         capture_cfg = cfg.attention
+        if capture_cfg is None:  # the sweep plans this pass only with attention settings
+            raise BadInputError("no attention settings for the attention pass")
         if inp.span is not None:
             from dataclasses import replace
 

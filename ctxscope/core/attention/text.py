@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ctxscope._resources import resource_path
 from ctxscope.core.errors import BadInputError
+
+if TYPE_CHECKING:
+    from ctxscope.core.loading import LoadedModel
 
 MAX_TEXT_BYTES = 64 * 1024**2
 
@@ -24,7 +27,7 @@ class AttentionInput:
     tokens: tuple[str, ...] | None  # each token's text, when real text was used
 
 
-def load_tokenizer(loaded: Any) -> Any | None:
+def load_tokenizer(loaded: LoadedModel) -> Any | None:
     """The checkpoint's tokenizer, or ``None`` (presets and config files have none)."""
     from ctxscope.core.demos import DEMOS
 
@@ -58,7 +61,7 @@ def _read_text(text: str) -> tuple[str, str]:
         raise BadInputError(f"--text {text}: not UTF-8 text") from None
 
 
-def build_input(loaded: Any, length: int, *, batch: int = 1, text: str = "random", seed: int = 0,
+def build_input(loaded: LoadedModel, length: int, *, batch: int = 1, text: str = "random", seed: int = 0,
                 needle: str | None = None, needle_depth: float = 50.0, tokenizer: Any = None) -> AttentionInput:
     """Exactly ``length`` tokens per sequence. Needle and real text need the model's
     tokenizer; random tokens do not."""

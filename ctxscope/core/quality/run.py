@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from ctxscope.core.quality import needle as needle_mod
 from ctxscope.core.quality.config import QualityConfig, check_config
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint, QualityResult
 from ctxscope.core.quality.texts import Document, read_document, sentence_ends, tokenize
+
+if TYPE_CHECKING:
+    from ctxscope.core.loading import LoadedModel
 
 _TOKENS_CACHE: dict[tuple[str, str, int, str], np.ndarray] = {}
 
@@ -65,7 +68,7 @@ def _tokens(document: Document, tokenizer: Any) -> np.ndarray:
     return _TOKENS_CACHE[key]
 
 
-def prepare(loaded: Any, cfg: QualityConfig, lengths: tuple[int, ...]) -> QualityPlan:
+def prepare(loaded: LoadedModel, cfg: QualityConfig, lengths: tuple[int, ...]) -> QualityPlan:
     """Check the quality request against the model and the text before the sweep starts.
 
     Raises
@@ -111,12 +114,12 @@ def prepare(loaded: Any, cfg: QualityConfig, lengths: tuple[int, ...]) -> Qualit
     return plan
 
 
-def _cap(loaded: Any, allow_beyond_max: bool) -> int | None:
+def _cap(loaded: LoadedModel, allow_beyond_max: bool) -> int | None:
     info = loaded.info
     return info.position_limit or (None if allow_beyond_max else info.max_positions)
 
 
-def _attempt(loaded: Any, work: Callable[[], Any]) -> tuple[Any, str, str | None]:
+def _attempt(loaded: LoadedModel, work: Callable[[], Any]) -> tuple[Any, str, str | None]:
     """(value, "ok", None), or (None, status, message) for a failure: a model call that
     fails is data, and memory is released outside the except block (its traceback
     holds the failed pass's tensors)."""
@@ -129,7 +132,7 @@ def _attempt(loaded: Any, work: Callable[[], Any]) -> tuple[Any, str, str | None
     return None, failure[0], failure[1]
 
 
-def run_quality(loaded: Any, plan: QualityPlan, length: int, *, seed: int, allow_beyond_max: bool,
+def run_quality(loaded: LoadedModel, plan: QualityPlan, length: int, *, seed: int, allow_beyond_max: bool,
                 continue_after_oom: bool, stop: threading.Event | None) -> Generator[QualityPoint, None, bool]:
     """Measure the quality passes at ``length``: yield one :class:`QualityPoint` per loss
     point and per needle trial; return ``False`` when stopped (a partial loss point is
@@ -162,7 +165,7 @@ def run_quality(loaded: Any, plan: QualityPlan, length: int, *, seed: int, allow
     return True
 
 
-def _loss_point(loaded: Any, plan: QualityPlan, context: int, cap: int | None, continue_after_oom: bool,
+def _loss_point(loaded: LoadedModel, plan: QualityPlan, context: int, cap: int | None, continue_after_oom: bool,
                 stopped: Callable[[], bool]) -> Generator[QualityPoint, None, LossPoint | None]:
     k = plan.cfg.target_tokens
     need = loss_mod.positions_needed(context, k)
@@ -194,7 +197,7 @@ def _loss_point(loaded: Any, plan: QualityPlan, context: int, cap: int | None, c
     return point
 
 
-def _needle_trial(loaded: Any, plan: QualityPlan, kind: str, length: int, depth: float | None, s: int, seed: int,
+def _needle_trial(loaded: LoadedModel, plan: QualityPlan, kind: str, length: int, depth: float | None, s: int, seed: int,
                   cap: int | None, continue_after_oom: bool) -> NeedleTrial:
     assert plan.ids is not None and plan.ends is not None
     prompt = needle_mod.build_prompt(plan.ids, plan.ends, plan.tokenizer, kind=kind, length=length, depth=depth,
