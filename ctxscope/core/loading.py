@@ -103,12 +103,34 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
+def _raised_reading_pickle(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) came out of torch's weights-only unpickler.
+
+    A damaged ``.bin`` fails there with whatever its bytes happen to trigger (IndexError,
+    KeyError, UnicodeDecodeError as well as UnpicklingError): the place, not the type, says
+    what the user needs to hear.
+    """
+    import traceback
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for frame, _ in traceback.walk_tb(current.__traceback__):
+            path = frame.f_code.co_filename.replace("\\", "/")
+            if path.endswith(("torch/serialization.py", "torch/_weights_only_unpickler.py")):
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _load_failure(source: str, exc: BaseException) -> ModelLoadError:
     """One line a user can act on, for anything ``from_pretrained`` raised."""
     import pickle
 
     name = type(exc).__name__
-    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in str(exc):
+    if (isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in str(exc)
+            or _raised_reading_pickle(exc)):
         return ModelLoadError(f"{source}: a .bin weights file is not loadable safely (it holds more than tensors, or is "
                               "damaged); ctxscope never unpickles code: convert the checkpoint to safetensors")
     if name == "SafetensorError" or "safetensors" in type(exc).__module__:
