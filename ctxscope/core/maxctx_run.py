@@ -44,8 +44,14 @@ def _fraction(torch: Any, device: Any) -> float:
 def find_max_context(loaded: LoadedModel, *, mode: str | None = None, budget: int | None = None, granularity: int = 256,
                      batch: int = 1, allow_beyond_max: bool = False,
                      stop: threading.Event | None = None) -> Generator[Trial, None, MaxContext]:
-    """Yield every trial as it finishes; return the answer. ``budget`` defaults on GPU to
-    the memory free now plus the weights; on CPU it is required."""
+    """Yield every trial as it finishes; return the answer.
+
+    ``budget`` (bytes) defaults on a GPU to what this process can use: the driver's free
+    memory plus what PyTorch has already reserved (the weights and its cache), capped by
+    any per-process memory fraction already set. A smaller budget is enforced with a
+    memory fraction for the search and the user's own fraction restored after it. On CPU
+    a budget is required; it is compared with the measured peak.
+    """
     import torch
 
     from ctxscope.core.devices import dtype_name
