@@ -327,6 +327,7 @@ class CompareView(QWidget):
             image = np.where(mean > 0, np.log10(np.where(mean > 0, mean, 1.0)), np.nan)  # NaN: keys never seen
             valid = image[np.isfinite(image)]
             levels = (float(np.percentile(valid, 1)), float(valid.max())) if valid.size else (0.0, 1.0)
-            item = pg.ImageItem(image.T, levels=levels)
+            # Averaged when drawn smaller than the map: nearest sampling aliases the diagonal.
+            item = pg.ImageItem(image.T, levels=levels, autoDownsample=True)
             item.setColorMap(pg.colormap.get("viridis"))
             view.addItem(item)
