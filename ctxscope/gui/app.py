@@ -39,7 +39,7 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
 def build_window(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, autorun: bool = False):
     """The main window, shown, with the worker's first job queued: the sweep when
-    ``autorun``, else the device probe (which imports torch off the UI thread)."""
+    ``autorun``, else the device listing (which imports torch off the UI thread)."""
     from PySide6.QtCore import QTimer
 
     from ctxscope.gui.main_window import MainWindow
@@ -52,12 +52,12 @@ def build_window(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, 
     window.show()
     runner = window.runner
     if autorun and spec is not None and cfg is not None:
-        def probe_when_idle(busy: bool) -> None:
+        def list_devices_when_idle(busy: bool) -> None:
             if not busy:
-                runner.busyChanged.disconnect(probe_when_idle)
+                runner.busyChanged.disconnect(list_devices_when_idle)
                 QTimer.singleShot(0, runner.list_devices)
 
-        runner.busyChanged.connect(probe_when_idle)
+        runner.busyChanged.connect(list_devices_when_idle)
         QTimer.singleShot(0, lambda: window.start_sweep(spec, cfg))
     else:
         QTimer.singleShot(0, runner.list_devices)

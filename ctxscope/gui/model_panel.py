@@ -186,7 +186,7 @@ class ModelPanel(QGroupBox):
         return (choice.uuid,) if choice is not None and choice.uuid else ()
 
     def has_gpu(self) -> bool:
-        """Whether the probed device list includes a CUDA device."""
+        """Whether the listed devices include a CUDA device."""
         return any(str(self.device.itemData(i) or "").startswith("cuda") for i in range(self.device.count()))
 
     def set_busy(self, busy: bool) -> None:
