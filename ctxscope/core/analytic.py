@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ctxscope.core.blocks import AnalyticBlock, AnalyticRow
 from ctxscope.core.modelinfo import is_decoder_config, text_config
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -170,7 +171,7 @@ def decode_bytes(arch: Architecture, depth: int, dtype: str, batch: int = 1) -> 
 
 
 def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name: str | None,
-                   cache: str = "dynamic") -> dict[str, Any]:
+                   cache: str = "dynamic") -> AnalyticBlock:
     """What the analytic model predicts for this run (stored in its header): per length
     KV bytes, prefill FLOPs, decode FLOPs and bytes; the weights; the device peak. A
     config the model cannot describe gives ``{"error": "..."}`` instead of wrong numbers."""
@@ -181,7 +182,7 @@ def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name:
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
         return {"error": f"the analytic model cannot describe this config ({exc})"}
     kv_dtype = dtype if dtype in ("float32", "float16", "bfloat16") else "float32"
-    rows = [{"length": n, "kv_cache_bytes": kv_bytes(arch, n, kv_dtype),
+    rows: list[AnalyticRow] = [{"length": n, "kv_cache_bytes": kv_bytes(arch, n, kv_dtype),
              "prefill_flops": prefill_flops(arch, n),
              "decode_flops": decode_flops(arch, n) if arch.is_decoder else None,
              "decode_bytes": decode_bytes(arch, n, kv_dtype) if arch.is_decoder else None,

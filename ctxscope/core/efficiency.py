@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from ctxscope.core.blocks import AnalyticBlock, AnalyticRow
 from ctxscope.core.results import Point, RunHeader, RunResult
 
 DEPARTURE = 0.10  # flag measured memory more than 10% away from the prediction
@@ -24,10 +24,10 @@ DEPARTURE = 0.10  # flag measured memory more than 10% away from the prediction
 # rows list id → (the list, {length: row}). A report asks for every point's row: a
 # linear search per point made a 10,000-point report quadratic (minutes). The list is
 # kept alive with its index, so its id cannot be reused while cached.
-_ROW_INDEX: dict[int, tuple[list[Any], int, dict[int, dict[str, Any]]]] = {}
+_ROW_INDEX: dict[int, tuple[list[AnalyticRow], int, dict[int, AnalyticRow]]] = {}
 
 
-def _row(analytic: dict[str, Any] | None, length: int) -> dict[str, Any] | None:
+def _row(analytic: AnalyticBlock | None, length: int) -> AnalyticRow | None:
     if not analytic:
         return None
     rows = analytic.get("rows")
@@ -35,7 +35,7 @@ def _row(analytic: dict[str, Any] | None, length: int) -> dict[str, Any] | None:
         return None
     cached = _ROW_INDEX.get(id(rows))
     if cached is None or cached[0] is not rows or cached[1] != len(rows):
-        index: dict[int, dict[str, Any]] = {}
+        index: dict[int, AnalyticRow] = {}
         for row in rows:  # the first row of a length wins, as the search did
             if isinstance(row, dict) and isinstance(row.get("length"), int):
                 index.setdefault(row["length"], row)
@@ -45,30 +45,32 @@ def _row(analytic: dict[str, Any] | None, length: int) -> dict[str, Any] | None:
     return cached[2].get(length)
 
 
-def _peak(analytic: dict[str, Any] | None, dtype: str) -> tuple[float | None, float | None]:
-    peak = (analytic or {}).get("peak") or {}
-    flops = (peak.get("flops") or {}).get(dtype)
-    return (float(flops) if flops else None, float(peak["bytes_per_s"]) if peak.get("bytes_per_s") else None)
+def _peak(analytic: AnalyticBlock | None, dtype: str) -> tuple[float | None, float | None]:
+    peak = analytic.get("peak") if analytic else None
+    if not peak:
+        return None, None
+    flops = peak["flops"].get(dtype)
+    return (float(flops) if flops else None, float(peak["bytes_per_s"]) if peak["bytes_per_s"] else None)
 
 
-def work(analytic: dict[str, Any] | None, mode: str, length: int, batch: int = 1) -> tuple[float, float] | None:
+def work(analytic: AnalyticBlock | None, mode: str, length: int, batch: int = 1) -> tuple[float, float] | None:
     """(FLOPs, bytes moved) of one call of ``mode`` at ``length`` (rows are per batch 1)."""
     row = _row(analytic, length)
     if row is None or analytic is None:  # no row without an analytic block
         return None
     weights = float(analytic.get("weights_bytes") or 0)
     if mode == "decode":
-        if row.get("decode_flops") is None:
-            return None
         # The step's real traffic (cache read, concatenation copy) where the run recorded
         # it; older runs have only the minimum (weights + cache read once).
-        moved = float(row.get("decode_traffic_bytes") or row["decode_bytes"])
-        return float(row["decode_flops"]) * batch, weights + (moved - weights) * batch
+        flops, moved = row.get("decode_flops"), row.get("decode_traffic_bytes") or row.get("decode_bytes")
+        if flops is None or moved is None:  # an encoder: no decode step
+            return None
+        return float(flops) * batch, weights + (float(moved) - weights) * batch
     # Prefill / forward: every weight read once, the KV cache written once.
     return float(row["prefill_flops"]) * batch, weights + float(row["kv_cache_bytes"]) * batch
 
 
-def predicted_ms(analytic: dict[str, Any] | None, dtype: str, mode: str, length: int, batch: int = 1) -> float | None:
+def predicted_ms(analytic: AnalyticBlock | None, dtype: str, mode: str, length: int, batch: int = 1) -> float | None:
     """Roofline lower bound: max(FLOPs / peak FLOP/s, bytes / bandwidth), in ms."""
     w = work(analytic, mode, length, batch)
     flops_peak, bandwidth = _peak(analytic, dtype)
@@ -121,7 +123,7 @@ def point_efficiency(run: RunResult, point: Point) -> PointEfficiency:
     if row is not None and analytic is not None and analytic.get("weights_bytes") is not None:
         # Per point, not predicted_memory(): the point's own batch size counts; the cache
         # storage the mode leaves allocated where the run recorded it.
-        stored = row.get("decode_kv_storage_bytes" if point.mode == "decode" else "prefill_kv_storage_bytes")
+        stored = row.get("decode_kv_storage_bytes") if point.mode == "decode" else row.get("prefill_kv_storage_bytes")
         kv = row["kv_cache_bytes"] if stored is None or not point.memory or point.mode == "forward" else stored
         mem_pred = int(analytic["weights_bytes"] + (0 if point.mode == "forward" else kv) * point.batch_size)
         if point.status == "ok" and point.memory is not None and mem_pred > 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Union
 
+from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.quality.records import QualityPoint
 from ctxscope.core.results import Point, RunHeader
 from ctxscope.core.telemetry import TelemetrySample
@@ -53,7 +54,7 @@ class AttentionResult:
     status: str
     capture: Any = None
     tokens: tuple[str, ...] | None = None
-    entries: tuple[dict[str, Any], ...] = ()
+    entries: tuple[AttentionEntry, ...] = ()
     error: str | None = None
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from ctxscope.core.blocks import AnalyticBlock
 from ctxscope.core.modelinfo import text_config
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def available_bytes(device: Any) -> int | None:
     return None  # MPS and others: no reliable free-memory figure
 
 
-def check_point(loaded: LoadedModel, analytic: dict[str, Any] | None, mode: str, length: int, batch: int,
+def check_point(loaded: LoadedModel, analytic: AnalyticBlock | None, mode: str, length: int, batch: int,
                 available: int | None) -> MemoryCheck:
     """The lower-bound need of ``mode`` at ``length`` against ``available`` bytes.
     Decode at depth L needs its untimed prefill first, so it needs what prefill needs."""

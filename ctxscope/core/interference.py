@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import psutil
 
 from ctxscope.core import nvml
+from ctxscope.core.blocks import TelemetrySummary
 
 #: Other processes' CPU use, in cores, above which a point is flagged contended.
 CPU_OTHER_CORES = 0.5
@@ -101,7 +102,7 @@ class Window:
         return max(0, self.end.energy_mj - self.start.energy_mj) / 1000.0
 
 
-def contention(summary: dict[str, float | int | None]) -> str | None:
+def contention(summary: TelemetrySummary) -> str | None:
     """Why a point's timing is not clean, in one line; ``None`` when nothing crossed a
     threshold (``summary``: the point's telemetry summary)."""
     reasons = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ctxscope.core.blocks import AnalyticBlock, AttentionEntry, TelemetrySummary
 from ctxscope.core.quality.records import QualityResult
 from ctxscope.core.stats import LatencyStats
 
@@ -127,7 +128,7 @@ class Point:
     memory: MemoryStats | None = None
     # Summary of the telemetry samples taken while this point ran (see
     # ctxscope.core.telemetry.summarize): plain numbers keyed by name, units in the names.
-    telemetry: dict[str, float | int | None] | None = None
+    telemetry: TelemetrySummary | None = None
     # Why the timing is not clean (other processes, GPU slowdowns while timed), or None.
     contention: str | None = None
 
@@ -143,7 +144,7 @@ class RunHeader:
     environment: Environment
     # The analytic model's predictions for this run (see ctxscope.core.efficiency):
     # weights bytes, per-length KV bytes / FLOPs / decode bytes, the device peak used.
-    analytic: dict[str, Any] | None = None
+    analytic: AnalyticBlock | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,7 @@ class RunResult:
     status: str
     points: tuple[Point, ...] = ()
     finished: str | None = None
-    attention: tuple[dict[str, Any], ...] = field(default=())
+    attention: tuple[AttentionEntry, ...] = field(default=())
     error: str | None = None  # why a failed run stopped (e.g. the CUDA context was lost)
     quality: QualityResult | None = None  # loss points and needle trials, when quality passes ran
 

@@ -14,6 +14,7 @@ from dataclasses import MISSING, Field, asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ctxscope.core.blocks import AnalyticBlock, AttentionEntry, TelemetrySummary, check_block
 from ctxscope.core.errors import RunFileError
 from ctxscope.core.quality.records import check_settings as check_quality_settings
 from ctxscope.core.quality.records import quality_from_dict
@@ -96,7 +97,8 @@ def run_to_dict(run: RunResult) -> dict[str, Any]:
     """The whole run in the ``ctxscope.run/1`` layout."""
     out = header_to_dict(run.header)
     out.update(status=run.status, finished=run.finished,
-               points=[point_to_dict(p) for p in run.points], attention=list(run.attention))
+               points=[point_to_dict(p) for p in run.points],
+               attention=_plain(run.attention))  # copies: the caller may edit what it gets
     if run.quality is not None:
         from ctxscope.core.quality.records import quality_to_dict
 
@@ -117,6 +119,7 @@ def write_run(run: RunResult, path: Path) -> None:
 
 # JSON values come as exactly these types (a bool is not a number here).
 _NUMBER_TYPES = {int, float}
+_TELEMETRY_TYPES = {int, float, type(None)}
 _PLAIN = {type(None): (type(None),), float: (int, float), int: (int,), str: (str,), bool: (bool,)}
 
 
@@ -150,7 +153,7 @@ def _checker(hint: Any) -> Callable[[Any], bool]:
     if origin is tuple:
         item = _checker(args[0])
         return lambda v: isinstance(v, (list, tuple)) and all(map(item, v))
-    return lambda v: True  # dict payloads (attention, telemetry) are checked where used
+    return lambda v: True  # the JSON blocks (core.blocks) are checked where they are read
 
 
 @functools.cache
@@ -211,12 +214,13 @@ def point_from_dict(data: Any, where: str = "point") -> Point:
             raise RunFileError(f"{where}.latency_ms: {exc}") from None
     mem = _build(MemoryStats, memory, f"{where}.memory") if memory is not None else None
     body = {k: v for k, v in data.items() if k not in ("latency_ms", "memory")}
+    telemetry = body.get("telemetry")
+    if telemetry is not None:
+        check_block(TelemetrySummary, telemetry, f"{where}.telemetry")
+        # Every figure is a number, a newer ctxscope's undeclared ones too.
+        if not set(map(type, telemetry.values())) <= _TELEMETRY_TYPES:
+            raise RunFileError(f"{where}.telemetry: expected an object of numbers")
     point = _build(Point, {**body, "latency_ms": lat, "memory": mem}, where)
-    if point.telemetry is not None and not (
-            isinstance(point.telemetry, dict)
-            and all(isinstance(k, str) and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
-                    for k, v in point.telemetry.items())):
-        raise RunFileError(f"{where}.telemetry: expected an object of numbers")
     _one_of(point.status, POINT_STATUSES, f"{where}.status")
     _one_of(point.mode, MODES, f"{where}.mode")
     if not isinstance(point.length, int) or point.length <= 0:
@@ -253,8 +257,8 @@ def run_from_dict(data: Any) -> RunResult:
         # not be able to point anywhere else ("../", "/", empty).
         raise RunFileError("id: expected letters, digits, '-', '_' or '.' (at most 64, not starting with '.')")
     analytic = data.get("analytic")
-    if analytic is not None and not isinstance(analytic, dict):
-        raise RunFileError("analytic: expected an object")
+    if analytic is not None:
+        check_block(AnalyticBlock, analytic, "analytic")
     header = RunHeader(id=data["id"], created=data["created"], model=model, settings=settings, environment=env,
                        analytic=analytic)
     points_data = data.get("points", [])
@@ -267,8 +271,7 @@ def run_from_dict(data: Any) -> RunResult:
     if not isinstance(attention, list):
         raise RunFileError("attention: expected a list")
     for i, entry in enumerate(attention):
-        if not isinstance(entry, dict):
-            raise RunFileError(f"attention[{i}]: expected an object")
+        check_block(AttentionEntry, entry, f"attention[{i}]")
         if entry.get("status") is not None:  # very early captures wrote none
             _one_of(entry["status"], ATTENTION_STATUSES, f"attention[{i}].status")
     quality = data.get("quality")

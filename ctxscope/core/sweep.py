@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 
+from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.devices import dtype_name
 from ctxscope.core.analytic import analytic_block
 from ctxscope.core.environment import collect_environment
@@ -186,7 +187,7 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
     passes = modes + (("attention",) if cfg.attention is not None else ())
     passes += ("quality",) if quality is not None and quality.note is None else ()
     plan = [(length, mode) for length in lengths for mode in passes]
-    attention: list[dict[str, Any]] = []
+    attention: list[AttentionEntry] = []
     total_weight = sum(length for length, _ in plan)
     done_weight = 0
     points: list[Point] = []

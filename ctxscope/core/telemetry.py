@@ -20,6 +20,7 @@ from typing import Any, TypedDict, TypeVar
 import psutil
 
 from ctxscope.core import nvml as _nvml
+from ctxscope.core.blocks import TelemetrySummary
 from ctxscope.core.interference import Window
 
 
@@ -194,7 +195,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def summarize(samples: list[TelemetrySample], window: Window | None = None) -> dict[str, float | int | None] | None:
+def summarize(samples: list[TelemetrySample], window: Window | None = None) -> TelemetrySummary | None:
     """What the hardware did while a point was timed: means and extremes of the samples
     inside ``window`` (all samples without one), the other processes' CPU use and the
     GPU energy over the window, who else held the GPU. ``None`` when there is neither a

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import ctxscope
+from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.errors import CtxscopeError
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, SweepStarted
 from ctxscope.core.jobs import Job
@@ -82,7 +83,7 @@ class _OpenRun:
     def __init__(self, header: RunHeader) -> None:
         self.header = header
         self.points: list[Point] = []
-        self.attention: list[dict[str, Any]] = []
+        self.attention: list[AttentionEntry] = []
         self.quality: list[LossPoint | NeedleTrial] = []
 
     def result(self, status: str, error: str) -> RunResult:

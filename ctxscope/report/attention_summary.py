@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.errors import RunFileError
 from ctxscope.core.results import RunResult
 
 MAX_LENGTHS = 4
 
 
-def ok_entries(run: RunResult) -> list[dict[str, Any]]:
+def ok_entries(run: RunResult) -> list[AttentionEntry]:
     return [e for e in run.attention if isinstance(e, dict) and e.get("status") == "ok"
             and isinstance(e.get("length"), int) and isinstance(e.get("layer"), int)]
 
@@ -50,12 +51,12 @@ def _span_tiles(edges: np.ndarray, span: Sequence[int] | None) -> tuple[int, int
     return (max(start, 0), max(stop, start + 1))
 
 
-def _heads(run: RunResult, entry: dict[str, Any]) -> int:
+def _heads(run: RunResult, entry: AttentionEntry) -> int:
     per_head = [len(v) for v in (entry.get("stats") or {}).values() if isinstance(v, list)]
     return max([run.header.model.num_heads, *per_head])
 
 
-def _limits(run: RunResult, chosen: Sequence[dict[str, Any]]) -> dict[str, int]:
+def _limits(run: RunResult, chosen: Sequence[AttentionEntry]) -> dict[str, int]:
     """The most bytes each array the report reads may unpack to: [heads, T, T] float32
     maps and T + 1 int64 edges, from the run's declared heads and tiles."""
     from ctxscope.core.attention.storage import MAX_MEMBER_BYTES, declared_bytes
@@ -84,7 +85,7 @@ def thumbnails(run: RunResult, maps_file: Path | None, lengths: Sequence[int]) -
     from ctxscope.core.attention.storage import load_checked
     from ctxscope.report.charts import heatmap_png
 
-    chosen: list[dict[str, Any]] = []
+    chosen: list[AttentionEntry] = []
     for length in lengths:
         at_length = [e for e in entries if e["length"] == length]
         for layer in pick_layers([e["layer"] for e in at_length]):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
+from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.results import Point
 from ctxscope.report.axes import (legend, length_axis, log_y, marker_size, thin, thin_band, thin_rows)
 from ctxscope.report.compare import Comparison, peak_bytes, peak_heading
@@ -285,7 +286,7 @@ def ratio_svg(cmp: Comparison, mode: str, *, title: str) -> str | None:
 
 
 @_styled
-def attention_stats_svg(entries: Sequence[dict[str, Any]], *, title: str) -> str | None:
+def attention_stats_svg(entries: Sequence[AttentionEntry], *, title: str) -> str | None:
     """Per-head statistics averaged over heads and layers, against L."""
     names = [("entropy", "normalised entropy"), ("sink_mass", "sink mass"), ("local_mass", "local mass"),
              ("span_mass", "needle mass")]

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.errors import BadInputError, CtxscopeError, RunFileError
 from ctxscope.core.paths import data_dir_problem
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityResult, quality_from_dict, quality_to_dict
@@ -187,7 +187,7 @@ class RunStore:
         with self._transaction("write to"):
             self._insert_points(run_id, [(seq, point)])
 
-    def add_attention(self, run_id: str, entries: list[dict[str, Any]]) -> None:
+    def add_attention(self, run_id: str, entries: list[AttentionEntry]) -> None:
         """Append a length's attention entries (statistics; maps live in the .npz)."""
         with self._transaction("write to"):
             row = self.conn.execute("SELECT attention_json FROM runs WHERE id = ?", (run_id,)).fetchone()

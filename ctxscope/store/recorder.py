@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, SweepStarted
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint, QualityResult
 from ctxscope.core.results import Point, RunHeader, RunResult
@@ -42,7 +43,7 @@ class RunRecorder:
         self.history = store.path if store is not None else history
         self.header: RunHeader | None = None
         self.points: list[Point] = []
-        self.attention: list[dict[str, Any]] = []
+        self.attention: list[AttentionEntry] = []
         self.quality: list[LossPoint | NeedleTrial] = []
         self.problem = problem
         self.kept_in: Path | None = None

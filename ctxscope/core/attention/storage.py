@@ -9,10 +9,11 @@ import shutil
 import zipfile
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.errors import RunFileError
 from ctxscope.core.units import fmt_bytes
 
@@ -42,9 +43,9 @@ def arrays_of(cap: AttentionCapture, tokens: tuple[str, ...] | None = None) -> d
     return out
 
 
-def entries_of(cap: AttentionCapture, file_name: str, text_kind: str) -> list[dict[str, Any]]:
+def entries_of(cap: AttentionCapture, file_name: str, text_kind: str) -> list[AttentionEntry]:
     """The run JSON's ``attention`` entries for one capture (statistics per head)."""
-    entries = []
+    entries: list[AttentionEntry] = []
     for la in cap.layers:
         stats = {name: [None if not math.isfinite(v) else v for v in values] for name, values in la.stats.items()}
         entries.append({"length": la.length, "layer": la.layer, "tiles": int(len(la.tile_edges) - 1), "status": "ok",

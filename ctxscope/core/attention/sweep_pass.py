@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ctxscope.core.attention.collect import capture
+from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.attention.config import CaptureConfig
 from ctxscope.core.attention.storage import attention_file_name, entries_of
 from ctxscope.core.attention.text import build_input, load_tokenizer
@@ -67,5 +68,5 @@ def run_attention(loaded: LoadedModel, cfg: SweepConfig, length: int, tokenizer:
         status, message = classify_failure(exc)
         failure = AttentionResult(length=length, status=status, error=message)
     release(loaded.device, collect=True)  # outside the except block: the traceback is gone
-    entry = {"length": length, "status": failure.status, "error": failure.error, "stats": {}}
+    entry: AttentionEntry = {"length": length, "status": failure.status, "error": failure.error, "stats": {}}
     return AttentionResult(length=failure.length, status=failure.status, error=failure.error, entries=(entry,))
