@@ -19,6 +19,10 @@ class RunFileError(CtxscopeError):
     """A run file is unreadable, malformed or of an unknown schema."""
 
 
+class WireError(CtxscopeError):
+    """A line that is not a valid ctxscope message (one line saying why)."""
+
+
 class DeviceError(CtxscopeError):
     """The device failed under us (a CUDA context poisoned by a device-side assert):
     not the user's input, but nothing ctxscope can retry either (CLI exit code 3)."""

@@ -8,24 +8,21 @@ written with the run schema's own rules (:mod:`ctxscope.core.serialize`) and rea
 through its validation: nothing received is ever executed or unpickled, and anything
 that does not validate raises :class:`WireError`.
 
-Attention maps travel as ``array`` lines before the event that uses them: raw
-little-endian float32 / int64 bytes, zlib-compressed in chunks of at most
-:data:`CHUNK_BYTES`, base64-encoded; the declared shape bounds what may be inflated.
+Attention maps travel as ``array`` lines before the event that uses them
+(:mod:`ctxscope.core.wire_arrays`); the declared shape bounds what may be inflated.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import math
-import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
-
-from ctxscope.core.errors import CtxscopeError, RunFileError
+from ctxscope.core.blocks import AttentionEntry, check_block
+from ctxscope.core.errors import RunFileError
+from ctxscope.core.errors import WireError as WireError  # re-exported: the protocol's error
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
 from ctxscope.core.guard import MemoryCheck
 from ctxscope.core.matrix import CellFailed, CellFinished, LoadedSummary, ModelLoading, ModelReady
@@ -36,6 +33,7 @@ from ctxscope.core.serialize import (ATTENTION_STATUSES, _build, header_to_dict,
                                      run_from_dict, run_to_dict)
 from ctxscope.core.spec import ModelSpec
 from ctxscope.core.telemetry import TelemetrySample
+from ctxscope.core.wire_arrays import ArrayAssembler, array_messages
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -43,17 +41,7 @@ if TYPE_CHECKING:
 PROTOCOL = 1
 #: No line may be longer (a line without its end within this many bytes is garbage).
 MAX_LINE_BYTES = 64 * 1024**2
-#: Raw bytes per ``array`` line before compression.
-CHUNK_BYTES = 4 * 1024**2
-#: The most one array, and all arrays waiting for their event, may unpack to.
-MAX_ARRAY_BYTES = 512 * 1024**2
-MAX_PENDING_BYTES = 1024**3
-_DTYPES = {"<f4": np.float32, "<i8": np.int64}
 _R = TypeVar("_R", bound="DataclassInstance")
-
-
-class WireError(CtxscopeError):
-    """A line that is not a valid ctxscope message (one line saying why)."""
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -237,6 +225,10 @@ def _attention_from_dict(data: dict[str, Any], arrays: ArrayAssembler | None, wh
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise WireError(f"{where}.entries: expected a list of objects")
     for i, entry in enumerate(entries):
+        try:
+            check_block(AttentionEntry, entry, f"{where}.entries[{i}]")
+        except RunFileError as exc:
+            raise WireError(str(exc)) from None
         if entry.get("status") not in ATTENTION_STATUSES:
             raise WireError(f"{where}.entries[{i}].status: not one of {', '.join(ATTENTION_STATUSES)}")
     capture = None
@@ -249,107 +241,6 @@ def _attention_from_dict(data: dict[str, Any], arrays: ArrayAssembler | None, wh
         capture = arrays.capture(length, entries, tuple(span) if span else None, data.get("random_weights") is True)
     return AttentionResult(length=length, status=status, capture=capture,
                            tokens=tuple(tokens) if tokens is not None else None, entries=tuple(entries), error=error)
-
-
-# -- attention maps -------------------------------------------------------------------
-def array_messages(event: AttentionResult) -> Iterator[dict[str, Any]]:
-    """The ``array`` messages carrying a capture's maps, tile edges and profiles."""
-    if event.capture is None:
-        return
-    for la in event.capture.layers:
-        name = f"L{la.length}_layer{la.layer}"
-        yield from _chunks(name, np.asarray(la.maps, dtype="<f4"))
-        yield from _chunks(f"{name}_edges", np.asarray(la.tile_edges, dtype="<i8"))
-        for row, profile in sorted(la.profiles.items()):
-            yield from _chunks(f"{name}_profile_q{row}", np.asarray(profile, dtype="<f4"))
-
-
-def _chunks(name: str, array: np.ndarray) -> Iterator[dict[str, Any]]:
-    raw = np.ascontiguousarray(array).tobytes()
-    count = max(1, math.ceil(len(raw) / CHUNK_BYTES))
-    for i in range(count):
-        piece = zlib.compress(raw[i * CHUNK_BYTES:(i + 1) * CHUNK_BYTES], 1)
-        yield {"type": "array", "name": name, "dtype": array.dtype.str, "shape": list(array.shape), "chunk": i,
-               "chunks": count, "data": base64.b64encode(piece).decode("ascii")}
-
-
-class ArrayAssembler:
-    """Collects ``array`` messages until the attention event that uses them; the
-    declared shape bounds every chunk before it is inflated (no zip bomb gets far)."""
-
-    def __init__(self, max_pending: int = MAX_PENDING_BYTES) -> None:
-        self.max_pending = max_pending
-        self._parts: dict[str, tuple[str, tuple[int, ...], int, list[bytes]]] = {}
-        self._pending = 0
-
-    def add(self, data: dict[str, Any]) -> None:
-        name, dtype, shape = data.get("name"), data.get("dtype"), data.get("shape")
-        chunk, chunks, payload = data.get("chunk"), data.get("chunks"), data.get("data")
-        if not (isinstance(name, str) and len(name) <= 200 and dtype in _DTYPES and isinstance(payload, str)
-                and isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape) and len(shape) <= 4
-                and type(chunk) is int and type(chunks) is int and 0 <= chunk < chunks):
-            raise WireError(f"array {str(name)[:40]!r}: malformed")
-        size = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
-        if size > MAX_ARRAY_BYTES:
-            raise WireError(f"array {name!r}: {size:,} bytes, more than {MAX_ARRAY_BYTES:,}")
-        if chunk == 0:
-            if name in self._parts:
-                raise WireError(f"array {name!r}: sent twice")
-            self._parts[name] = (dtype, tuple(shape), chunks, [])
-        have = self._parts.get(name)
-        if have is None or have[:3] != (dtype, tuple(shape), chunks) or len(have[3]) != chunk:
-            raise WireError(f"array {name!r}: chunk {chunk} out of order")
-        room = min(CHUNK_BYTES, size - sum(map(len, have[3])))
-        try:
-            inflater = zlib.decompressobj()
-            piece = inflater.decompress(base64.b64decode(payload, validate=True), room + 1)
-        except (ValueError, zlib.error):
-            raise WireError(f"array {name!r}: chunk {chunk} is not compressed base64") from None
-        if len(piece) > room or (chunk == chunks - 1 and len(piece) != room) or not inflater.eof:
-            raise WireError(f"array {name!r}: chunk {chunk} does not match the declared shape")
-        self._pending += len(piece)
-        if self._pending > self.max_pending:
-            raise WireError(f"more than {self.max_pending:,} bytes of attention maps pending")
-        have[3].append(piece)
-
-    def take(self, name: str) -> np.ndarray:
-        if name not in self._parts:
-            raise WireError(f"array {name!r} was not sent")
-        dtype, shape, chunks, parts = self._parts.pop(name)
-        if len(parts) != chunks:
-            raise WireError(f"array {name!r}: {len(parts)} of {chunks} chunks")
-        raw = b"".join(parts)
-        self._pending -= len(raw)
-        array: np.ndarray = np.frombuffer(raw, dtype=_DTYPES[dtype]).reshape(shape).copy()
-        return array
-
-    def capture(self, length: int, entries: list[dict[str, Any]], span: tuple[int, int] | None, random_weights: bool) -> Any:
-        """The :class:`AttentionCapture` the worker had, from its arrays and entries."""
-        from ctxscope.core.attention.collect import AttentionCapture, LayerAttention
-
-        layers = []
-        for entry in entries:
-            if entry.get("status") != "ok":
-                continue
-            name, layer, rows = entry.get("array"), entry.get("layer"), entry.get("profile_rows", [])
-            stats = entry.get("stats")
-            if not (isinstance(name, str) and type(layer) is int and isinstance(rows, list)
-                    and all(type(r) is int for r in rows) and isinstance(stats, dict)):
-                raise WireError(f"attention entry of layer {layer!r}: malformed")
-            maps, edges = self.take(name), self.take(f"{name}_edges")
-            tiles = len(edges) - 1
-            if maps.ndim != 3 or maps.shape[1:] != (tiles, tiles) or edges.ndim != 1:
-                raise WireError(f"array {name!r}: shape {maps.shape} does not match {tiles} tiles")
-            profiles = {row: self.take(f"{name}_profile_q{row}") for row in rows}
-            try:
-                values = {str(k): tuple(math.nan if v is None else float(v) for v in vs) for k, vs in stats.items()}
-            except (TypeError, ValueError):
-                raise WireError(f"attention entry {name!r}: statistics must be numbers") from None
-            layers.append(LayerAttention(length=length, layer=layer, tile_edges=edges, maps=maps, profiles=profiles,
-                                         stats=values))
-        if self._parts:
-            raise WireError(f"arrays sent but not used: {', '.join(sorted(self._parts))[:80]}")
-        return AttentionCapture(length=length, layers=tuple(layers), span=span, random_weights=random_weights)
 
 
 def event_lines(event: Any) -> Iterator[str]:

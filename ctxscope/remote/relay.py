@@ -16,8 +16,9 @@ from ctxscope.core.jobs import Job
 from ctxscope.core.matrix import CellFailed, CellFinished, ModelReady
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint, QualityResult
 from ctxscope.core.results import Point, RunHeader, RunResult
-from ctxscope.core.wire import (PROTOCOL, ArrayAssembler, WireError, event_from_dict, loads, maxctx_from_dict,
+from ctxscope.core.wire import (PROTOCOL, WireError, event_from_dict, loads, maxctx_from_dict,
                                 memory_check_from_dict, summary_from_dict)
+from ctxscope.core.wire_arrays import ArrayAssembler
 
 
 class RemoteError(CtxscopeError):

@@ -23,8 +23,9 @@ from ctxscope.core.quality.config import QualityConfig
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint
 from ctxscope.core.spec import ModelSpec
 from ctxscope.core.telemetry import TelemetrySample
-from ctxscope.core.wire import (CHUNK_BYTES, ArrayAssembler, WireError, event_from_dict, event_lines, event_to_dict,
-                                loads, maxctx_from_dict, maxctx_to_dict, memory_check_from_dict)
+from ctxscope.core.wire import (WireError, event_from_dict, event_lines, event_to_dict, loads, maxctx_from_dict,
+                                maxctx_to_dict, memory_check_from_dict)
+from ctxscope.core.wire_arrays import CHUNK_BYTES, ArrayAssembler
 from ctxscope.remote.relay import Relay, RemoteError
 from tests.conftest import drain, fast_config
 
@@ -144,6 +145,11 @@ def test_jobs_round_trip_and_are_validated() -> None:
     (b'{"type": "event", "event": "PointResult", "point": {"mode": "prefill", "length": 8, "batch_size": 1, '
      b'"status": "oom"}}\n', "status 'oom'"),
     (b'{"type": "event", "event": "SweepStarted", "header": {"schema": "ctxscope.run/1"}}\n', "model"),
+    # The typed blocks are checked as a file's are (core.blocks), naming the key.
+    (b'{"type": "event", "event": "AttentionResult", "length": 8, "status": "ok", "entries": '
+     b'[{"length": 8, "status": "ok", "stats": {"entropy": ["x"]}}]}\n', r"entries\[0\]\.stats\.entropy\[0\]"),
+    (b'{"type": "event", "event": "PointResult", "point": {"mode": "prefill", "length": 8, "batch_size": 1, '
+     b'"status": "ok", "telemetry": {"power_mean_w": "hot"}}}\n', r"telemetry\.power_mean_w: expected a number"),
 ])
 def test_garbage_is_refused_in_one_line(line: bytes, message: str) -> None:
     with pytest.raises(WireError, match=message) as info:
@@ -164,7 +170,7 @@ def test_maps_are_bounded_before_they_inflate() -> None:
         arrays.add({"type": "array", "name": "obj", "dtype": "|O", "shape": [1], "chunk": 0, "chunks": 1, "data": ""})
     # A map larger than one chunk arrives whole.
     big = np.arange(CHUNK_BYTES // 2, dtype=np.float32).reshape(2, -1)
-    from ctxscope.core.wire import _chunks
+    from ctxscope.core.wire_arrays import _chunks
 
     arrays = ArrayAssembler()
     messages = list(_chunks("m", big))
