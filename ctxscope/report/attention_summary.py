@@ -83,7 +83,7 @@ def thumbnails(run: RunResult, maps_file: Path | None, lengths: Sequence[int]) -
     if maps_file is None or not maps_file.exists():
         return [], "the attention maps file (.npz) was not found beside the run; statistics only"
     from ctxscope.core.attention.storage import load_checked
-    from ctxscope.report.charts import heatmap_png
+    from ctxscope.report.attention_charts import heatmap_png
 
     chosen: list[AttentionEntry] = []
     for length in lengths:

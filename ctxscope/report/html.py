@@ -16,7 +16,7 @@ import ctxscope
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.results import RunResult
 from ctxscope.core.serialize import run_to_dict
-from ctxscope.report import charts
+from ctxscope.report import attention_charts, charts
 from ctxscope.report.attention_summary import captured_lengths, ok_entries, pick_lengths, thumbnails
 from ctxscope.report.compare import (PROCESS_PEAK, Comparison, compare, fmt_ratio, peak_bytes, peak_heading,
                                      peak_note)
@@ -243,7 +243,7 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
         thumbs, note = thumbnails(r, maps.get(r.id), shown)
         failed = [e for e in r.attention if isinstance(e, dict) and e.get("status") not in ("ok", None)]
         attention.append({"label": cmp.labels[i], "colour": colours[i], "random_weights": r.header.model.random_weights,
-                          "stats": charts.attention_stats_svg(ok_entries(r), title="attention statistics vs L")
+                          "stats": attention_charts.attention_stats_svg(ok_entries(r), title="attention statistics vs L")
                           if ok_entries(r) else None,
                           "thumbs": thumbs, "note": note,
                           "failed": [f"L={e.get('length')}: {e.get('status')} {e.get('error') or ''}" for e in failed]})
