@@ -179,14 +179,15 @@ def check_hub() -> list[Check]:
 
 
 def check_local() -> list[Check]:
+    from ctxscope.core.kernels import kernel_problem
+
     out = check_history()
     missing = [m for m in ("matplotlib", "jinja2") if _version(m) is None]
     out.append(Check("HTML reports", "warn" if missing else "ok",
                      f"missing {', '.join(missing)}" if missing else "matplotlib and Jinja2 present",
                      f"pip install {' '.join(missing)}" if missing else None))
-    flash = importlib.util.find_spec("flash_attn") is not None
-    out.append(Check("flash attention", "info", "flash_attn installed" if flash else
-                     "flash_attn not installed: --attn flash_attention_2 unavailable (sdpa and eager work)"))
+    problem = kernel_problem("flash_attention_2")
+    out.append(Check("flash attention", "info", problem or "flash_attention_2 can run (flash_attn installed)"))
     return out
 
 

@@ -51,6 +51,8 @@ def check_source(spec: ModelSpec) -> None:
     device = resolve_device(spec.device)
     if spec.dtype != "auto" or device.type == "cpu":  # auto is a half type on accelerators
         check_kernel_dtype(spec.attn_implementation, resolve_dtype(spec.dtype, device, None))
+    # Whether the kernel is installed is asked at load time, not here: a matrix skips
+    # a kernel this machine (or a cluster node) lacks and measures the others.
 
 
 def load_config(spec: ModelSpec) -> Any:
@@ -183,6 +185,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         raise ModelLoadError(f"{spec.source}: encoder-decoder models ({config.model_type}) are not supported yet")
     dtype = resolve_dtype(spec.dtype, device, getattr(config, "dtype", None))
     check_kernel_dtype(spec.attn_implementation, dtype)
+    check_kernel_here(spec.attn_implementation, trust_remote_code=spec.trust_remote_code)
     if spec.device_map not in (None, "auto"):
         raise BadInputError(f"unknown device map {spec.device_map!r}: only 'auto' is supported")
     if spec.device_map and source.kind == "config":
@@ -231,12 +234,23 @@ def check_kernel_dtype(implementation: str | None, dtype: torch.dtype) -> None:
                             "pass --dtype bfloat16 (or float16), or another --attn")
 
 
-def switch_attention(loaded: LoadedModel, implementation: str) -> LoadedModel:
+def check_kernel_here(implementation: str | None, *, trust_remote_code: bool = False) -> None:
+    """Refuse a kernel that cannot run on this machine (not installed, or a Hub kernel
+    without ``trust_remote_code``) before anything loads: see :mod:`ctxscope.core.kernels`."""
+    from ctxscope.core.kernels import kernel_problem
+
+    problem = kernel_problem(implementation, trust_remote_code=trust_remote_code)
+    if problem is not None:
+        raise BadInputError(problem)
+
+
+def switch_attention(loaded: LoadedModel, implementation: str, *, trust_remote_code: bool = False) -> LoadedModel:
     """The same weights with another attention kernel (``sdpa``, ``eager``, ...), without
     loading again: how a matrix sweep compares kernels on one copy of the model."""
     if implementation == loaded.attn_implementation:
         return loaded
     check_kernel_dtype(implementation, loaded.dtype)
+    check_kernel_here(implementation, trust_remote_code=trust_remote_code)
     try:
         loaded.model.set_attn_implementation(implementation)
     except (ImportError, ValueError, KeyError) as exc:

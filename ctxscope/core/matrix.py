@@ -114,7 +114,8 @@ class ModelSlot:
 
         assert self.loaded is not None
         if spec.attn_implementation and spec.attn_implementation != self.loaded.attn_implementation:
-            self.loaded = switch_attention(self.loaded, spec.attn_implementation)
+            self.loaded = switch_attention(self.loaded, spec.attn_implementation,
+                                           trust_remote_code=spec.trust_remote_code)
         self.spec = spec
         return self.loaded
 

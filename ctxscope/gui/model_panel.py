@@ -6,23 +6,15 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
+from ctxscope.core.kernels import usable_kernels
 from ctxscope.core.presets import preset_names
 from ctxscope.core.spec import DTYPES, ModelSpec
 from ctxscope.remote.ssh import RemoteTarget
 from ctxscope.gui.runner import DeviceChoice, LoadedSummary
 from ctxscope.report.fmt import fmt_bytes, fmt_count
 
-ATTN_CHOICES = ("default", "sdpa", "eager", "flash_attention_2", "flex_attention")
 RANDOM_BANNER = "Random weights: latency and memory are valid; attention maps are not meaningful."
 THIS_MACHINE = "this machine"
-
-
-def _attn_usable(name: str) -> bool:
-    import importlib.util
-
-    if name == "flash_attention_2":
-        return importlib.util.find_spec("flash_attn") is not None
-    return True
 
 
 class ModelPanel(QGroupBox):
@@ -69,9 +61,9 @@ class ModelPanel(QGroupBox):
         self.choices: dict[str, DeviceChoice] = {}
         self.device.currentIndexChanged.connect(lambda _i: self.gpuChanged.emit(self.gpu_uuids()))
         self.attn = QComboBox()
-        for name in ATTN_CHOICES:
-            if _attn_usable(name):
-                self.attn.addItem(name, None if name == "default" else name)
+        self.attn.addItem("default", None)
+        for name in usable_kernels():  # the core decides what can run here
+            self.attn.addItem(name, name)
         self.random_weights = QCheckBox("Random weights (architecture only)")
         self.trust_remote_code = QCheckBox("Trust remote code")
         self.trust_remote_code.setToolTip("Runs Python code from the model's repository. Only for sources you trust.")

@@ -244,3 +244,16 @@ def test_overlay_shows_several_runs(window, qtbot, tiny_config_files) -> None:
     assert all("—" in name for name in names)  # both runs are named once they are compared
     layers = [label.text for _, label in window.memory.legend.items if label.text != "predicted weights + KV"]
     assert layers[:3] == ["weights", "KV cache", "activations"]
+
+
+def test_attention_choices_are_what_the_core_says_can_run(qtbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctxscope.core import kernels
+    from ctxscope.gui.model_panel import ModelPanel
+
+    for present, flash in ((set(), False), ({"flash_attn"}, True)):
+        monkeypatch.setattr(kernels, "_installed", lambda module, present=present: module in present)
+        panel = ModelPanel()
+        qtbot.addWidget(panel)
+        items = [panel.attn.itemText(i) for i in range(panel.attn.count())]
+        assert items[0] == "default" and panel.attn.itemData(0) is None
+        assert ("flash_attention_2" in items) is flash and {"sdpa", "eager"} <= set(items)
