@@ -325,8 +325,12 @@ def _write_outputs(runs: list[Any], out_json: Any, out_csv: Any, out_html: Any, 
             failed.append(f"{path} not written ({type(exc).__name__}{': ' + reason if reason else ''})")
     if not failed:
         return
-    kept = f"the run{'s are' if len(runs) > 1 else ' is'} kept ({', '.join(r.id for r in runs)}"
-    kept += f", {out_json})" if out_json is not None else ")"
+    # Name only run files that exist now: an --out that could not be written was said
+    # in its own line and is not where the run is.
+    candidates = [] if out_json is None else [out_json / f"{r.id}.json" for r in runs] if out_json.is_dir() \
+        else [out_json]
+    where = [r.id for r in runs] + [str(p) for p in candidates if p.is_file()]
+    kept = f"the measured run{'s are' if len(runs) > 1 else ' is'} unaffected ({', '.join(where)})"
     if problems is not None:
         problems += [f"{line}; {kept}" for line in failed]
         return

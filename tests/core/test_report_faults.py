@@ -152,8 +152,29 @@ def test_a_failing_report_costs_nothing_measured(capsys, dollar_model: Path, tmp
     assert not page.exists() and not (tmp_path / "r.html.part").exists()
     assert md.read_text().startswith("### ctxscope") and (tmp_path / "r.csv").exists()  # the others still written
     assert run.id in stdout  # the summary names the stored run
+    assert f"unaffected ({run.id}, {out})" in errors[0]
     listed = json.loads(run_cli(capsys, "runs", "list", "--format", "json")[1])
     assert [r["id"] for r in listed] == [run.id]
+
+
+def test_a_failing_report_never_points_at_an_out_file_that_was_not_written(capsys, dollar_model: Path,
+                                                                           tmp_path: Path, monkeypatch) -> None:
+    import ctxscope.report.html as html_report
+
+    import ctxscope.core.serialize as serialize
+
+    def disk_full(run, path) -> None:
+        raise OSError(28, "No space left on device")  # --out cannot be written once the sweep is done
+
+    monkeypatch.setattr(html_report, "render_html", lambda *a, **k: (_ for _ in ()).throw(ValueError("broken")))
+    monkeypatch.setattr(serialize, "write_run", disk_full)
+    out, page = tmp_path / "run.json", tmp_path / "r.html"
+    code, stdout, err = run_cli(capsys, "sweep", str(dollar_model), *FAST, "--out", str(out), "--html", str(page))
+    assert code == 2 and not out.exists() and f"--out {out}" in err  # said in its own line
+    report_line = next(line for line in err.splitlines() if f"{page} not written" in line)
+    assert str(out) not in report_line.split("unaffected", 1)[1]  # only where the run really is
+    run_id = json.loads(run_cli(capsys, "runs", "list", "--format", "json")[1])[0]["id"]
+    assert f"unaffected ({run_id})" in report_line
 
 
 # -- attention archives: bombs and damage (issue 16, item 4) ------------------------------
