@@ -78,10 +78,6 @@ class ModelPanel(QGroupBox):
                            "with “Folder…”")
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.banner = QLabel(RANDOM_BANNER)
-        self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("background: #fff3cd; color: #664d03; padding: 4px; border-radius: 3px;")
-        self.banner.setVisible(False)
 
         row = QHBoxLayout()
         row.addWidget(browse_dir)
@@ -108,7 +104,6 @@ class ModelPanel(QGroupBox):
         layout.addWidget(self.trust_remote_code)
         layout.addWidget(self.trust_warning)
         layout.addWidget(self.load_button)
-        layout.addWidget(self.banner)
         layout.addWidget(self.info)
         self._on_target_edited()
 
@@ -186,7 +181,6 @@ class ModelPanel(QGroupBox):
 
     def set_loading(self, source: str) -> None:
         self.info.setText(f"Loading {source} …")
-        self.banner.setVisible(False)
 
     def set_loaded(self, summary: LoadedSummary) -> None:
         m = summary.info
@@ -195,8 +189,10 @@ class ModelPanel(QGroupBox):
             f"<b>{m.architecture}</b> — {fmt_count(m.params)} parameters, {m.num_layers} layers, "
             f"{m.num_heads} heads / {m.num_kv_heads} KV heads × {m.head_dim}{window}<br>"
             f"max positions {m.max_positions or '?'}, weights {fmt_bytes(summary.weights_bytes)} "
-            f"on {summary.device} ({summary.dtype}, {summary.attn_implementation})")
-        self.banner.setVisible(m.random_weights)
+            f"on {summary.device} ({summary.dtype}, {summary.attn_implementation})"
+            # One line here; the window's yellow bar says it for the runs shown (once, not twice).
+            + ("<br><span style='color: #8a6d3b'>random weights (architecture only): latency and memory "
+               "are real, outputs are not</span>" if m.random_weights else ""))
 
     def _on_load_clicked(self) -> None:
         self.loadRequested.emit(self.spec())

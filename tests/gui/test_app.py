@@ -60,6 +60,10 @@ def test_sweep_fills_plots_table_and_history(window, qtbot, tiny_config_files) -
     settle(window, qtbot)  # the history is read off the UI thread
     assert window.history.table.rowCount() == 1
     assert "complete" in window.status_label.text()
+    # A config-only source: random weights said once in the panel (a line) and once for
+    # the runs shown (the window's bar), not as two identical yellow bars.
+    assert "random weights (architecture only)" in window.model_panel.info.text()
+    assert window.run_banner.isVisible()
 
 
 def test_cancel_keeps_partial_run_and_ui_recovers(window, qtbot, tiny_config_files) -> None:
