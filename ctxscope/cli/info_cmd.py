@@ -34,7 +34,9 @@ def _devices() -> list[dict[str, Any]]:
         free, total = torch.cuda.mem_get_info(i)
         out.append({"device": f"cuda:{i}", "name": props.name, "memory_total_bytes": int(total),
                     "memory_free_bytes": int(free), "compute_capability": f"{props.major}.{props.minor}",
-                    "nvml_used_bytes": nvml.used_bytes(i)})
+                    # NVML knows a GPU by its UUID: an index names another card under
+                    # CUDA_VISIBLE_DEVICES (and used to be passed here, reading nothing).
+                    "nvml_used_bytes": nvml.used_bytes(nvml.torch_uuid(i))})
     if torch.backends.mps.is_available():
         out.append({"device": "mps", "name": "Apple MPS"})
     return out

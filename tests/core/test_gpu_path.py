@@ -87,7 +87,8 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
         def __str__(self) -> str:
             return GPU_UUID.upper()
 
-    props = types.SimpleNamespace(uuid=CUuuid(), pci_bus_id=27, name="NVIDIA H100 80GB HBM3", total_memory=80 << 30)
+    props = types.SimpleNamespace(uuid=CUuuid(), pci_bus_id=27, name="NVIDIA H100 80GB HBM3", total_memory=80 << 30,
+                                  major=9, minor=0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index=0: props)
     yield fake
@@ -103,6 +104,17 @@ def test_gpus_are_found_by_uuid_with_bytes_only(fake_gpu: FakeNvml) -> None:
     lookups = [c for c in fake_gpu.calls if c[0].startswith("nvmlDeviceGetHandle")]
     assert lookups == [("nvmlDeviceGetHandleByUUID", f"GPU-{GPU_UUID}".encode())]  # cached, never by index or bus
     assert all(isinstance(v, bytes) for name, v in fake_gpu.calls if name != "nvmlDeviceGetHandleByIndex")
+
+
+def test_env_reads_each_gpu_by_its_uuid(fake_gpu: FakeNvml, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `ctxscope env` passed the device index to NVML's UUID lookup: never a reading.
+    from ctxscope.cli.info_cmd import _devices
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index=0: (60 << 30, 80 << 30))
+    gpu = next(d for d in _devices() if d["device"] == "cuda:0")
+    assert gpu["nvml_used_bytes"] == 20 << 30 and gpu["name"] == "NVIDIA H100 80GB HBM3"
+    assert ("nvmlDeviceGetHandleByUUID", f"GPU-{GPU_UUID}".encode()) in fake_gpu.calls
 
 
 def test_mig_instances_and_unknown_gpus(fake_gpu: FakeNvml) -> None:
