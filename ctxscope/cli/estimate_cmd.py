@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from ctxscope.core.blocks import AnalyticBlock
 from ctxscope.core.errors import BadInputError, ModelLoadError
 
 
@@ -93,10 +94,11 @@ def add_predictions(result: dict[str, Any], peak: Any) -> None:
 
     result["peak"] = None if peak is None else {"name": peak.name, "flops": dict(peak.flops),
                                                 "bytes_per_s": peak.bytes_per_s, "source": peak.source}
+    # The estimate's rows are per this batch already: the block is read at batch 1.
+    block: AnalyticBlock = {"weights_bytes": result["weights_bytes"], "rows": result["lengths"], "peak": result["peak"]}
     for row in result["lengths"]:
         for mode in ("prefill", "decode"):
-            row[f"predicted_{mode}_ms"] = predicted_ms(
-                {**result, "rows": result["lengths"]}, result["dtype"], mode, row["length"], result["batch"])
+            row[f"predicted_{mode}_ms"] = predicted_ms(block, result["dtype"], mode, row["length"], 1)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -111,6 +111,26 @@ def test_estimate_predicts_what_a_sweep_here_would_run(capsys) -> None:
     assert "beyond the model's 1024 positions" in capsys.readouterr().out
 
 
+def test_estimate_counts_the_batch_once(capsys) -> None:
+    """The rows are per batch already: a batch of 4 is 4× the prefill work, and a decode
+    step reads the weights once plus 4 caches (it was batch² and 4 + 16 caches)."""
+    rows = {}
+    for batch in (1, 4):
+        assert main(["estimate", "preset:llama-3.1-8b", "--gpu", "H100 SXM", "--dtype", "bfloat16", "--lengths", "8k",
+                     "--batch", str(batch), "--format", "json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        rows[batch] = (out["lengths"][0], out["weights_bytes"], out["peak"])
+    (one, weights, peak), (four, _, _) = rows[1], rows[4]
+    assert four["prefill_flops"] == 4 * one["prefill_flops"]
+    compute_ms = four["prefill_flops"] / peak["flops"]["bfloat16"] * 1e3
+    assert four["predicted_prefill_ms"] == pytest.approx(compute_ms)  # 4 × 8k tokens: compute-bound
+    assert four["predicted_prefill_ms"] == pytest.approx(4 * one["predicted_prefill_ms"], rel=0.01)
+    kv = four["kv_cache_bytes"]  # four caches of 8k tokens
+    assert kv == 4 * one["kv_cache_bytes"]
+    assert four["predicted_decode_ms"] == pytest.approx(max((weights + kv) / peak["bytes_per_s"],
+                                                            four["decode_flops"] / peak["flops"]["bfloat16"]) * 1e3)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["estimate", "preset:nope"], "unknown preset"),
     (["estimate", "preset:gpt2", "--lengths", "0"], "positive"),
