@@ -236,6 +236,6 @@ def _print(checks: list[Check]) -> None:
     if fixes:
         console.print("\n[bold]To fix:[/bold]")
         for c in fixes:
-            console.print(f"  {c.name}: {escape(c.fix)}")
+            console.print(f"  {c.name}: {escape(c.fix or '')}")
     bad = sum(c.status == "fail" for c in checks)
     console.print(f"\n{'[red]' + str(bad) + ' problem(s) found.[/red]' if bad else '[green]Ready.[/green]'}")

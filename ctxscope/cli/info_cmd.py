@@ -112,7 +112,7 @@ def preset_table() -> list[dict[str, Any]]:
     for name in preset_names():
         cfg = AutoConfig.from_pretrained(str(preset_path(name)))
         with torch.device("meta"):
-            model = (AutoModelForCausalLM if is_decoder_config(cfg) else AutoModel).from_config(cfg)
+            model = (AutoModelForCausalLM if is_decoder_config(cfg) else AutoModel).from_config(cfg)  # type: ignore[no-untyped-call]
         info = describe(model, cfg, f"preset:{name}", random_weights=True, revision=None)
         out.append({"name": name, "origin": preset_origin(name), **asdict(info)})
     return out

@@ -39,7 +39,8 @@ def resolve_runs(refs: list[str]) -> tuple[list[Any], dict[str, Path | None]]:
     from ctxscope.core.serialize import load_run
     from ctxscope.store.attention_files import maps_path
 
-    runs, maps = [], {}
+    runs: list[Any] = []
+    maps: dict[str, Path | None] = {}
     store = None
     try:
         for ref in refs:
@@ -83,11 +84,11 @@ def predictions_for(runs: list[Any]) -> dict[str, dict[int, int]]:
 def _baseline(args: argparse.Namespace, count: int) -> int:
     if not 1 <= args.baseline <= count:
         raise BadInputError(f"--baseline {args.baseline}: choose 1 to {count} (the runs are numbered as given)")
-    return args.baseline - 1
+    return int(args.baseline) - 1
 
 
-def render(runs: list[Any], fmt: str, *, baseline: int = 0, maps: dict | None = None,
-           predictions: dict | None = None, title: str | None = None) -> str:
+def render(runs: list[Any], fmt: str, *, baseline: int = 0, maps: dict[str, Path | None] | None = None,
+           predictions: dict[str, dict[int, int]] | None = None, title: str | None = None) -> str:
     """The report text in one of :data:`FORMATS` (CSV and JSON of several runs concatenate them)."""
     if fmt == "html":
         from ctxscope.report.html import render_html

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from ctxscope.cli.common import output_path, quiet_transformers
@@ -282,8 +283,6 @@ def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: An
 
 
 def _out_dir(value: str | None) -> Any:
-    from pathlib import Path
-
     if value is None:
         return None
     path = Path(value).expanduser()
@@ -308,7 +307,7 @@ def _write_outputs(runs: list[Any], out_json: Any, out_csv: Any, out_html: Any, 
 
     # Maps written beside the run files win: --no-store leaves only those.
     folder = None if out_json is None else out_json if out_json.is_dir() else out_json.parent
-    maps = {r.id: maps_path(r.id, folder) for r in runs}
+    maps: dict[str, Path | None] = {r.id: maps_path(r.id, folder) for r in runs}
     failed: list[str] = []
     for path, fmt in ((out_csv, "csv"), (out_html, "html"), (out_md, "md")):
         if path is None:
