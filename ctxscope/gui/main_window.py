@@ -48,12 +48,12 @@ class MainWindow(QMainWindow):
                                        self.refresh_history)
         self.maxctx = MaxContextController(self.runner, self.model_panel, self.live, self.tabs, self)
         self.exports = ExportController(self, self)
-        self.actions = build_menus(
+        self.menu_actions = build_menus(  # not "actions": that is QWidget.actions()
             self, open_file=self.open_run_file, export=self.export_report, run=self.sweep_panel.run_button.click,
             matrix=lambda: self.run_matrix(), maxctx=lambda: self.find_max_context(), cancel=self.runner.cancel,
             plots={"latency": self.latency, "memory": self.memory, "throughput": self.throughput},
             copy_plot=self.copy_plot, save_plot=self.save_plot, about=self.show_about)
-        self.run_action = self.actions.run
+        self.run_action = self.menu_actions.run
         self._connect()
         window_settings.restore(self, self.model_panel, self.sweep_panel)
         self.refresh_history()
@@ -137,7 +137,7 @@ class MainWindow(QMainWindow):
         self.runner.jobFailed.connect(self.error)
         self.presenter = RunPresenter(self, self.runner, model_panel=self.model_panel, sweep_panel=self.sweep_panel,
                                       live=self.live, attention=self.attention, telemetry=self.telemetry,
-                                      run_banner=self.run_banner, progress=self.progress, actions=self.actions,
+                                      run_banner=self.run_banner, progress=self.progress, actions=self.menu_actions,
                                       feedback=self, clear_views=self._clear_views,
                                       refresh_history=self.refresh_history)
         self.quality.follow(self.runner, self.model_panel.spec)  # after the presenter, which clears views first
