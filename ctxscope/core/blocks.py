@@ -186,7 +186,7 @@ def _typed_dict(kind: Any) -> _Check:
     hints = typing.get_type_hints(kind)
     required = frozenset(kind.__required_keys__)
     # Plain keys are checked inline (one set lookup each); only a failure builds a path.
-    plain = {k: t for k, h in hints.items() if (t := _plain_union(h)) is not None}
+    plain = {k: t for k, h in hints.items() if (t := json_types(h)) is not None}
     nested = {k: _validator(h) for k, h in hints.items() if k not in plain}
 
     def check(value: Any, where: str) -> None:
@@ -205,8 +205,9 @@ def _typed_dict(kind: Any) -> _Check:
     return check
 
 
-def _plain_union(hint: Any) -> frozenset[type] | None:
-    """The JSON types of a union of plain hints (``float | None``), else None."""
+def json_types(hint: Any) -> frozenset[type] | None:
+    """The exact JSON types a plain hint (``int``, ``float | None``, ...) admits; ``None``
+    for hints that need more than a type test (the run records' fields use it too)."""
     if hint in _PLAIN:
         return _PLAIN[hint][0]
     if typing.get_origin(hint) not in (typing.Union, types.UnionType):

@@ -14,7 +14,7 @@ from dataclasses import MISSING, Field, asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ctxscope.core.blocks import AnalyticBlock, AttentionEntry, TelemetrySummary, check_block
+from ctxscope.core.blocks import AnalyticBlock, AttentionEntry, TelemetrySummary, check_block, json_types
 from ctxscope.core.errors import RunFileError
 from ctxscope.core.quality.records import check_settings as check_quality_settings
 from ctxscope.core.quality.records import quality_from_dict
@@ -120,30 +120,13 @@ def write_run(run: RunResult, path: Path) -> None:
 # JSON values come as exactly these types (a bool is not a number here).
 _NUMBER_TYPES = {int, float}
 _TELEMETRY_TYPES = {int, float, type(None)}
-_PLAIN = {type(None): (type(None),), float: (int, float), int: (int,), str: (str,), bool: (bool,)}
-
-
-def _plain_types(hint: Any) -> frozenset[type] | None:
-    """The exact JSON types a plain hint (``int | None``, ``float``, ...) admits; ``None``
-    for hints that need more than a type test."""
-    if hint in _PLAIN:
-        return frozenset(_PLAIN[hint])
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        out: frozenset[type] = frozenset()
-        for arg in typing.get_args(hint):
-            part = _plain_types(arg)
-            if part is None:
-                return None
-            out |= part
-        return out
-    return None
 
 
 def _checker(hint: Any) -> Callable[[Any], bool]:
     """A predicate for values of the type ``hint``, built once per field: asking
     ``typing`` about the hint for every value of every point was most of a large
     file's load time."""
-    plain = _plain_types(hint)
+    plain = json_types(hint)
     if plain is not None:
         return lambda v: type(v) in plain
     origin, args = typing.get_origin(hint), typing.get_args(hint)
