@@ -13,7 +13,7 @@ import time
 import pytest
 
 from ctxscope.cli import main
-from ctxscope.core.events import PointResult
+from ctxscope.core.events import PointResult, SweepStarted
 from ctxscope.core.jobs import Job
 from ctxscope.core.matrix import CellFinished
 from ctxscope.core.spec import ModelSpec
@@ -74,10 +74,18 @@ def test_a_killed_worker_loses_only_its_cell(cluster, tiny_config_files) -> None
     cfg = fast_config((16, 32, 64, 128), min_repeats=20, max_repeats=20)
     pids: dict[int, int] = {}
     killed: list[int] = []
+    shown: list[int] = []  # the cell whose events are being shown, from its run's settings
 
     def kill_first(event: object) -> None:
+        # Kill the worker of the cell whose point just arrived: it is mid-run. (The lowest
+        # cell that said hello may still be loading its model on a loaded machine: a cell
+        # lost before its run starts has no run to record, only a failure line.)
+        if isinstance(event, SweepStarted):
+            s = event.header.settings
+            shown.append(next(i for i, sp in enumerate(specs) if (sp.dtype, sp.attn_implementation) ==
+                              (s.dtype, s.attn_implementation)))
         if isinstance(event, PointResult) and not killed:
-            cell = min(pids)
+            cell = shown[-1]
             killed.append(cell)
             os.kill(pids[cell], signal.SIGKILL)
 
