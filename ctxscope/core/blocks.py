@@ -142,25 +142,13 @@ def _validator(hint: Any) -> _Check:
     if typing.is_typeddict(hint):
         return _typed_dict(hint)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        nullable = type(None) in args
-        options = [a for a in args if a is not type(None)]
-        inner = _validator(options[0]) if len(options) == 1 else None
+    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        inner = _validator(next(a for a in args if a is not type(None)))
 
-        def union(value: Any, where: str) -> None:
-            if value is None and nullable:
-                return
-            if inner is not None:  # "X | None": X's own message says what is wrong
+        def optional(value: Any, where: str) -> None:  # "X | None": X's own message says what is wrong
+            if value is not None:
                 inner(value, where)
-                return
-            for option in options:
-                try:
-                    _validator(option)(value, where)
-                    return
-                except RunFileError:
-                    continue
-            raise _wrong(where, " or ".join(str(o) for o in options), value)
-        return union
+        return optional
     if origin is list:
         item = _validator(args[0])
 

@@ -222,7 +222,7 @@ def _attention_from_dict(data: dict[str, Any], arrays: ArrayAssembler | None, wh
         raise WireError(f"{where}.error: expected a string")
     if tokens is not None and not (isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)):
         raise WireError(f"{where}.tokens: expected a list of strings")
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+    if not isinstance(entries, list):  # each entry is checked as an object below
         raise WireError(f"{where}.entries: expected a list of objects")
     for i, entry in enumerate(entries):
         try:
