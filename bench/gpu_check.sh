@@ -5,6 +5,10 @@
 #   bash bench/gpu_check.sh                  # results in bench/results/gpu-check/
 #   OUT=/some/dir bash bench/gpu_check.sh    # e.g. the device tool's $OUT
 #
+# On a host without network whose packages are older or missing (the lent GPU host:
+# bench/gpu-host.txt), first run `bash bench/gpu_prepare.sh` here and copy .whl/ with the
+# tree: this script installs it into a temporary target before anything else.
+#
 # Writes gpu-<device>.json (every figure, with the environment), summary.txt (one line
 # per step) and log.txt (every step's output). Without CUDA it runs the same steps on
 # the CPU with small models (a rehearsal: its figures are CPU figures, never GPU ones).
@@ -13,13 +17,35 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/gpu-check}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
-export CTXSCOPE_HOME
-CTXSCOPE_HOME=$(mktemp -d)
 LOG="$OUT/log.txt"
 SUMMARY="$OUT/summary.txt"
 : > "$LOG"
 : > "$SUMMARY"
+
+# What the host lacks travels as wheels (bash bench/gpu_prepare.sh writes .whl/): installed
+# into a throwaway target first, ahead of the host's own packages on PYTHONPATH.
+WHEELS=${WHEELS:-.whl}
+SITE=""
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
+    SITE=$(mktemp -d)
+    if ! $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+            "$WHEELS"/*.whl >> "$LOG" 2>&1; then
+        echo "gpu_check: installing the wheels of $WHEELS failed (see $LOG)" | tee -a "$SUMMARY"
+        exit 1
+    fi
+    echo "installed $(ls "$WHEELS"/*.whl | wc -l) wheels from $WHEELS into $SITE" | tee -a "$SUMMARY"
+fi
+export PYTHONPATH="${SITE:+$SITE:}$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+export KINETO_LOG_LEVEL=6  # the profiler's start/stop lines would fill the log
+export CTXSCOPE_HOME
+CTXSCOPE_HOME=$(mktemp -d)
+
+# First, in seconds: the versions it will run with, and whether ctxscope imports at all.
+# Every later step would fail on the same import otherwise.
+if ! $PY bench/gpu_ready.py ${SITE:+"$SITE"} 2>&1 | tee -a "$LOG" "$SUMMARY"; then
+    echo "gpu_check: stopped before the first step: ctxscope cannot run on this host (above)" | tee -a "$SUMMARY"
+    exit 1
+fi
 
 if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     DEVICE=cuda; DTYPE=bfloat16
@@ -30,18 +56,20 @@ else
     SMALL=preset:gpt2; BIG=""  # the attention bench's default small Llama
     FID_LENGTHS=128,256; OVH_LENGTHS=128,256,512; ATT_LENGTHS=1k,2k; EAGER_MAX=1k
 fi
+# The limits below are the GPU budget (under 8 minutes in all). A CPU rehearsal may share
+# its cores with other work (CI, a laptop): it gets three times as long.
+SCALE=1; [[ $DEVICE == cpu ]] && SCALE=3
 
 # step NAME SECONDS CMD...: run with a time limit, append output to the log, one line to the summary.
 step() {
     local name=$1 limit=$2; shift 2
     local t0=$SECONDS
     echo "===== $name: $*" >> "$LOG"
-    timeout "$limit" "$@" >> "$LOG" 2>&1
+    timeout "$((limit * SCALE))" "$@" >> "$LOG" 2>&1
     local rc=$?
     printf '%-14s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - t0))" "$*" | tee -a "$SUMMARY"
 }
 
-step versions 60 $PY -c "import sys, torch, transformers; print(sys.version.split()[0], torch.__version__, torch.version.cuda, transformers.__version__)"
 step env 120 $PY -m ctxscope env --probe --format json
 step tests 240 $PY -m pytest -c bench/pytest-gpu.ini --rootdir=. -p no:cacheprovider -q -m gpu tests/gpu \
     --junitxml="$OUT/tests.xml"

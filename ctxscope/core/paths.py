@@ -10,13 +10,25 @@ import os
 import shutil
 from pathlib import Path
 
-import platformdirs
+
+
+def _user_data_dir() -> Path:
+    """The platform's per-user data folder for ctxscope. platformdirs knows every platform's
+    rule; where it is missing (a headless GPU host with a fixed package set) the XDG rule,
+    which is what platformdirs itself answers on Linux."""
+    try:
+        import platformdirs
+    except ImportError:
+        base = os.environ.get("XDG_DATA_HOME", "").strip()
+        root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
+        return root / "ctxscope"
+    return Path(platformdirs.user_data_dir("ctxscope", appauthor=False))
 
 
 def data_dir_path() -> Path:
     """The data directory's path, without touching the disk."""
     override = os.environ.get("CTXSCOPE_HOME")
-    return Path(override).expanduser() if override else Path(platformdirs.user_data_dir("ctxscope", appauthor=False))
+    return Path(override).expanduser() if override else _user_data_dir()
 
 
 def data_dir() -> Path:
