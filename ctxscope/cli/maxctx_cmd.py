@@ -66,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
         nonlocal count
         count += 1
         if table:
-            print(f"  trial {count:2d}: L={p.length:<8d} {p.status:12s} peak {fmt_bytes(p.peak_bytes):>11s}  "
-                  f"{p.seconds:6.2f} s", file=sys.stderr)
+            print(f"  {p.line(count, budget)}", file=sys.stderr)
 
     result = drive(find_max_context(loaded, mode=args.mode, budget=budget, granularity=args.granularity,
                                     batch=args.batch, allow_beyond_max=args.allow_beyond_max), show)
@@ -97,8 +96,7 @@ def _remote(args: argparse.Namespace, spec: Any, budget: int | None) -> int:
         nonlocal trials
         trials += 1
         if args.format == "table":
-            print(f"  trial {trials:2d}: L={p.length:<8d} {p.status:12s} peak {fmt_bytes(p.peak_bytes):>11s}  "
-                  f"{p.seconds:6.2f} s", file=sys.stderr)
+            print(f"  {p.line(trials, budget)}", file=sys.stderr)
 
     result, summary = remote_maxctx(args, spec, request, show)
     if args.format == "json":

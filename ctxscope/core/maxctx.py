@@ -10,10 +10,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.units import fmt_bytes
+from ctxscope.core.units import fmt_bytes, fmt_mib
 
 if TYPE_CHECKING:
     from ctxscope.core.loading import LoadedModel
+
+#: What a trial's peak is, by the ``measure`` code a trial carries.
+MEASURES = {
+    "reserved": "the GPU allocator's reserved peak during the pass",
+    "model": "the model peak: weights + the CPU allocator's peak during the pass (repeatable)",
+    "rss": "the process's resident-memory high-water (the CPU allocator's figure was unavailable)",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Trial:
@@ -22,6 +30,14 @@ class Trial:
     status: str  # "ok", "oom" or "over budget"
     peak_bytes: int | None
     seconds: float
+    measure: str = "reserved"  # a key of MEASURES: what peak_bytes is
+
+    def line(self, number: int, budget_bytes: int | None) -> str:
+        """'trial  3: L=8192  over budget  peak 1,000.4 MiB > 1,000.0 MiB  2.10 s' — MiB
+        precision, and the comparison that decided it."""
+        cmp = "" if self.peak_bytes is None or budget_bytes is None else (" > " if self.status == "over budget" else " ≤ ") + fmt_mib(budget_bytes)
+        return (f"trial {number:2d}: L={self.length:<8d} {self.status:12s} peak {fmt_mib(self.peak_bytes):>13s}"
+                f"{cmp}  {self.seconds:6.2f} s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +59,21 @@ class MaxContext:
             return f"{self.largest_fit:,} tokens (the model's maximum positions; nothing longer was tried)"
         return f"{self.largest_fit:,} tokens (fails at {self.smallest_fail:,}: within {self.granularity})"
 
+    @property
+    def measure(self) -> str:
+        """What the budget was compared with, in words."""
+        codes = [t.measure for t in self.trials if t.peak_bytes is not None]
+        return MEASURES.get(codes[-1] if codes else "reserved", codes[-1] if codes else "")
+
     def summary(self) -> str:
-        """One sentence: the mode, the budget, the answer, the analytic bound, the trials."""
-        bound = (f"; analytic upper bound (weights + KV cache only, activations ignored) {self.predicted:,} tokens"
-                 if self.predicted else "")
-        return (f"longest {self.mode} that runs within {fmt_bytes(self.budget_bytes)}: {self.answer()}{bound}; "
-                f"{len(self.trials)} trial{'s' if len(self.trials) != 1 else ''}")
+        """One sentence: the mode, the budget, the answer, the analytic bound, the trials,
+        and what the budget was compared with."""
+        bound = (f"; analytic upper bound (weights + KV cache + state only, activations ignored) {self.predicted:,} "
+                 "tokens" if self.predicted else "")
+        exact = "" if fmt_bytes(self.budget_bytes) == fmt_mib(self.budget_bytes) else f" ({fmt_mib(self.budget_bytes)})"
+        return (f"longest {self.mode} that runs within {fmt_bytes(self.budget_bytes)}{exact}: "
+                f"{self.answer()}{bound}; {len(self.trials)} trial{'s' if len(self.trials) != 1 else ''}; "
+                f"the budget was compared with {self.measure}")
 
 
 def search(trial: Callable[[int], Trial], *, start: int, granularity: int, limit: int,
@@ -124,21 +149,24 @@ def trial_runner(loaded: LoadedModel, mode: str, budget_bytes: int, batch: int =
     """A trial: one untimed pass at a length, exactly what the sweep runs there (a
     prefill that keeps its cache; for decode, that prefill and one step); fits when it
     neither runs out of memory nor peaks above the budget (GPU: the allocator's reserved
-    peak; CPU: the process's RSS high-water)."""
+    peak; CPU: the model peak — the weights plus the CPU allocator's peak during the pass,
+    the same for the same pass however busy the machine; the process's RSS high-water, which
+    is not, only where the allocator's figure is unavailable)."""
     import torch
 
     from ctxscope.core.compat import cache_kwargs, output_cache
     from ctxscope.core.inputs import random_token_ids
     from ctxscope.core.errors import CONTEXT_LOST, DeviceError
     from ctxscope.core.measure import warm_process
-    from ctxscope.core.memory import PeakMemory, is_context_error, is_oom, model_devices, release
+    from ctxscope.core.memory import PeakMemory, is_context_error, is_oom, model_devices, module_bytes, release
 
     warm_process(loaded)  # one-off first-call allocations must not count against the budget
     devices = model_devices(loaded.model) if loaded.device.type == "cuda" else ()
+    weights = module_bytes(loaded.model)
 
     def run(length: int) -> Trial:
         t0 = time.perf_counter()
-        status, peak = "ok", None
+        status, peak, measure = "ok", None, "reserved"
         try:
             ids = random_token_ids(length, batch, loaded.info.vocab_size, seed=0).to(loaded.device)
             with torch.inference_mode(), PeakMemory(devices or loaded.device) as mem:
@@ -153,7 +181,12 @@ def trial_runner(loaded: LoadedModel, mode: str, budget_bytes: int, batch: int =
                 del out
             # On a GPU the reserved peak: what the allocator took from the device (the
             # allocated peak plus fragmentation) is what a memory fraction limits.
-            peak = mem.peak_reserved if mem.peak_reserved is not None else mem.peak_rss
+            if mem.peak_reserved is not None:
+                peak = mem.peak_reserved
+            elif mem.alloc_peak is not None:
+                peak, measure = weights + mem.alloc_peak, "model"
+            else:
+                peak, measure = mem.peak_rss, "rss"
         except Exception as exc:
             if is_context_error(exc):
                 raise DeviceError(CONTEXT_LOST) from None
@@ -165,6 +198,6 @@ def trial_runner(loaded: LoadedModel, mode: str, budget_bytes: int, batch: int =
         if status == "ok" and peak is not None and peak > budget_bytes:
             status = "over budget"
         return Trial(length=length, fits=status == "ok", status=status, peak_bytes=peak,
-                     seconds=time.perf_counter() - t0)
+                     seconds=time.perf_counter() - t0, measure=measure)
 
     return run

@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 
 
 def predicted_max(loaded: LoadedModel, budget: int, dtype: str, batch: int, limit: int) -> int | None:
-    """Largest L whose weights + KV cache fit the budget (activations ignored: an upper bound)."""
+    """Largest L whose weights + KV cache + recurrent state fit the budget (activations
+    ignored: an upper bound)."""
     from ctxscope.core import analytic
 
     arch = analytic.describe_config(loaded.config)
-    weights = analytic.weights_bytes(arch, dtype)
+    weights = analytic.weights_bytes(arch, dtype) + analytic.state_bytes(arch, dtype, batch)  # state: fixed in L
     lo, hi = 0, limit
     while lo < hi:
         mid = (lo + hi + 1) // 2

@@ -1,5 +1,6 @@
-"""Memory of one pass: allocator peaks on CUDA (the model's devices only), RSS high-water on
-CPU, KV bytes held (storage, not views), and cleanup that never raises."""
+"""Memory of one pass: allocator peaks on CUDA (the model's devices only), on CPU the RSS
+high-water and the CPU allocator's peak, and cleanup that never raises. What a cache holds
+is counted in :mod:`ctxscope.core.cache_storage`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import psutil
 import torch
 
 from ctxscope.core import nvml
+from ctxscope.core.cpu_alloc import CpuAllocatorPeak
 
 _CLEAR_REFS = "/proc/self/clear_refs"
 
@@ -43,37 +45,6 @@ def model_devices(model: torch.nn.Module) -> tuple[torch.device, ...]:
     plain load, several under ``device_map="auto"``); empty off CUDA."""
     indices = {t.device.index or 0 for t in list(model.parameters()) + list(model.buffers()) if t.device.type == "cuda"}
     return tuple(torch.device("cuda", i) for i in sorted(indices))
-
-
-def _cache_tensors(cache: Any) -> list[torch.Tensor]:
-    layers = getattr(cache, "layers", None)
-    if layers is not None:
-        return [t for layer in layers for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
-                if isinstance(t, torch.Tensor)]
-    if isinstance(cache, (tuple, list)):  # legacy tuple-of-tuples caches
-        return [t for item in cache for t in (_cache_tensors(item) if isinstance(item, (tuple, list)) else [item])
-                if isinstance(t, torch.Tensor)]
-    return []
-
-
-def cache_bytes(cache: Any) -> int:
-    """Bytes of memory the key/value tensors of a transformers cache keep allocated:
-    each underlying storage once.
-
-    Not the bytes of the tensors as seen: a sliding-window layer's keys are a *view* of
-    the whole buffer its last update built (after a prefill of L tokens, a view of the
-    last window of an L-token storage), and a cropped full-attention layer a view of its
-    L + 1 tokens. The memory held is the storage's.
-    """
-    seen: set[tuple[str, int]] = set()
-    total = 0
-    for t in _cache_tensors(cache):
-        storage = t.untyped_storage()
-        key = (str(t.device), storage.data_ptr())
-        if key not in seen:
-            seen.add(key)
-            total += int(storage.nbytes())
-    return total
 
 
 def _read_hwm() -> int | None:
@@ -144,7 +115,9 @@ class PeakMemory:
     """Context manager around one pass. On CUDA (``devices``: the GPUs the model
     occupies) read afterwards ``allocated_before``, ``peak_allocated`` and
     ``peak_reserved``, summed over those devices only, and ``process_peak`` (NVML's
-    view of this process, when available); on CPU ``rss_before`` and ``peak_rss``.
+    view of this process, when available); on CPU ``rss_before`` and ``peak_rss``, and
+    ``alloc_peak``: the bytes torch's CPU allocator handed out during the pass above what
+    was held at its start (repeatable, unlike the RSS; ``None`` where unavailable).
     """
 
     def __init__(self, devices: torch.device | Sequence[torch.device], *, uuids: Sequence[str] = ()) -> None:
@@ -158,6 +131,8 @@ class PeakMemory:
         self.process_peak: int | None = None
         self.peak_rss: int | None = None
         self.rss_before: int | None = None
+        self.alloc_peak: int | None = None
+        self._alloc: CpuAllocatorPeak | None = None
         self._sampler: _RssSampler | None = None
         self._nvml: _ProcessMemorySampler | None = None
 
@@ -175,6 +150,7 @@ class PeakMemory:
             if not _reset_hwm():
                 self._sampler = _RssSampler()
                 self._sampler.start()
+            self._alloc = CpuAllocatorPeak().__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -191,6 +167,9 @@ class PeakMemory:
                     self._nvml.read()
                     self.process_peak = self._nvml.peak
             return
+        if self._alloc is not None:
+            self._alloc.__exit__(*exc)
+            self.alloc_peak = self._alloc.peak
         rss_now = psutil.Process().memory_info().rss
         if self._sampler is not None:
             self._sampler.done.set()

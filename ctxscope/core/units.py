@@ -48,6 +48,12 @@ def fmt_bytes(value: float | None) -> str:
     raise AssertionError("unreachable")
 
 
+def fmt_mib(value: float | None) -> str:
+    """Bytes in MiB with one decimal whatever the size (1073741824 → ``1,024.0 MiB``): where
+    a figure is compared with a budget, 1.0 GiB against 1.0 GiB decides nothing."""
+    return "-" if value is None else f"{value / 2**20:,.1f} MiB"
+
+
 def fmt_ms(value: float | None) -> str:
     if value is None:
         return "-"
