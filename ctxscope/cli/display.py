@@ -16,33 +16,42 @@ from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_seconds
 
 
 def points_table(points: tuple[Point, ...] | list[Point], title: str | None = None) -> Table:
-    from ctxscope.report.compare import PEAK_MEANINGS, PEAK_NAMES, PROCESS_PEAK, PROCESS_PEAK_MEANING
+    from ctxscope.report.compare import PEAK_MEANINGS, PEAK_NAMES, PROCESS_PEAK, PROCESS_PEAK_MEANING, peak_bytes
 
-    # "peak" alone meant the RSS here and weights + KV + activations in comparisons:
-    # the column says which figure it is, the caption what it holds.
+    # One name per measure, the same as reports and comparisons: the allocator peak on a
+    # GPU, the model peak on a CPU, and there the process's RSS beside it, named apart.
     on_gpu = any(p.memory is not None and p.memory.peak_allocated_bytes is not None for p in points)
-    peak_name = PEAK_NAMES["allocator"] if on_gpu else PROCESS_PEAK
-    caption = (f"{peak_name}: {PEAK_MEANINGS['allocator'] if on_gpu else PROCESS_PEAK_MEANING}"
-               + ("" if on_gpu else f"; comparisons show the {PEAK_NAMES['model']} ({PEAK_MEANINGS['model']})"))
+    with_state = any(p.memory is not None and p.memory.state_bytes for p in points)
+    kind = "allocator" if on_gpu else "model"
+    caption = f"{PEAK_NAMES[kind]}: {PEAK_MEANINGS[kind]}"
+    if not on_gpu:
+        caption += f"\n{PROCESS_PEAK}: {PROCESS_PEAK_MEANING}"
+    if with_state:
+        caption += "\nstate: recurrent and convolution state of state-space / linear-attention layers (fixed in L)"
     reasons = sorted({p.contention for p in points if p.contention})
     if reasons:  # what else ran while those points were timed
         caption += "\ncontended: " + "; ".join(reasons)
     table = Table(title=title, show_lines=False, caption=caption, caption_justify="left")
-    for name, justify in (("mode", "left"), ("length", "right"), ("status", "left"), ("median", "right"),
-                          ("p10–p90", "right"), ("n", "right"), ("tokens/s", "right"), ("KV cache", "right"),
-                          ("activations", "right"), (peak_name, "right")):
+    columns = [("mode", "left"), ("length", "right"), ("status", "left"), ("median", "right"),
+               ("p10–p90", "right"), ("n", "right"), ("tokens/s", "right"), ("KV cache", "right")]
+    columns += [("state", "right")] if with_state else []
+    columns += [("activations", "right"), (PEAK_NAMES[kind], "right")]
+    columns += [] if on_gpu else [(PROCESS_PEAK, "right")]
+    for name, justify in columns:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for p in points:
         lat, mem = p.latency_ms, p.memory
-        peak = None if mem is None else mem.peak_allocated_bytes if on_gpu else mem.peak_rss_bytes
         status = p.status if p.status == "ok" else f"[red]{p.status}[/red]"
         if p.contention:
             status = "ok [yellow]contended[/yellow]"
         spread = f"{fmt_ms(lat.p10)} – {fmt_ms(lat.p90)}" + (" [yellow]noisy[/yellow]" if lat.noisy else "") if lat else "-"
-        table.add_row(p.mode, str(p.length), status, fmt_ms(lat.median) if lat else "-", spread,
-                      str(lat.n) if lat else "-", f"{p.tokens_per_s:,.1f}" if p.tokens_per_s else "-",
-                      fmt_bytes(mem.kv_cache_bytes) if mem else "-",
-                      fmt_bytes(mem.activation_bytes) if mem else "-", fmt_bytes(peak))
+        row = [p.mode, str(p.length), status, fmt_ms(lat.median) if lat else "-", spread,
+               str(lat.n) if lat else "-", f"{p.tokens_per_s:,.1f}" if p.tokens_per_s else "-",
+               fmt_bytes(mem.kv_cache_bytes) if mem else "-"]
+        row += [fmt_bytes(mem.state_bytes) if mem else "-"] if with_state else []
+        row += [fmt_bytes(mem.activation_bytes) if mem else "-", fmt_bytes(peak_bytes(mem))]
+        row += [] if on_gpu else [fmt_bytes(mem.peak_rss_bytes if mem else None)]
+        table.add_row(*row)
     return table
 
 

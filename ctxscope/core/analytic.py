@@ -1,11 +1,15 @@
-"""What a model costs from its config alone: parameters, weights and KV-cache bytes,
-FLOPs of a prefill and of one decode step, bytes a decode step moves.
+"""What a model costs from its config alone: parameters (total and, for a mixture of
+experts, active), weights, KV-cache and recurrent-state bytes, FLOPs of a prefill and of
+one decode step, bytes a decode step moves.
 
 Exact where it can be: parameters come from instantiating the architecture on the meta
-device (no memory, no weights), and the KV layout from the cache transformers itself
-builds for the config, so sliding-window and alternating local/global layers are capped
-exactly where transformers caps them. Where the config does not describe a figure, the
-field is ``None`` with a reason, never a guess.
+device (no memory, no weights), and the cache layout — which layers hold keys and values
+(full or sliding), which hold a fixed-size state (state-space, linear-attention,
+short-convolution layers), and how large each is — from the cache transformers itself
+builds for a meta-device pass (:mod:`ctxscope.core.layer_kinds`). So sliding windows,
+hybrid stacks and pure state-space models are sized exactly where transformers sizes them.
+Where the config does not describe a figure, the field is ``None`` with a reason, never a
+guess.
 """
 
 from __future__ import annotations
@@ -17,16 +21,16 @@ from typing import Any
 import torch
 
 from ctxscope.core.blocks import AnalyticBlock, AnalyticRow
+from ctxscope.core.layer_kinds import KVLayer, StateLayer, cache_layout
 from ctxscope.core.modelinfo import is_decoder_config, text_config
+from ctxscope.core.moe import Experts, find_experts
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+#: FLOPs per recurrent-state element per token: the update (decay, write) and the read-out.
+#: An estimate (the exact count differs by kernel); small beside the matmuls.
+RECURRENCE_FLOPS = 4
 
-
-@dataclass(frozen=True, slots=True)
-class KVLayer:
-    kv_heads: int
-    head_dim: int
-    window: int | None  # tokens kept by a sliding layer after a prefill (None: all)
+__all__ = ["Architecture", "KVLayer", "StateLayer", "describe_config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +47,19 @@ class Architecture:
     kv_layers: tuple[KVLayer, ...]
     is_decoder: bool
     notes: tuple[str, ...] = field(default=())
+    state_layers: tuple[StateLayer, ...] = ()
+    layer_kinds: tuple[str, ...] = ()
+    experts: Experts | None = None
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token uses (all of them for a dense model)."""
+        return self.experts.active_params(self.params) if self.experts else self.params
 
 
 def describe_config(config: Any) -> Architecture:
     """Build the :class:`Architecture` of a transformers config (meta device: no memory)."""
-    from transformers import AutoModel, AutoModelForCausalLM, DynamicCache
+    from transformers import AutoModel, AutoModelForCausalLM
 
     decoder = is_decoder_config(config)
     with torch.device("meta"):
@@ -60,23 +72,30 @@ def describe_config(config: Any) -> Architecture:
     lm_head = int(head.weight.numel()) if head is not None else 0
     tied = head is not None and emb is not None and head.weight is emb.weight
     tc = text_config(config)
-    heads = int(tc.num_attention_heads)
-    head_dim = int(getattr(tc, "head_dim", None) or tc.hidden_size // heads)
-    kv_heads = int(getattr(tc, "num_key_value_heads", None) or heads)
+    heads = int(getattr(tc, "num_attention_heads", 0) or 0)
+    head_dim = int(getattr(tc, "head_dim", None) or (tc.hidden_size // heads if heads else 0))
+    experts = find_experts(model, config)
     notes: list[str] = []
-    kv_layers: list[KVLayer] = []
+    kv_layers: tuple[KVLayer, ...] = ()
+    state_layers: tuple[StateLayer, ...] = ()
+    kinds: tuple[str, ...] = ()
     if decoder:
-        cache = DynamicCache(config=config)
-        for layer in cache.layers:
-            sliding = getattr(layer, "is_sliding", False)
-            window = getattr(layer, "sliding_window", None) if sliding else None
-            # After a prefill a sliding layer keeps its last window − 1 states.
-            kv_layers.append(KVLayer(kv_heads, head_dim, window - 1 if window else None))
-        if len(kv_layers) != int(tc.num_hidden_layers):
+        layout = cache_layout(config, model)  # last: it casts the meta model
+        kv_layers, state_layers, kinds = layout.kv_layers, layout.state_layers, layout.kinds
+        notes += layout.notes
+        if len(kinds) != int(tc.num_hidden_layers):
             notes.append("cache layers differ from hidden layers (shared KV): KV bytes follow the cache")
+        if kv_layers:
+            head_dim = kv_layers[0].head_dim
     return Architecture(params=int(params), embedding_params=embedding_params, lm_head_matmul_params=lm_head, tied=tied,
                         num_layers=int(tc.num_hidden_layers), num_heads=heads, head_dim=head_dim,
-                        kv_layers=tuple(kv_layers), is_decoder=decoder, notes=tuple(notes))
+                        kv_layers=kv_layers, is_decoder=decoder, notes=tuple(notes),
+                        state_layers=state_layers, layer_kinds=kinds, experts=experts)
+
+
+def state_bytes(arch: Architecture, dtype: str, batch: int = 1) -> int:
+    """Bytes of the recurrent and convolution states (fixed: the same at any length)."""
+    return sum(layer.bytes(BYTES[dtype], batch) for layer in arch.state_layers)
 
 
 def kv_bytes(arch: Architecture, length: int, dtype: str, batch: int = 1) -> int:
@@ -85,7 +104,7 @@ def kv_bytes(arch: Architecture, length: int, dtype: str, batch: int = 1) -> int
     allocated differs by views: :func:`prefill_kv_storage_bytes`,
     :func:`decode_kv_storage_bytes`."""
     size = BYTES[dtype]
-    return batch * sum(2 * layer.kv_heads * layer.head_dim * size * (min(length, layer.window) if layer.window else length)
+    return batch * sum(layer.elements_per_token() * size * (min(length, layer.window) if layer.window else length)
                        for layer in arch.kv_layers)
 
 
@@ -102,32 +121,42 @@ def decode_kv_storage_bytes(arch: Architecture, depth: int, dtype: str, batch: i
     full-attention layer, at most the window (``window − 1`` kept + the new one) in a
     sliding one."""
     size = BYTES[dtype]
-    return batch * sum(2 * layer.kv_heads * layer.head_dim * size
+    return batch * sum(layer.elements_per_token() * size
                        * (min(depth + 1, layer.window + 1) if layer.window else depth + 1)
                        for layer in arch.kv_layers)
 
 
 def decode_traffic_bytes(arch: Architecture, depth: int, dtype: str, batch: int = 1, cache: str = "dynamic") -> int:
-    """Bytes one decode step at depth ``depth`` moves through memory at least: every
-    weight once, the cache read by attention, and the cache update. A dynamic cache
-    grows by concatenation, so each step also reads the old cache and writes the new
-    one (about three times the cache in all); a static cache writes one token in place,
-    but attention reads its whole preallocated buffer."""
+    """Bytes one decode step at depth ``depth`` moves through memory at least: the weights
+    its tokens use once, the cache read by attention, the cache update, and each recurrent
+    state read and written. A dynamic cache grows by concatenation, so each step also reads
+    the old cache and writes the new one (about three times the cache in all); a static
+    cache writes one token in place, but attention reads its whole preallocated buffer."""
     stored = decode_kv_storage_bytes(arch, depth, dtype, batch)  # what attention reads after the update
     if cache == "static":
         update = batch * kv_bytes_per_token(arch, dtype)  # one token written in place
     else:
         update = stored + (stored - batch * kv_bytes_per_token(arch, dtype))  # write the new cache, read the old
-    return weights_bytes(arch, dtype) + stored + update
+    return decode_weight_bytes(arch, dtype, batch) + stored + update + 2 * state_bytes(arch, dtype, batch)
 
 
 def kv_bytes_per_token(arch: Architecture, dtype: str) -> int:
     """Per token of context with every layer still growing (no window reached)."""
-    return sum(2 * layer.kv_heads * layer.head_dim * BYTES[dtype] for layer in arch.kv_layers)
+    return sum(layer.elements_per_token() * BYTES[dtype] for layer in arch.kv_layers)
 
 
 def weights_bytes(arch: Architecture, dtype: str) -> int:
     return arch.params * BYTES[dtype]
+
+
+def decode_weight_bytes(arch: Architecture, dtype: str, batch: int = 1) -> int:
+    """Weights a decode step of ``batch`` tokens reads: all of a dense model; of a mixture
+    of experts, all but the routed experts no token chose (at most k per token)."""
+    if arch.experts is None:
+        return weights_bytes(arch, dtype)
+    e = arch.experts
+    touched = min(e.num_experts, e.top_k * batch)
+    return (arch.params - e.expert_params + e.expert_params * touched // e.num_experts) * BYTES[dtype]
 
 
 def _attended(length: int, window: int | None, causal: bool) -> float:
@@ -141,33 +170,58 @@ def _attended(length: int, window: int | None, causal: bool) -> float:
 
 
 def _body_params(arch: Architecture) -> int:
-    """Parameters applied to every token: all but the input embeddings and the LM head
-    (norm scales are counted as matmul weights too: 2·N per token, the usual convention)."""
-    return arch.params - arch.embedding_params - (0 if arch.tied else arch.lm_head_matmul_params)
+    """Parameters applied to every token: all but the input embeddings and the LM head,
+    and of a mixture of experts only those one token uses (norm scales are counted as
+    matmul weights too: 2·N per token, the usual convention)."""
+    return arch.active_params - arch.embedding_params - (0 if arch.tied else arch.lm_head_matmul_params)
+
+
+def _pair_flops(arch: Architecture, layer: KVLayer | None) -> float:
+    """FLOPs per attended query–key pair: QKᵀ and PV over every query head."""
+    k_dim = layer.head_dim if layer else arch.head_dim
+    v_dim = (layer.v_head_dim or layer.head_dim) if layer else arch.head_dim
+    return 2.0 * arch.num_heads * (k_dim + v_dim)
+
+
+def _recurrence_flops(arch: Architecture) -> float:
+    """FLOPs per token of every recurrent state's update and read-out."""
+    return float(RECURRENCE_FLOPS * sum(layer.recurrent_elements for layer in arch.state_layers))
 
 
 def prefill_flops(arch: Architecture, length: int, batch: int = 1) -> float:
     """FLOPs of a forward pass over ``length`` tokens with last-position logits: 2 per
-    multiply–add for every weight matrix (embeddings excluded: a lookup), plus the
-    attention term 4 · heads · head_dim per attended query–key pair (QKᵀ and PV)."""
-    matmul = _body_params(arch)
-    linear = 2.0 * matmul * length + 2.0 * arch.lm_head_matmul_params  # LM head: one position
-    windows = [layer.window for layer in arch.kv_layers] or [None] * arch.num_layers
-    attention = sum(4.0 * arch.num_heads * arch.head_dim * _attended(length, w, arch.is_decoder) for w in windows)
-    return batch * (linear + attention)
+    multiply–add for every weight matrix a token uses (embeddings excluded: a lookup;
+    a mixture of experts: the active experts only), the attention term per attended
+    query–key pair on the attention layers only (L² on full layers, L·w on sliding
+    ones), and the recurrence of state-space and linear-attention layers (∝ L)."""
+    linear = 2.0 * _body_params(arch) * length + 2.0 * arch.lm_head_matmul_params  # LM head: one position
+    if arch.is_decoder:
+        attention = sum(_pair_flops(arch, layer) * _attended(length, layer.window, True) for layer in arch.kv_layers)
+    else:  # an encoder: every layer attends every pair
+        attention = arch.num_layers * _pair_flops(arch, None) * _attended(length, None, False)
+    return batch * (linear + attention + _recurrence_flops(arch) * length)
 
 
 def decode_flops(arch: Architecture, depth: int, batch: int = 1) -> float:
     """FLOPs of one decode step with ``depth`` tokens cached (attends depth + 1 keys)."""
     matmul = _body_params(arch) + arch.lm_head_matmul_params
-    attention = sum(4.0 * arch.num_heads * arch.head_dim * ((min(depth, layer.window) if layer.window else depth) + 1)
+    attention = sum(_pair_flops(arch, layer) * ((min(depth, layer.window) if layer.window else depth) + 1)
                     for layer in arch.kv_layers)
-    return batch * (2.0 * matmul + attention)
+    return batch * (2.0 * matmul + attention + _recurrence_flops(arch))
 
 
 def decode_bytes(arch: Architecture, depth: int, dtype: str, batch: int = 1) -> int:
-    """Bytes a decode step must read at least: every weight once and the whole cache."""
-    return weights_bytes(arch, dtype) + kv_bytes(arch, depth, dtype, batch)
+    """Bytes a decode step must read at least: the weights it uses once, the whole KV
+    cache and every recurrent state."""
+    return decode_weight_bytes(arch, dtype, batch) + kv_bytes(arch, depth, dtype, batch) + state_bytes(arch, dtype, batch)
+
+
+def kinds_summary(arch: Architecture) -> dict[str, int]:
+    """How many decoder layers of each kind (full_attention: 6, mamba: 18, …)."""
+    out: dict[str, int] = {}
+    for kind in arch.layer_kinds:
+        out[kind] = out.get(kind, 0) + 1
+    return out
 
 
 def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name: str | None,
@@ -182,7 +236,9 @@ def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name:
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
         return {"error": f"the analytic model cannot describe this config ({exc})"}
     kv_dtype = dtype if dtype in ("float32", "float16", "bfloat16") else "float32"
+    state = state_bytes(arch, kv_dtype) if arch.state_layers else None
     rows: list[AnalyticRow] = [{"length": n, "kv_cache_bytes": kv_bytes(arch, n, kv_dtype),
+             "state_bytes": state,
              "prefill_flops": prefill_flops(arch, n),
              "decode_flops": decode_flops(arch, n) if arch.is_decoder else None,
              "decode_bytes": decode_bytes(arch, n, kv_dtype) if arch.is_decoder else None,
@@ -194,7 +250,12 @@ def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name:
              if arch.is_decoder else None}
             for n in sorted(set(lengths))]
     peak = peak_for(device_name)
-    return {"params": arch.params, "weights_bytes": weights_bytes(arch, kv_dtype), "rows": rows,
-            "notes": list(arch.notes),
+    block: AnalyticBlock = {"params": arch.params, "weights_bytes": weights_bytes(arch, kv_dtype), "rows": rows,
+            "notes": list(arch.notes), "layer_kinds": kinds_summary(arch),
             "peak": None if peak is None else {"name": peak.name, "flops": dict(peak.flops),
                                                "bytes_per_s": peak.bytes_per_s, "source": peak.source}}
+    if arch.experts is not None:
+        block["active_params"] = arch.active_params
+        block["experts"] = {"num_experts": arch.experts.num_experts, "top_k": arch.experts.top_k,
+                            "expert_params": arch.experts.expert_params}
+    return block

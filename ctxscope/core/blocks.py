@@ -57,6 +57,7 @@ class AnalyticRow(_AnalyticRowKeys, total=False):
     prefill_kv_storage_bytes: int  # storage a prefill leaves in the cache
     decode_kv_storage_bytes: int | None  # storage held after one decode step at this depth
     decode_traffic_bytes: int | None  # bytes a decode step moves with the run's cache class
+    state_bytes: int | None  # recurrent + convolution state (fixed in L); None: the model has none
 
 
 class DevicePeak(TypedDict):
@@ -66,6 +67,14 @@ class DevicePeak(TypedDict):
     flops: dict[str, float]  # per dtype, FLOP/s
     bytes_per_s: float
     source: str
+
+
+class ExpertsBlock(TypedDict):
+    """A mixture of experts' routing: E experts, k per token, their parameters."""
+
+    num_experts: int
+    top_k: int
+    expert_params: int
 
 
 class AnalyticBlock(TypedDict, total=False):
@@ -78,6 +87,9 @@ class AnalyticBlock(TypedDict, total=False):
     notes: list[str]
     peak: DevicePeak | None
     error: str
+    layer_kinds: dict[str, int]  # decoder layers per kind (core.layer_kinds.KINDS)
+    active_params: int  # a mixture of experts: parameters one token uses
+    experts: ExpertsBlock
 
 
 class _AttentionEntryKeys(TypedDict):

@@ -21,18 +21,27 @@ from ctxscope.core.accounting import split_memory
 from ctxscope.core.compat import cache_kwargs, output_cache
 from ctxscope.core.inputs import random_token_ids, special_token_ids
 from ctxscope.core.loading import LoadedModel
-from ctxscope.core.memory import PeakMemory, cache_bytes, model_devices, module_bytes
+from ctxscope.core.cache_storage import cache_bytes, state_bytes
+from ctxscope.core.memory import PeakMemory, model_devices, module_bytes
 from ctxscope.core.results import MemoryStats, Point
+from ctxscope.core.rollback import CacheRollback, attention_depth
 from ctxscope.core.spec import SweepConfig
 from ctxscope.core.stats import LatencyStats
 from ctxscope.core.timing import CallTimer, Cancelled, RepeatPolicy, repeat_timed
 
 WARM_LENGTH = 16
-#: Decode steps (each cropped back) run before a decode point's memory pass: after a
-#: prefill, sliding-window layers still hold the whole prefill buffer (with past
-#: recording, until the first crop; then a view of it until the next update). Two
-#: steps bring every layer to the storage it keeps while decoding.
+#: A decode point's cache is built by a prefill of L − 2 tokens and two real decode steps,
+#: not a prefill of L: after a prefill, sliding-window layers still hold (a view of) the
+#: whole prefill buffer until their next update. Two steps bring every layer to the storage
+#: it keeps while decoding; the timed steps then start from depth L.
 SETTLE_STEPS = 2
+#: (KV bytes, state bytes) a cache holds.
+Held = tuple[int, int]
+
+
+def held(cache: Any) -> Held:
+    """What a cache holds: key/value storage and recurrent/convolution state storage."""
+    return cache_bytes(cache), state_bytes(cache)
 
 
 def warm_process(loaded: LoadedModel) -> None:
@@ -97,9 +106,9 @@ class Measurer:
     def _keep_for_decode(self, length: int, out: Any) -> None:
         cache = output_cache(out)
         layers = getattr(cache, "layers", None)
-        # Sliding-window layers drop old states unless recording was switched on before
-        # the prefill, and then cannot be cropped back: those get a fresh prefill.
-        if layers and hasattr(cache, "crop") and not any(getattr(layer, "is_sliding", False) for layer in layers):
+        # A sliding-window layer still holds (a view of) the whole prefill buffer after a
+        # prefill: such a cache is not what decoding holds, so those get a fresh build.
+        if layers and not any(getattr(layer, "is_sliding", False) for layer in layers):
             self._handoff = (length, cache)
 
     def _ids(self, length: int, salt: int = 0) -> torch.Tensor:
@@ -119,25 +128,34 @@ class Measurer:
         if self.stop is not None and self.stop.is_set():
             raise Cancelled
 
-    def _memory(self, probe: PeakMemory, kv_before: int, kv_after: int) -> MemoryStats:
+    def _memory(self, probe: PeakMemory, before: Held, after: Held) -> MemoryStats:
+        # The cache as a whole (KV + recurrent state) is what the split subtracts; the two
+        # are then reported apart.
+        kv_before, kv_after = sum(before), sum(after)
+        kv, state = after
         if probe.peak_allocated is not None and probe.allocated_before is not None:
             split = split_memory(weights=self.weights_bytes, allocated_before=probe.allocated_before,
                                  peak=probe.peak_allocated, kv_before=kv_before, kv_after=kv_after,
                                  reserved_peak=probe.peak_reserved)
-            return MemoryStats(weights_bytes=split.weights, kv_cache_bytes=split.kv_cache,
+            return MemoryStats(weights_bytes=split.weights, kv_cache_bytes=kv, state_bytes=state,
                                activation_bytes=split.activations, other_bytes=split.other,
                                allocated_before_bytes=probe.allocated_before,
                                peak_allocated_bytes=probe.peak_allocated, peak_reserved_bytes=probe.peak_reserved,
                                device_used_bytes=probe.process_peak,
                                accounting_note="; ".join(split.notes) or None)
-        split = split_memory(weights=self.weights_bytes, allocated_before=probe.rss_before or 0,
-                             peak=probe.peak_rss or 0, kv_before=kv_before, kv_after=kv_after)
-        return MemoryStats(weights_bytes=split.weights, kv_cache_bytes=split.kv_cache,
+        # CPU: the allocator's growth during the pass (repeatable) where the profiler gave
+        # it; the RSS high-water otherwise (it moves with arenas and reused pages).
+        rss_before = probe.rss_before or 0
+        grown = probe.alloc_peak if probe.alloc_peak is not None else (probe.peak_rss or 0) - rss_before
+        split = split_memory(weights=self.weights_bytes, allocated_before=rss_before, peak=rss_before + grown,
+                             kv_before=kv_before, kv_after=kv_after)
+        return MemoryStats(weights_bytes=split.weights, kv_cache_bytes=kv, state_bytes=state,
                            activation_bytes=split.activations, other_bytes=split.other,
-                           allocated_before_bytes=probe.rss_before, peak_rss_bytes=probe.peak_rss)
+                           allocated_before_bytes=probe.rss_before, peak_rss_bytes=probe.peak_rss,
+                           cpu_allocator_peak_bytes=probe.alloc_peak)
 
-    def _run_phases(self, call: Callable[[], Any], kv_of: Callable[[Any], int], *,
-                    after: Callable[[], None] | None = None, kv_before: int = 0,
+    def _run_phases(self, call: Callable[[], Any], kv_of: Callable[[Any], Held], *,
+                    after: Callable[[], None] | None = None, kv_before: Held = (0, 0),
                     keep_last: bool = False) -> tuple[list[float], MemoryStats, Any]:
         self._check_stop()
         point_start = interference.read(())  # CPU counters only: the point's whole span
@@ -183,13 +201,13 @@ class Measurer:
                                           **self.head_kwargs)
                     # The buffer is allocated before the memory pass and reset (untimed)
                     # after each call: a static cache's memory is all "before".
-                    samples, memory, last = self._run_phases(call, lambda out: cache_bytes(cache), after=cache.reset,
-                                                             kv_before=cache_bytes(cache))
+                    samples, memory, last = self._run_phases(call, lambda out: held(cache), after=cache.reset,
+                                                             kv_before=held(cache))
                     del cache
                 elif mode == "prefill":
                     def call() -> Any:
                         return self.model(input_ids=ids, use_cache=True, **self.head_kwargs)
-                    samples, memory, last = self._run_phases(call, lambda out: cache_bytes(output_cache(out)),
+                    samples, memory, last = self._run_phases(call, lambda out: held(output_cache(out)),
                                                              keep_last=self._handoff_wanted)
                     if last is not None:
                         self._keep_for_decode(length, last)
@@ -197,15 +215,16 @@ class Measurer:
                 else:
                     def call() -> Any:
                         return self.model(input_ids=ids)
-                    samples, memory, _ = self._run_phases(call, lambda out: 0)
+                    samples, memory, _ = self._run_phases(call, lambda out: (0, 0))
                 tokens = batch * length
         stats = LatencyStats.from_samples(samples)
         return Point(mode=mode, length=length, batch_size=batch, status="ok", latency_ms=stats,
                      tokens_per_s=tokens / (stats.median / 1e3), memory=memory)
 
     def _decode(self, length: int) -> tuple[list[float], MemoryStats]:
-        """Per-token latency at depth exactly ``length``: prefill once (untimed), then
-        time one-token steps, cropping the cache back to ``length`` after each."""
+        """Per-token latency at depth exactly ``length``: build the cache of depth L once
+        (untimed), then time one-token steps, restoring the cache to depth L after each
+        (:class:`~ctxscope.core.rollback.CacheRollback`: any layer kind, any cache)."""
         from transformers import DynamicCache
 
         self._check_stop()
@@ -214,36 +233,27 @@ class Measurer:
             cache = self._handoff[1]
             self._handoff = None
         else:
-            if self.static:
-                cache = self._static_cache(length)
-            else:
-                cache = DynamicCache(config=self.model.config)
-                if hasattr(cache, "activate_past_recording"):
-                    # Sliding-window layers cannot be cropped otherwise. The method is
-                    # unannotated in transformers 5.24: mypy sees an untyped call.
-                    cache.activate_past_recording()  # type: ignore[no-untyped-call]
+            cache = self._static_cache(length) if self.static else DynamicCache(config=self.model.config)
             ids = self._ids(length)
-            out = self.model(input_ids=ids, use_cache=True, **cache_kwargs(self.model, cache), **self.head_kwargs)
-            del out, ids
+            settle = min(SETTLE_STEPS, length - 1)
+            out = self.model(input_ids=ids[:, :length - settle], use_cache=True, **cache_kwargs(self.model, cache),
+                             **self.head_kwargs)
+            del out
+            for i in range(length - settle, length):
+                self._check_stop()
+                out = self.model(input_ids=ids[:, i:i + 1], use_cache=True, **cache_kwargs(self.model, cache),
+                                 **self.head_kwargs)
+                del out
+            del ids
+        rollback = CacheRollback(cache)
         step_ids = self._ids(1, salt=7)
 
         def step() -> Any:
             return self.model(input_ids=step_ids, use_cache=True, **cache_kwargs(self.model, cache),
                               **self.head_kwargs)
 
-        def crop() -> None:
-            # A negative count removes that many tokens (transformers 5); a static cache
-            # only moves its write position back, and the next step overwrites the slot.
-            cache.crop(-1)
-
-        for _ in range(SETTLE_STEPS):
-            self._check_stop()
-            out = step()
-            del out
-            crop()
-        samples, memory, _ = self._run_phases(step, lambda _out: cache_bytes(cache), after=crop,
-                                              kv_before=cache_bytes(cache))
-        depth = cache.get_seq_length()
-        if depth != length:
+        samples, memory, _ = self._run_phases(step, lambda _out: held(cache), after=rollback, kv_before=held(cache))
+        depth = attention_depth(cache)
+        if depth is not None and depth != length:
             raise RuntimeError(f"decode depth drifted to {depth} tokens instead of {length}")
         return samples, memory

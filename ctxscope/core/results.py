@@ -94,10 +94,11 @@ class MemoryStats:
     """Memory of one pass, in bytes. GPU fields are ``None`` on CPU and vice versa.
 
     Split by :func:`ctxscope.core.accounting.split_memory`: ``kv_cache_bytes`` is the
-    storage the cache holds after the pass (each storage once), ``activation_bytes`` =
-    peak − allocated before the pass − new KV, ``other_bytes`` = allocated before − weights
-    − KV held before (inputs, workspaces; on CPU the process itself). On GPU the four add
-    up to ``peak_allocated_bytes``; ``accounting_note`` says where they do not.
+    key/value storage the cache holds after the pass and ``state_bytes`` its recurrent /
+    convolution state (each storage once), ``activation_bytes`` = peak − allocated before
+    the pass − new cache (KV + state), ``other_bytes`` = allocated before − weights − cache
+    held before (inputs, workspaces; on CPU the process itself). On GPU the five add up to
+    ``peak_allocated_bytes``; ``accounting_note`` says where they do not.
     ``device_used_bytes`` is this process's memory on the GPU(s) per NVML (CUDA context
     and allocator cache included), the peak over the pass.
     """
@@ -112,6 +113,12 @@ class MemoryStats:
     other_bytes: int | None = None
     allocated_before_bytes: int | None = None
     accounting_note: str | None = None
+    #: Recurrent and convolution state the cache holds after the pass (state-space,
+    #: linear-attention and short-convolution layers): fixed in size, whatever L.
+    state_bytes: int | None = None
+    #: CPU: bytes torch's CPU allocator handed out during the pass above what was held
+    #: at its start (profiler memory events; the source of ``activation_bytes`` there).
+    cpu_allocator_peak_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Stacked memory breakdown (weights / KV cache / activations) of one run and mode,
+"""Stacked memory breakdown (weights / KV cache / state / activations) of one run and mode,
 with the device capacity as a line and out-of-memory points marked."""
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ from PySide6.QtCore import Qt
 from ctxscope.core.results import Point
 from ctxscope.core.units import GIB
 from ctxscope.gui.plots import INVISIBLE, _ContextPlot, _Series
+from ctxscope.report.compare import peak_bytes
 from ctxscope.report.fmt import fmt_bytes
 
-LAYERS = (("weights", (120, 120, 120)), ("KV cache", (31, 119, 180)), ("activations", (255, 127, 14)))
+LAYERS = (("weights", (120, 120, 120)), ("KV cache", (31, 119, 180)), ("state", (39, 174, 96)),
+          ("activations", (255, 127, 14)))
+STATE = 2  # the recurrent state's layer: listed only once a run has one
 
 
 class MemoryPlot(_ContextPlot):
@@ -23,8 +26,10 @@ class MemoryPlot(_ContextPlot):
 
     def __init__(self) -> None:
         super().__init__("Memory")
-        self.setToolTip("Stacked: weights + KV cache + activations = peak of the pass (GPU allocator peak; "
-                        "CPU: RSS high-water).\nThe dashed line is the device's capacity; ✕ marks out-of-memory.")
+        self.setToolTip("Stacked: weights + KV cache + state + activations = peak of the pass (GPU: allocator "
+                        "peak; CPU: model peak, from the CPU allocator).\nState: the recurrent and convolution state "
+                        "of state-space and linear-attention layers (fixed in L).\nThe dashed line is the device's "
+                        "capacity; ✕ marks out-of-memory.")
         self.getAxis("left").enableAutoSIPrefix(False)
         self.mode = "prefill"
         self.capacity = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((192, 57, 43), width=1.5,
@@ -114,13 +119,14 @@ class MemoryPlot(_ContextPlot):
         fills = [pg.FillBetweenItem(self.plot([], [], pen=pg.mkPen(INVISIBLE)), curves[0],
                                     brush=pg.mkBrush(*LAYERS[0][1], 90))]
         zero = fills[0].curves[0]
-        for i in (1, 2):
+        for i in range(1, len(LAYERS)):
             fills.append(pg.FillBetweenItem(curves[i - 1], curves[i], brush=pg.mkBrush(*LAYERS[i][1], 90)))
         for fill in fills:
             self.addItem(fill, ignoreBounds=True)
         if not self._legend_done:
-            for (name, _), curve in zip(LAYERS, curves):
-                self.legend.addItem(curve, name)
+            for i, ((name, _), curve) in enumerate(zip(LAYERS, curves)):
+                if i != STATE:
+                    self.legend.addItem(curve, name)
             self._legend_done = True
         items = [*curves, zero, *fills]
         visible = mode == self.mode and run_index == 0
@@ -133,11 +139,15 @@ class MemoryPlot(_ContextPlot):
         x = np.array([p.length for p in ok], dtype=float)
         w = np.array([p.memory.weights_bytes for p in ok], dtype=float) / GIB
         k = w + np.array([p.memory.kv_cache_bytes for p in ok], dtype=float) / GIB
-        a = k + np.array([max(0, p.memory.activation_bytes or 0) for p in ok], dtype=float) / GIB
-        curves, zero = series.items[:3], series.items[3]
+        st = k + np.array([p.memory.state_bytes or 0 for p in ok], dtype=float) / GIB
+        a = st + np.array([max(0, p.memory.activation_bytes or 0) for p in ok], dtype=float) / GIB
+        n = len(LAYERS)
+        curves, zero = series.items[:n], series.items[n]
         zero.setData(x, np.zeros_like(x))
-        for curve, y in zip(curves, (w, k, a)):
+        for curve, y in zip(curves, (w, k, st, a)):
             curve.setData(x, y)
+        if bool((st > k).any()) and self.legend.getLabel(curves[STATE]) is None:
+            self.legend.addItem(curves[STATE], LAYERS[STATE][0])
 
     def _update_oom(self) -> None:
         xs, ys = [], []
@@ -161,10 +171,11 @@ class MemoryPlot(_ContextPlot):
 
     def _y(self, point: Point) -> float:
         m = point.memory
-        return (m.weights_bytes + m.kv_cache_bytes + max(0, m.activation_bytes or 0)) / GIB
+        return (m.weights_bytes + m.kv_cache_bytes + (m.state_bytes or 0) + max(0, m.activation_bytes or 0)) / GIB
 
     def _describe(self, run_key: str, p: Point) -> str:
         m = p.memory
-        peak = m.peak_allocated_bytes if m.peak_allocated_bytes is not None else m.peak_rss_bytes
-        return (f"{p.mode} L={p.length}\nweights {fmt_bytes(m.weights_bytes)}\nKV cache {fmt_bytes(m.kv_cache_bytes)}\n"
-                f"activations {fmt_bytes(m.activation_bytes)}\npeak {fmt_bytes(peak)}")
+        state = f"\nstate {fmt_bytes(m.state_bytes)}" if m.state_bytes else ""
+        name = "allocator peak" if m.peak_allocated_bytes is not None else "model peak"
+        return (f"{p.mode} L={p.length}\nweights {fmt_bytes(m.weights_bytes)}\nKV cache {fmt_bytes(m.kv_cache_bytes)}"
+                f"{state}\nactivations {fmt_bytes(m.activation_bytes)}\n{name} {fmt_bytes(peak_bytes(m))}")

@@ -8,10 +8,11 @@ from PySide6.QtWidgets import QAbstractItemView, QMenu, QTableWidget, QTableWidg
 
 from ctxscope.core.efficiency import PointEfficiency
 from ctxscope.core.results import Point
+from ctxscope.report.compare import peak_bytes
 from ctxscope.report.fmt import fmt_bytes
 
 COLUMNS = ("run", "mode", "length", "status", "median ms", "p10 ms", "p90 ms", "n", "tokens/s", "KV cache",
-           "activations", "peak", "roofline ms", "utilisation", "note")
+           "state", "activations", "peak", "roofline ms", "utilisation", "note")
 
 
 class _NumberItem(QTableWidgetItem):
@@ -46,8 +47,7 @@ class ResultsTable(QTableWidget):
         bound, MFU / bandwidth utilisation and a flag where memory departs from the prediction."""
         lat, mem = p.latency_ms, p.memory
         eff = efficiency
-        peak = None if mem is None else (mem.peak_allocated_bytes if mem.peak_allocated_bytes is not None
-                                         else mem.peak_rss_bytes)
+        peak = peak_bytes(mem)  # the allocator peak on a GPU, the model peak on a CPU (as reports name them)
         note = p.error or ("noisy (IQR/median ≥ 10%)" if lat is not None and lat.noisy else "")
         if p.contention:
             note = (note + "; " if note else "") + f"contended: {p.contention}"
@@ -64,6 +64,8 @@ class ResultsTable(QTableWidget):
             _NumberItem(str(lat.n) if lat else "-", lat.n if lat else None),
             _NumberItem(f"{p.tokens_per_s:,.1f}" if p.tokens_per_s else "-", p.tokens_per_s),
             _NumberItem(fmt_bytes(mem.kv_cache_bytes) if mem else "-", mem.kv_cache_bytes if mem else None),
+            _NumberItem(fmt_bytes(mem.state_bytes) if mem and mem.state_bytes is not None else "-",
+                        mem.state_bytes if mem else None),
             _NumberItem(fmt_bytes(mem.activation_bytes) if mem else "-", mem.activation_bytes if mem else None),
             _NumberItem(fmt_bytes(peak), peak),
             _NumberItem(f"{eff.predicted_ms:.3f}" if eff and eff.predicted_ms is not None else "-",

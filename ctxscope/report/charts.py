@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
-LAYER_COLOURS = {"weights": "#7f8c8d", "KV cache": "#2980b9", "activations": "#e67e22"}
+LAYER_COLOURS = {"weights": "#7f8c8d", "KV cache": "#2980b9", "state": "#27ae60", "activations": "#e67e22"}
 _RC: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "ctxscope", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
        "font.family": "sans-serif",
        # Every string in a chart is plain text: model paths and labels may hold "$".
@@ -196,7 +196,7 @@ def _capacity_line(ax: Axes, capacity: int, label: str, top_gib: float, always: 
 @_styled
 def memory_svg(points: Sequence[Point], *, title: str, capacity: int | None, capacity_label: str,
                predicted: dict[int, int] | None = None) -> str | None:
-    """One run's memory per length, stacked: weights, KV cache, activations (GiB), with
+    """One run's memory per length, stacked: weights, KV cache, state, activations (GiB), with
     the device capacity, the out-of-memory boundary and the analytic weights + KV
     (``None`` when no point has memory figures)."""
     ok = _ok(points, "memory")
@@ -209,12 +209,15 @@ def memory_svg(points: Sequence[Point], *, title: str, capacity: int | None, cap
         mem = [p.memory for p in ok if p.memory is not None]  # all of them: _ok kept those with memory
         w = np.array([m.weights_bytes for m in mem], dtype=np.float64) / GIB
         k = np.array([m.kv_cache_bytes for m in mem], dtype=np.float64) / GIB
+        st = np.array([m.state_bytes or 0 for m in mem], dtype=np.float64) / GIB
         a = np.array([max(0, m.activation_bytes or 0) for m in mem], dtype=np.float64) / GIB
-        keep = thin_rows([p.length for p in ok], w + k + a)
+        keep = thin_rows([p.length for p in ok], w + k + st + a)
         x = [ok[i].length for i in keep]
-        ax.stackplot(x, w[keep], k[keep], a[keep], labels=list(LAYER_COLOURS), colors=list(LAYER_COLOURS.values()),
-                     alpha=0.85)
-        top = float((w + k + a).max())
+        # The recurrent state only where the model has one (a transformer's legend stays as it was).
+        parts = [(name, values) for name, values in zip(LAYER_COLOURS, (w, k, st, a)) if name != "state" or st.any()]
+        ax.stackplot(x, *[v[keep] for _, v in parts], labels=[n for n, _ in parts],
+                     colors=[LAYER_COLOURS[n] for n, _ in parts], alpha=0.85)
+        top = float((w + k + st + a).max())
     if predicted:
         px, py = thin(sorted(predicted), [predicted[n] / GIB for n in sorted(predicted)])
         ax.plot(px, py, "k--", linewidth=1.2, label="predicted weights + KV")

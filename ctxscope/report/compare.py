@@ -40,9 +40,10 @@ class RunKey:
 # The memory a pass needed, as comparisons and reports show it:
 PEAK_NAMES = {"allocator": "allocator peak", "model": "model peak"}
 PEAK_MEANINGS = {"allocator": "the GPU allocator's peak during the pass (torch max_memory_allocated)",
-                 "model": "weights + KV cache + activations of the pass"}
-# ...and what `ctxscope sweep` and `runs show` print on CPU: the whole process's resident
-# memory high-water (Python, libraries, allocator caches included), always larger.
+                 "model": "weights + KV cache + state + activations of the pass (activations: the CPU "
+                          "allocator's peak during the pass)"}
+# ...and, beside it on CPU, the whole process's resident memory high-water (Python,
+# libraries, allocator caches included): always larger, and it moves with the machine.
 PROCESS_PEAK = "process peak (RSS)"
 PROCESS_PEAK_MEANING = ("the whole process's resident memory high-water (Python, libraries and allocator caches "
                         "included)")
@@ -57,12 +58,12 @@ def peak_kind(mem: MemoryStats | None) -> str | None:
 
 def peak_bytes(mem: MemoryStats | None) -> int | None:
     """The memory a point needed: the allocator peak on GPU, the model peak
-    (weights + KV + activations) on CPU. Never the process RSS."""
+    (weights + KV + state + activations) on CPU. Never the process RSS."""
     if mem is None:
         return None
     if mem.peak_allocated_bytes is not None:
         return mem.peak_allocated_bytes
-    return mem.weights_bytes + mem.kv_cache_bytes + max(0, mem.activation_bytes or 0)
+    return mem.weights_bytes + mem.kv_cache_bytes + (mem.state_bytes or 0) + max(0, mem.activation_bytes or 0)
 
 
 def _run_peak_kind(run: RunResult) -> str:
@@ -85,7 +86,7 @@ def peak_note(runs: Sequence[RunResult]) -> str:
     said = "; ".join(f"{PEAK_NAMES[k]} = {PEAK_MEANINGS[k]}" for k in PEAK_NAMES if k in present)
     if "model" not in present:
         return said + "."
-    return f"{said}. Not the {PROCESS_PEAK} that ctxscope sweep and runs show print on CPU: {PROCESS_PEAK_MEANING}."
+    return f"{said}. Not the {PROCESS_PEAK}: {PROCESS_PEAK_MEANING}."
 
 
 @dataclass(frozen=True, slots=True)

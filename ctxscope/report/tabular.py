@@ -13,6 +13,8 @@ COLUMNS = (
     "latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_mean_ms", "latency_std_ms", "latency_n",
     "latency_noisy", "tokens_per_s", "weights_bytes", "kv_cache_bytes", "activation_bytes", "peak_allocated_bytes",
     "peak_reserved_bytes", "device_used_bytes", "peak_rss_bytes", "other_bytes", "contention",
+    # Added later: appended, so scripts reading columns by position keep working.
+    "state_bytes", "cpu_allocator_peak_bytes",
     # What context buys at this length (quality passes; empty when not measured).
     *CSV_COLUMNS,
 )
@@ -36,6 +38,8 @@ def run_to_rows(run: RunResult) -> list[dict[str, object]]:
                for name in ("weights_bytes", "kv_cache_bytes", "activation_bytes", "peak_allocated_bytes",
                             "peak_reserved_bytes", "device_used_bytes", "peak_rss_bytes", "other_bytes")},
             "contention": p.contention or "",
+            **{name: (getattr(mem, name) if mem and getattr(mem, name) is not None else "")
+               for name in ("state_bytes", "cpu_allocator_peak_bytes")},
             **{name: quality.get(p.length, {}).get(name, "") for name in CSV_COLUMNS},
         })
     return rows

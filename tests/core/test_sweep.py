@@ -80,8 +80,10 @@ def test_decode_without_prefill_handoff(loaded_llama, monkeypatch) -> None:
         calls.clear()
         point = measurer.measure("decode", 32)
         assert point.memory.kv_cache_bytes == kv_formula(loaded_llama.info, 33, 1, 4)
-        assert ((1, 32, 0) in calls) != reuse  # its own prefill only without the hand-off
-        assert {c for c in calls if c[1] == 1} == {(1, 1, 32)}
+        # Without the hand-off, its own build: a prefill of L − 2 and two real steps to depth L.
+        built = [(1, 30, 0), (1, 1, 30), (1, 1, 31)]
+        assert (calls[:3] == built) != reuse
+        assert {c for c in calls[(0 if reuse else 3):]} == {(1, 1, 32)}  # every timed step at depth L
     # A prefill-only sweep keeps no cache for a decode that will not come.
     measurer = Measurer(loaded_llama, fast_config((32,)), modes=("prefill",))
     measurer.measure("prefill", 32)
@@ -105,8 +107,9 @@ def test_sliding_window_kv_is_the_storage_held(tiny_config_files: dict[str, Path
         calls.clear()
         decode[length] = measurer.measure("decode", length)
         assert decode[length].memory.kv_cache_bytes == kv_formula(loaded.info, window, 1, 4)
-        # Sliding layers cannot be cropped back unless recorded: decode made its own prefill.
-        assert (1, length, 0) in calls
+        # A prefill leaves sliding layers holding the whole prefill buffer: decode built its
+        # own cache (a prefill of L − 2 and two steps), not the prefill's.
+        assert (1, length - 2, 0) in calls
     # The step's own memory does not grow with the depth: its window is the same.
     assert decode[1024].memory.activation_bytes <= decode[64].memory.activation_bytes + (1 << 20)
 
@@ -315,7 +318,9 @@ def test_static_cache_steps_at_exact_depth(tiny_config_files: dict[str, Path], m
     _, run = drain(run_sweep(loaded, fast_config((32, 64), cache="static")))
     assert run.header.settings.cache == "static" and all(p.status == "ok" for p in run.points)
     steps = {c for c in calls if c[1] == 1} - {(1, 1, 16)}  # the process warm-up's own step is at 16
-    assert steps == {(1, 1, 32), (1, 1, 64)}  # steps at depth exactly L
+    # The untimed build (L − 2 prefilled, two steps), then every step at depth exactly L.
+    assert steps == {(1, 1, 30), (1, 1, 31), (1, 1, 32), (1, 1, 62), (1, 1, 63), (1, 1, 64)}
+    assert calls.count((1, 1, 32)) >= 3 and calls.count((1, 1, 30)) == calls.count((1, 1, 31)) == 1
     for p in run.points:  # the buffer holds L + 1 tokens from the start
         assert p.memory.kv_cache_bytes == kv_formula(loaded.info, p.length + 1, 1, 4)
     mistral = load_model(ModelSpec(str(tiny_config_files["mistral"]), device="cpu"))
