@@ -116,9 +116,11 @@ class SweepDisplay:
         layers = result.capture.layers
         sinks = [v for la in layers for v in la.stats["sink_mass"]]
         ents = [v for la in layers for v in la.stats["entropy"]]
+        without = result.capture.without_attention
+        others = f"; {len(without)} other layers have no attention map" if without else ""
         self.err.print(f"  attention L={result.length:<7d} {len(layers)} layers × {len(sinks) // max(1, len(layers))} "
                        f"heads captured; mean sink mass {sum(sinks) / len(sinks):.3f}, "
-                       f"mean normalised entropy {sum(ents) / len(ents):.3f}")
+                       f"mean normalised entropy {sum(ents) / len(ents):.3f}{others}")
 
     def summary(self, run: RunResult, *, stored: bool, out_json: Path | None) -> None:
         from rich.markup import escape

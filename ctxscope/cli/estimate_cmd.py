@@ -63,7 +63,9 @@ def estimate(model: str, dtype: str, lengths: tuple[int, ...], batch: int = 1, *
              "decode_bytes": analytic.decode_bytes(arch, n, dtype, batch) if arch.is_decoder else None,
              "beyond_max_positions": bool(max_positions and n > max_positions)} for n in lengths]
     return {"model": model, "dtype": dtype, "batch": batch, "params": arch.params, "max_positions": max_positions,
+            "active_params": arch.active_params, "layer_kinds": analytic.kinds_summary(arch),
             "weights_bytes": analytic.weights_bytes(arch, dtype),
+            "state_bytes": analytic.state_bytes(arch, dtype, batch),
             "kv_bytes_per_token": analytic.kv_bytes_per_token(arch, dtype),
             "sliding_windows": sorted({layer.window for layer in arch.kv_layers if layer.window}),
             "notes": list(arch.notes), "lengths": rows}
@@ -123,18 +125,30 @@ def run(args: argparse.Namespace) -> int:
     dtype = result["dtype"]
     why = "" if args.dtype != "auto" else " (auto: what a sweep on this CPU uses)" if dtype == "float32" else \
         " (auto: the half type a GPU sweep uses)"
-    console.print(f"{args.model}: {fmt_count(result['params'])} parameters, weights {fmt_bytes(result['weights_bytes'])} "
-                  f"in {dtype}{why}; KV cache {result['kv_bytes_per_token']:,} bytes per token{windows}")
+    from ctxscope.core.layer_kinds import KIND_LABELS
+
+    active = (f" ({fmt_count(result['active_params'])} active per token)"
+              if result["active_params"] != result["params"] else "")
+    state = (f"; recurrent state {fmt_bytes(result['state_bytes'])} (the same at every length)"
+             if result["state_bytes"] else "")
+    console.print(f"{args.model}: {fmt_count(result['params'])} parameters{active}, weights "
+                  f"{fmt_bytes(result['weights_bytes'])} in {dtype}{why}; KV cache {result['kv_bytes_per_token']:,} "
+                  f"bytes per token{windows}{state}")
+    kinds = result["layer_kinds"]
+    if len(kinds) > 1 or (kinds and "full_attention" not in kinds):
+        console.print("layers: " + " + ".join(f"{n} {KIND_LABELS.get(k, k)}" for k, n in kinds.items()))
     table = Table(caption="Analytic (from the config; nothing run). FLOPs: 2 per multiply–add; prefill keeps "
                           "last-position logits.")
-    cols = ["length", "KV cache", "weights + KV", "prefill TFLOP", "decode GFLOP/token", "decode bytes/token"]
+    cached = "weights + KV + state" if result["state_bytes"] else "weights + KV"
+    cols = ["length", "KV cache", cached, "prefill TFLOP", "decode GFLOP/token", "decode bytes/token"]
     if peak is not None:
         cols += ["prefill ≥ ms", "decode ≥ ms/token"]
     for col in cols:
         table.add_column(col, justify="right")
     for r in result["lengths"]:
         cells = [f"{r['length']}{' *' if r['beyond_max_positions'] else ''}", fmt_bytes(r["kv_cache_bytes"]),
-                 fmt_bytes(result["weights_bytes"] + r["kv_cache_bytes"]), f"{r['prefill_flops'] / 1e12:,.3f}",
+                 fmt_bytes(result["weights_bytes"] + r["kv_cache_bytes"] + result["state_bytes"]),
+                 f"{r['prefill_flops'] / 1e12:,.3f}",
                  f"{r['decode_flops'] / 1e9:,.2f}" if r["decode_flops"] is not None else "-",
                  fmt_bytes(r["decode_bytes"]) if r["decode_bytes"] is not None else "-"]
         if peak is not None:

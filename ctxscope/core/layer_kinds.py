@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-#: ctxscope's layer kinds (what a layer's mixer is); "mlp" layers hold no cache.
-KINDS = ("full_attention", "sliding_attention", "linear_attention", "mamba", "conv", "hybrid", "mlp")
+
+#: How the layer kinds (core.results.LAYER_KINDS) read in words.
 KIND_LABELS = {"full_attention": "full attention", "sliding_attention": "sliding-window attention",
                "linear_attention": "linear attention (gated delta rule)", "mamba": "Mamba (state space)",
                "conv": "short convolution", "hybrid": "Mamba + attention", "mlp": "MLP / MoE only"}
@@ -91,7 +91,7 @@ def _mixer_kind(layer: Any) -> str | None:
     return None
 
 
-def _kind(cache_type: str, layer: Any) -> str:
+def _kind(cache_type: str, layer: Any | None) -> str:
     if cache_type in ("full_attention", "indexed_attention"):
         return "full_attention"
     if cache_type in ("sliding_attention", "chunked_attention"):
@@ -105,21 +105,41 @@ def _kind(cache_type: str, layer: Any) -> str:
     return "mlp"
 
 
+def layer_kinds_of(config: Any, model: Any) -> tuple[str, ...]:
+    """One kind per decoder layer (:data:`KINDS`), from transformers' cache layer types and
+    the layers' modules; ``model`` on any device (the meta device included). Empty where
+    the config describes no cache layers (an encoder)."""
+    from transformers.cache_utils import get_layer_types_and_kwargs
+
+    try:
+        types, _ = get_layer_types_and_kwargs(config.get_text_config(decoder=True))
+    except (AttributeError, TypeError, ValueError):
+        return ()
+    layers = _decoder_layers(model, len(types))
+    return tuple(_kind(t, layers[i] if i < len(layers) else None) for i, t in enumerate(types))
+
+
+def attention_layers(kinds: tuple[str, ...]) -> tuple[int, ...]:
+    """The decoder layers that attend (full, sliding or the attention half of a hybrid)."""
+    return tuple(i for i, k in enumerate(kinds) if k in ("full_attention", "sliding_attention", "hybrid"))
+
+
 def cache_layout(config: Any, model: Any) -> CacheLayout:
     """The layer kinds and cache layout of a decoder; ``model`` is the architecture on the
     meta device (``describe_config`` builds it once)."""
     from transformers import DynamicCache
-    from transformers.cache_utils import get_layer_types_and_kwargs
 
     from ctxscope.core.compat import cache_kwargs
     from ctxscope.core.modelinfo import text_config
 
     tc = text_config(config)
-    types, _ = get_layer_types_and_kwargs(config.get_text_config(decoder=True))
-    layers = _decoder_layers(model, len(types))
-    kinds = tuple(_kind(t, layers[i] if i < len(layers) else None) for i, t in enumerate(types))
+    kinds = layer_kinds_of(config, model)
     cache = DynamicCache(config=config)
     notes: list[str] = []
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the pass computes nothing: kernel fall-back notices are noise here
     try:
         probe = model.to(torch.bfloat16)
         with torch.inference_mode():
@@ -128,6 +148,8 @@ def cache_layout(config: Any, model: Any) -> CacheLayout:
     except Exception as exc:  # noqa: BLE001 (a model the meta device cannot run: sizes from the config)
         notes.append(f"cache sizes from the config, not the architecture (meta pass failed: {type(exc).__name__})")
         return _from_config(tc, cache, kinds, tuple(notes))
+    finally:
+        hf_logging.set_verbosity(verbosity)
     kv: list[KVLayer] = []
     states: list[StateLayer] = []
     for i, layer in enumerate(cache.layers):

@@ -65,6 +65,11 @@ def describe(model: Any, config: Any, source: str, *, random_weights: bool, revi
     hidden = _int(tc, "hidden_size") or 0
     params = sum(p.numel() for p in model.parameters())  # parameters() already de-duplicates ties
     archs = getattr(config, "architectures", None) or [type(model).__name__]
+    decoder = is_decoder_config(config)
+    from ctxscope.core.layer_kinds import layer_kinds_of
+    from ctxscope.core.moe import find_experts
+
+    experts = find_experts(model, config)
     return ModelInfo(
         source=source,
         architecture=str(archs[0]),
@@ -78,8 +83,10 @@ def describe(model: Any, config: Any, source: str, *, random_weights: bool, revi
         head_dim=_int(tc, "head_dim") or (hidden // heads if heads else 0),
         vocab_size=_int(tc, "vocab_size") or 0,
         max_positions=_int(tc, "max_position_embeddings"),
-        is_decoder=is_decoder_config(config),
+        is_decoder=decoder,
         revision=revision,
         sliding_window=_int(tc, "sliding_window") if getattr(tc, "use_sliding_window", True) is not False else None,
         position_limit=learned_positions(model),
+        layer_kinds=layer_kinds_of(config, model) if decoder else (),
+        active_params=experts.active_params(int(params)) if experts else None,
     )

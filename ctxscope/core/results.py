@@ -15,6 +15,9 @@ from ctxscope.core.stats import LatencyStats
 
 SCHEMA = "ctxscope.run/1"
 POINT_STATUSES = ("ok", "oom", "error", "skipped")
+#: What a decoder layer's mixer is (core.layer_kinds reads them off the architecture);
+#: "mlp" layers (MLP or experts only) hold no cache.
+LAYER_KINDS = ("full_attention", "sliding_attention", "linear_attention", "mamba", "conv", "hybrid", "mlp")
 RUN_STATUSES = ("running", "complete", "cancelled", "failed", "interrupted")
 
 
@@ -38,6 +41,10 @@ class ModelInfo:
     revision: str | None = None
     sliding_window: int | None = None
     position_limit: int | None = None  # a learned position table's size: no length beyond it can run
+    #: One per decoder layer (core.layer_kinds.KINDS: full_attention, sliding_attention,
+    #: linear_attention, mamba, conv, hybrid, mlp); empty for encoders and older runs.
+    layer_kinds: tuple[str, ...] = ()
+    active_params: int | None = None  # a mixture of experts: parameters one token uses
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import re
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, Field, asdict, fields
+from dataclasses import MISSING, Field, asdict, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +19,7 @@ from ctxscope.core.errors import RunFileError
 from ctxscope.core.quality.records import check_settings as check_quality_settings
 from ctxscope.core.quality.records import quality_from_dict
 from ctxscope.core.results import (
+    LAYER_KINDS,
     POINT_STATUSES,
     RUN_STATUSES,
     SCHEMA,
@@ -225,6 +226,9 @@ def run_from_dict(data: Any) -> RunResult:
         raise RunFileError("not a ctxscope run: the top level is not an object")
     data = migrate(data)
     model = _build(ModelInfo, data.get("model"), "model")
+    model = replace(model, **_tuple_fields(model, "layer_kinds"))
+    for i, kind in enumerate(model.layer_kinds):  # shown in reports: only known kinds pass
+        _one_of(kind, LAYER_KINDS, f"model.layer_kinds[{i}]")
     settings = _build(Settings, data.get("settings"), "settings")
     settings = Settings(**{**asdict(settings), **_tuple_fields(settings, "modes", "lengths")})
     if settings.quality is not None:

@@ -24,7 +24,8 @@ STAT_NAMES = ("entropy", "sink_mass", "mean_distance", "local_mass", "span_mass"
 
 
 class CaptureUnsupported(CtxscopeError):
-    """The model's attention does not go through transformers' AttentionInterface."""
+    """The model's attention does not go through transformers' AttentionInterface, or it
+    has no attention layers at all: a reason, recorded as a skipped capture."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,9 @@ class AttentionCapture:
     layers: tuple[LayerAttention, ...]
     span: tuple[int, int] | None = None
     random_weights: bool = False
+    #: Decoder layers asked for that have no attention (state-space, linear-attention,
+    #: convolution or MLP-only layers of a hybrid): no map exists for them.
+    without_attention: tuple[int, ...] = ()
 
 
 def tile_edges(length: int, tiles: int) -> np.ndarray:
@@ -182,14 +186,27 @@ class _Accumulator:
 _capture_lock = threading.Lock()
 
 
-def resolve_layers(requested: tuple[int, ...], num_layers: int) -> set[int]:
+def resolve_layers(requested: tuple[int, ...], num_layers: int, kinds: tuple[str, ...] = ()) -> set[int]:
+    """The decoder layers to capture. With the layer ``kinds`` of a hybrid, only layers that
+    attend: all of them by default; a layer asked for by number that does not attend is bad
+    input, named with its kind (a state-space model has no layer to capture at all)."""
+    from ctxscope.core.layer_kinds import KIND_LABELS, attention_layers
+
+    attending = set(attention_layers(kinds)) if kinds else set(range(num_layers))
+    if kinds and not attending:
+        raise CaptureUnsupported("the model has no attention layers (all "
+                                 + ", ".join(sorted({KIND_LABELS.get(k, k) for k in kinds}))
+                                 + "): there is no attention map to capture")
     if not requested:
-        return set(range(num_layers))
+        return attending
     out = set()
     for i in requested:
         j = i + num_layers if i < 0 else i
         if not 0 <= j < num_layers:
             raise BadInputError(f"attention layer {i} does not exist: the model has {num_layers} layers")
+        if j not in attending:
+            raise BadInputError(f"layer {i} is {KIND_LABELS.get(kinds[j], kinds[j])}: it has no attention map "
+                                f"(layers that attend: {', '.join(map(str, sorted(attending)))})")
         out.add(j)
     return out
 
@@ -209,7 +226,8 @@ def capture(loaded: LoadedModel, input_ids: torch.Tensor, cfg: CaptureConfig = C
     model = loaded.model
     info = loaded.info
     length = int(input_ids.shape[1])
-    layers = resolve_layers(cfg.layers, info.num_layers)
+    layers = resolve_layers(cfg.layers, info.num_layers, info.layer_kinds)
+    without = tuple(sorted(set(range(info.num_layers)) - layers)) if info.layer_kinds and not cfg.layers else ()
     if cfg.tiles < 1:
         raise BadInputError("attention tiles must be at least 1")
     if cfg.span is not None and not 0 <= cfg.span[0] < cfg.span[1] <= length:
@@ -239,4 +257,5 @@ def capture(loaded: LoadedModel, input_ids: torch.Tensor, cfg: CaptureConfig = C
     if not acc.data:
         raise CaptureUnsupported(f"{info.source}: its attention does not go through transformers' AttentionInterface; "
                                  "no maps were captured")
-    return AttentionCapture(length=length, layers=acc.result(length), span=cfg.span, random_weights=info.random_weights)
+    return AttentionCapture(length=length, layers=acc.result(length), span=cfg.span, random_weights=info.random_weights,
+                            without_attention=without)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ctxscope.core.attention.collect import capture
+from ctxscope.core.attention.collect import CaptureUnsupported, capture
 from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.attention.config import CaptureConfig
 from ctxscope.core.attention.storage import attention_file_name, entries_of
@@ -31,7 +31,10 @@ def prepare(loaded: LoadedModel, cfg: SweepConfig) -> Any:
     # Validate text, needle and layers at the smallest length, without running the model.
     from ctxscope.core.attention.collect import resolve_layers
 
-    resolve_layers(cfg.attention.layers, loaded.info.num_layers)
+    try:
+        resolve_layers(cfg.attention.layers, loaded.info.num_layers, loaded.info.layer_kinds)
+    except CaptureUnsupported:
+        pass  # a model with no attention layer: each length records the reason, as a skip
     build_input(loaded, min(cfg.lengths), text=cfg.attention_text, needle=cfg.needle,
                 needle_depth=cfg.needle_depth, tokenizer=tokenizer)
     return tokenizer
@@ -62,6 +65,8 @@ def run_attention(loaded: LoadedModel, cfg: SweepConfig, length: int, tokenizer:
         cap = capture(loaded, inp.ids.to(loaded.device), capture_cfg)
         entries = tuple(entries_of(cap, attention_file_name(run_id), inp.text_kind))
         return AttentionResult(length=length, status="ok", capture=cap, tokens=inp.tokens, entries=entries)
+    except CaptureUnsupported as exc:  # nothing to capture (no attention layer, or not through the interface)
+        failure = AttentionResult(length=length, status="skipped", error=str(exc))
     except CtxscopeError as exc:
         failure = AttentionResult(length=length, status="error", error=str(exc))
     except Exception as exc:
