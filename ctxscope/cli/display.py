@@ -133,6 +133,8 @@ class SweepDisplay:
             self.out.print(f"… and {len(unmeasured) - 10} more points not measured (see runs show {run.id})")
         if run.header.model.random_weights:
             self.out.print("Random weights: latency and memory are valid; outputs and attention are not meaningful.")
+        if run.header.environment.mixer_fallback:
+            self.out.print(f"Kernels: {escape(run.header.environment.mixer_fallback)}.")
         where = [f"stored as {run.id}"] if stored else []
         if out_json is not None:
             where.append(f"written to {out_json}")
@@ -158,6 +160,10 @@ def comparison_tables(cmp: Any) -> None:
     console.print(runs)
     for note in cmp.differences:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    from ctxscope.report.crossover import crossovers, describe
+
+    for c in crossovers(cmp):  # where a run becomes cheaper (or dearer) than the baseline
+        console.print(f"[cyan]crossover:[/cyan] {escape(describe(c, cmp))}")
     for mode in cmp.modes:
         table = Table(title=f"{mode}: median latency (ratio to baseline; above 1 is slower)")
         table.add_column("length", justify="right")

@@ -118,15 +118,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_rate
+    from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_layer_mix, fmt_ms, fmt_rate
 
     console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
     windows = f", sliding windows keep {result['sliding_windows']} tokens" if result["sliding_windows"] else ""
     dtype = result["dtype"]
     why = "" if args.dtype != "auto" else " (auto: what a sweep on this CPU uses)" if dtype == "float32" else \
         " (auto: the half type a GPU sweep uses)"
-    from ctxscope.core.layer_kinds import KIND_LABELS
-
     active = (f" ({fmt_count(result['active_params'])} active per token)"
               if result["active_params"] != result["params"] else "")
     state = (f"; recurrent state {fmt_bytes(result['state_bytes'])} (the same at every length)"
@@ -134,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{args.model}: {fmt_count(result['params'])} parameters{active}, weights "
                   f"{fmt_bytes(result['weights_bytes'])} in {dtype}{why}; KV cache {result['kv_bytes_per_token']:,} "
                   f"bytes per token{windows}{state}")
-    kinds = result["layer_kinds"]
-    if len(kinds) > 1 or (kinds and "full_attention" not in kinds):
-        console.print("layers: " + " + ".join(f"{n} {KIND_LABELS.get(k, k)}" for k, n in kinds.items()))
+    mix = fmt_layer_mix([k for k, n in result["layer_kinds"].items() for _ in range(n)])
+    if mix:
+        console.print(f"layers: {mix}")
     table = Table(caption="Analytic (from the config; nothing run). FLOPs: 2 per multiply–add; prefill keeps "
                           "last-position logits.")
     cached = "weights + KV + state" if result["state_bytes"] else "weights + KV"

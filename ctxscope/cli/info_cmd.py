@@ -126,14 +126,16 @@ def cmd_presets(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ctxscope.report.fmt import fmt_count
+    from ctxscope.report.fmt import fmt_count, fmt_layer_mix
 
     table = Table(caption="Use as preset:NAME. Random weights: latency and memory are valid, attention is not meaningful.")
     for col in ("name", "architecture", "params", "layers", "heads/kv", "head dim", "max positions", "window", "from"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["architecture"], fmt_count(r["params"]), str(r["num_layers"]),
-                      f"{r['num_heads']}/{r['num_kv_heads']}", str(r["head_dim"]), str(r["max_positions"]),
-                      str(r["sliding_window"] or "-"), r["origin"])
+        params = fmt_count(r["params"]) + (f" ({fmt_count(r['active_params'])} active)" if r["active_params"] else "")
+        attends = r["num_heads"] > 0
+        table.add_row(r["name"], r["architecture"], params, fmt_layer_mix(r["layer_kinds"], short=True) or str(r["num_layers"]),
+                      f"{r['num_heads']}/{r['num_kv_heads']}" if attends else "-", str(r["head_dim"]) if attends else "-",
+                      str(r["max_positions"] or "-"), str(r["sliding_window"] or "-"), r["origin"])
     Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)
     return 0

@@ -38,7 +38,7 @@ class CpuAllocatorPeak:
         try:
             prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True,
                                           record_shapes=False, with_stack=False)
-            prof.__enter__()
+            prof.__enter__()  # type: ignore[no-untyped-call]  # unannotated in torch 2.13
         except Exception:  # noqa: BLE001 (a profiler already active, or none built in: no figure)
             self._prof = None
             return self
@@ -60,7 +60,7 @@ def _peak_of(prof: Any) -> tuple[int | None, int | None]:
     results = getattr(prof.profiler, "kineto_results", None)
     if results is None:
         return None, None
-    cpu = torch.autograd.DeviceType.CPU
+    cpu = torch.autograd.DeviceType.CPU  # type: ignore[attr-defined]  # re-exported from torch._C
     # Sorted by time, stably: events of one instant keep the order they were recorded in.
     events = sorted(((e.start_ns(), e.nbytes()) for e in results.events()
                      if e.name() == "[memory]" and e.device_type() == cpu), key=lambda item: item[0])

@@ -50,3 +50,26 @@ def kernel_problem(name: str | None, *, trust_remote_code: bool = False) -> str 
 def usable_kernels() -> tuple[str, ...]:
     """:data:`KERNELS` that can run here."""
     return tuple(k for k in KERNELS if kernel_problem(k) is None)
+
+
+# The fast paths of recurrent layers, by layer kind (core.results.LAYER_KINDS): (import
+# name, distribution). Without them transformers runs its reference PyTorch code for those
+# layers — correct, and much slower (a chunked scan in Python loops): a state-space model
+# measured that way is not the model its authors time, and a comparison must say so.
+_MIXER_PACKAGES = {
+    "mamba": (("mamba_ssm", "mamba-ssm"), ("causal_conv1d", "causal-conv1d")),
+    "hybrid": (("mamba_ssm", "mamba-ssm"), ("causal_conv1d", "causal-conv1d")),
+    "linear_attention": (("fla", "flash-linear-attention"), ("causal_conv1d", "causal-conv1d")),
+    "conv": (("causal_conv1d", "causal-conv1d"),),
+}
+
+
+def mixer_fallback(kinds: tuple[str, ...] | list[str]) -> str | None:
+    """One sentence naming the fast-path packages of these layer kinds that are missing
+    (their layers then run transformers' reference PyTorch implementation), or ``None``."""
+    missing = sorted({dist for kind in set(kinds) for module, dist in _MIXER_PACKAGES.get(kind, ())
+                      if not _installed(module)})
+    if not missing:
+        return None
+    return (f"{', '.join(missing)} not installed: the recurrent layers ran transformers' reference PyTorch "
+            "implementation (correct, much slower than the fused kernels)")

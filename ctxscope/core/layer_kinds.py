@@ -23,11 +23,11 @@ from typing import Any
 
 import torch
 
+from ctxscope.core.results import LAYER_KIND_LABELS
 
-#: How the layer kinds (core.results.LAYER_KINDS) read in words.
-KIND_LABELS = {"full_attention": "full attention", "sliding_attention": "sliding-window attention",
-               "linear_attention": "linear attention (gated delta rule)", "mamba": "Mamba (state space)",
-               "conv": "short convolution", "hybrid": "Mamba + attention", "mlp": "MLP / MoE only"}
+KIND_LABELS = LAYER_KIND_LABELS  # how the layer kinds (core.results.LAYER_KINDS) read in words
+
+
 _PROBE_TOKENS = 3
 
 
@@ -139,7 +139,7 @@ def cache_layout(config: Any, model: Any) -> CacheLayout:
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the pass computes nothing: kernel fall-back notices are noise here
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # the pass computes nothing: kernel fall-back notices are noise here
     try:
         probe = model.to(torch.bfloat16)
         with torch.inference_mode():

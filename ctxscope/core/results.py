@@ -18,6 +18,11 @@ POINT_STATUSES = ("ok", "oom", "error", "skipped")
 #: What a decoder layer's mixer is (core.layer_kinds reads them off the architecture);
 #: "mlp" layers (MLP or experts only) hold no cache.
 LAYER_KINDS = ("full_attention", "sliding_attention", "linear_attention", "mamba", "conv", "hybrid", "mlp")
+LAYER_KIND_LABELS = {"full_attention": "full attention", "sliding_attention": "sliding-window attention",
+                     "linear_attention": "linear attention (gated delta rule)", "mamba": "Mamba (state space)",
+                     "conv": "short convolution", "hybrid": "Mamba + attention", "mlp": "MLP / MoE only"}
+LAYER_KIND_SHORT = {"full_attention": "attn", "sliding_attention": "sliding", "linear_attention": "linear",
+                    "mamba": "mamba", "conv": "conv", "hybrid": "mamba+attn", "mlp": "mlp"}
 RUN_STATUSES = ("running", "complete", "cancelled", "failed", "interrupted")
 
 
@@ -94,6 +99,9 @@ class Environment:
     # Where the run was measured when that was not the machine that recorded it: the SSH
     # destination ("user@gpu-box") or the Ray node and GPU. None: this machine.
     host: str | None = None
+    #: Fast-path kernels of state-space / linear-attention / convolution layers that were
+    #: missing (those layers ran transformers' reference PyTorch code), in one sentence.
+    mixer_fallback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,7 +226,7 @@ def run_from_dict(data: Any) -> RunResult:
         raise RunFileError("not a ctxscope run: the top level is not an object")
     data = migrate(data)
     model = _build(ModelInfo, data.get("model"), "model")
-    model = replace(model, **_tuple_fields(model, "layer_kinds"))
+    model = replace(model, layer_kinds=tuple(model.layer_kinds))
     for i, kind in enumerate(model.layer_kinds):  # shown in reports: only known kinds pass
         _one_of(kind, LAYER_KINDS, f"model.layer_kinds[{i}]")
     settings = _build(Settings, data.get("settings"), "settings")

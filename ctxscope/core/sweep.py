@@ -176,7 +176,9 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
     settings = _settings(loaded, cfg, modes, measurer.timer.name)
     if quality is not None:
         settings = replace(settings, quality=quality.settings)
-    environment = collect_environment(loaded.device)
+    from ctxscope.core.kernels import mixer_fallback
+
+    environment = replace(collect_environment(loaded.device), mixer_fallback=mixer_fallback(loaded.info.layer_kinds))
     header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info, settings=settings,
                        environment=environment,
                        analytic=analytic_block(loaded.config, settings.lengths, settings.dtype,

@@ -3,6 +3,8 @@ reports) and by the core's own messages."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import re
 
 from ctxscope.core.errors import BadInputError
@@ -80,3 +82,18 @@ def fmt_rate(value: float | None, unit: str = "FLOP/s") -> str:
     if value is None:
         return "-"
     return f"{value / 1e12:,.1f} T{unit}" if value >= 1e12 else f"{value / 1e9:,.1f} G{unit}"
+
+
+def fmt_layer_mix(kinds: Sequence[str], *, short: bool = False) -> str:
+    """A decoder's layer kinds in words, in order of first appearance: '36 linear attention
+    (gated delta rule) + 12 full attention' (``short``: '36 linear + 12 attn'); empty for
+    a plain transformer (every layer full attention) or when the kinds are unknown."""
+    from ctxscope.core.results import LAYER_KIND_LABELS, LAYER_KIND_SHORT
+
+    counts: dict[str, int] = {}
+    for kind in kinds:
+        counts[kind] = counts.get(kind, 0) + 1
+    if not counts or set(counts) == {"full_attention"}:
+        return ""
+    names = LAYER_KIND_SHORT if short else LAYER_KIND_LABELS
+    return " + ".join(f"{n} {names.get(k, k)}" for k, n in counts.items())

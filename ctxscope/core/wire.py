@@ -138,7 +138,8 @@ def event_to_dict(event: Any) -> dict[str, Any]:
                 "entries": list(event.entries), "maps": event.capture is not None}
         if event.capture is not None:
             body.update(span=list(event.capture.span) if event.capture.span else None,
-                        random_weights=event.capture.random_weights)
+                        random_weights=event.capture.random_weights,
+                        without_attention=list(event.capture.without_attention))
     elif isinstance(event, QualityPoint):
         body = {"kind": "loss" if isinstance(event.item, LossPoint) else "needle", "item": item_to_dict(event.item)}
     elif isinstance(event, (Progress, TelemetrySample, Trial)):
@@ -239,6 +240,10 @@ def _attention_from_dict(data: dict[str, Any], arrays: ArrayAssembler | None, wh
         if span is not None and not (isinstance(span, list) and len(span) == 2 and all(type(v) is int for v in span)):
             raise WireError(f"{where}.span: expected two token positions")
         capture = arrays.capture(length, entries, tuple(span) if span else None, data.get("random_weights") is True)
+        without = data.get("without_attention", [])
+        if not (isinstance(without, list) and all(type(v) is int and 0 <= v < 1 << 20 for v in without)):
+            raise WireError(f"{where}.without_attention: expected layer numbers")
+        capture = replace(capture, without_attention=tuple(without))
     return AttentionResult(length=length, status=status, capture=capture,
                            tokens=tuple(tokens) if tokens is not None else None, entries=tuple(entries), error=error)
 

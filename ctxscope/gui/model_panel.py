@@ -11,7 +11,7 @@ from ctxscope.core.presets import preset_names
 from ctxscope.core.spec import DTYPES, ModelSpec
 from ctxscope.remote.ssh import RemoteTarget
 from ctxscope.gui.runner import DeviceChoice, LoadedSummary
-from ctxscope.report.fmt import fmt_bytes, fmt_count
+from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_layer_mix
 
 RANDOM_BANNER = "Random weights: latency and memory are valid; attention maps are not meaningful."
 THIS_MACHINE = "this machine"
@@ -185,9 +185,12 @@ class ModelPanel(QGroupBox):
     def set_loaded(self, summary: LoadedSummary) -> None:
         m = summary.info
         window = f", sliding window {m.sliding_window}" if m.sliding_window else ""
+        active = f" ({fmt_count(m.active_params)} active per token)" if m.active_params else ""
+        mix = fmt_layer_mix(m.layer_kinds)
+        heads = f"{m.num_heads} heads / {m.num_kv_heads} KV heads × {m.head_dim}{window}" if m.num_heads else "no attention"
         self.info.setText(
-            f"<b>{m.architecture}</b> — {fmt_count(m.params)} parameters, {m.num_layers} layers, "
-            f"{m.num_heads} heads / {m.num_kv_heads} KV heads × {m.head_dim}{window}<br>"
+            f"<b>{m.architecture}</b> — {fmt_count(m.params)} parameters{active}, {m.num_layers} layers, {heads}<br>"
+            + (f"layers: {mix}<br>" if mix else "") +
             f"max positions {m.max_positions or '?'}, weights {fmt_bytes(summary.weights_bytes)} "
             f"on {summary.device} ({summary.dtype}, {summary.attn_implementation})"
             # One line here; the window's yellow bar says it for the runs shown (once, not twice).

@@ -233,6 +233,9 @@ def _differences(runs: list[RunResult]) -> tuple[str, ...]:
         ("CPU threads", [r.header.settings.threads or "default" for r in runs]),
         ("KV cache class", [getattr(r.header.settings, "cache", "dynamic") for r in runs]),
     )
+    for r, label in zip(runs, run_labels(runs)):  # a recurrent model timed on its slow reference code
+        if r.header.environment.mixer_fallback:
+            notes.append(f"{label}: {r.header.environment.mixer_fallback}")
     for what, values in checks:
         if len(set(values)) > 1:
             notes.append(f"different {what}: " + ", ".join(str(v) for v in values))

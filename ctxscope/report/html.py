@@ -21,7 +21,9 @@ from ctxscope.report.attention_summary import captured_lengths, ok_entries, pick
 from ctxscope.report.compare import (PROCESS_PEAK, Comparison, compare, fmt_ratio, peak_bytes, peak_heading,
                                      peak_note)
 from ctxscope.core.efficiency import fit_note, fit_run, point_efficiency, predicted_latency, predicted_memory
-from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_rate
+from ctxscope.report.crossover import crossovers
+from ctxscope.report.crossover import describe as describe_crossover
+from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_layer_mix, fmt_ms, fmt_rate
 from ctxscope.report.quality import section as quality_section
 
 if TYPE_CHECKING:
@@ -55,11 +57,15 @@ def _run_facts(run: RunResult, label: str, colour: str) -> dict[str, Any]:
         "rows": [
             ("model", m.source + (f" @ {m.revision}" if m.revision else "")),
             ("architecture", f"{m.architecture} ({m.model_type})"),
-            ("parameters", f"{m.params:,} ({fmt_count(m.params)})"),
+            ("parameters", f"{m.params:,} ({fmt_count(m.params)})"
+                           + (f"; {m.active_params:,} ({fmt_count(m.active_params)}) active per token: a mixture of "
+                              "experts" if m.active_params else "")),
+            *([("layers", fmt_layer_mix(m.layer_kinds))] if fmt_layer_mix(m.layer_kinds) else []),
             ("shape", f"{m.num_layers} layers, hidden {m.hidden_size}, {m.num_heads} heads / {m.num_kv_heads} KV heads "
                       f"× {m.head_dim}" + (f", sliding window {m.sliding_window}" if m.sliding_window else "")),
             ("weights", "random (latency and memory valid; attention maps not meaningful)" if m.random_weights
              else "checkpoint"),
+            *([("recurrent layers", e.mixer_fallback)] if e.mixer_fallback else []),
             ("device / dtype / attention", f"{s.device} · {s.dtype} · {s.attn_implementation}"
                                            + (f" · device_map={s.device_map}" if s.device_map else "")),
             ("batch / lengths", f"{s.batch_size} / {', '.join(str(n) for n in s.lengths)}"),
@@ -255,6 +261,7 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "version": ctxscope.__version__,
         "single": single, "runs": [_run_facts(r, cmp.labels[i], colours[i]) for i, r in enumerate(runs)],
         "baseline": cmp.labels[baseline], "differences": cmp.differences, "glance": _glance(cmp),
+        "crossovers": [describe_crossover(c, cmp) for c in crossovers(cmp)],
         "sections": [{**s, "figures": [Markup(f) for f in s["figures"]]} for s in sections],
         "throughput": Markup(throughput) if throughput else None, "compare_tables": _compare_tables(cmp),
         "peak_heading": peak_heading(runs), "peak_note": peak_note(runs), "process_peak": PROCESS_PEAK,
