@@ -137,3 +137,32 @@ def test_moe_active_parameters_count_top_k_of_the_experts() -> None:
 def test_dense_models_have_no_experts() -> None:
     arch = analytic.describe_config(family_config("gemma3_text"))
     assert arch.experts is None and arch.active_params == arch.params and not arch.state_layers
+
+
+@pytest.mark.parametrize("name", ["mamba2", "qwen3_next", "lfm2"])
+def test_estimate_describes_state_space_and_hybrid_configs(family_files: dict[str, Path], name: str, capsys) -> None:
+    """`ctxscope estimate` refused a Mamba-2 config ('no attribute num_attention_heads')
+    and counted every Qwen3-Next layer as full attention."""
+    import json
+
+    from ctxscope.cli import main
+
+    assert main(["estimate", str(family_files[name]), "--lengths", "256,1024", "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    arch = analytic.describe_config(family_config(name))
+    assert result["state_bytes"] == analytic.state_bytes(arch, "float32") > 0
+    assert [r["kv_cache_bytes"] for r in result["lengths"]] == [analytic.kv_bytes(arch, n, "float32")
+                                                               for n in (256, 1024)]
+    assert main(["estimate", str(family_files[name]), "--lengths", "1024"]) == 0
+    assert "recurrent state" in capsys.readouterr().out
+
+
+def test_a_run_says_when_recurrent_layers_ran_the_reference_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctxscope.core import kernels
+
+    monkeypatch.setattr(kernels, "_installed", lambda module: module == "causal_conv1d")
+    text = kernels.mixer_fallback(("mamba", "full_attention"))
+    assert text is not None and "mamba-ssm" in text and "causal-conv1d" not in text
+    assert kernels.mixer_fallback(("full_attention", "sliding_attention")) is None
+    monkeypatch.setattr(kernels, "_installed", lambda module: True)
+    assert kernels.mixer_fallback(("mamba", "linear_attention", "conv")) is None

@@ -15,6 +15,7 @@ from ctxscope.core.results import Environment, MemoryStats, ModelInfo, Point, Ru
 from ctxscope.core.serialize import load_run, write_run
 from ctxscope.core.stats import LatencyStats
 from ctxscope.report.compare import RunKey, compare, peak_bytes
+from ctxscope.report.fmt import fmt_bytes
 from ctxscope.report.html import render_html
 from ctxscope.report.markdown import md_escape, render_markdown
 
@@ -341,13 +342,15 @@ def test_peak_figures_are_named_for_what_they_are() -> None:
         else p for p in run.points))
     md = render_markdown([cpu, replace(cpu, header=replace(cpu.header, id="c2"))])
     assert "| A model peak |" in md and "| B model peak |" in md and "| peak |" not in md
-    assert "model peak = weights + KV cache + activations" in md and "process peak \\(RSS\\)" in md
+    assert "model peak = weights + KV cache + state + activations" in md and "process peak \\(RSS\\)" in md
     html = render_html([cpu])
     assert "<th>model peak</th>" in html and "process peak (RSS)" in html
     console = Console(width=250, record=True)
     console.print(points_table(cpu.points))
     text = console.export_text()
     assert "process peak (RSS)" in text and "900.0 MiB" in text
+    # Issue 27 item 6: the CLI table names the model peak as reports do, with the same figure.
+    assert "model peak" in text and fmt_bytes(peak_bytes(cpu.points[0].memory)) in text
     assert compare([cpu]).rows[0].cells[0].peak_kind == "model"
     gpu = make_run("g1")
     assert compare([gpu]).rows[0].cells[0].peak_kind == "allocator"
