@@ -70,10 +70,21 @@ class MaxContext:
         and what the budget was compared with."""
         bound = (f"; analytic upper bound (weights + KV cache + state only, activations ignored) {self.predicted:,} "
                  "tokens" if self.predicted else "")
-        exact = "" if fmt_bytes(self.budget_bytes) == fmt_mib(self.budget_bytes) else f" ({fmt_mib(self.budget_bytes)})"
+        # The MiB figure only where the short one rounds (1.0 GiB may be 1,020 MiB).
+        shown = fmt_bytes(self.budget_bytes)
+        exact = "" if _reads_back(shown, self.budget_bytes) else f" ({fmt_mib(self.budget_bytes)})"
         return (f"longest {self.mode} that runs within {fmt_bytes(self.budget_bytes)}{exact}: "
                 f"{self.answer()}{bound}; {len(self.trials)} trial{'s' if len(self.trials) != 1 else ''}; "
                 f"the budget was compared with {self.measure}")
+
+
+def _reads_back(text: str, value: int) -> bool:
+    from ctxscope.core.units import parse_size
+
+    try:
+        return parse_size(text.replace(" ", ""), "size") == value
+    except BadInputError:
+        return False
 
 
 def search(trial: Callable[[int], Trial], *, start: int, granularity: int, limit: int,
