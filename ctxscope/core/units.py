@@ -69,6 +69,11 @@ def fmt_seconds(value: float | None) -> str:
     return f"{value // 3600}h{value % 3600 // 60:02d}m" if value >= 3600 else f"{value // 60}m{value % 60:02d}s"
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 run``, ``2 runs``, ``1,024 points`` (``words``: an irregular plural)."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
+
+
 def fmt_rate(value: float | None, unit: str = "FLOP/s") -> str:
     """1.2e15 → ``1,200.0 TFLOP/s``; small rates in G."""
     if value is None:

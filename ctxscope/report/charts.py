@@ -212,8 +212,15 @@ def memory_svg(points: Sequence[Point], *, title: str, capacity: int | None, cap
         a = np.array([max(0, m.activation_bytes or 0) for m in mem], dtype=np.float64) / GIB
         keep = thin_rows([p.length for p in ok], w + k + a)
         x = [ok[i].length for i in keep]
-        ax.stackplot(x, w[keep], k[keep], a[keep], labels=list(LAYER_COLOURS), colors=list(LAYER_COLOURS.values()),
-                     alpha=0.85)
+        if len(x) == 1:  # a stacked area of one length has no width: one stacked bar instead
+            bottom = 0.0
+            for (name, colour), part in zip(LAYER_COLOURS.items(), (w[keep], k[keep], a[keep])):
+                ax.bar(x, part, width=x[0] * 0.35, bottom=bottom, color=colour, alpha=0.85, label=name)
+                bottom += float(part[0])
+            ax.set_xlim(x[0] / 2, x[0] * 2)
+        else:
+            ax.stackplot(x, w[keep], k[keep], a[keep], labels=list(LAYER_COLOURS), colors=list(LAYER_COLOURS.values()),
+                         alpha=0.85)
         top = float((w + k + a).max())
     if predicted:
         px, py = thin(sorted(predicted), [predicted[n] / GIB for n in sorted(predicted)])

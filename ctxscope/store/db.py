@@ -262,7 +262,9 @@ class RunStore:
         if not ids:
             raise BadInputError(f"no run with id {prefix!r} (see: ctxscope runs list)")
         if len(ids) > 1:
-            raise BadInputError(f"run id {prefix!r} is ambiguous: {', '.join(ids[:5])}")
+            more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""  # say that the list is cut
+            raise BadInputError(f"run id {prefix!r} is ambiguous: {len(ids)} runs match ({', '.join(ids[:5])}{more}); "
+                                "give more of the id")
         return ids[0]
 
     def point_count(self, run_id: str) -> int | None:
