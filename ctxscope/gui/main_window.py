@@ -28,6 +28,7 @@ from ctxscope.gui.run_presenter import RunPresenter
 from ctxscope.gui.runner import SweepRunner
 from ctxscope.gui.sweep_panel import SweepPanel
 from ctxscope.gui.telemetry_strip import TelemetryStrip
+from ctxscope.core.units import plural
 
 BANNER = "padding: 6px; border-radius: 3px;"
 
@@ -207,8 +208,8 @@ class MainWindow(QMainWindow):
         if replace_shown:
             self.quality.show_run(run)
         self.run_banner.setVisible(any(h.model.random_weights for h in self.live.shown.values()))
-        others = f" with {len(self.live.shown) - 1} other run(s)" if len(self.live.shown) > 1 else ""
-        self.status(f"Showing run {run.id} ({run.status}, {len(run.points)} points){others}.")
+        others = f" with {plural(len(self.live.shown) - 1, 'other run')}" if len(self.live.shown) > 1 else ""
+        self.status(f"Showing run {run.id} ({run.status}, {plural(len(run.points), 'point')}){others}.")
 
     def open_stored_run(self, run_id: str, *, overlay: bool = False) -> None:
         self.history_controller.open(run_id, overlay=overlay)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QVBoxLayout, QWidget)
@@ -193,6 +195,10 @@ class ModelPanel(QGroupBox):
             # One line here; the window's yellow bar says it for the runs shown (once, not twice).
             + ("<br><span style='color: #8a6d3b'>random weights (architecture only): latency and memory "
                "are real, outputs are not</span>" if m.random_weights else ""))
+
+    def add_note(self, text: str) -> None:
+        """A warning about the loaded model, under its description (until the next load)."""
+        self.info.setText(f"{self.info.text()}<br><span style='color: #c0392b'>⚠ {escape(text)}</span>")
 
     def _on_load_clicked(self) -> None:
         self.loadRequested.emit(self.spec())

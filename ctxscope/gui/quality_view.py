@@ -19,6 +19,7 @@ from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.spec import ModelSpec
 from ctxscope.gui.quality_plots import LossPlot, TradeoffPlot
 from ctxscope.report.tradeoff import tradeoff
+from ctxscope.core.units import plural
 
 HINT = ("No quality results yet. Tick “Measure what context buys” in the Sweep panel and run a real (not random-"
         "weights) decoder: loss vs context and needle retrieval are measured after each length's timed points, "
@@ -103,7 +104,7 @@ class QualityView(QWidget):
         self.details.setText(f"{settings.get('text')} ({settings.get('text_tokens') or 0:,} tokens) · loss: "
                              f"{settings.get('windows')} windows × {settings.get('target_tokens')} target tokens · "
                              f"needle: depths {', '.join(f'{d:g}%' for d in settings.get('depths', []))}, "
-                             f"{settings.get('seeds')} trials each · untimed passes")
+                             f"{plural(int(settings.get('seeds') or 0), 'trial')} each · untimed passes")
         self._redraw()
 
     def add_quality(self, event: QualityPoint) -> None:

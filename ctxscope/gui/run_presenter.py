@@ -21,6 +21,7 @@ from ctxscope.gui.model_panel import ModelPanel
 from ctxscope.gui.runner import LoadedSummary, SweepRunner
 from ctxscope.gui.sweep_panel import SweepPanel
 from ctxscope.gui.telemetry_strip import TelemetryStrip
+from ctxscope.core.units import plural
 
 
 class RunPresenter(QObject):
@@ -38,6 +39,7 @@ class RunPresenter(QObject):
         for signal, slot in ((r.busyChanged, self._on_runner_busy_changed),
                              (r.modelLoading, self._on_runner_model_loading),
                              (r.modelLoaded, self._on_runner_model_loaded),
+                             (r.modelNote, self.model_panel.add_note),
                              (r.sweepStarted, self._on_runner_sweep_started),
                              (r.progressChanged, self._on_runner_progress_changed),
                              (r.pointReady, self._on_runner_point), (r.pointFailed, self._on_runner_point),
@@ -106,5 +108,5 @@ class RunPresenter(QObject):
     def _on_runner_sweep_finished(self, run: RunResult) -> None:
         self.live.finish_run(run, maps_of(run))
         ok = sum(p.status == "ok" for p in run.points)
-        self.feedback.status(f"Run {run.id} {run.status}: {ok} of {len(run.points)} points measured.")
+        self.feedback.status(f"Run {run.id} {run.status}: {ok} of {plural(len(run.points), 'point')} measured.")
         self.refresh_history()

@@ -51,6 +51,7 @@ class SweepRunner(QObject):
     devicesFound = Signal(object)  # list[DeviceChoice]
     modelLoading = Signal(str)
     modelLoaded = Signal(object)  # LoadedSummary
+    modelNote = Signal(str)  # what to know about the loaded model here (a dtype this CPU emulates)
     sweepStarted = Signal(object)  # RunHeader
     progressChanged = Signal(object)  # core Progress
     pointReady = Signal(object)  # Point (ok)
@@ -189,7 +190,13 @@ class SweepRunner(QObject):
         yield "modelLoading", spec.source
         gc.unfreeze()  # let an old model caught in a reference cycle be collected
         loaded = _without_gc(lambda: self.slot.acquire(spec))
-        yield "modelLoaded", summarize(loaded, spec)
+        summary = summarize(loaded, spec)
+        yield "modelLoaded", summary
+        from ctxscope.core.devices import emulated_dtype_note
+
+        note = emulated_dtype_note(summary.device, summary.dtype)
+        if note:
+            yield "modelNote", note
 
     def _matrix_job(self, specs: list[ModelSpec], cfg: SweepConfig,
                     matrix: bool) -> Generator[tuple[str, Any], None, None]:

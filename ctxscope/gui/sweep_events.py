@@ -48,6 +48,12 @@ def matrix_messages(runner: Any, specs: list[ModelSpec], cfg: SweepConfig, matri
                 yield "modelLoading", event.spec.source
             elif isinstance(event, ModelReady):
                 yield "modelLoaded", event.summary
+                if events is None:  # loaded here (a remote host's CPU is not this one)
+                    from ctxscope.core.devices import emulated_dtype_note
+
+                    note = emulated_dtype_note(event.summary.device, event.summary.dtype)
+                    if note:
+                        yield "modelNote", note
             elif isinstance(event, SweepStarted):
                 recorder = _open_recorder(runner.store)
                 recorder.record(event)  # history and maps first (this thread), then the UI
