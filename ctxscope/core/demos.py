@@ -51,14 +51,15 @@ def quiet_progress() -> Iterator[None]:
     in a log file every redraw is another line: thousands for one conversion."""
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
 
-    bar = gguf_utils.tqdm
+    # Through getattr/setattr: the module does not re-export the name it imported.
+    bar = getattr(gguf_utils, "tqdm")
     if not sys.stderr.isatty():
-        gguf_utils.tqdm = functools.partial(bar, disable=True)
+        setattr(gguf_utils, "tqdm", functools.partial(bar, disable=True))
         print("demo:smollm2: dequantising the GGUF file once (about 25 s on a CPU) …", file=sys.stderr, flush=True)
     try:
         yield
     finally:
-        gguf_utils.tqdm = bar
+        setattr(gguf_utils, "tqdm", bar)
 
 
 def _convert_smollm2(gguf_file: Path) -> Path:
