@@ -4,6 +4,7 @@ tools are their controllers'."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -158,6 +159,8 @@ class MainWindow(QMainWindow):
     def start_sweep(self, spec: ModelSpec, cfg: SweepConfig) -> bool:
         self.error_box.setVisible(False)
         cfg = self.quality.with_fit(spec, cfg)  # "fits" from a max-context search of this model here
+        if cfg.threads is None:  # `gui --run` without --threads: the app's own default, shown and recorded
+            cfg = replace(cfg, threads=self.sweep_panel.threads.value())
         if not self.runner.run(spec, cfg):
             self.status("A sweep is already running: cancel it first (Esc).")
             return False
@@ -207,6 +210,7 @@ class MainWindow(QMainWindow):
         self.live.show_run(run, maps_of(run, maps_dir), replace_shown=replace_shown)
         if replace_shown:
             self.quality.show_run(run)
+            self.model_panel.show_run_model(run.header)  # not the last model loaded
         self.run_banner.setVisible(any(h.model.random_weights for h in self.live.shown.values()))
         others = f" with {plural(len(self.live.shown) - 1, 'other run')}" if len(self.live.shown) > 1 else ""
         self.status(f"Showing run {run.id} ({run.status}, {plural(len(run.points), 'point')}){others}.")
@@ -214,7 +218,7 @@ class MainWindow(QMainWindow):
     def open_stored_run(self, run_id: str, *, overlay: bool = False) -> None:
         self.history_controller.open(run_id, overlay=overlay)
 
-    def open_run_file(self, path: str | None = None, *, into_compare: bool = False) -> None:
+    def open_run_file(self, path: str | None = None, *, into_compare: bool = False, overlay: bool = False) -> None:
         from ctxscope.core.serialize import load_run
 
         if not path:
@@ -229,7 +233,7 @@ class MainWindow(QMainWindow):
         if into_compare:
             self.compare.add_file_run(run, maps_of(run, Path(path).parent))
             return
-        self.show_run(run, maps_dir=Path(path).parent)
+        self.show_run(run, replace_shown=not overlay, maps_dir=Path(path).parent)
         self.tabs.setCurrentIndex(0)
 
     def refresh_history(self) -> None:

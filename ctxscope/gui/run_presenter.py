@@ -75,6 +75,7 @@ class RunPresenter(QObject):
         self.clear_views()
         self.current_run = header.id
         self.sweep_panel.show_modes(header.settings.modes)  # the modes the model really has
+        self.sweep_panel.show_threads(header.settings.threads)  # what torch really used (the host's, remote)
         self.window.setWindowTitle(f"{header.model.source} · {header.settings.device} {header.settings.dtype}")
         self.live.begin_run(header)
         self.run_banner.setVisible(header.model.random_weights)

@@ -173,6 +173,12 @@ class SweepPanel(QGroupBox):
         for name, box in self.modes.items():
             box.setChecked(name in modes)
 
+    def show_threads(self, threads: int | None) -> None:
+        """The thread count a run recorded (a remote host may have more cores than this one)."""
+        if threads:
+            self.threads.setMaximum(max(self.threads.maximum(), threads))
+            self.threads.setValue(threads)
+
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
