@@ -51,7 +51,8 @@ def fmt_bytes(value: float | None) -> str:
 def fmt_ms(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+    size = abs(value)  # a negative difference reads in the same unit as a positive one
+    return f"{value:.3f} ms" if size < 10 else f"{value:.1f} ms" if size < 1000 else f"{value / 1000:.2f} s"
 
 
 def fmt_count(value: int) -> str:

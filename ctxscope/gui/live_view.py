@@ -99,7 +99,7 @@ class LiveView(QWidget):
 
     def finish_run(self, run: RunResult, maps: Path | None) -> None:
         self.scheduler.flush()
-        self.table.resizeColumnsToContents()
+        self.table.fit_columns()
         self.finished[run.id] = (run, maps)
         self.show_fits(run)
 
@@ -114,7 +114,7 @@ class LiveView(QWidget):
         for point in run.points:
             self.add_point(run.id, point)
         self.scheduler.flush()
-        self.table.resizeColumnsToContents()
+        self.table.fit_columns()
 
     def show_predictions(self, header: RunHeader) -> None:
         """The analytic predictions: roofline latency per mode, weights + KV."""
@@ -146,4 +146,4 @@ class LiveView(QWidget):
         efficiency = point_efficiency(RunResult(header=header, status="running"), point) if header.analytic else None
         self.table.add_point(label, point, efficiency)
         if first:  # sizing columns costs ~3 ms a call: once per run, not per point
-            self.table.resizeColumnsToContents()
+            self.table.fit_columns()

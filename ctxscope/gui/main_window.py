@@ -90,15 +90,21 @@ class MainWindow(QMainWindow):
         error_row.setContentsMargins(0, 0, 0, 0)
         error_row.addWidget(self.error_banner, 1)
         error_row.addWidget(dismiss)
-        self.run_banner = QLabel(RANDOM_BANNER, visible=False, styleSheet=f"background: #fff3cd; color: #664d03; {BANNER}")
+        self.run_banner = QLabel(RANDOM_BANNER, visible=False, styleSheet="background: #fff3cd; color: #664d03; "
+                                 "padding: 1px 6px; border-radius: 3px;")
         self.tabs = QTabWidget()
         for widget, name in ((self.live, "Live"), (self.attention, "Attention"), (self.quality, "Quality"),
                              (self.compare, "Compare"), (self.history, "History")):
             self.tabs.addTab(widget, name)
+        # Beside the tabs, its room kept when hidden: above them, the tab bar and every
+        # plot jumped ~28 px whenever it came and went.
+        self.tabs.setCornerWidget(self.run_banner, Qt.Corner.TopRightCorner)
+        policy = self.run_banner.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.run_banner.setSizePolicy(policy)
         center = QWidget()
         center_layout = QVBoxLayout(center)
-        for widget in (self.error_box, self.run_banner):
-            center_layout.addWidget(widget)
+        center_layout.addWidget(self.error_box)
         center_layout.addWidget(self.tabs, 1)
         center_layout.addWidget(self.telemetry)
         splitter = QSplitter()

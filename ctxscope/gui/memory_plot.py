@@ -15,6 +15,14 @@ from ctxscope.report.fmt import fmt_bytes
 LAYERS = (("weights", (120, 120, 120)), ("KV cache", (31, 119, 180)), ("activations", (255, 127, 14)))
 
 
+class _FixedSample(pg.ItemSample):
+    """A legend swatch that does not toggle its item on a click (the layers are one
+    stack: hiding one would misstate the others)."""
+
+    def mouseClickEvent(self, event) -> None:  # noqa: N802 (pyqtgraph API)
+        event.ignore()
+
+
 class MemoryPlot(_ContextPlot):
     """Shows the first run only (stacks of several runs would hide each other)."""
 
@@ -67,6 +75,7 @@ class MemoryPlot(_ContextPlot):
             self.removeItem(self.prediction)
         self.prediction = None
         if lengths:
+            self.data_arrived()
             self.prediction = self.plot(np.array(lengths, dtype=float), np.array(predicted_bytes, dtype=float) / GIB,
                                         pen=pg.mkPen((90, 90, 90), width=1.5, style=Qt.PenStyle.DashLine),
                                         name="predicted weights + KV")
@@ -81,6 +90,7 @@ class MemoryPlot(_ContextPlot):
             setattr(self, name, None)
         if not trials:
             return
+        self.data_arrived()
         if budget_bytes:
             self.budget_line = pg.InfiniteLine(budget_bytes / GIB, angle=0, pen=pg.mkPen((142, 68, 173), width=1.5,
                                                style=Qt.PenStyle.DashLine), label=f"budget {fmt_bytes(budget_bytes)}",
@@ -108,9 +118,11 @@ class MemoryPlot(_ContextPlot):
 
     def _make_items(self, label: str, mode: str, run_index: int) -> list:
         curves = []
-        for name, color in LAYERS:
-            curves.append(self.plot([], [], pen=pg.mkPen(color, width=1.5), symbol="o", symbolSize=4,
-                                    symbolBrush=color))
+        for i, (name, color) in enumerate(LAYERS):
+            # Markers on the top of the stack only (the peak of the pass, at every measured
+            # length): on every layer they were two thirds of a point's plot update.
+            marks = {"symbol": "o", "symbolSize": 5, "symbolBrush": color} if i == len(LAYERS) - 1 else {}
+            curves.append(self.plot([], [], pen=pg.mkPen(color, width=1.5), **marks))
         fills = [pg.FillBetweenItem(self.plot([], [], pen=pg.mkPen(INVISIBLE)), curves[0],
                                     brush=pg.mkBrush(*LAYERS[0][1], 90))]
         zero = fills[0].curves[0]
@@ -119,8 +131,11 @@ class MemoryPlot(_ContextPlot):
         for fill in fills:
             self.addItem(fill, ignoreBounds=True)
         if not self._legend_done:
-            for (name, _), curve in zip(LAYERS, curves):
-                self.legend.addItem(curve, name)
+            # Proxies, not the curves: the curves of the first series hide when another
+            # mode is shown, and a hidden item's swatch is drawn as a black "hidden" icon.
+            for name, color in LAYERS:
+                proxy = pg.PlotDataItem(pen=pg.mkPen(color, width=1.5))
+                self.legend.addItem(_FixedSample(proxy), name)
             self._legend_done = True
         items = [*curves, zero, *fills]
         visible = mode == self.mode and run_index == 0
