@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QThreadPool, Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
@@ -27,7 +27,7 @@ from ctxscope.gui.model_panel import RANDOM_BANNER, ModelPanel
 from ctxscope.gui.quality_view import QualityView
 from ctxscope.gui.run_presenter import RunPresenter
 from ctxscope.gui.runner import SweepRunner
-from ctxscope.gui.sweep_panel import SweepPanel
+from ctxscope.gui.sweep_panel import SweepPanel, config_of
 from ctxscope.gui.telemetry_strip import TelemetryStrip
 from ctxscope.core.units import plural
 
@@ -217,6 +217,7 @@ class MainWindow(QMainWindow):
         if replace_shown:
             self.quality.show_run(run)
             self.model_panel.show_run_model(run.header)  # not the last model loaded
+            self.sweep_panel.set_config(config_of(run.header.settings))  # Run measures the same again
         self.run_banner.setVisible(any(h.model.random_weights for h in self.live.shown.values()))
         others = f" with {plural(len(self.live.shown) - 1, 'other run')}" if len(self.live.shown) > 1 else ""
         self.status(f"Showing run {run.id} ({run.status}, {plural(len(run.points), 'point')}){others}.")
@@ -292,8 +293,6 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.compare)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        from PySide6.QtCore import QThreadPool
-
         window_settings.save(self, self.model_panel, self.sweep_panel)
         self.telemetry.timer.stop()
         self.runner.shutdown()

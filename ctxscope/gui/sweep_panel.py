@@ -9,11 +9,31 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.lengths import format_size, parse_lengths
+from ctxscope.core.results import Settings
 from ctxscope.core.spec import SweepConfig
 from ctxscope.gui.quality_options import QualityOptions
 
 QUICK = (("128 → max positions", None), ("128 → 4k", "128:4k:x2"), ("1k → 32k", "1k:32k:x2"),
          ("short: 64,128,256", "64,128,256"))
+
+
+def config_of(settings: Settings) -> SweepConfig:
+    """A stored run's settings as the sweep that repeats it (what the panel shows when a
+    run is opened). Plain data: no torch."""
+    from ctxscope.core.attention.config import CaptureConfig
+    from ctxscope.core.quality.config import DEFAULT_TEXT, QualityConfig
+
+    a, q = settings.attention or {}, settings.quality
+    quality = None
+    if q and not q.get("note"):
+        quality = QualityConfig(kinds=tuple(q.get("kinds") or ("loss", "needle")),
+                                text=str(q.get("text") or DEFAULT_TEXT))
+    return SweepConfig(lengths=settings.lengths, modes=settings.modes, batch_size=settings.batch_size,
+                       min_repeats=settings.min_repeats, max_repeats=settings.max_repeats, budget_s=settings.budget_s,
+                       threads=settings.threads, continue_after_oom=settings.continue_after_oom,
+                       attention=CaptureConfig(tiles=int(a.get("tiles") or 256)) if settings.attention else None,
+                       attention_text=str(a.get("text") or "random"), needle=a.get("needle"),
+                       needle_depth=float(a.get("needle_depth") or 50.0), quality=quality)
 
 
 def default_threads() -> int:

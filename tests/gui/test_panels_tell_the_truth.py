@@ -74,6 +74,9 @@ def test_opening_a_run_describes_its_model_not_the_loaded_one(window, qtbot, tin
     spec = window.model_panel.spec()
     assert (spec.source, spec.dtype, spec.device) == ("preset:gpt2", "float16", "cuda:0")  # Run measures it again
     assert not window.model_panel.random_weights.isChecked()  # a preset is random by nature, not by choice
+    panel = window.sweep_panel  # and the sweep that measured it
+    assert panel.lengths.text() == "1k,2k,4k" and panel.modes["decode"].isChecked()
+    assert panel.budget.value() == 1.0 and panel.policy.currentIndex() == 0 and not panel.attention.isChecked()
 
 
 def test_opening_from_history_describes_its_model(window, qtbot, tiny_config_files) -> None:

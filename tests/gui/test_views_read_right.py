@@ -184,6 +184,7 @@ def test_quality_tab_lays_out_and_keeps_the_tradeoff_honest(window, qtbot, tmp_p
     band_low, band_high = tradeoff.low.getData()[1], tradeoff.high.getData()[1]
     assert band_low is not None and len(band_low) == 5 and low <= band_low.min() and band_high.max() <= high
     assert tradeoff.cost_box.viewRange()[1][0] == 0.0  # the cost from zero
+    assert window.sweep_panel.quality.enabled.isChecked()  # the opened run's sweep, quality passes included
 
 
 def test_html_tradeoff_draws_the_band_on_a_sane_range(quality_run) -> None:
