@@ -11,11 +11,12 @@ from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Prog
 from ctxscope.core.matrix import CellFailed, CellFinished, ModelLoading, ModelReady, run_matrix
 from ctxscope.core.quality.records import QualityPoint
 from ctxscope.core.spec import ModelSpec, SweepConfig
-from ctxscope.core.telemetry import TelemetrySample
 
+# Not the sweep's telemetry samples: they are recorded (in this thread) with their point,
+# and the strip polls its own. Sent on, they crossed to the UI thread in bursts of
+# hundreds after every point (10 Hz over a point's seconds), each a queued call there.
 _SIGNALS: dict[type, str] = {Progress: "progressChanged", PointResult: "pointReady", PointFailed: "pointFailed",
-                             AttentionResult: "attentionReady", TelemetrySample: "telemetrySampled",
-                             QualityPoint: "qualityReady"}
+                             AttentionResult: "attentionReady", QualityPoint: "qualityReady"}
 
 
 def _open_recorder(store_enabled: bool) -> Any:
