@@ -22,7 +22,15 @@ def configure_pyqtgraph(app: QApplication) -> None:
                         foreground=palette.color(QPalette.ColorRole.Text))
 
 
+#: How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+#: While the worker runs Python (a model being built, the analytic model, a decode loop)
+#: every return of the UI thread from Qt into Python waits up to this long; a paint makes
+#: dozens of such returns.
+GIL_SWITCH_S = 0.001
+
+
 def create_app(argv: list[str] | None = None) -> QApplication:
+    sys.setswitchinterval(GIL_SWITCH_S)
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     app.setApplicationName("ctxscope")
     app.setOrganizationName("ctxscope")

@@ -137,6 +137,10 @@ class LiveView(QWidget):
     @staticmethod
     def _update_plot(plot: LatencyPlot | MemoryPlot | ThroughputPlot, run_id: str, label: str, point: Point) -> None:
         plot.add_point(run_id, label, point)
+        # The new range now, not at the next paint: pyqtgraph applies auto-range while
+        # painting, and the range change then paints the plot (and its legend) again.
+        plot.getPlotItem().vb.updateAutoRange()
+        plot.place_legend()  # against the range it will be drawn with
         plot.viewport().repaint()  # this view alone, now: one bounded slice per turn
 
     def _update_table(self, label: str, point: Point, header: RunHeader) -> None:
