@@ -11,6 +11,7 @@ from ctxscope.core.errors import BadInputError
 from ctxscope.core.lengths import format_size, parse_lengths
 from ctxscope.core.results import Settings
 from ctxscope.core.spec import SweepConfig
+from ctxscope.core.units import plural
 from ctxscope.gui.quality_options import QualityOptions
 
 QUICK = (("128 → max positions", None), ("128 → 4k", "128:4k:x2"), ("1k → 32k", "1k:32k:x2"),
@@ -241,7 +242,8 @@ class SweepPanel(QGroupBox):
         if self.max_positions and lengths[-1] > self.max_positions:
             self.show_error(f"{format_size(lengths[-1])} exceeds the model's {self.max_positions} positions")
         else:
-            self._show_note(f"{len(lengths)} lengths: {format_size(lengths[0])} … {format_size(lengths[-1])}")
+            span = format_size(lengths[0]) if len(lengths) == 1 else f"{format_size(lengths[0])} … {format_size(lengths[-1])}"
+            self._show_note(f"{plural(len(lengths), 'length')}: {span}")
 
     def _on_quick_activated(self, index: int) -> None:
         spec = self.quick.itemData(index)

@@ -79,6 +79,14 @@ def test_log_axes_read_plain_numbers_and_label_narrow_ranges() -> None:
     assert gaps.min() >= 20  # never crowded
 
 
+def test_the_lengths_check_counts_in_words(window) -> None:
+    panel = window.sweep_panel
+    panel.lengths.setText("1k")
+    assert panel.lengths_error.text() == "1 length: 1k"  # not "1 lengths: 1k … 1k"
+    panel.lengths.setText("128,256")
+    assert panel.lengths_error.text() == "2 lengths: 128 … 256"
+
+
 def test_empty_plots_show_typical_lengths_not_2_4_8(window) -> None:
     for plot in (window.latency, window.memory, window.throughput):
         (x0, x1), _ = plot.getPlotItem().vb.viewRange()
