@@ -4,7 +4,6 @@ small multiples of every head, and statistics against context length."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
@@ -13,6 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPus
                                QVBoxLayout, QWidget)
 
 from ctxscope.core.lengths import format_size
+from ctxscope.gui.attention_data import AttentionData, Layer
 from ctxscope.gui.axes import LengthAxis
 
 STATS = (("sink_mass", "sink mass (first tokens)"), ("entropy", "normalised entropy"),
@@ -34,54 +34,6 @@ def _needle_label(anchor: tuple[float, float]) -> pg.TextItem:
     label = pg.TextItem("needle", color=(255, 140, 140), anchor=anchor)
     label.setVisible(False)
     return label
-
-
-@dataclass
-class _Layer:
-    maps: np.ndarray  # [H, T, T]
-    edges: np.ndarray
-    profiles: dict[int, np.ndarray]
-    stats: dict[str, list[float]]
-
-
-@dataclass
-class AttentionData:
-    """Everything the tab shows, as CPU numpy arrays: from a live sweep or a stored run."""
-
-    layers: dict[tuple[int, int], _Layer] = field(default_factory=dict)
-    tokens: dict[int, np.ndarray] = field(default_factory=dict)
-    spans: dict[int, tuple[int, int]] = field(default_factory=dict)
-
-    def add_result(self, result) -> None:
-        if result.capture is None:
-            return
-        for la in result.capture.layers:
-            self.layers[(la.length, la.layer)] = _Layer(la.maps, la.tile_edges, dict(la.profiles),
-                                                        {k: list(v) for k, v in la.stats.items()})
-        if result.tokens is not None:
-            self.tokens[result.capture.length] = np.array(result.tokens)
-        if result.capture.span is not None:
-            self.spans[result.capture.length] = tuple(result.capture.span)
-
-    def add_stored(self, entries: list[dict], arrays: dict[str, np.ndarray]) -> None:
-        for e in entries:
-            if e.get("status") != "ok" or e.get("array") not in arrays:
-                continue
-            key, length = e["array"], int(e["length"])
-            profiles = {int(r): arrays[f"{key}_profile_q{r}"] for r in e.get("profile_rows", [])
-                        if f"{key}_profile_q{r}" in arrays}
-            self.layers[(length, int(e["layer"]))] = _Layer(arrays[key], arrays[f"{key}_edges"], profiles,
-                                                            e.get("stats", {}))
-            if e.get("span"):
-                self.spans[length] = tuple(e["span"])
-            if f"L{length}_tokens" in arrays:
-                self.tokens[length] = arrays[f"L{length}_tokens"]
-
-    def lengths(self) -> list[int]:
-        return sorted({length for length, _ in self.layers})
-
-    def layer_ids(self, length: int) -> list[int]:
-        return sorted(layer for n, layer in self.layers if n == length)
 
 
 class AttentionView(QWidget):
@@ -217,7 +169,7 @@ class AttentionView(QWidget):
         self.body.setVisible(not empty)
 
     # -- view ------------------------------------------------------------------------
-    def current(self) -> tuple[int, int, _Layer] | None:
+    def current(self) -> tuple[int, int, Layer] | None:
         length = self.length.currentData()
         if length is None:
             return None
@@ -270,7 +222,7 @@ class AttentionView(QWidget):
         self._refresh_grid(la, log)
         self._refresh_stats(layer, head)
 
-    def _refresh_grid(self, la: _Layer, log: bool) -> None:
+    def _refresh_grid(self, la: Layer, log: bool) -> None:
         heads = la.maps.shape[0]
         if len(self.grid_images) != heads:
             self.grid.clear()
