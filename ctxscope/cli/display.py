@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from ctxscope.core.events import Progress as ProgressEvent
+from ctxscope.core.interference import contention_summary
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_seconds
 
@@ -28,9 +29,9 @@ def points_table(points: tuple[Point, ...] | list[Point], title: str | None = No
         caption += f"\n{PROCESS_PEAK}: {PROCESS_PEAK_MEANING}"
     if with_state:
         caption += "\nstate: recurrent and convolution state of state-space / linear-attention layers (fixed in L)"
-    reasons = sorted({p.contention for p in points if p.contention})
-    if reasons:  # what else ran while those points were timed
-        caption += "\ncontended: " + "; ".join(reasons)
+    contended = contention_summary(points)
+    if contended:  # what else ran while those points were timed: one line, not one per point
+        caption += "\n" + contended
     table = Table(title=title, show_lines=False, caption=caption, caption_justify="left")
     columns = [("mode", "left"), ("length", "right"), ("status", "left"), ("median", "right"),
                ("p10–p90", "right"), ("n", "right"), ("tokens/s", "right"), ("KV cache", "right")]
@@ -87,6 +88,12 @@ class SweepDisplay:
             weights = " [yellow](random weights)[/yellow]" if m.random_weights else ""
             self.err.print(f"run [bold]{header.id}[/bold]: {m.source} — {m.architecture}, {fmt_count(m.params)} params"
                            f"{weights}; {s.device} {s.dtype} {s.attn_implementation}, batch {s.batch_size}")
+        if header.environment.host is None:  # measured here: this CPU's instructions decide
+            from ctxscope.core.devices import emulated_dtype_note
+
+            note = emulated_dtype_note(s.device, s.dtype)
+            if note:
+                self.err.print(f"[yellow]warning:[/yellow] {note}")
         self.task = self.bar.add_task("starting", total=len(s.lengths) * len(s.modes), eta="?")
 
     def progress(self, event: ProgressEvent) -> None:

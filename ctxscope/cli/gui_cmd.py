@@ -1,4 +1,5 @@
-"""``ctxscope gui [MODEL] [sweep options] [--run]`` and bare ``ctxscope``: the desktop app."""
+"""``ctxscope gui [MODEL | RUN.json] [sweep options] [--run]``, ``ctxscope open RUN.json...`` and
+bare ``ctxscope``: the desktop app."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import importlib.util
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from ctxscope.cli.sweep_cmd import add_sweep_options, sweep_config, specs_from_args
@@ -15,11 +17,47 @@ GUI_DEFAULT_LENGTHS = "128,256,512,1k"
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("gui", help="open the desktop app (optionally with a model, sweeping at once with --run)")
-    p.add_argument("model", nargs="?", default=None, help="model to put in the model panel")
+    p = sub.add_parser("gui", help="open the desktop app (optionally with a model, sweeping at once with --run, "
+                                   "or with a run file to show)")
+    p.add_argument("model", nargs="?", default=None, help="model to put in the model panel, or a run file to show")
     add_sweep_options(p)
     p.add_argument("--run", action="store_true", help="start the sweep as soon as the window opens")
     p.set_defaults(func=run)
+    p = sub.add_parser("open", help="open run files in the desktop app (e.g. runs made on a GPU server)")
+    p.add_argument("runs", nargs="+", metavar="RUN.json", help="run files: the first is shown, the others overlaid")
+    p.set_defaults(func=open_runs)
+
+
+def is_run_file(source: str) -> bool:
+    """Whether ``source`` names a ctxscope run file rather than a model (a config.json is
+    a model): run files say so in their first key."""
+    path = Path(source)
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return '"ctxscope.run/' in f.read(4096)
+    except OSError:
+        return False
+
+
+def _checked(files: list[str]) -> tuple[str, ...]:
+    """Every file read and validated before a window opens: a bad one is one line, exit 2."""
+    from ctxscope.core.serialize import load_run
+
+    for name in files:
+        load_run(name)
+    problem = display_problem()
+    if problem:
+        raise BadInputError(problem)
+    return tuple(files)
+
+
+def open_runs(args: argparse.Namespace) -> int:
+    files = _checked(list(args.runs))
+    from ctxscope.gui.app import run_app
+
+    return run_app(runs=files)
 
 
 def display_problem() -> str | None:
@@ -34,6 +72,14 @@ def display_problem() -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model is not None and is_run_file(args.model):
+        if args.run:
+            raise BadInputError(f"{args.model} is a run file, not a model: --run sweeps a model "
+                                "(open the file without --run to see it)")
+        files = _checked([args.model])
+        from ctxscope.gui.app import run_app
+
+        return run_app(runs=files)
     spec, lengths, modes = specs_from_args(args)
     if args.run and spec is None:
         raise BadInputError("--run needs a MODEL to sweep")

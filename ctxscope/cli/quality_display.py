@@ -96,12 +96,12 @@ def tradeoff_table(run: RunResult, console: Console) -> None:
     if not any(r.loss is not None or r.retrieval is not None for r in result.rows):
         return
     table = Table(title="trade-off: cost beside benefit per length",
-                  caption="saved/2×: loss saved per doubling since the previous length (nats/token); ms/nat: extra "
-                          "prefill time per nat/token saved", caption_justify="left")
-    for col in ("length", "prefill", "decode", "KV", "peak", "loss", "found", "saved/2×", "ms/nat"):
+                  caption="saved/2×: loss saved per doubling since the previous length (nats/token); prefill/nat: "
+                          "extra prefill time per nat/token saved (as the HTML report shows it)", caption_justify="left")
+    for col in ("length", "prefill", "decode", "KV", "peak", "loss", "found", "saved/2×", "prefill/nat"):
         table.add_column(col, justify="right", no_wrap=True)
     for r in result.rows:
-        per_nat = "-" if r.ms_per_nat is None else "no saving" if r.ms_per_nat == float("inf") else f"{r.ms_per_nat:,.0f}"
+        per_nat = "-" if r.ms_per_nat is None else "no saving" if r.ms_per_nat == float("inf") else fmt_ms(r.ms_per_nat)
         table.add_row(f"{r.length:,}", fmt_ms(r.prefill_ms) if r.prefill_ms is not None else "-",
                       fmt_ms(r.decode_ms) if r.decode_ms is not None else "-", fmt_bytes(r.kv_bytes),
                       fmt_bytes(r.peak_bytes), f"{r.loss:.4f}" if r.loss is not None else "-", _pct(r.retrieval),

@@ -11,6 +11,7 @@ from typing import Any
 
 from ctxscope.cli.common import open_store, output_path
 from ctxscope.core.errors import BadInputError
+from ctxscope.core.units import plural
 
 FORMATS = ("html", "md", "json", "csv")
 
@@ -128,7 +129,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         out.write_text(text, encoding="utf-8")
         kind = "comparison" if len(runs) > 1 else "report"
-        print(f"wrote {out} ({fmt} {kind} of {len(runs)} run{'s' if len(runs) > 1 else ''})", file=sys.stderr)
+        print(f"wrote {out} ({fmt} {kind} of {plural(len(runs), 'run')})", file=sys.stderr)
     return 0
 
 

@@ -7,9 +7,13 @@ read the weights.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from ctxscope.core.errors import BadInputError, ModelLoadError
@@ -40,6 +44,24 @@ def _converted_dir() -> Path:
     return data_dir() / "demos" / "smollm2-135m-instruct"
 
 
+@contextlib.contextmanager
+def quiet_progress() -> Iterator[None]:
+    """No dequantisation bar where stderr is not a terminal. transformers draws it with
+    tqdm directly (not through its logging, so ``disable_progress_bar`` misses it), and
+    in a log file every redraw is another line: thousands for one conversion."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    # Through getattr/setattr: the module does not re-export the name it imported.
+    bar = getattr(gguf_utils, "tqdm")
+    if not sys.stderr.isatty():
+        setattr(gguf_utils, "tqdm", functools.partial(bar, disable=True))
+        print("demo:smollm2: dequantising the GGUF file once (about 25 s on a CPU) …", file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        setattr(gguf_utils, "tqdm", bar)
+
+
 def _convert_smollm2(gguf_file: Path) -> Path:
     """Dequantise the GGUF once into safetensors under the data dir (later loads < 1 s)."""
     target = _converted_dir()
@@ -53,7 +75,9 @@ def _convert_smollm2(gguf_file: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
-        model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+        with quiet_progress():
+            model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
+                                                         dtype=torch.float32)
         # The GGUF loader has already dequantised every tensor to float32; only its
         # quantizer marker stops save_pretrained. Drop it so plain safetensors are written.
         # transformers 5.24 declares no hf_quantizer on PreTrainedModel: mypy takes

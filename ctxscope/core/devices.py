@@ -63,3 +63,19 @@ def resolve_dtype(name: str, device: torch.device, checkpoint_dtype: torch.dtype
 def dtype_name(dtype: torch.dtype) -> str:
     """``torch.bfloat16`` → ``"bfloat16"``."""
     return str(dtype).removeprefix("torch.")
+
+
+def emulated_dtype_note(device: str, dtype: str) -> str | None:
+    """Why a CPU run in a half type will time the emulation, not the dtype, or ``None``.
+
+    Without native instructions (AVX512-BF16 / AMX for bfloat16, AMX-FP16 for float16)
+    torch converts every operand to float32 and back: on this project's 2-core Xeon VM a
+    GPT-2 prefill in bfloat16 took 26–41× as long as in float32 (float16 likewise)."""
+    if not device.startswith("cpu") or dtype not in ("bfloat16", "float16"):
+        return None
+    native = (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported() if dtype == "bfloat16"
+              else torch.cpu._is_amx_fp16_supported())
+    if native:
+        return None
+    return (f"{dtype} on this CPU is emulated (no native {dtype} instructions): expect latencies some 26–41× those of "
+            "float32 (measured on a 2-core Xeon VM); use float32 for CPU figures")

@@ -19,6 +19,8 @@ import psutil
 
 from ctxscope.core import nvml
 from ctxscope.core.blocks import TelemetrySummary
+from ctxscope.core.results import Point
+from ctxscope.core.units import plural
 
 #: Other processes' CPU use, in cores, above which a point is flagged contended.
 CPU_OTHER_CORES = 0.5
@@ -116,6 +118,31 @@ def contention(summary: TelemetrySummary) -> str | None:
     if mask:
         reasons.append("GPU clocks slowed: " + ", ".join(nvml.slowdown_names(mask)))
     return "; ".join(reasons) + " while timed" if reasons else None
+
+
+def contention_summary(points: Sequence[Point]) -> str | None:
+    """One line for all the contended points of a run (``None``: none were): how many,
+    and the range of what crossed a threshold. A per-point note repeated the same
+    sentence on every row with only its figure changed."""
+    contended = [p for p in points if p.contention]
+    if not contended:
+        return None
+    summaries = [p.telemetry or {} for p in contended]
+    reasons = []
+    cpu = sorted(c for t in summaries if (c := t.get("cpu_other_cores")) is not None and c >= CPU_OTHER_CORES)
+    if cpu:
+        cores = f"{cpu[0]:.1f}" if f"{cpu[0]:.1f}" == f"{cpu[-1]:.1f}" else f"{cpu[0]:.1f}–{cpu[-1]:.1f}"
+        reasons.append(f"other processes kept {cores} CPU cores busy")
+    gpu = max((int(g) for t in summaries if (g := t.get("gpu_other_processes"))), default=0)
+    if gpu:
+        reasons.append(f"up to {gpu} other process{'es' if gpu != 1 else ''} on the GPU")
+    mask = 0
+    for t in summaries:
+        mask |= int(t.get("gpu_slowdown_mask") or 0) & nvml.FLAGGED_SLOWDOWNS
+    if mask:
+        reasons.append("GPU clocks slowed: " + ", ".join(nvml.slowdown_names(mask)))
+    said = "; ".join(reasons) + " while timed" if reasons else "; ".join(sorted({p.contention or "" for p in contended}))
+    return f"{plural(len(contended), 'point')} of {len(points)} contended: {said}"
 
 
 def isolation_problem(uuids: Sequence[str], *, cpu: bool, sample_s: float = 0.5) -> str | None:

@@ -21,6 +21,7 @@ from ctxscope.core.devices import dtype_name
 from ctxscope.core.analytic import analytic_block
 from ctxscope.core.environment import collect_environment
 from ctxscope.core.errors import CONTEXT_LOST, BadInputError
+from ctxscope.core.eta import Eta, Policy
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepEvent, SweepStarted
 from ctxscope.core.guard import MemoryCheck, available_bytes, check_point
 from ctxscope.core.loading import LoadedModel
@@ -190,8 +191,8 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
     passes += ("quality",) if quality is not None and quality.note is None else ()
     plan = [(length, mode) for length in lengths for mode in passes]
     attention: list[AttentionEntry] = []
-    total_weight = sum(length for length, _ in plan)
-    done_weight = 0
+    cap = loaded.info.position_limit or (None if cfg.allow_beyond_max else loaded.info.max_positions)
+    eta = Eta(plan, Policy(cfg.warmup, cfg.min_repeats, cfg.max_repeats, cfg.budget_s, cap, cfg.continue_after_oom))
     points: list[Point] = []
     failed_modes: set[str] = set()
     status = "complete"
@@ -204,12 +205,13 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                     status = "cancelled"
                     break
                 elapsed = time.perf_counter() - t0
-                eta = elapsed / done_weight * (total_weight - done_weight) if done_weight else None
-                yield Progress(done=done, total=len(plan), mode=mode, length=length, elapsed_s=elapsed, eta_s=eta)
+                eta.start(done, elapsed)
+                yield Progress(done=done, total=len(plan), mode=mode, length=length, elapsed_s=elapsed,
+                               eta_s=eta.remaining())
                 if mode == "attention":
                     result = _attention_point(loaded, cfg, length, tokenizer, header.id, failed_modes, measurer)
                     attention.extend(result.entries)
-                    done_weight += length
+                    eta.measured(mode, result.status)
                     yield result
                     yield from telemetry.drain()
                     continue
@@ -219,7 +221,6 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                     finished = yield from run_quality(loaded, quality, length, seed=cfg.seed, stop=stop,
                                                       allow_beyond_max=cfg.allow_beyond_max,
                                                       continue_after_oom=cfg.continue_after_oom)
-                    done_weight += length
                     release(measurer.devices or loaded.device)  # the next timed point's reserved peak is its own
                     yield from telemetry.drain()
                     if not finished:
@@ -242,7 +243,8 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                     summary = summarize(samples, measurer.last_window)
                     point = replace(point, telemetry=summary, contention=contention(summary) if summary else None)
                 points.append(point)
-                done_weight += length
+                lat = point.latency_ms
+                eta.measured(mode, point.status, lat.median if lat else None, lat.n if lat else None)
                 yield PointResult(point) if point.status == "ok" else PointFailed(point)
                 yield from samples
         finally:

@@ -59,7 +59,8 @@ def fmt_mib(value: float | None) -> str:
 def fmt_ms(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+    size = abs(value)  # a negative difference reads in the same unit as a positive one
+    return f"{value:.3f} ms" if size < 10 else f"{value:.1f} ms" if size < 1000 else f"{value / 1000:.2f} s"
 
 
 def fmt_count(value: int) -> str:
@@ -75,6 +76,11 @@ def fmt_seconds(value: float | None) -> str:
         return "?"
     value = int(round(value))
     return f"{value // 3600}h{value % 3600 // 60:02d}m" if value >= 3600 else f"{value // 60}m{value % 60:02d}s"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 run``, ``2 runs``, ``1,024 points`` (``words``: an irregular plural)."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
 
 
 def fmt_rate(value: float | None, unit: str = "FLOP/s") -> str:

@@ -4,6 +4,7 @@ torch and transformers load in the worker after the window is shown."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from PySide6.QtGui import QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
@@ -21,7 +22,15 @@ def configure_pyqtgraph(app: QApplication) -> None:
                         foreground=palette.color(QPalette.ColorRole.Text))
 
 
+#: How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+#: While the worker runs Python (a model being built, the analytic model, a decode loop)
+#: every return of the UI thread from Qt into Python waits up to this long; a paint makes
+#: dozens of such returns.
+GIL_SWITCH_S = 0.001
+
+
 def create_app(argv: list[str] | None = None) -> QApplication:
+    sys.setswitchinterval(GIL_SWITCH_S)
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     app.setApplicationName("ctxscope")
     app.setOrganizationName("ctxscope")
@@ -37,9 +46,11 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app  # type: ignore[return-value]
 
 
-def build_window(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, autorun: bool = False):
+def build_window(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, autorun: bool = False,
+                 runs: Sequence[str] = ()):
     """The main window, shown, with the worker's first job queued: the sweep when
-    ``autorun``, else the device listing (which imports torch off the UI thread)."""
+    ``autorun``, else the device listing (which imports torch off the UI thread).
+    ``runs``: run files to show (the first; the others overlaid), as File → Open does."""
     from PySide6.QtCore import QTimer
 
     from ctxscope.gui.main_window import MainWindow
@@ -50,6 +61,8 @@ def build_window(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, 
     if cfg is not None:
         window.sweep_panel.set_config(cfg)
     window.show()
+    for i, path in enumerate(runs):
+        window.open_run_file(path, overlay=i > 0)
     runner = window.runner
     if autorun and spec is not None and cfg is not None:
         def list_devices_when_idle(busy: bool) -> None:
@@ -64,9 +77,10 @@ def build_window(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, 
     return window
 
 
-def run_app(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, autorun: bool = False) -> int:
+def run_app(spec: ModelSpec | None = None, cfg: SweepConfig | None = None, autorun: bool = False,
+            runs: Sequence[str] = ()) -> int:
     app = create_app()
-    window = build_window(spec, cfg, autorun)
+    window = build_window(spec, cfg, autorun, runs)
     code = app.exec()
     del window
     return int(code)

@@ -4,7 +4,6 @@ small multiples of every head, and statistics against context length."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
@@ -13,59 +12,28 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPus
                                QVBoxLayout, QWidget)
 
 from ctxscope.core.lengths import format_size
-from ctxscope.gui.plots import LengthAxis
+from ctxscope.gui.attention_data import AttentionData, Layer
+from ctxscope.gui.axes import LengthAxis
 
 STATS = (("sink_mass", "sink mass (first tokens)"), ("entropy", "normalised entropy"),
          ("local_mass", "local mass (within window)"), ("mean_distance", "mean query–key distance"),
          ("span_mass", "mass on the needle"))
 
 
-@dataclass
-class _Layer:
-    maps: np.ndarray  # [H, T, T]
-    edges: np.ndarray
-    profiles: dict[int, np.ndarray]
-    stats: dict[str, list[float]]
+NEEDLE = (214, 39, 40)
 
 
-@dataclass
-class AttentionData:
-    """Everything the tab shows, as CPU numpy arrays: from a live sweep or a stored run."""
+def _needle_band(orientation: str) -> pg.LinearRegionItem:
+    """The needle's token span as a red band (yellow unlabelled edges read as a crosshair;
+    the labels are :func:`_needle_label`)."""
+    return pg.LinearRegionItem(orientation=orientation, movable=False, brush=(*NEEDLE, 45),
+                               pen=pg.mkPen((*NEEDLE, 160), width=1))
 
-    layers: dict[tuple[int, int], _Layer] = field(default_factory=dict)
-    tokens: dict[int, np.ndarray] = field(default_factory=dict)
-    spans: dict[int, tuple[int, int]] = field(default_factory=dict)
 
-    def add_result(self, result) -> None:
-        if result.capture is None:
-            return
-        for la in result.capture.layers:
-            self.layers[(la.length, la.layer)] = _Layer(la.maps, la.tile_edges, dict(la.profiles),
-                                                        {k: list(v) for k, v in la.stats.items()})
-        if result.tokens is not None:
-            self.tokens[result.capture.length] = np.array(result.tokens)
-        if result.capture.span is not None:
-            self.spans[result.capture.length] = tuple(result.capture.span)
-
-    def add_stored(self, entries: list[dict], arrays: dict[str, np.ndarray]) -> None:
-        for e in entries:
-            if e.get("status") != "ok" or e.get("array") not in arrays:
-                continue
-            key, length = e["array"], int(e["length"])
-            profiles = {int(r): arrays[f"{key}_profile_q{r}"] for r in e.get("profile_rows", [])
-                        if f"{key}_profile_q{r}" in arrays}
-            self.layers[(length, int(e["layer"]))] = _Layer(arrays[key], arrays[f"{key}_edges"], profiles,
-                                                            e.get("stats", {}))
-            if e.get("span"):
-                self.spans[length] = tuple(e["span"])
-            if f"L{length}_tokens" in arrays:
-                self.tokens[length] = arrays[f"L{length}_tokens"]
-
-    def lengths(self) -> list[int]:
-        return sorted({length for length, _ in self.layers})
-
-    def layer_ids(self, length: int) -> list[int]:
-        return sorted(layer for n, layer in self.layers if n == length)
+def _needle_label(anchor: tuple[float, float]) -> pg.TextItem:
+    label = pg.TextItem("needle", color=(255, 140, 140), anchor=anchor)
+    label.setVisible(False)
+    return label
 
 
 class AttentionView(QWidget):
@@ -75,6 +43,9 @@ class AttentionView(QWidget):
         self.length = QComboBox()
         self.layer = QSpinBox()
         self.head = QComboBox()
+        for combo in (self.length, self.head):  # filled after the first show: sized then, "mean of heads" was cut
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.head.setMinimumContentsLength(len("mean of heads"))
         self.scale = QComboBox()
         self.scale.addItems(["log", "linear"])  # log by default: sinks dwarf everything else on a linear scale
         self.stat = QComboBox()
@@ -103,9 +74,11 @@ class AttentionView(QWidget):
         self.map_plot.addItem(self.image)
         self.colorbar = pg.ColorBarItem(colorMap="viridis", interactive=False, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.map_plot)
-        self.span_keys = pg.LinearRegionItem(orientation="vertical", movable=False, brush=(255, 80, 80, 50))
-        self.span_queries = pg.LinearRegionItem(orientation="horizontal", movable=False, brush=(255, 80, 80, 50))
-        for item in (self.span_keys, self.span_queries):
+        self.span_keys, self.span_queries = _needle_band("vertical"), _needle_band("horizontal")
+        # In the map's upper right, where a decoder's queries cannot see (nothing is hidden):
+        # beside the key band near the top, above the query band near the right edge.
+        self.needle_keys, self.needle_queries = _needle_label((0.0, 0.0)), _needle_label((1.0, 1.0))
+        for item in (self.span_keys, self.span_queries, self.needle_keys, self.needle_queries):
             self.map_plot.addItem(item, ignoreBounds=True)
         self.profile_plot = self.canvas.addPlot(row=1, col=0)
         self.profile_plot.setMaximumHeight(160)
@@ -113,7 +86,9 @@ class AttentionView(QWidget):
         self.profile_plot.setLabel("bottom", "key position", units="tokens")
         self.profile_plot.setXLink(self.map_plot)
         self.profile_curve = self.profile_plot.plot([], [], pen=pg.mkPen((31, 119, 180), width=1))
-        self.span_profile = pg.LinearRegionItem(orientation="vertical", movable=False, brush=(255, 80, 80, 50))
+        self.span_profile = _needle_band("vertical")
+        pg.InfLineLabel(self.span_profile.lines[1], text="needle", position=0.85, anchors=[(0, 0.5), (0, 0.5)],
+                        color=NEEDLE)
         self.profile_plot.addItem(self.span_profile, ignoreBounds=True)
         self.readout = QLabel("Hover the map to read query/key ranges.")
         self.readout.setWordWrap(True)
@@ -132,7 +107,8 @@ class AttentionView(QWidget):
         stats_layout = QVBoxLayout(stats_box)
         stats_layout.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
-        row.addWidget(QLabel("statistic vs L (this layer; thin: heads, thick: mean)"))
+        what = QLabel("statistic vs L (this layer; thin: heads, thick: mean)", wordWrap=True)
+        row.addWidget(what, 1)  # wrapped: on one line it held the panel ~500 px wide and cut the map
         row.addWidget(self.stat)
         stats_layout.addLayout(row)
         stats_layout.addWidget(self.stats_plot)
@@ -193,7 +169,7 @@ class AttentionView(QWidget):
         self.body.setVisible(not empty)
 
     # -- view ------------------------------------------------------------------------
-    def current(self) -> tuple[int, int, _Layer] | None:
+    def current(self) -> tuple[int, int, Layer] | None:
         length = self.length.currentData()
         if length is None:
             return None
@@ -236,21 +212,25 @@ class AttentionView(QWidget):
             self.profile_curve.setData(np.arange(len(y)) + 0.5, y)
             self.profile_plot.setLabel("left", f"p (query {rows[-1]})")
         span = self.data.spans.get(length)
-        for region in (self.span_keys, self.span_queries, self.span_profile):
+        for region in (self.span_keys, self.span_queries, self.span_profile, self.needle_keys, self.needle_queries):
             region.setVisible(span is not None)
-            if span is not None:
+            if span is not None and isinstance(region, pg.LinearRegionItem):
                 region.setRegion(span)
+        if span is not None:
+            self.needle_keys.setPos(span[1] + 0.01 * length, 0.02 * length)
+            self.needle_queries.setPos(0.98 * length, span[0])
         self._refresh_grid(la, log)
         self._refresh_stats(layer, head)
 
-    def _refresh_grid(self, la: _Layer, log: bool) -> None:
+    def _refresh_grid(self, la: Layer, log: bool) -> None:
         heads = la.maps.shape[0]
         if len(self.grid_images) != heads:
             self.grid.clear()
             self.grid_images = []
             cols = max(1, math.ceil(math.sqrt(heads)))
-            for h in range(heads):
-                vb = self.grid.addViewBox(row=h // cols, col=h % cols, lockAspect=True, enableMouse=False)
+            for h in range(heads):  # a label row above each row of maps
+                self.grid.addLabel(f"head {h}", row=2 * (h // cols), col=h % cols, size="8pt")
+                vb = self.grid.addViewBox(row=2 * (h // cols) + 1, col=h % cols, lockAspect=True, enableMouse=False)
                 vb.invertY(True)
                 item = pg.ImageItem(axisOrder="row-major")
                 item.mouseClickEvent = lambda ev, h=h: self.head.setCurrentIndex(h + 1)  # noqa: B023

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QLis
 
 from ctxscope.core.errors import CtxscopeError
 from ctxscope.core.results import RunResult
-from ctxscope.gui.plots import LengthAxis, LogValueAxis
+from ctxscope.gui.axes import LengthAxis, LogValueAxis
 from ctxscope.gui.quality_compare import QualityCompare
 from ctxscope.report.charts import PALETTE
 from ctxscope.report.compare import Comparison, compare, fmt_ratio, peak_heading

@@ -19,6 +19,7 @@ from ctxscope.gui.live_view import LiveView
 from ctxscope.gui.model_panel import ModelPanel
 from ctxscope.gui.runner import SweepRunner
 from ctxscope.gui.sweep_panel import SweepPanel
+from ctxscope.core.units import plural
 
 
 class Feedback(Protocol):
@@ -72,7 +73,7 @@ class MatrixController(QObject):
             self.pending = run_ids  # ticked once the history lists them
             self.refresh_history()
             self.tabs.setCurrentWidget(self.compare)
-            self.feedback.status(f"Matrix done: {len(run_ids)} runs compared.")
+            self.feedback.status(f"Matrix done: {plural(len(run_ids), 'run')} compared.")
 
     def history_listed(self, runs: list[Any]) -> None:
         """Tick the matrix's runs once the history lists every one of them (an earlier

@@ -8,7 +8,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButt
 
 from ctxscope.store import RunSummary
 
-COLUMNS = ("created", "model", "device", "dtype", "attention", "status", "points", "id")
+# "kernel" is the attention implementation; "attention" the maps a run captured.
+COLUMNS = ("created", "model", "host", "device", "dtype", "kernel", "status", "points", "attention", "quality", "id")
 
 
 class HistoryPanel(QWidget):
@@ -68,8 +69,8 @@ class HistoryPanel(QWidget):
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(runs))
         for row, r in enumerate(reversed(runs)):  # newest first
-            values = (r.created.replace("T", " ")[:19], r.model_source, r.device, r.dtype, r.attn, r.status,
-                      r.points_text(), r.id)
+            values = (r.created.replace("T", " ")[:19], r.model_source, r.host or "this machine", r.device, r.dtype,
+                      r.attn, r.status, r.points_text(), r.attention or "-", r.quality or "-", r.id)
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, r.id)

@@ -99,7 +99,7 @@ class LiveView(QWidget):
 
     def finish_run(self, run: RunResult, maps: Path | None) -> None:
         self.scheduler.flush()
-        self.table.resizeColumnsToContents()
+        self.table.fit_columns()
         self.finished[run.id] = (run, maps)
         self.show_fits(run)
 
@@ -114,7 +114,7 @@ class LiveView(QWidget):
         for point in run.points:
             self.add_point(run.id, point)
         self.scheduler.flush()
-        self.table.resizeColumnsToContents()
+        self.table.fit_columns()
 
     def show_predictions(self, header: RunHeader) -> None:
         """The analytic predictions: roofline latency per mode, weights + KV."""
@@ -137,6 +137,10 @@ class LiveView(QWidget):
     @staticmethod
     def _update_plot(plot: LatencyPlot | MemoryPlot | ThroughputPlot, run_id: str, label: str, point: Point) -> None:
         plot.add_point(run_id, label, point)
+        # The new range now, not at the next paint: pyqtgraph applies auto-range while
+        # painting, and the range change then paints the plot (and its legend) again.
+        plot.getPlotItem().vb.updateAutoRange()
+        plot.place_legend()  # against the range it will be drawn with
         plot.viewport().repaint()  # this view alone, now: one bounded slice per turn
 
     def _update_table(self, label: str, point: Point, header: RunHeader) -> None:
@@ -146,4 +150,4 @@ class LiveView(QWidget):
         efficiency = point_efficiency(RunResult(header=header, status="running"), point) if header.analytic else None
         self.table.add_point(label, point, efficiency)
         if first:  # sizing columns costs ~3 ms a call: once per run, not per point
-            self.table.resizeColumnsToContents()
+            self.table.fit_columns()

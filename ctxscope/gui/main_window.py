@@ -4,9 +4,10 @@ tools are their controllers'."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QThreadPool, Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
@@ -26,8 +27,9 @@ from ctxscope.gui.model_panel import RANDOM_BANNER, ModelPanel
 from ctxscope.gui.quality_view import QualityView
 from ctxscope.gui.run_presenter import RunPresenter
 from ctxscope.gui.runner import SweepRunner
-from ctxscope.gui.sweep_panel import SweepPanel
+from ctxscope.gui.sweep_panel import SweepPanel, config_of
 from ctxscope.gui.telemetry_strip import TelemetryStrip
+from ctxscope.core.units import plural
 
 BANNER = "padding: 6px; border-radius: 3px;"
 
@@ -88,15 +90,21 @@ class MainWindow(QMainWindow):
         error_row.setContentsMargins(0, 0, 0, 0)
         error_row.addWidget(self.error_banner, 1)
         error_row.addWidget(dismiss)
-        self.run_banner = QLabel(RANDOM_BANNER, visible=False, styleSheet=f"background: #fff3cd; color: #664d03; {BANNER}")
+        self.run_banner = QLabel(RANDOM_BANNER, visible=False, styleSheet="background: #fff3cd; color: #664d03; "
+                                 "padding: 1px 6px; border-radius: 3px;")
         self.tabs = QTabWidget()
         for widget, name in ((self.live, "Live"), (self.attention, "Attention"), (self.quality, "Quality"),
                              (self.compare, "Compare"), (self.history, "History")):
             self.tabs.addTab(widget, name)
+        # Beside the tabs, its room kept when hidden: above them, the tab bar and every
+        # plot jumped ~28 px whenever it came and went.
+        self.tabs.setCornerWidget(self.run_banner, Qt.Corner.TopRightCorner)
+        policy = self.run_banner.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.run_banner.setSizePolicy(policy)
         center = QWidget()
         center_layout = QVBoxLayout(center)
-        for widget in (self.error_box, self.run_banner):
-            center_layout.addWidget(widget)
+        center_layout.addWidget(self.error_box)
         center_layout.addWidget(self.tabs, 1)
         center_layout.addWidget(self.telemetry)
         splitter = QSplitter()
@@ -157,6 +165,8 @@ class MainWindow(QMainWindow):
     def start_sweep(self, spec: ModelSpec, cfg: SweepConfig) -> bool:
         self.error_box.setVisible(False)
         cfg = self.quality.with_fit(spec, cfg)  # "fits" from a max-context search of this model here
+        if cfg.threads is None:  # `gui --run` without --threads: the app's own default, shown and recorded
+            cfg = replace(cfg, threads=self.sweep_panel.threads.value())
         if not self.runner.run(spec, cfg):
             self.status("A sweep is already running: cancel it first (Esc).")
             return False
@@ -206,14 +216,16 @@ class MainWindow(QMainWindow):
         self.live.show_run(run, maps_of(run, maps_dir), replace_shown=replace_shown)
         if replace_shown:
             self.quality.show_run(run)
+            self.model_panel.show_run_model(run.header)  # not the last model loaded
+            self.sweep_panel.set_config(config_of(run.header.settings))  # Run measures the same again
         self.run_banner.setVisible(any(h.model.random_weights for h in self.live.shown.values()))
-        others = f" with {len(self.live.shown) - 1} other run(s)" if len(self.live.shown) > 1 else ""
-        self.status(f"Showing run {run.id} ({run.status}, {len(run.points)} points){others}.")
+        others = f" with {plural(len(self.live.shown) - 1, 'other run')}" if len(self.live.shown) > 1 else ""
+        self.status(f"Showing run {run.id} ({run.status}, {plural(len(run.points), 'point')}){others}.")
 
     def open_stored_run(self, run_id: str, *, overlay: bool = False) -> None:
         self.history_controller.open(run_id, overlay=overlay)
 
-    def open_run_file(self, path: str | None = None, *, into_compare: bool = False) -> None:
+    def open_run_file(self, path: str | None = None, *, into_compare: bool = False, overlay: bool = False) -> None:
         from ctxscope.core.serialize import load_run
 
         if not path:
@@ -228,7 +240,7 @@ class MainWindow(QMainWindow):
         if into_compare:
             self.compare.add_file_run(run, maps_of(run, Path(path).parent))
             return
-        self.show_run(run, maps_dir=Path(path).parent)
+        self.show_run(run, replace_shown=not overlay, maps_dir=Path(path).parent)
         self.tabs.setCurrentIndex(0)
 
     def refresh_history(self) -> None:
@@ -281,8 +293,6 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.compare)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        from PySide6.QtCore import QThreadPool
-
         window_settings.save(self, self.model_panel, self.sweep_panel)
         self.telemetry.timer.stop()
         self.runner.shutdown()

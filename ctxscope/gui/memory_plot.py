@@ -18,6 +18,14 @@ LAYERS = (("weights", (120, 120, 120)), ("KV cache", (31, 119, 180)), ("state", 
 STATE = 2  # the recurrent state's layer: listed only once a run has one
 
 
+class _FixedSample(pg.ItemSample):
+    """A legend swatch that does not toggle its item on a click (the layers are one
+    stack: hiding one would misstate the others)."""
+
+    def mouseClickEvent(self, event) -> None:  # noqa: N802 (pyqtgraph API)
+        event.ignore()
+
+
 class MemoryPlot(_ContextPlot):
     """Shows the first run only (stacks of several runs would hide each other)."""
 
@@ -41,6 +49,7 @@ class MemoryPlot(_ContextPlot):
         self.oom = pg.ScatterPlotItem(symbol="x", size=14, pen=pg.mkPen((192, 57, 43), width=2), brush=None)
         self.addItem(self.oom)
         self._legend_done = False
+        self._state_listed = False
         self.prediction = None  # analytic weights + KV (dashed)
         self.trial_fit = self.trial_fail = self.budget_line = None  # Find max context
 
@@ -72,6 +81,7 @@ class MemoryPlot(_ContextPlot):
             self.removeItem(self.prediction)
         self.prediction = None
         if lengths:
+            self.data_arrived()
             self.prediction = self.plot(np.array(lengths, dtype=float), np.array(predicted_bytes, dtype=float) / GIB,
                                         pen=pg.mkPen((90, 90, 90), width=1.5, style=Qt.PenStyle.DashLine),
                                         name="predicted weights + KV")
@@ -86,6 +96,7 @@ class MemoryPlot(_ContextPlot):
             setattr(self, name, None)
         if not trials:
             return
+        self.data_arrived()
         if budget_bytes:
             self.budget_line = pg.InfiniteLine(budget_bytes / GIB, angle=0, pen=pg.mkPen((142, 68, 173), width=1.5,
                                                style=Qt.PenStyle.DashLine), label=f"budget {fmt_bytes(budget_bytes)}",
@@ -106,6 +117,7 @@ class MemoryPlot(_ContextPlot):
         super().clear_runs()
         self.oom.setData([], [])
         self._legend_done = False
+        self._state_listed = False
 
     def add_point(self, run_key: str, label: str, point: Point) -> None:
         super().add_point(run_key, label, point)
@@ -113,9 +125,11 @@ class MemoryPlot(_ContextPlot):
 
     def _make_items(self, label: str, mode: str, run_index: int) -> list:
         curves = []
-        for name, color in LAYERS:
-            curves.append(self.plot([], [], pen=pg.mkPen(color, width=1.5), symbol="o", symbolSize=4,
-                                    symbolBrush=color))
+        for i, (name, color) in enumerate(LAYERS):
+            # Markers on the top of the stack only (the peak of the pass, at every measured
+            # length): on every layer they were two thirds of a point's plot update.
+            marks = {"symbol": "o", "symbolSize": 5, "symbolBrush": color} if i == len(LAYERS) - 1 else {}
+            curves.append(self.plot([], [], pen=pg.mkPen(color, width=1.5), **marks))
         fills = [pg.FillBetweenItem(self.plot([], [], pen=pg.mkPen(INVISIBLE)), curves[0],
                                     brush=pg.mkBrush(*LAYERS[0][1], 90))]
         zero = fills[0].curves[0]
@@ -124,15 +138,21 @@ class MemoryPlot(_ContextPlot):
         for fill in fills:
             self.addItem(fill, ignoreBounds=True)
         if not self._legend_done:
-            for i, ((name, _), curve) in enumerate(zip(LAYERS, curves)):
-                if i != STATE:
-                    self.legend.addItem(curve, name)
+            # Proxies, not the curves: the curves of the first series hide when another
+            # mode is shown, and a hidden item's swatch is drawn as a black "hidden" icon.
+            for i, (name, color) in enumerate(LAYERS):
+                if i != STATE:  # the state is listed once a run has one
+                    self.legend.addItem(_FixedSample(self._proxy(color)), name)
             self._legend_done = True
         items = [*curves, zero, *fills]
         visible = mode == self.mode and run_index == 0
         for item in items:
             item.setVisible(visible)
         return items
+
+    @staticmethod
+    def _proxy(color: tuple[int, int, int]) -> pg.PlotDataItem:
+        return pg.PlotDataItem(pen=pg.mkPen(color, width=1.5))
 
     def _update(self, series: _Series) -> None:
         ok = [p for p in series.ok() if p.memory is not None]
@@ -146,8 +166,9 @@ class MemoryPlot(_ContextPlot):
         zero.setData(x, np.zeros_like(x))
         for curve, y in zip(curves, (w, k, st, a)):
             curve.setData(x, y)
-        if bool((st > k).any()) and self.legend.getLabel(curves[STATE]) is None:
-            self.legend.addItem(curves[STATE], LAYERS[STATE][0])
+        if bool((st > k).any()) and not self._state_listed:
+            self.legend.addItem(_FixedSample(self._proxy(LAYERS[STATE][1])), LAYERS[STATE][0])
+            self._state_listed = True
 
     def _update_oom(self) -> None:
         xs, ys = [], []

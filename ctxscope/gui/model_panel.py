@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
 from ctxscope.core.kernels import usable_kernels
 from ctxscope.core.presets import preset_names
+from ctxscope.core.results import ModelInfo, RunHeader
 from ctxscope.core.spec import DTYPES, ModelSpec
 from ctxscope.remote.ssh import RemoteTarget
 from ctxscope.gui.runner import DeviceChoice, LoadedSummary
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_layer_mix
+
+def _shape(m: ModelInfo) -> str:
+    window = f", sliding window {m.sliding_window}" if m.sliding_window else ""
+    active = f" ({fmt_count(m.active_params)} active per token)" if m.active_params else ""
+    mix = fmt_layer_mix(m.layer_kinds)
+    heads = f"{m.num_heads} heads / {m.num_kv_heads} KV heads × {m.head_dim}{window}" if m.num_heads else "no attention"
+    return (f"<b>{escape(m.architecture)}</b> — {fmt_count(m.params)} parameters{active}, {m.num_layers} layers, "
+            f"{heads}<br>" + (f"layers: {escape(mix)}<br>" if mix else ""))
+
+
+def _random_note(m: ModelInfo) -> str:
+    # One line here; the window's yellow bar says it for the runs shown (once, not twice).
+    return ("<br><span style='color: #8a6d3b'>random weights (architecture only): latency and memory are real, "
+            "outputs are not</span>" if m.random_weights else "")
+
 
 RANDOM_BANNER = "Random weights: latency and memory are valid; attention maps are not meaningful."
 THIS_MACHINE = "this machine"
@@ -184,18 +202,27 @@ class ModelPanel(QGroupBox):
 
     def set_loaded(self, summary: LoadedSummary) -> None:
         m = summary.info
-        window = f", sliding window {m.sliding_window}" if m.sliding_window else ""
-        active = f" ({fmt_count(m.active_params)} active per token)" if m.active_params else ""
-        mix = fmt_layer_mix(m.layer_kinds)
-        heads = f"{m.num_heads} heads / {m.num_kv_heads} KV heads × {m.head_dim}{window}" if m.num_heads else "no attention"
-        self.info.setText(
-            f"<b>{m.architecture}</b> — {fmt_count(m.params)} parameters{active}, {m.num_layers} layers, {heads}<br>"
-            + (f"layers: {mix}<br>" if mix else "") +
-            f"max positions {m.max_positions or '?'}, weights {fmt_bytes(summary.weights_bytes)} "
-            f"on {summary.device} ({summary.dtype}, {summary.attn_implementation})"
-            # One line here; the window's yellow bar says it for the runs shown (once, not twice).
-            + ("<br><span style='color: #8a6d3b'>random weights (architecture only): latency and memory "
-               "are real, outputs are not</span>" if m.random_weights else ""))
+        self.info.setText(_shape(m) + f"max positions {m.max_positions or '?'}, weights "
+                          f"{fmt_bytes(summary.weights_bytes)} on {summary.device} ({summary.dtype}, "
+                          f"{summary.attn_implementation})" + _random_note(m))
+
+    def show_run_model(self, header: RunHeader) -> None:
+        """The model of a run opened from the history or a file, in the fields (Run
+        measures it again) and the description: the panel described the last model loaded,
+        whatever run the plots showed."""
+        m, s = header.model, header.settings
+        inherent = m.source.startswith("preset:") or m.source.endswith(".json")  # random by nature, not by choice
+        self.set_spec(ModelSpec(source=m.source, dtype=s.dtype, device=s.device, attn_implementation=s.attn_implementation,
+                                random_weights=m.random_weights and not inherent))
+        host = header.environment.host
+        self.info.setText(_shape(m) + f"max positions {m.max_positions or '?'}; measured on "
+                          f"{escape(host) if host else s.device} ({s.dtype}, {escape(s.attn_implementation)}) in run "
+                          f"{escape(header.id)}<br><i>shown from the run: not loaded here (Load or Run loads it)</i>"
+                          + _random_note(m))
+
+    def add_note(self, text: str) -> None:
+        """A warning about the loaded model, under its description (until the next load)."""
+        self.info.setText(f"{self.info.text()}<br><span style='color: #c0392b'>⚠ {escape(text)}</span>")
 
     def _on_load_clicked(self) -> None:
         self.loadRequested.emit(self.spec())

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QGraphicsItem
 
 from ctxscope.core.results import Point
+from ctxscope.gui.axes import EMPTY_LENGTHS, LengthAxis, LogValueAxis
 
 MODE_COLORS = {"prefill": (31, 119, 180), "decode": (255, 127, 14), "forward": (44, 160, 44)}
 RUN_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
@@ -19,59 +21,13 @@ INVISIBLE = (0, 0, 0, 0)  # a pen that draws nothing but still yields a path (ba
 CORNERS = (((0, 0), (1, 1)), ((1, 0), (-1, 1)), ((1, 1), (-1, -1)), ((0, 1), (1, -1)))
 
 
-class LengthAxis(pg.AxisItem):
-    """Context-length axis: ticks at powers of two labelled 512, 1k, 32k (log mode),
-    where pyqtgraph's decimal log ticks would read 5·10², 10³, 3·10⁴ and collide."""
-
-    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802 (pyqtgraph API)
-        if not self.logMode:
-            return super().tickValues(minVal, maxVal, size)
-        lo, hi = int(np.floor(minVal / np.log10(2))), int(np.ceil(maxVal / np.log10(2)))
-        exps = [k for k in range(lo, hi + 1) if minVal <= k * np.log10(2) <= maxVal]
-        step = max(1, int(np.ceil(len(exps) * 60 / max(size, 1))))  # keep ≥ ~60 px between labels
-        major = [k * np.log10(2) for k in exps if k % step == 0]
-        minor = [k * np.log10(2) for k in exps if k % step != 0]
-        return [(step * np.log10(2), major), (np.log10(2), minor)]
-
-    def tickStrings(self, values: list, scale: float, spacing: float) -> list[str]:  # noqa: N802
-        if not self.logMode:
-            return super().tickStrings(values, scale, spacing)
-        from ctxscope.core.lengths import format_size
-
-        return [format_size(int(round(10**v))) if 10**v >= 1 else "" for v in values]
-
-
-class LogValueAxis(pg.AxisItem):
-    """A value axis that, in log mode, ticks at 1, 2 and 5 × 10ᵏ in plain numbers (0.5,
-    1, 2, 10, 200): pyqtgraph's own log ticks label every minor tick (9·10², 8·10², …)
-    and crowd. Fewer labels where the axis is short."""
-
-    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802 (pyqtgraph API)
-        if not self.logMode:
-            return super().tickValues(minVal, maxVal, size)
-        lo, hi = int(np.floor(minVal)), int(np.ceil(maxVal))
-        room = max(2, int(size / 28))  # labels at least ~28 px apart
-        for mantissas in ((1, 2, 5), (1, 3), (1,)):
-            values = [float(np.log10(m)) + k for k in range(lo, hi + 1) for m in mantissas]
-            values = [v for v in values if minVal <= v <= maxVal]
-            if len(values) <= room:
-                break
-        while len(values) > room:  # whole decades only, every other one
-            values = values[::2]
-        return [(1.0, values)]
-
-    def tickStrings(self, values: list, scale: float, spacing: float) -> list[str]:  # noqa: N802
-        if not self.logMode:
-            return super().tickStrings(values, scale, spacing)
-        return [f"{10 ** v * scale:.4g}" for v in values]
-
-
 @dataclass
 class _Series:
     """One (run, mode) curve with its points kept sorted by length."""
 
     points: dict[int, Point] = field(default_factory=dict)
     items: list = field(default_factory=list)
+    xy: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))  # (length, y) of the ok points, for the legend
 
     def ok(self) -> list[Point]:
         return [self.points[k] for k in sorted(self.points) if self.points[k].status == "ok"]
@@ -93,7 +49,13 @@ class _ContextPlot(pg.PlotWidget):
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.showGrid(x=True, y=True, alpha=0.25)
         self.setLogMode(x=True, y=False)
+        for name in ("left", "bottom"):
+            # Each axis draws its grid across the whole view, so every change of a curve
+            # replayed its ticks, grid and labels (2-3 ms an axis, twice a slice in Qt's
+            # software rasteriser); cached, they are redrawn only when their ticks change.
+            self.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.legend = self.addLegend(offset=self.legend_offset)
+        self._legend_at: tuple = ()
         self.series: dict[tuple[str, str], _Series] = {}
         self.run_order: list[str] = []
         self.run_labels: dict[str, str] = {}
@@ -102,6 +64,15 @@ class _ContextPlot(pg.PlotWidget):
         self.readout.setVisible(False)
         self.addItem(self.readout, ignoreBounds=True)
         self.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
+        self.show_empty_range()
+
+    def show_empty_range(self) -> None:
+        """Before any data: typical lengths on the axis (pyqtgraph's default 1…10 tokens
+        was ticked 2, 4, 8); the first data turn auto-range back on."""
+        self.getPlotItem().vb.setRange(xRange=tuple(np.log10(EMPTY_LENGTHS)), yRange=(0, 1), padding=0)
+
+    def data_arrived(self) -> None:
+        self.getPlotItem().enableAutoRange()
 
     def clear_runs(self) -> None:
         for s in self.series.values():
@@ -112,8 +83,11 @@ class _ContextPlot(pg.PlotWidget):
         self.run_labels.clear()
         self.legend.clear()
         self.readout.setVisible(False)
+        self.show_empty_range()
 
     def add_point(self, run_key: str, label: str, point: Point) -> None:
+        if not self.series:
+            self.data_arrived()
         if run_key not in self.run_order:
             self.run_order.append(run_key)
             self.run_labels[run_key] = label
@@ -126,29 +100,44 @@ class _ContextPlot(pg.PlotWidget):
             series.items = self._make_items(label, point.mode, self.run_order.index(run_key))
         series.points[point.length] = point
         self._update(series)
+        series.xy = np.array([(p.length, self._y(p)) for p in series.ok()], dtype=float).reshape(-1, 2)
         self.place_legend()
 
     def place_legend(self) -> None:
         """Move the legend to the corner where it hides the fewest data points (a fixed
-        corner covers the first or last point of some curve in every layout)."""
+        corner covers the first or last point of some curve in every layout). The four
+        candidate rectangles are mapped into data coordinates, not every point into the
+        scene: mapping each point took a third of a point's update with 60 points shown."""
         vb = self.getPlotItem().vb
         box = vb.sceneBoundingRect()
         size = self.legend.sceneBoundingRect().size()
         if box.isEmpty() or size.isEmpty():
             return
-        points = [vb.mapViewToScene(QPointF(*self._view_xy(p)))
-                  for (run_key, _), series in self.series.items() if series.items and series.items[0].isVisible()
-                  for p in series.ok()]
+        xy = np.concatenate([s.xy for s in self.series.values() if s.items and s.items[0].isVisible()]
+                            + [np.empty((0, 2))])
+        view = vb.viewRect()  # the scene → data mapping is axis-aligned: scale and offset
+        sx, sy = view.width() / box.width(), view.height() / box.height()
+        ctrl = self.getPlotItem().ctrl
+        if ctrl.logXCheck.isChecked():
+            xy[:, 0] = np.log10(np.maximum(xy[:, 0], 1e-30))
+        if ctrl.logYCheck.isChecked():
+            xy[:, 1] = np.log10(np.maximum(xy[:, 1], 1e-30))
         margin = 8.0
 
         def covered(anchor: tuple[int, int]) -> int:
             x = box.left() + margin if anchor[0] == 0 else box.right() - margin - size.width()
             y = box.top() + margin if anchor[1] == 0 else box.bottom() - margin - size.height()
-            rect = QRectF(x, y, size.width(), size.height()).adjusted(-6, -6, 6, 6)
-            return sum(rect.contains(p) for p in points)
+            x0, x1 = view.left() + (x - 6 - box.left()) * sx, view.left() + (x + size.width() + 6 - box.left()) * sx
+            y1 = view.bottom() - (y - 6 - box.top()) * sy  # scene y grows downwards, data y upwards
+            y0 = view.bottom() - (y + size.height() + 6 - box.top()) * sy
+            inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+            return int(inside.sum())
 
         anchor, sign = min(CORNERS, key=lambda c: covered(c[0]))
-        self.legend.anchor(itemPos=anchor, parentPos=anchor, offset=(sign[0] * margin, sign[1] * margin))
+        at = (anchor, round(size.width()), round(size.height()))
+        if at != self._legend_at:  # moving it costs a layout pass: only when it moves
+            self._legend_at = at
+            self.legend.anchor(itemPos=anchor, parentPos=anchor, offset=(sign[0] * margin, sign[1] * margin))
 
     def leaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.readout.setVisible(False)  # the hover read-out goes with the mouse
@@ -244,6 +233,7 @@ class LatencyPlot(_ContextPlot):
         """The roofline lower bound of ``mode`` (thin dashed, in the mode's colour)."""
         if not lengths:
             return
+        self.data_arrived()
         pen = pg.mkPen(MODE_COLORS.get(mode, (150, 150, 150)), width=1, style=Qt.PenStyle.DashLine)
         curve = self.plot(np.array(lengths, dtype=float), np.array(predicted_ms) / 1e3, pen=pen,
                           name=f"{mode}: roofline lower bound")
@@ -309,7 +299,9 @@ class ThroughputPlot(_ContextPlot):
                         "decode: generated tokens per second at depth L.")
 
     def _update(self, series: _Series) -> None:
-        ok = series.ok()
+        # A point without a rate (a hand-made or older file) is left out: as NaN it made
+        # pyqtgraph's bounds warn on every paint.
+        ok = [p for p in series.ok() if p.tokens_per_s is not None]
         series.items[0].setData(np.array([p.length for p in ok], dtype=float),
                                 np.array([p.tokens_per_s for p in ok], dtype=float))
 

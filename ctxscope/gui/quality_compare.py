@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QTableWidget, QTableWidgetIte
 
 from ctxscope.core.quality.effective import LossRow, by_length, effective_of, loss_rows
 from ctxscope.core.results import RunResult
-from ctxscope.gui.plots import LengthAxis
+from ctxscope.gui.axes import LengthAxis
 from ctxscope.report.charts import PALETTE
 from ctxscope.report.quality import differences
 

@@ -12,8 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from ctxscope.core.quality.effective import Effective, LossRow
-from ctxscope.gui.plots import LengthAxis
-from ctxscope.report.tradeoff import Tradeoff
+from ctxscope.gui.axes import LengthAxis
+from ctxscope.report.tradeoff import Tradeoff, loss_range, marks_by_length
 
 LOSS_COLOUR = (44, 160, 44)
 COST_COLOUR = (214, 39, 40)
@@ -39,7 +39,10 @@ class LossPlot(pg.PlotWidget):
 
     def __init__(self) -> None:
         super().__init__(axisItems={"bottom": LengthAxis("bottom")})
-        self.setTitle("loss of the same target tokens vs context read before them")
+        # Short: a title is a plot's minimum width (the long one was cut by the needle table).
+        self.setTitle("loss of the same targets vs context", size="10pt")
+        self.setToolTip("Mean loss of the same target tokens at every context length read before them, with the "
+                        "95 % interval over the windows")
         self.setLogMode(x=True, y=False)
         self.setLabel("bottom", "context before the targets", units="tokens")
         self.getAxis("bottom").enableAutoSIPrefix(False)
@@ -71,7 +74,7 @@ class TradeoffPlot(pg.PlotWidget):
 
     def __init__(self) -> None:
         super().__init__(axisItems={"bottom": LengthAxis("bottom")})
-        self.setTitle("what it costs beside what it buys")
+        self.setTitle("what it costs beside what it buys", size="10pt")
         self.setLogMode(x=True, y=False)
         self.setLabel("bottom", "context", units="tokens")
         self.getAxis("bottom").enableAutoSIPrefix(False)
@@ -80,6 +83,15 @@ class TradeoffPlot(pg.PlotWidget):
         self.legend = self.addLegend(offset=(8, 8))
         self.loss = self.plot([], [], pen=pg.mkPen(LOSS_COLOUR, width=2), symbol="o", symbolSize=5,
                               symbolBrush=pg.mkBrush(LOSS_COLOUR), name="loss")
+        # The loss's 95 % interval: whether a drop is more than noise is read off it.
+        self.low = pg.PlotDataItem([], [], pen=pg.mkPen((0, 0, 0, 0)))
+        self.high = pg.PlotDataItem([], [], pen=pg.mkPen((0, 0, 0, 0)))
+        self.band = pg.FillBetweenItem(self.low, self.high, brush=pg.mkBrush(*LOSS_COLOUR, 40))
+        for band_item in (self.low, self.high, self.band):
+            self.addItem(band_item)
+        # A proxy in the legend: a fill has no pen or symbol of its own to show.
+        self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen((0, 0, 0, 0)), fillLevel=0,
+                                            fillBrush=pg.mkBrush(*LOSS_COLOUR, 90)), "loss 95 % interval")
         item = self.getPlotItem()
         item.showAxis("right")
         item.getAxis("right").setLabel("prefill latency (s)", color="#d62728")
@@ -100,25 +112,36 @@ class TradeoffPlot(pg.PlotWidget):
         self.cost_box.setGeometry(vb.sceneBoundingRect())
         self.cost_box.linkedViewChanged(vb, self.cost_box.XAxis)
 
-    def set_data(self, tradeoff: Tradeoff, effective: Effective | None) -> None:
+    def set_data(self, tradeoff: Tradeoff, effective: Effective | None, bands: Sequence[LossRow] = ()) -> None:
+        """The curves; ``bands``: the loss rows (their 95 % intervals). Neither axis is
+        zoomed to its data: the loss axis spans at least ``MIN_LOSS_SPAN`` nats/token
+        around the interval, the cost starts at zero."""
         rows = [r for r in tradeoff.rows if r.loss is not None]
         self.loss.setData([r.length for r in rows], [r.loss for r in rows])
+        banded = [r for r in bands if r.low is not None and r.high is not None]
+        self.low.setData([r.context for r in banded], [r.low for r in banded])
+        self.high.setData([r.context for r in banded], [r.high for r in banded])
+        span = loss_range(list(bands) or [LossRow(r.length, "ok", r.loss, None, None, 1) for r in rows])
+        if span is not None:
+            self.getPlotItem().vb.enableAutoRange(y=False)
+            self.setYRange(*span, padding=0)
         cost = [(r.length, r.prefill_ms) for r in tradeoff.rows if r.prefill_ms is not None]
         self.cost.setData(np.log10([n for n, _ in cost]) if cost else [], [ms / 1000 for _, ms in cost])
-        self.cost_box.enableAutoRange()
+        self.cost_box.enableAutoRange(x=True, y=False)
+        self.cost_box.setYRange(0, max([ms / 1000 for _, ms in cost] or [1.0]) * 1.08, padding=0)
         for line in self.marks.values():
             self.removeItem(line)
         self.marks.clear()
         lengths = [r.length for r in tradeoff.rows]
-        wanted = {"knee": tradeoff.knee}
+        wanted = [(tradeoff.knee, "knee")]
         if effective is not None:
-            wanted.update({"claimed": effective.claimed, "fits": effective.fits, "retrieval": effective.retrieval,
-                           "loss flat": effective.loss})
-        for name, value in wanted.items():
+            wanted += [(effective.claimed, "claimed"), (effective.fits, "fits"), (effective.retrieval, "retrieval"),
+                       (effective.loss, "loss flat")]
+        for value, name in marks_by_length(wanted):
             # Markers far outside the measured lengths would only squash the curves.
-            if not value or not lengths or not min(lengths) / 2 <= value <= max(lengths) * 2:
+            if not lengths or not min(lengths) / 2 <= value <= max(lengths) * 2:
                 continue
-            colour, style, at = MARKS[name]
+            colour, style, at = MARKS[name.split(" · ")[0]]
             line = pg.InfiniteLine(math.log10(value), angle=90, pen=pg.mkPen(colour, width=1.5, style=style),
                                    label=f"{name} {value:,}", labelOpts={"position": at, "color": colour,
                                                                          "rotateAxis": (1, 0), "anchors": [(0, 0.5), (0, 0.5)]})

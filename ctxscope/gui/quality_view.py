@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 from PySide6.QtCore import Qt
 
 from ctxscope.core.quality.effective import (Effective, by_length, effective_of, loss_rows, needle_grid, pool,
@@ -19,6 +19,7 @@ from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.spec import ModelSpec
 from ctxscope.gui.quality_plots import LossPlot, TradeoffPlot
 from ctxscope.report.tradeoff import tradeoff
+from ctxscope.core.units import plural
 
 HINT = ("No quality results yet. Tick “Measure what context buys” in the Sweep panel and run a real (not random-"
         "weights) decoder: loss vs context and needle retrieval are measured after each length's timed points, "
@@ -69,7 +70,10 @@ class QualityView(QWidget):
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(loss_box)
         top.addWidget(needle_box)
-        top.setSizes([1000, 1000])
+        top.setSizes([1200, 800])
+        top.setStretchFactor(0, 3)
+        top.setStretchFactor(1, 2)
+        self.needle.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.content = QSplitter(Qt.Orientation.Vertical)
         self.content.addWidget(top)
         self.content.addWidget(self.tradeoff_plot)
@@ -103,7 +107,7 @@ class QualityView(QWidget):
         self.details.setText(f"{settings.get('text')} ({settings.get('text_tokens') or 0:,} tokens) · loss: "
                              f"{settings.get('windows')} windows × {settings.get('target_tokens')} target tokens · "
                              f"needle: depths {', '.join(f'{d:g}%' for d in settings.get('depths', []))}, "
-                             f"{settings.get('seeds')} trials each · untimed passes")
+                             f"{plural(int(settings.get('seeds') or 0), 'trial')} each · untimed passes")
         self._redraw()
 
     def add_quality(self, event: QualityPoint) -> None:
@@ -163,7 +167,7 @@ class QualityView(QWidget):
             return
         self.effective = effective_of(self.result, settings)
         result = tradeoff(self._run())
-        self.tradeoff_plot.set_data(result, self.effective)
+        self.tradeoff_plot.set_data(result, self.effective, rows)
         self.summary.setText(self.effective.line())
         self.tradeoff_plot.setToolTip(result.knee_text())
 

@@ -38,9 +38,12 @@ class ResultsTable(QTableWidget):
         self.horizontalHeader().setStretchLastSection(True)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._on_context_menu_requested)
+        self.runs: set[str] = set()
 
     def clear_points(self) -> None:
         self.setRowCount(0)
+        self.runs.clear()
+        self.setColumnHidden(0, True)
 
     def add_point(self, run_label: str, p: Point, efficiency: PointEfficiency | None = None) -> None:
         """One row; ``efficiency`` (from the run's analytic block) adds the roofline lower
@@ -55,8 +58,10 @@ class ResultsTable(QTableWidget):
             note = (note + "; " if note else "") + f"weights + KV {eff.memory_departure:+.0%} vs predicted"
         util = None if eff is None else eff.mfu if eff.mfu is not None else eff.bandwidth_util
         util_text = "-" if util is None else f"{'MFU' if eff.mfu is not None else 'BW'} {util:.1%}"
+        label = QTableWidgetItem(run_label)
+        label.setToolTip(run_label)
         cells = [
-            QTableWidgetItem(run_label), QTableWidgetItem(p.mode), _NumberItem(str(p.length), p.length),
+            label, QTableWidgetItem(p.mode), _NumberItem(str(p.length), p.length),
             QTableWidgetItem(p.status),
             _NumberItem(f"{lat.median:.3f}" if lat else "-", lat.median if lat else None),
             _NumberItem(f"{lat.p10:.3f}" if lat else "-", lat.p10 if lat else None),
@@ -79,6 +84,9 @@ class ResultsTable(QTableWidget):
             cells[3].setText("ok · contended")
             cells[3].setToolTip(p.contention)
             cells[4].setForeground(Qt.GlobalColor.darkYellow)
+        self.runs.add(run_label)
+        # One run: its label on every row took half the width and cut the figures off.
+        self.setColumnHidden(0, len(self.runs) < 2)
         sorting = self.isSortingEnabled()
         self.setSortingEnabled(False)  # inserting into a sorted table scatters the row's cells
         row = self.rowCount()
@@ -87,10 +95,16 @@ class ResultsTable(QTableWidget):
             self.setItem(row, col, cell)
         self.setSortingEnabled(sorting)
 
+    def fit_columns(self) -> None:
+        """Columns sized to their contents, the run label capped (it is elided; the full
+        label is in its tooltip and the legends)."""
+        self.resizeColumnsToContents()
+        self.setColumnWidth(0, min(self.columnWidth(0), 180))
+
     def selected_text(self) -> str:
         """Selected rows (or all) as tab-separated text with a header line."""
         rows = sorted({i.row() for i in self.selectedIndexes()}) or list(range(self.rowCount()))
-        lines = ["\t".join(COLUMNS)]
+        lines = ["\t".join(COLUMNS)]  # the run column too, hidden or not: a paste says which run
         for r in rows:
             lines.append("\t".join(self.item(r, c).text() if self.item(r, c) else "" for c in range(self.columnCount())))
         return "\n".join(lines)

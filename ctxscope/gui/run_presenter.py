@@ -21,6 +21,7 @@ from ctxscope.gui.model_panel import ModelPanel
 from ctxscope.gui.runner import LoadedSummary, SweepRunner
 from ctxscope.gui.sweep_panel import SweepPanel
 from ctxscope.gui.telemetry_strip import TelemetryStrip
+from ctxscope.core.units import plural
 
 
 class RunPresenter(QObject):
@@ -38,6 +39,7 @@ class RunPresenter(QObject):
         for signal, slot in ((r.busyChanged, self._on_runner_busy_changed),
                              (r.modelLoading, self._on_runner_model_loading),
                              (r.modelLoaded, self._on_runner_model_loaded),
+                             (r.modelNote, self.model_panel.add_note),
                              (r.sweepStarted, self._on_runner_sweep_started),
                              (r.progressChanged, self._on_runner_progress_changed),
                              (r.pointReady, self._on_runner_point), (r.pointFailed, self._on_runner_point),
@@ -73,6 +75,7 @@ class RunPresenter(QObject):
         self.clear_views()
         self.current_run = header.id
         self.sweep_panel.show_modes(header.settings.modes)  # the modes the model really has
+        self.sweep_panel.show_threads(header.settings.threads)  # what torch really used (the host's, remote)
         self.window.setWindowTitle(f"{header.model.source} · {header.settings.device} {header.settings.dtype}")
         self.live.begin_run(header)
         self.run_banner.setVisible(header.model.random_weights)
@@ -106,5 +109,5 @@ class RunPresenter(QObject):
     def _on_runner_sweep_finished(self, run: RunResult) -> None:
         self.live.finish_run(run, maps_of(run))
         ok = sum(p.status == "ok" for p in run.points)
-        self.feedback.status(f"Run {run.id} {run.status}: {ok} of {len(run.points)} points measured.")
+        self.feedback.status(f"Run {run.id} {run.status}: {ok} of {plural(len(run.points), 'point')} measured.")
         self.refresh_history()

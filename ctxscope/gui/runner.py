@@ -43,6 +43,25 @@ def _without_gc(load: Any) -> Any:
         gc.enable()
 
 
+def _loads_without_gc(messages: Generator[tuple[str, Any], None, None]) -> Generator[tuple[str, Any], None, None]:
+    """A sweep's messages, with the collector off while its model loads and its run
+    starts (the analytic model builds the architecture once more, on the meta device),
+    the heap frozen once the run has started. In the sweep job a full collection during
+    the load held the GIL for ~150 ms: the app's longest stall (the Load button's job
+    and the device listing already ran under :func:`_without_gc`)."""
+    gc.disable()
+    try:
+        for kind, payload in messages:
+            if kind == "modelLoading":
+                gc.disable()  # the next cell's model (a matrix)
+            elif kind == "sweepStarted":
+                gc.freeze()
+                gc.enable()
+            yield kind, payload
+    finally:
+        gc.enable()
+
+
 class SweepRunner(QObject):
     """Owns the worker and the loaded model. One job at a time; cancel reaches the
     core's stop event (the run ends ``cancelled`` after the current model call)."""
@@ -51,11 +70,11 @@ class SweepRunner(QObject):
     devicesFound = Signal(object)  # list[DeviceChoice]
     modelLoading = Signal(str)
     modelLoaded = Signal(object)  # LoadedSummary
+    modelNote = Signal(str)  # what to know about the loaded model here (a dtype this CPU emulates)
     sweepStarted = Signal(object)  # RunHeader
     progressChanged = Signal(object)  # core Progress
     pointReady = Signal(object)  # Point (ok)
     pointFailed = Signal(object)  # Point (oom / error / skipped)
-    telemetrySampled = Signal(object)
     attentionReady = Signal(object)  # core AttentionResult (CPU numpy maps)
     qualityReady = Signal(object)  # core QualityPoint (a loss point or a needle trial)
     sweepFinished = Signal(object)  # RunResult
@@ -189,7 +208,13 @@ class SweepRunner(QObject):
         yield "modelLoading", spec.source
         gc.unfreeze()  # let an old model caught in a reference cycle be collected
         loaded = _without_gc(lambda: self.slot.acquire(spec))
-        yield "modelLoaded", summarize(loaded, spec)
+        summary = summarize(loaded, spec)
+        yield "modelLoaded", summary
+        from ctxscope.core.devices import emulated_dtype_note
+
+        note = emulated_dtype_note(summary.device, summary.dtype)
+        if note:
+            yield "modelNote", note
 
     def _matrix_job(self, specs: list[ModelSpec], cfg: SweepConfig,
                     matrix: bool) -> Generator[tuple[str, Any], None, None]:
@@ -200,7 +225,7 @@ class SweepRunner(QObject):
             return
         from ctxscope.gui.sweep_events import matrix_messages
 
-        yield from matrix_messages(self, specs, cfg, matrix=matrix)
+        yield from _loads_without_gc(matrix_messages(self, specs, cfg, matrix=matrix))
 
     def _maxctx_job(self, spec: ModelSpec, mode: str | None, budget: int | None,
                     granularity: int) -> Generator[tuple[str, Any], None, None]:

@@ -11,11 +11,12 @@ from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Prog
 from ctxscope.core.matrix import CellFailed, CellFinished, ModelLoading, ModelReady, run_matrix
 from ctxscope.core.quality.records import QualityPoint
 from ctxscope.core.spec import ModelSpec, SweepConfig
-from ctxscope.core.telemetry import TelemetrySample
 
+# Not the sweep's telemetry samples: they are recorded (in this thread) with their point,
+# and the strip polls its own. Sent on, they crossed to the UI thread in bursts of
+# hundreds after every point (10 Hz over a point's seconds), each a queued call there.
 _SIGNALS: dict[type, str] = {Progress: "progressChanged", PointResult: "pointReady", PointFailed: "pointFailed",
-                             AttentionResult: "attentionReady", TelemetrySample: "telemetrySampled",
-                             QualityPoint: "qualityReady"}
+                             AttentionResult: "attentionReady", QualityPoint: "qualityReady"}
 
 
 def _open_recorder(store_enabled: bool) -> Any:
@@ -48,6 +49,12 @@ def matrix_messages(runner: Any, specs: list[ModelSpec], cfg: SweepConfig, matri
                 yield "modelLoading", event.spec.source
             elif isinstance(event, ModelReady):
                 yield "modelLoaded", event.summary
+                if events is None:  # loaded here (a remote host's CPU is not this one)
+                    from ctxscope.core.devices import emulated_dtype_note
+
+                    note = emulated_dtype_note(event.summary.device, event.summary.dtype)
+                    if note:
+                        yield "modelNote", note
             elif isinstance(event, SweepStarted):
                 recorder = _open_recorder(runner.store)
                 recorder.record(event)  # history and maps first (this thread), then the UI

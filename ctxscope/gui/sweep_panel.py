@@ -9,11 +9,32 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.lengths import format_size, parse_lengths
+from ctxscope.core.results import Settings
 from ctxscope.core.spec import SweepConfig
+from ctxscope.core.units import plural
 from ctxscope.gui.quality_options import QualityOptions
 
 QUICK = (("128 → max positions", None), ("128 → 4k", "128:4k:x2"), ("1k → 32k", "1k:32k:x2"),
          ("short: 64,128,256", "64,128,256"))
+
+
+def config_of(settings: Settings) -> SweepConfig:
+    """A stored run's settings as the sweep that repeats it (what the panel shows when a
+    run is opened). Plain data: no torch."""
+    from ctxscope.core.attention.config import CaptureConfig
+    from ctxscope.core.quality.config import DEFAULT_TEXT, QualityConfig
+
+    a, q = settings.attention or {}, settings.quality
+    quality = None
+    if q and not q.get("note"):
+        quality = QualityConfig(kinds=tuple(q.get("kinds") or ("loss", "needle")),
+                                text=str(q.get("text") or DEFAULT_TEXT))
+    return SweepConfig(lengths=settings.lengths, modes=settings.modes, batch_size=settings.batch_size,
+                       min_repeats=settings.min_repeats, max_repeats=settings.max_repeats, budget_s=settings.budget_s,
+                       threads=settings.threads, continue_after_oom=settings.continue_after_oom,
+                       attention=CaptureConfig(tiles=int(a.get("tiles") or 256)) if settings.attention else None,
+                       attention_text=str(a.get("text") or "random"), needle=a.get("needle"),
+                       needle_depth=float(a.get("needle_depth") or 50.0), quality=quality)
 
 
 def default_threads() -> int:
@@ -173,6 +194,12 @@ class SweepPanel(QGroupBox):
         for name, box in self.modes.items():
             box.setChecked(name in modes)
 
+    def show_threads(self, threads: int | None) -> None:
+        """The thread count a run recorded (a remote host may have more cores than this one)."""
+        if threads:
+            self.threads.setMaximum(max(self.threads.maximum(), threads))
+            self.threads.setValue(threads)
+
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
@@ -215,7 +242,8 @@ class SweepPanel(QGroupBox):
         if self.max_positions and lengths[-1] > self.max_positions:
             self.show_error(f"{format_size(lengths[-1])} exceeds the model's {self.max_positions} positions")
         else:
-            self._show_note(f"{len(lengths)} lengths: {format_size(lengths[0])} … {format_size(lengths[-1])}")
+            span = format_size(lengths[0]) if len(lengths) == 1 else f"{format_size(lengths[0])} … {format_size(lengths[-1])}"
+            self._show_note(f"{plural(len(lengths), 'length')}: {span}")
 
     def _on_quick_activated(self, index: int) -> None:
         spec = self.quick.itemData(index)

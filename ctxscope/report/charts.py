@@ -214,9 +214,16 @@ def memory_svg(points: Sequence[Point], *, title: str, capacity: int | None, cap
         keep = thin_rows([p.length for p in ok], w + k + st + a)
         x = [ok[i].length for i in keep]
         # The recurrent state only where the model has one (a transformer's legend stays as it was).
-        parts = [(name, values) for name, values in zip(LAYER_COLOURS, (w, k, st, a)) if name != "state" or st.any()]
-        ax.stackplot(x, *[v[keep] for _, v in parts], labels=[n for n, _ in parts],
-                     colors=[LAYER_COLOURS[n] for n, _ in parts], alpha=0.85)
+        parts = [(name, values[keep]) for name, values in zip(LAYER_COLOURS, (w, k, st, a)) if name != "state" or st.any()]
+        if len(x) == 1:  # a stacked area of one length has no width: one stacked bar instead
+            bottom = 0.0
+            for name, part in parts:
+                ax.bar(x, part, width=x[0] * 0.35, bottom=bottom, color=LAYER_COLOURS[name], alpha=0.85, label=name)
+                bottom += float(part[0])
+            ax.set_xlim(x[0] / 2, x[0] * 2)
+        else:
+            ax.stackplot(x, *[v for _, v in parts], labels=[n for n, _ in parts],
+                         colors=[LAYER_COLOURS[n] for n, _ in parts], alpha=0.85)
         top = float((w + k + st + a).max())
     if predicted:
         px, py = thin(sorted(predicted), [predicted[n] / GIB for n in sorted(predicted)])

@@ -9,7 +9,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ctxscope.core.errors import BadInputError
+from ctxscope.core.interference import contention_summary
 from ctxscope.core.results import MemoryStats, Point, RunResult
+from ctxscope.core.units import plural
 
 MODE_ORDER = ("prefill", "decode", "forward")
 
@@ -160,7 +162,7 @@ _TIME_FORMATS = (("%H:%M", True), ("%H:%M:%S", True), ("%Y-%m-%d %H:%M", False),
 def _field(run: RunResult, name: str) -> str | None:
     if name == "threads":
         threads = run.header.settings.threads
-        return f"{threads} threads" if threads else None
+        return plural(threads, "thread") if threads else None
     value = getattr(RunKey.of(run), name)
     if name == "batch":
         return f"batch {value}"
@@ -244,14 +246,20 @@ def _differences(runs: list[RunResult]) -> tuple[str, ...]:
         notes.append("some runs use random weights, others a checkpoint (latency and memory comparable; "
                      "attention maps are not)")
     for r in runs:  # timings taken while something else used the machine
-        contended = [p for p in r.points if p.contention]
-        if contended:
-            reasons = "; ".join(sorted({p.contention for p in contended if p.contention}))
-            notes.append(f"run {r.id[:15]}: {len(contended)} point{'s' if len(contended) > 1 else ''} contended ({reasons})")
-    unfinished = [r.id[:8] for r in runs if r.status != "complete"]
-    if unfinished:
-        notes.append("not complete: " + ", ".join(unfinished))
+        summary = contention_summary(r.points)
+        if summary:
+            notes.append(f"run {r.id}: {summary}")
+    for r in runs:  # the whole id: a date prefix names every run of that day
+        if r.status != "complete":
+            ok = sum(p.status == "ok" for p in r.points)
+            notes.append(f"run {r.id} {r.status}: {ok} of {plural(len(r.points), 'point')} measured")
     return tuple(notes)
+
+
+def notes_heading(runs: Sequence[RunResult]) -> str:
+    """What a report calls its block of notes: a single run has nothing to differ from."""
+    return "Notes on this run" if len(runs) == 1 else "Differences between the runs"
+
 
 
 def compare(runs: list[RunResult] | tuple[RunResult, ...], baseline: int = 0) -> Comparison:
@@ -260,7 +268,7 @@ def compare(runs: list[RunResult] | tuple[RunResult, ...], baseline: int = 0) ->
     if not runs:
         raise BadInputError("nothing to compare: give at least one run")
     if not 0 <= baseline < len(runs):
-        raise BadInputError(f"baseline {baseline + 1} is not one of the {len(runs)} runs")
+        raise BadInputError(f"baseline {baseline + 1} is not one of the {plural(len(runs), 'run')}")
     keys = [RunKey.of(r) for r in runs]
     modes_seen = {p.mode for r in runs for p in r.points}
     modes = tuple(m for m in MODE_ORDER if m in modes_seen) + tuple(sorted(modes_seen - set(MODE_ORDER)))

@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import ctxscope
 from ctxscope.core.errors import BadInputError
+from ctxscope.core.interference import contention_summary
 from ctxscope.core.results import RunResult
 from ctxscope.core.serialize import run_to_dict
 from ctxscope.report import attention_charts, charts
 from ctxscope.report.attention_summary import captured_lengths, ok_entries, pick_lengths, thumbnails
-from ctxscope.report.compare import (PROCESS_PEAK, Comparison, compare, fmt_ratio, peak_bytes, peak_heading,
-                                     peak_note)
+from ctxscope.report.compare import (PROCESS_PEAK, Comparison, compare, fmt_ratio, notes_heading, peak_bytes,
+                                     peak_heading, peak_note)
 from ctxscope.core.efficiency import fit_note, fit_run, point_efficiency, predicted_latency, predicted_memory
 from ctxscope.report.crossover import crossovers
 from ctxscope.report.crossover import describe as describe_crossover
-from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_layer_mix, fmt_ms, fmt_rate
+from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_layer_mix, fmt_ms, fmt_rate, plural
 from ctxscope.report.quality import section as quality_section
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def _run_facts(run: RunResult, label: str, colour: str) -> dict[str, Any]:
             ("batch / lengths", f"{s.batch_size} / {', '.join(str(n) for n in s.lengths)}"),
             ("repeats", f"warm-up {s.warmup}, {s.min_repeats}–{s.max_repeats} timed calls, ≤ {s.budget_s:g} s per "
                         f"point, stop at IQR/median < {s.target_rel_iqr:g}; timer {s.timer}"
-                        + (f"; {s.threads} CPU threads" if s.threads else "")),
+                        + (f"; {plural(s.threads, 'CPU thread')}" if s.threads else "")),
             ("GPU", gpu),
             ("CPU / system", f"{e.cpu}, {e.cpu_count or '?'} cores, {fmt_bytes(e.memory_bytes)} RAM; {e.platform}"),
             *((("measured on", e.host),) if e.host else ()),  # a remote host or a Ray node
@@ -117,8 +118,8 @@ def _points_rows(run: RunResult, predicted: Mapping[int, int] | None) -> list[di
         util = (f"MFU {eff.mfu:.1%}" if eff.mfu is not None else
                 f"bandwidth {eff.bandwidth_util:.1%}" if eff.bandwidth_util is not None else "-")
         note = p.error or ""
-        if p.contention:
-            note = (note + " " if note else "") + f"contended: {p.contention}."
+        if p.contention:  # why: said once under the table (contention_summary)
+            note = (note + " " if note else "") + "contended."
         if eff.memory_departure is not None:
             note = (note + " " if note else "") + (f"memory: weights + KV {eff.memory_departure:+.0%} vs predicted")
         rows.append({
@@ -232,7 +233,7 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
             figs.append(charts.peak_memory_svg(cmp, mode, title=f"{mode}: {peak_heading(runs)}"))
         else:
             cap, cap_label = _capacity(runs[0])
-            figs.append(charts.memory_svg(series[0].points, title=f"{mode}: memory by layer", capacity=cap,
+            figs.append(charts.memory_svg(series[0].points, title=f"{mode}: memory by component", capacity=cap,
                                           capacity_label=cap_label,
                                           predicted=predicted_memory(runs[0].header) or dict(predictions.get(runs[0].id) or {})))
         # A chart with no data (a prefill-only run's decode ratio) is left out, not drawn empty.
@@ -260,8 +261,8 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
         "title": title or (f"ctxscope — {cmp.labels[0]}" if single else f"ctxscope — {len(runs)} runs compared"),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "version": ctxscope.__version__,
         "single": single, "runs": [_run_facts(r, cmp.labels[i], colours[i]) for i, r in enumerate(runs)],
-        "baseline": cmp.labels[baseline], "differences": cmp.differences, "glance": _glance(cmp),
-        "crossovers": [describe_crossover(c, cmp) for c in crossovers(cmp)],
+        "baseline": cmp.labels[baseline], "differences": cmp.differences, "notes_heading": notes_heading(runs),
+        "glance": _glance(cmp), "crossovers": [describe_crossover(c, cmp) for c in crossovers(cmp)],
         "sections": [{**s, "figures": [Markup(f) for f in s["figures"]]} for s in sections],
         "throughput": Markup(throughput) if throughput else None, "compare_tables": _compare_tables(cmp),
         "peak_heading": peak_heading(runs), "peak_note": peak_note(runs), "process_peak": PROCESS_PEAK,
@@ -271,7 +272,7 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
                     "peak_heading": peak_heading([r]), "peak_note": peak_note([r]),
                     "has_rss": any(p.memory is not None and p.memory.peak_rss_bytes is not None for p in r.points),
                     "has_state": any(p.memory is not None and p.memory.state_bytes for p in r.points),
-                    "peak": _peak_text(r)} for i, r in enumerate(runs)],
+                    "peak": _peak_text(r), "contended": contention_summary(r.points)} for i, r in enumerate(runs)],
         "fits": _fits(runs, cmp.labels),
         "attention": [{**a, "stats": Markup(a["stats"]) if a["stats"] else None} for a in attention],
         "any_random": any(r.header.model.random_weights for r in runs),

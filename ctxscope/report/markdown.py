@@ -21,7 +21,10 @@ def md_escape(text: object) -> str:
     out = str(text).replace("\\", "\\\\").replace("\n", " ").replace("\r", " ")
     out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     # "$" too: GitHub renders $…$ as math, and a checkpoint path may hold two of them.
-    return re.sub(r"([|`*_\[\]()#!~$])", r"\\\1", out)
+    # Not "(", ")", "#" or "!": with "[" and "]" escaped they cannot form a link or an
+    # image, and "#" heads a line only at its start (no string from a run starts one);
+    # escaping them showed up as "\(08:11\)" wherever a renderer keeps the backslash.
+    return re.sub(r"([|`*_\[\]~$])", r"\\\1", out)
 
 
 _Row = TypeVar("_Row")

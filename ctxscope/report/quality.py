@@ -116,7 +116,8 @@ def section(runs: Sequence[RunResult], labels: Sequence[str], colours: Sequence[
                 windows=f"{settings.get('windows')} windows of {settings.get('target_tokens')} target tokens at "
                         f"token {', '.join(f'{s:,}' for s in settings.get('window_starts', []))}",
                 needle=Markup(needle_svg(trials, title=f"needle retrieval — {labels[i]}") or ""),
-                tradeoff=Markup(tradeoff_svg(result, effs[i], title=f"cost and benefit — {labels[i]}") or ""),
+                tradeoff=Markup(tradeoff_svg(result, effs[i], title=f"cost and benefit — {labels[i]}",
+                                             bands=rows.get(i, ())) or ""),
                 tradeoff_rows=_tradeoff_rows(result),
                 retrieval=[{"length": f"{n:,}", "rate": _pct(c.rate), "trials": c.n, "logprob": _f(c.logprob, 2),
                             "chance": _pct(no_key[n].rate) if n in no_key else "-",

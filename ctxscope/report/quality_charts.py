@@ -11,7 +11,7 @@ from ctxscope.core.quality.effective import Effective, LossRow, needle_grid
 from ctxscope.core.quality.records import NeedleTrial
 from ctxscope.report.axes import legend, length_axis, short_length
 from ctxscope.report.charts import _figure, _styled, _to_svg
-from ctxscope.report.tradeoff import Tradeoff
+from ctxscope.report.tradeoff import Tradeoff, loss_range, marks_by_length
 
 
 @_styled
@@ -75,9 +75,12 @@ def needle_svg(trials: Sequence[NeedleTrial], *, title: str) -> str | None:
 
 
 @_styled
-def tradeoff_svg(tradeoff: Tradeoff, eff: Effective | None, *, title: str) -> str | None:
+def tradeoff_svg(tradeoff: Tradeoff, eff: Effective | None, *, title: str,
+                 bands: Sequence[LossRow] = ()) -> str | None:
     """Cost (prefill latency, or KV bytes) and benefit (loss) on one context axis, with
-    the knee and the claimed / fits / effective lengths marked."""
+    the knee and the claimed / fits / effective lengths marked. The loss carries its
+    95 % band (``bands``: the loss rows) on an axis at least :data:`MIN_LOSS_SPAN` tall,
+    the cost an axis from zero: neither is zoomed to make a small change look large."""
     rows = [r for r in tradeoff.rows if r.loss is not None]
     losses = [r.loss for r in rows if r.loss is not None]  # all of rows: the filter above, for mypy
     if len(rows) < 2:
@@ -85,6 +88,13 @@ def tradeoff_svg(tradeoff: Tradeoff, eff: Effective | None, *, title: str) -> st
     fig, ax = _figure()
     xs = [r.length for r in rows]
     ax.plot(xs, losses, "o-", color="#2ca02c", label="loss (nats/token)", ms=4)
+    banded = [(r.context, r.low, r.high) for r in bands if r.low is not None and r.high is not None]
+    if banded:
+        ax.fill_between([n for n, _, _ in banded], [lo for _, lo, _ in banded], [hi for _, _, hi in banded],
+                        color="#2ca02c", alpha=0.15, lw=0, label="loss 95 % interval")
+    span = loss_range(list(bands) or [LossRow(r.length, "ok", r.loss, None, None, 1) for r in rows])
+    if span is not None:
+        ax.set_ylim(*span)
     ax.set_ylabel("loss (nats/token)", color="#2ca02c")
     length_axis(ax, xs)
     ax.set_xlabel("context (tokens)")
@@ -95,14 +105,18 @@ def tradeoff_svg(tradeoff: Tradeoff, eff: Effective | None, *, title: str) -> st
         twin.plot([c[0] for c in cost], [c[1] / 1000 for c in cost], "s--", color="#d62728", ms=4,
                   label="prefill latency (s)")
         twin.set_ylabel("prefill latency (s)", color="#d62728")
+        twin.set_ylim(bottom=0)
         twin.grid(False)
-    marks = [(tradeoff.knee, "knee", "#000000", "-")]
+    styles = {"knee": ("#000000", "-"), "claimed": ("#7f7f7f", "--"), "fits": ("#1f77b4", "--"),
+              "retrieval ≥ threshold": ("#9467bd", ":"), "loss flat": ("#2ca02c", ":")}
+    marks = [(tradeoff.knee, "knee")]
     if eff is not None:
-        marks += [(eff.claimed, "claimed", "#7f7f7f", "--"), (eff.fits, "fits", "#1f77b4", "--"),
-                  (eff.retrieval, "retrieval ≥ threshold", "#9467bd", ":"), (eff.loss, "loss flat", "#2ca02c", ":")]
+        marks += [(eff.claimed, "claimed"), (eff.fits, "fits"), (eff.retrieval, "retrieval ≥ threshold"),
+                  (eff.loss, "loss flat")]
     lo, hi = min(xs) / 1.5, max(xs) * 1.5
-    for x, label, colour, style in marks:
-        if x and lo <= x <= hi:
+    for x, label in marks_by_length(marks):
+        colour, style = styles[label.split(" · ")[0]]
+        if lo <= x <= hi:
             ax.axvline(x, color=colour, ls=style, lw=1.2, label=f"{label} {short_length(x)}")
     ax.set_title(title)
     handles, names = ax.get_legend_handles_labels()

@@ -1,5 +1,6 @@
 """Run history (SQLite)."""
 
-from ctxscope.store.db import RunStore, RunSummary
+from ctxscope.store.db import RunStore
+from ctxscope.store.summary import RunSummary
 
 __all__ = ["RunStore", "RunSummary"]

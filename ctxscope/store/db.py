@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from ctxscope.core.blocks import AttentionEntry
@@ -26,38 +26,7 @@ from ctxscope.store.opening import (Quarantine, check_and_quarantine, connect_re
                                     quarantine_now)
 from ctxscope.store.process import process_alive, this_process
 from ctxscope.store.schema import has_column
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    """One line of ``ctxscope runs list``: points recorded (ok among them) of planned."""
-
-    id: str
-    created: str
-    status: str
-    model_source: str
-    architecture: str
-    device: str
-    dtype: str
-    attn: str
-    batch_size: int
-    points_ok: int
-    points_total: int
-    points_planned: int
-
-    def points_text(self) -> str:
-        """'4/6' (points recorded of planned), with how many were ok when not all."""
-        ok = f" ({self.points_ok} ok)" if self.points_ok != self.points_total else ""
-        return f"{self.points_total}/{self.points_planned}{ok}"
-
-
-def _planned(header_json: str) -> int:
-    """Points a run set out to measure: lengths × modes of its settings."""
-    try:
-        settings = json.loads(header_json)["settings"]
-        return len(settings["lengths"]) * len(settings["modes"])
-    except (ValueError, KeyError, TypeError):
-        return 0
+from ctxscope.store.summary import RunSummary, list_facts
 
 
 class RunStore:
@@ -262,7 +231,9 @@ class RunStore:
         if not ids:
             raise BadInputError(f"no run with id {prefix!r} (see: ctxscope runs list)")
         if len(ids) > 1:
-            raise BadInputError(f"run id {prefix!r} is ambiguous: {', '.join(ids[:5])}")
+            more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""  # say that the list is cut
+            raise BadInputError(f"run id {prefix!r} is ambiguous: {len(ids)} runs match ({', '.join(ids[:5])}{more}); "
+                                "give more of the id")
         return ids[0]
 
     def point_count(self, run_id: str) -> int | None:
@@ -282,10 +253,14 @@ class RunStore:
                 " r.device, r.dtype, r.attn, r.batch_size, COALESCE(SUM(p.status = 'ok'), 0), COUNT(p.seq),"
                 " r.header_json FROM runs r LEFT JOIN points p ON p.run_id = r.id GROUP BY r.id"
                 " ORDER BY r.created, r.id").fetchall()
-        return [RunSummary(id=r[0], created=r[1], status=_status(r[2], r[3], r[4]), model_source=r[5],
-                           architecture=r[6], device=r[7], dtype=r[8], attn=r[9], batch_size=r[10],
-                           points_ok=int(r[11]), points_total=int(r[12]), points_planned=_planned(r[13]))
-                for r in rows]
+        out = []
+        for r in rows:
+            planned, host, quality, attention = list_facts(r[13])
+            out.append(RunSummary(id=r[0], created=r[1], status=_status(r[2], r[3], r[4]), model_source=r[5],
+                                  architecture=r[6], device=r[7], dtype=r[8], attn=r[9], batch_size=r[10],
+                                  points_ok=int(r[11]), points_total=int(r[12]), points_planned=planned, host=host,
+                                  quality=quality, attention=attention))
+        return out
 
     def get_run(self, run_id: str) -> RunResult:
         full = self.resolve(run_id)

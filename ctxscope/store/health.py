@@ -11,6 +11,7 @@ from ctxscope.core.paths import data_dir_problem, fmt_free
 from ctxscope.store.errors import HistoryDamaged, HistoryError, classify
 from ctxscope.store.opening import connect_readonly, damaged_files, integrity_problem
 from ctxscope.store.recovery import pending_files
+from ctxscope.core.units import plural
 
 WRITABLE_FIX = "set CTXSCOPE_HOME to a writable folder with free space"
 
@@ -61,7 +62,7 @@ def _contents(path: Path) -> Finding:
     finally:
         conn.close()
     partial = "" if complete else " (read without its -wal: the folder is not writable)"
-    return Finding("run history", "ok", f"{path} ({runs} runs, integrity ok){partial}")
+    return Finding("run history", "ok", f"{path} ({plural(runs, 'run')}, integrity ok){partial}")
 
 
 def history_findings(path: Path) -> list[Finding]:

@@ -71,3 +71,19 @@ def test_minilm_is_a_real_encoder() -> None:
     assert close > 0.7 > far
     _, run = drain(run_sweep(loaded, fast_config((32, 128))))
     assert [p.mode for p in run.points] == ["forward", "forward"] and run.status == "complete"
+
+
+def test_dequantisation_bar_is_one_line_in_a_log(capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 27 item 16: the GGUF loader's own tqdm bar (not transformers' logging one)
+    # wrote a line per redraw into a log; where stderr is no terminal it is one line.
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    from ctxscope.core.demos import quiet_progress
+
+    bar = gguf_utils.tqdm
+    with quiet_progress():
+        for _ in gguf_utils.tqdm(range(5000), desc="Converting and de-quantizing GGUF tensors...", mininterval=0):
+            pass
+    err = capsys.readouterr().err
+    assert "de-quantizing" not in err and err.count("\n") == 1 and "dequantising the GGUF file once" in err
+    assert gguf_utils.tqdm is bar  # restored

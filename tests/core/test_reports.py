@@ -315,7 +315,7 @@ def test_runs_of_one_configuration_get_distinct_labels_everywhere(capsys, tmp_pa
     assert compare([a, other_day]).labels == ("preset:gpt2 (2026-11-28 10:51)", "preset:gpt2 (2026-11-29 10:51)")
     assert compare([a, a]).labels == ("preset:gpt2 (20261128-105112-aaaaaa)", "preset:gpt2 (20261128-105112-aaaaaa) #2")
     threads = _at(b, "2026-11-28T10:52:30+00:00", threads=1)
-    assert compare([a, threads]).labels == ("default threads", "1 threads")
+    assert compare([a, threads]).labels == ("default threads", "1 thread")
     assert "different CPU threads: default, 1" in compare([a, threads]).differences
     # The same labels in every output: Markdown, terminal, JSON, HTML.
     write_run(a, tmp_path / "a.json")
@@ -342,7 +342,7 @@ def test_peak_figures_are_named_for_what_they_are() -> None:
         else p for p in run.points))
     md = render_markdown([cpu, replace(cpu, header=replace(cpu.header, id="c2"))])
     assert "| A model peak |" in md and "| B model peak |" in md and "| peak |" not in md
-    assert "model peak = weights + KV cache + state + activations" in md and "process peak \\(RSS\\)" in md
+    assert "model peak = weights + KV cache + state + activations" in md and "process peak (RSS)" in md
     html = render_html([cpu])
     assert "<th>model peak</th>" in html and "process peak (RSS)" in html
     console = Console(width=250, record=True)

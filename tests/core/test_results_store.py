@@ -132,6 +132,12 @@ def test_ambiguous_prefix(run: RunResult, tmp_path: Path) -> None:
         with pytest.raises(BadInputError, match="ambiguous"):
             store.resolve(run.id[:8])
         assert store.resolve(run.id) == run.id
+        for i in range(7):  # nine matches: five shown, and the message says four more exist
+            store.save_run(replace(run, header=replace(run.header, id=f"{run.id}{i}")))
+        with pytest.raises(BadInputError) as err:
+            store.resolve(run.id[:8])
+        assert "9 runs match" in str(err.value) and str(err.value).count(run.id[:8]) == 6
+        assert "and 4 more" in str(err.value)
 
 
 def test_a_file_that_is_not_sqlite_is_moved_aside_not_written(tmp_path: Path) -> None:

@@ -1,0 +1,71 @@
+"""What keeps the UI thread free during a sweep (issue 27, item 15; the figures are
+bench/gui_responsiveness.py's): the model loads without the collector, the sweep's
+telemetry stays in the worker, the legend is placed without mapping every point."""
+
+from __future__ import annotations
+
+import gc
+
+from tests.gui.conftest import set_model
+
+TIMEOUT = 60_000
+
+
+def test_the_sweep_job_loads_its_model_without_the_collector(window, qtbot, tiny_config_files, monkeypatch) -> None:
+    from ctxscope.core.matrix import ModelSlot
+
+    seen: list[bool] = []
+    acquire = ModelSlot.acquire
+
+    def watched(self, spec):
+        seen.append(gc.isenabled())
+        return acquire(self, spec)
+
+    monkeypatch.setattr(ModelSlot, "acquire", watched)
+    set_model(window, str(tiny_config_files["llama"]), "16")
+    with qtbot.waitSignal(window.runner.sweepFinished, timeout=TIMEOUT):
+        window.sweep_panel.run_button.click()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=TIMEOUT)
+    # A full collection during the load held the GIL ~150 ms in the worker.
+    assert seen == [False] and gc.isenabled()
+
+
+def test_the_sweeps_telemetry_stays_in_the_worker(qtbot, tiny_config_files) -> None:
+    from ctxscope.core.spec import ModelSpec, SweepConfig
+    from ctxscope.gui.runner import SweepRunner
+    from ctxscope.gui.sweep_events import matrix_messages
+
+    runner = SweepRunner(store=False)
+    spec = ModelSpec(str(tiny_config_files["llama"]), device="cpu")
+    cfg = SweepConfig(lengths=(16, 32), min_repeats=40, max_repeats=40, budget_s=0.05, telemetry_hz=100.0)
+    messages = list(matrix_messages(runner, [spec], cfg, matrix=False))
+    kinds = {kind for kind, _ in messages}
+    assert "telemetrySampled" not in kinds and "pointReady" in kinds
+    assert all(hasattr(runner, kind) for kind in kinds)  # every message is one of the runner's signals
+    [run] = [payload for kind, payload in messages if kind == "sweepFinished"]
+    assert any(p.telemetry and p.telemetry["samples"] >= 1 for p in run.points)  # still summarised with the points
+
+
+def test_placing_the_legend_maps_no_point(qtbot, monkeypatch) -> None:
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    from ctxscope.core.results import Point
+    from ctxscope.core.stats import LatencyStats
+    from ctxscope.gui.plots import LatencyPlot
+
+    holder = QWidget()
+    qtbot.addWidget(holder)
+    plot = LatencyPlot()
+    QVBoxLayout(holder).addWidget(plot)
+    holder.resize(600, 400)
+    holder.show()
+    qtbot.waitExposed(holder)
+    for i in range(60):
+        plot.add_point("run", "run", Point("prefill", 64 * (i + 1), 1, "ok",
+                                           latency_ms=LatencyStats.from_samples([i + 1.0, i + 1.1])))
+    vb = plot.getPlotItem().vb
+    calls: list[object] = []
+    mapped = vb.mapViewToScene
+    monkeypatch.setattr(vb, "mapViewToScene", lambda obj: calls.append(obj) or mapped(obj))
+    plot.place_legend()
+    assert calls == []  # it mapped all 60 points into the scene on every update
