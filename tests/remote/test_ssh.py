@@ -50,17 +50,35 @@ def wrapper(tmp_path: Path, name: str, body: str) -> str:
     return str(path)
 
 
-def workers() -> list[psutil.Process]:
-    """ctxscope workers running on this machine (the remote side of every test here)."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info["cmdline"] or []
-        if "worker" in cmd and "ctxscope" in cmd:
-            found.append(proc)
-    return found
+@pytest.fixture
+def workers(monkeypatch: pytest.MonkeyPatch) -> list[psutil.Process]:
+    """The remote workers this test started, by the process id each one's handshake
+    names (the remote is this machine): nothing else running here is ever looked at."""
+    from ctxscope.remote import relay
+
+    started: list[psutil.Process] = []
+    real = relay.hello_from_dict
+
+    def record(data: dict, where: str) -> relay.Hello:
+        hello = real(data, where)
+        try:
+            started.append(psutil.Process(hello.pid))  # keeps its start time: a reused pid is not it
+        except psutil.NoSuchProcess:
+            pass  # already gone
+        return hello
+
+    monkeypatch.setattr(relay, "hello_from_dict", record)
+    return started
 
 
-def test_a_sweep_over_ssh_is_the_same_run_as_here(capsys, ssh_env, tiny_config_files, tmp_path) -> None:
+def exited(procs: list[psutil.Process], timeout: float = 60.0) -> bool:
+    """Whether every process in ``procs`` has exited, waiting up to ``timeout`` seconds
+    for them (a worker ends a moment after its run: on a busy machine, a while)."""
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return not alive
+
+
+def test_a_sweep_over_ssh_is_the_same_run_as_here(capsys, ssh_env, tiny_config_files, tmp_path, workers) -> None:
     model = str(tiny_config_files["llama"])
     args = [model, "--lengths", "16,32", "--attention", "--attention-tiles", "4", *FAST]
     code, _, err = cli(capsys, "sweep", *args, "--out", str(tmp_path / "here.json"))
@@ -85,15 +103,15 @@ def test_a_sweep_over_ssh_is_the_same_run_as_here(capsys, ssh_env, tiny_config_f
     finally:
         store.close()
     assert stored.status == "complete" and len(stored.points) == 4 and stored.header.environment.host
-    assert not workers()
+    assert workers and exited(workers)
 
 
-def test_cancel_reaches_the_remote_within_a_model_call(ssh_env, tiny_config_files) -> None:
+def test_cancel_reaches_the_remote_within_a_model_call(ssh_env, tiny_config_files, workers) -> None:
     spec = ModelSpec(str(tiny_config_files["llama"]), device="cpu")
     cfg = fast_config((16, 32, 64, 128), min_repeats=100, max_repeats=100, budget_s=60.0)
     stop = threading.Event()
     gen = run_remote(RemoteTarget(ssh_env.alias, PYTHON), Job("matrix", (spec,), cfg), stop=stop)
-    events, asked = [], None
+    events = []
     while True:
         try:
             event = next(gen)
@@ -101,18 +119,17 @@ def test_cancel_reaches_the_remote_within_a_model_call(ssh_env, tiny_config_file
             results = done.value
             break
         events.append(event)
-        if isinstance(event, PointResult) and asked is None:
-            asked = time.monotonic()
+        if isinstance(event, PointResult):
             stop.set()
-    took = time.monotonic() - asked
     [run] = results
-    assert run.status == "cancelled" and 1 <= len(run.points) < 8
-    assert took < 5, f"the remote took {took:.1f} s to stop"
+    # 100 calls per point: had the stop waited for the end of a point (or of the run),
+    # more points would have arrived. Counted, not timed: a busy machine is slow, not wrong.
+    assert run.status == "cancelled" and 1 <= len(run.points) <= 2, [p.length for p in run.points]
     assert isinstance(events[-1], CellFinished) and events[-1].result.status == "cancelled"
-    assert not workers()
+    assert workers and exited(workers)
 
 
-def test_a_dropped_connection_keeps_every_point(capsys, ssh_env, tiny_config_files, tmp_path) -> None:
+def test_a_dropped_connection_keeps_every_point(capsys, ssh_env, tiny_config_files, tmp_path, workers) -> None:
     model = str(tiny_config_files["llama"])
     outcome: dict[str, object] = {}
 
@@ -148,10 +165,7 @@ def test_a_dropped_connection_keeps_every_point(capsys, ssh_env, tiny_config_fil
     finally:
         store.close()
     assert stored.status == "interrupted" and len(stored.points) == len(run["points"])
-    deadline = time.monotonic() + 10
-    while workers() and time.monotonic() < deadline:  # the worker notices its stdin is gone
-        time.sleep(0.2)
-    assert not workers()
+    assert workers and exited(workers)  # the worker notices its stdin is gone and ends
 
 
 def test_a_missing_remote_ctxscope_says_so(capsys, ssh_env, tiny_config_files) -> None:
@@ -178,7 +192,8 @@ def test_a_version_mismatch_is_refused_naming_both(capsys, ssh_env, tiny_config_
     assert json.loads(cli(capsys, "runs", "list", "--format", "json")[1]) == []
 
 
-def test_garbage_on_the_remote_stdout_ends_the_run_in_one_line(capsys, ssh_env, tiny_config_files, tmp_path) -> None:
+def test_garbage_on_the_remote_stdout_ends_the_run_in_one_line(capsys, ssh_env, tiny_config_files, tmp_path,
+                                                                  workers) -> None:
     model = str(tiny_config_files["llama"])
     banner = wrapper(tmp_path, "banner", f"echo 'Welcome to gpu-box'; exec {PYTHON} -m ctxscope worker")
     code, _, err = cli(capsys, "sweep", model, "--host", ssh_env.alias, "--remote-python", banner, *FAST)
@@ -196,7 +211,7 @@ def test_garbage_on_the_remote_stdout_ends_the_run_in_one_line(capsys, ssh_env, 
     assert len(lines) == 1 and "not a ctxscope message" in lines[0] and "'rm -rf /'" in lines[0]
     run = json.loads((tmp_path / "r.json").read_text())
     assert run["status"] == "failed" and len(run["points"]) == 2
-    assert not workers()
+    assert workers and exited(workers)
 
 
 def test_maxctx_over_ssh(capsys, ssh_env, tiny_config_files) -> None:
