@@ -21,12 +21,35 @@ def add_remote_options(p: argparse.ArgumentParser) -> None:
                         "paths and devices are the remote's; runs are kept here")
     g.add_argument("--remote-python", default=None, metavar="PATH",
                    help="with --host: the remote Python that has ctxscope, when `ctxscope` is not on its PATH")
+    _add_timeout(g)
     g.add_argument("--cluster", default=None, metavar="auto|ADDRESS",
                    help="run each model × dtype × kernel cell as a Ray task with one GPU, in parallel: auto (Ray's "
                         "own discovery, else a local cluster), ray://head:10001 or head:6379; needs "
                         "pip install \"ctxscope[cluster]\"")
     g.add_argument("--cluster-cpus", type=int, default=1, metavar="N",
                    help="with --cluster on a cluster without GPUs: CPUs (and torch threads) per cell (default 1)")
+
+
+def _add_timeout(p: Any) -> None:
+    from ctxscope.remote.ssh import SILENCE_S
+
+    p.add_argument("--remote-timeout", type=float, default=None, metavar="SECONDS",
+                   help=f"with --host: give the connection up after this long without a word from the remote (its "
+                        f"worker says it is alive every 10 s while a model call runs; default {SILENCE_S:.0f})")
+
+
+def silence_limit(args: argparse.Namespace) -> float:
+    """``--remote-timeout``, checked (default :data:`~ctxscope.remote.ssh.SILENCE_S`)."""
+    import math
+
+    from ctxscope.remote.ssh import SILENCE_S
+
+    value = getattr(args, "remote_timeout", None)
+    if value is None:
+        return SILENCE_S
+    if not math.isfinite(value) or value <= 0:
+        raise BadInputError(f"--remote-timeout must be a positive number of seconds, not {value}")
+    return float(value)
 
 
 def is_remote(args: argparse.Namespace) -> bool:
@@ -41,6 +64,9 @@ def check(args: argparse.Namespace) -> None:
         raise BadInputError("--host and --cluster: choose one (a cluster picks its own nodes)")
     if getattr(args, "remote_python", None) and not host:
         raise BadInputError("--remote-python applies to --host")
+    if getattr(args, "remote_timeout", None) is not None and not host:
+        raise BadInputError("--remote-timeout applies to --host")
+    silence_limit(args)
     if getattr(args, "cluster_cpus", 1) < 1:
         raise BadInputError(f"--cluster-cpus must be at least 1, not {args.cluster_cpus}")
     if host:
@@ -63,7 +89,7 @@ def remote_matrix(args: argparse.Namespace, specs: Sequence[ModelSpec], cfg: Swe
         from ctxscope.remote.ssh import RemoteTarget, run_remote
 
         say(f"connecting to {args.host} …")
-        return run_remote(RemoteTarget(args.host, args.remote_python), job, stop=stop,
+        return run_remote(RemoteTarget(args.host, args.remote_python), job, stop=stop, silence_s=silence_limit(args),
                           on_hello=lambda hello: say(f"running on {args.host} ({hello.describe()})", always=True))
     from ctxscope.remote.ray_cluster import run_on_cluster
 
@@ -77,6 +103,7 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
                    help="run on this SSH destination with `ctxscope worker` there (model paths are the remote's)")
     p.add_argument("--remote-python", default=None, metavar="PATH",
                    help="with --host: the remote Python that has ctxscope, when `ctxscope` is not on its PATH")
+    _add_timeout(p)
 
 
 def remote_maxctx(args: argparse.Namespace, spec: ModelSpec, request: Any,
@@ -89,7 +116,8 @@ def remote_maxctx(args: argparse.Namespace, spec: ModelSpec, request: Any,
 
     check(args)
     summary = None
-    gen = run_remote(RemoteTarget(args.host, args.remote_python), Job("maxctx", (spec,), maxctx=request))
+    gen = run_remote(RemoteTarget(args.host, args.remote_python), Job("maxctx", (spec,), maxctx=request),
+                     silence_s=silence_limit(args))
     while True:
         try:
             event = next(gen)

@@ -71,7 +71,8 @@ def check_span(span: Any) -> None:
         return
     if not (isinstance(span, (tuple, list)) and len(span) == 2 and all(type(v) is int for v in span)
             and 0 <= span[0] < span[1] <= INT_MAX):
-        raise BadInputError(f"attention.span {str(span)[:40]}: expected two token positions [start, end), "
+        shown = list(span) if isinstance(span, tuple) else span  # as it was sent
+        raise BadInputError(f"attention.span {str(shown)[:40]}: expected two token positions [start, end), "
                             "start before end")
 
 

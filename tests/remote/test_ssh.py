@@ -24,16 +24,10 @@ from ctxscope.core.spec import ModelSpec
 from ctxscope.remote.ssh import RemoteTarget, run_remote
 from ctxscope.store import RunStore
 from tests.conftest import fast_config
-from tests.remote.sshd import LocalSshd
+from tests.remote.conftest import exited
 
 FAST = ["--min-repeats", "2", "--max-repeats", "3", "--budget", "0.05", "--device", "cpu"]
 PYTHON = sys.executable  # the remote is this machine: its worker is this environment's ctxscope
-
-
-@pytest.fixture
-def ssh_env(sshd: LocalSshd, monkeypatch: pytest.MonkeyPatch) -> LocalSshd:
-    monkeypatch.setenv("CTXSCOPE_SSH", sshd.ssh_command)
-    return sshd
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -48,34 +42,6 @@ def wrapper(tmp_path: Path, name: str, body: str) -> str:
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(0o755)
     return str(path)
-
-
-@pytest.fixture
-def workers(monkeypatch: pytest.MonkeyPatch) -> list[psutil.Process]:
-    """The remote workers this test started, by the process id each one's handshake
-    names (the remote is this machine): nothing else running here is ever looked at."""
-    from ctxscope.remote import relay
-
-    started: list[psutil.Process] = []
-    real = relay.hello_from_dict
-
-    def record(data: dict, where: str) -> relay.Hello:
-        hello = real(data, where)
-        try:
-            started.append(psutil.Process(hello.pid))  # keeps its start time: a reused pid is not it
-        except psutil.NoSuchProcess:
-            pass  # already gone
-        return hello
-
-    monkeypatch.setattr(relay, "hello_from_dict", record)
-    return started
-
-
-def exited(procs: list[psutil.Process], timeout: float = 60.0) -> bool:
-    """Whether every process in ``procs`` has exited, waiting up to ``timeout`` seconds
-    for them (a worker ends a moment after its run: on a busy machine, a while)."""
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    return not alive
 
 
 def test_a_sweep_over_ssh_is_the_same_run_as_here(capsys, ssh_env, tiny_config_files, tmp_path, workers) -> None:
