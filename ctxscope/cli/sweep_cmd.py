@@ -209,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
     for line in problems:
         print(f"ctxscope: error: {line}", file=sys.stderr)
     if results and results[-1].status == "cancelled":
+        if results[-1].error:  # a cancel that did not end cleanly (the remote stopped answering)
+            print(f"ctxscope: error: {results[-1].error}", file=sys.stderr)
         return 130
     lost = next((r.error for r in results if r.error), None)
     if lost:

@@ -6,8 +6,12 @@ point that arrived kept — never a traceback, a hang, or silence with exit 0.""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -54,10 +58,12 @@ def sweep(capsys, ssh_env, model: str, python: str, *extra: str) -> tuple[int, l
 
 def stored() -> list[tuple[str, int]]:
     """(status, points) of every run in the history."""
-    if not database_path().exists():
+    try:
+        with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as db:
+            return db.execute("SELECT r.status, (SELECT count(*) FROM points p WHERE p.run_id = r.id) "
+                              "FROM runs r").fetchall()
+    except sqlite3.Error:  # not there yet (or being created)
         return []
-    with sqlite3.connect(database_path()) as db:
-        return db.execute("SELECT r.status, (SELECT count(*) FROM points p WHERE p.run_id = r.id) FROM runs r").fetchall()
 
 
 def test_a_worker_that_ends_after_its_handshake_is_an_error(capsys, ssh_env, real, tiny_config_files,
@@ -144,3 +150,26 @@ def test_a_remote_that_falls_silent_is_given_up_with_the_points_kept(capsys, ssh
     assert code == 3 and len(errors) == 1, err  # was: waiting for ever
     assert f"no word from {ssh_env.alias} for 3 s" in errors[0] and "1 point(s) of the run kept" in errors[0]
     assert stored() == [("interrupted", 1)]
+
+
+def test_a_cancel_to_a_silent_remote_says_so_without_waiting_out_the_grace(capsys, ssh_env, real, tiny_config_files,
+                                                                          tmp_path) -> None:
+    """Ctrl-C, and the remote neither stops nor answers: cut after the silence limit
+    (not the 120 s cancel grace) with a line about the connection, the point kept."""
+    steps = [["send", real["hello"]], ["read"], ["send", real["SweepStarted"][0]], ["send", real["PointResult"][0]],
+             ["wait", 600]]
+    python = fake(tmp_path, steps)
+
+    def interrupt_after_the_point() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and stored() != [("running", 1)]:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # the CLI's handler: stop after the current model call
+
+    timer = threading.Thread(target=interrupt_after_the_point)
+    timer.start()
+    code, errors, err = sweep(capsys, ssh_env, str(tiny_config_files["llama"]), python, "--remote-timeout", "3")
+    timer.join()
+    assert code == 130 and len(errors) == 1, err  # was: silence, then exit 130 after 120 s
+    assert f"no word from {ssh_env.alias} for 3 s" in errors[0] and "1 point(s) of the run kept" in errors[0]
+    assert stored() == [("cancelled", 1)]
