@@ -243,6 +243,13 @@ class RunStore:
 
         full = self.resolve(run_id)
         with self._transaction("delete from"):
+            # Checked inside the write transaction: the sweep cannot start writing between.
+            row = self.conn.execute(f"SELECT r.status, r.pid, {self._started_column()} FROM runs r WHERE r.id = ?",
+                                    (full,)).fetchone()
+            if row is not None and _status(*row) == "running":
+                # Its sweep would store it again, whole, at its next point or its end.
+                raise BadInputError(f"run {full} is being measured right now (process {row[1]}): stop that sweep "
+                                    "first (Ctrl-C or Cancel), then delete the run")
             self.conn.execute("DELETE FROM runs WHERE id = ?", (full,))
         if valid_run_id(full):
             store_path(full, self.path.parent).unlink(missing_ok=True)
