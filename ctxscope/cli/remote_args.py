@@ -5,6 +5,7 @@ if it had run here."""
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ def add_remote_options(p: argparse.ArgumentParser) -> None:
                         "paths and devices are the remote's; runs are kept here")
     g.add_argument("--remote-python", default=None, metavar="PATH",
                    help="with --host: the remote Python that has ctxscope, when `ctxscope` is not on its PATH")
+    _add_install(g)
     _add_timeout(g)
     g.add_argument("--cluster", default=None, metavar="auto|ADDRESS",
                    help="run each model × dtype × kernel cell as a Ray task with one GPU, in parallel: auto (Ray's "
@@ -28,6 +30,19 @@ def add_remote_options(p: argparse.ArgumentParser) -> None:
                         "pip install \"ctxscope[cluster]\"")
     g.add_argument("--cluster-cpus", type=int, default=1, metavar="N",
                    help="with --cluster on a cluster without GPUs: CPUs (and torch threads) per cell (default 1)")
+
+
+def _add_install(p: Any) -> None:
+    p.add_argument("--remote-install", action="store_true",
+                   help="with --host: install this ctxscope there first, over the same connection (a venv per version "
+                        "in the host's ~/.cache/ctxscope, reused next time; torch and the rest are the host's own, "
+                        "from --remote-python or python3)")
+
+
+def _target(args: argparse.Namespace) -> Any:
+    from ctxscope.remote.ssh import RemoteTarget
+
+    return RemoteTarget(args.host, args.remote_python, install=bool(getattr(args, "remote_install", False)))
 
 
 def _add_timeout(p: Any) -> None:
@@ -66,6 +81,8 @@ def check(args: argparse.Namespace) -> None:
         raise BadInputError("--remote-python applies to --host")
     if getattr(args, "remote_timeout", None) is not None and not host:
         raise BadInputError("--remote-timeout applies to --host")
+    if getattr(args, "remote_install", False) and not host:
+        raise BadInputError("--remote-install applies to --host (Ray cells bring ctxscope along by themselves)")
     silence_limit(args)
     if getattr(args, "cluster_cpus", 1) < 1:
         raise BadInputError(f"--cluster-cpus must be at least 1, not {args.cluster_cpus}")
@@ -86,11 +103,12 @@ def remote_matrix(args: argparse.Namespace, specs: Sequence[ModelSpec], cfg: Swe
 
     job = Job("matrix", tuple(specs), cfg, cap_lengths=cap_lengths, strict=strict)
     if args.host:
-        from ctxscope.remote.ssh import RemoteTarget, run_remote
+        from ctxscope.remote.ssh import run_remote
 
         say(f"connecting to {args.host} …")
-        return run_remote(RemoteTarget(args.host, args.remote_python), job, stop=stop, silence_s=silence_limit(args),
-                          on_hello=lambda hello: say(f"running on {args.host} ({hello.describe()})", always=True))
+        return run_remote(_target(args), job, stop=stop, silence_s=silence_limit(args),
+                          on_hello=lambda hello: say(f"running on {args.host} ({hello.describe()})", always=True),
+                          say=lambda text: say(text, always=True))
     from ctxscope.remote.ray_cluster import run_on_cluster
 
     return run_on_cluster(args.cluster, job, stop=stop, cpus_per_cell=args.cluster_cpus,
@@ -103,6 +121,7 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
                    help="run on this SSH destination with `ctxscope worker` there (model paths are the remote's)")
     p.add_argument("--remote-python", default=None, metavar="PATH",
                    help="with --host: the remote Python that has ctxscope, when `ctxscope` is not on its PATH")
+    _add_install(p)
     _add_timeout(p)
 
 
@@ -112,12 +131,12 @@ def remote_maxctx(args: argparse.Namespace, spec: ModelSpec, request: Any,
     from ctxscope.core.jobs import Job
     from ctxscope.core.matrix import ModelReady
     from ctxscope.core.maxctx import Trial
-    from ctxscope.remote.ssh import RemoteTarget, run_remote
+    from ctxscope.remote.ssh import run_remote
 
     check(args)
     summary = None
-    gen = run_remote(RemoteTarget(args.host, args.remote_python), Job("maxctx", (spec,), maxctx=request),
-                     silence_s=silence_limit(args))
+    gen = run_remote(_target(args), Job("maxctx", (spec,), maxctx=request), silence_s=silence_limit(args),
+                     say=lambda text: print(text, file=sys.stderr))
     while True:
         try:
             event = next(gen)

@@ -73,7 +73,7 @@ def hello_from_dict(data: dict[str, Any], where: str) -> Hello:
     if data.get("protocol") != PROTOCOL or theirs != ctxscope.__version__:
         raise RemoteError(f"{where} runs ctxscope {str(theirs)[:40]} (protocol {str(data.get('protocol'))[:10]}), "
                           f"this machine ctxscope {ctxscope.__version__} (protocol {PROTOCOL}): install the same "
-                          f"version on both (pip install ctxscope=={ctxscope.__version__})")
+                          "version on both (with --host, --remote-install brings this one there)")
     strings = ("torch", "transformers", "python", "hostname")
     devices = data.get("devices")
     if not all(isinstance(data.get(k), str) for k in strings) or type(data.get("pid")) is not int \
@@ -133,6 +133,11 @@ class Relay:
     @property
     def open_points(self) -> int:
         return len(self._open.points) if self._open is not None else 0
+
+    @property
+    def running(self) -> bool:
+        """Whether a run has started and not ended."""
+        return self._open is not None
 
     def feed(self, line: bytes | str) -> tuple[str, Any] | None:
         """``("hello", Hello)``, ``("event", event)``, ``("confirm", MemoryCheck)``,

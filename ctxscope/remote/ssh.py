@@ -48,17 +48,22 @@ def check_host(host: str) -> str:
 class RemoteTarget:
     """Where to run: an SSH destination and, when ctxscope is not on its PATH, the
     Python to run it with. ``ssh`` is the client command (``$CTXSCOPE_SSH``, default
-    ``ssh``), e.g. ``ssh -F ./ssh_config``."""
+    ``ssh``), e.g. ``ssh -F ./ssh_config``. ``install``: bring this ctxscope there
+    (:mod:`ctxscope.remote.install`; ``python``, default ``python3``, is then the
+    interpreter whose packages it uses)."""
 
     host: str
     python: str | None = None
     ssh: tuple[str, ...] = ()
+    install: bool = False
 
-    def command(self) -> list[str]:
+    def command(self, remote: list[str] | None = None) -> list[str]:
+        """The ssh command line running ``remote`` (default: the worker) over there."""
         client = list(self.ssh) or shlex.split(os.environ.get("CTXSCOPE_SSH", "ssh"))
         worker = [self.python, "-m", "ctxscope", "worker"] if self.python else ["ctxscope", "worker"]
         # "--" before the host: a destination can never be read as an ssh option.
-        return [*client, "-T", "-o", "BatchMode=yes", *KEEPALIVE, "--", check_host(self.host), shlex.join(worker)]
+        return [*client, "-T", "-o", "BatchMode=yes", *KEEPALIVE, "--", check_host(self.host),
+                shlex.join(remote or worker)]
 
 
 def _why_ended(rc: int | None, tail: str, target: RemoteTarget) -> str:
@@ -66,9 +71,11 @@ def _why_ended(rc: int | None, tail: str, target: RemoteTarget) -> str:
     if rc == 127 or "command not found" in last or "No such file" in last:
         where = f"{target.python} is not there" if target.python else "ctxscope is not on the PATH of a " \
                                                                        "non-interactive shell there"
-        return f"{where} (install ctxscope on {target.host}, or pass --remote-python PATH)"
+        if target.install:
+            return f"{target.python or 'python3'} is not there (pass --remote-python PATH)"
+        return f"{where} (pass --remote-install to install this ctxscope there, or --remote-python PATH)"
     if "No module named ctxscope" in tail:
-        return f"{target.python} has no ctxscope installed"
+        return f"{target.python} has no ctxscope installed (pass --remote-install to install this one there)"
     if rc is not None and rc < 0:
         return f"ssh was killed by signal {-rc}"
     if last:
@@ -82,7 +89,8 @@ def _why_ended(rc: int | None, tail: str, target: RemoteTarget) -> str:
 
 def run_remote(target: RemoteTarget, job: Job, *, stop: threading.Event | None = None,
                confirm: Callable[[Any], bool] | None = None, on_hello: Callable[[Hello], None] | None = None,
-               hello_timeout: float = HELLO_TIMEOUT_S, silence_s: float = SILENCE_S) -> Generator[Any, None, Any]:
+               hello_timeout: float = HELLO_TIMEOUT_S, silence_s: float = SILENCE_S,
+               say: Callable[[str], None] = lambda text: None) -> Generator[Any, None, Any]:
     """Run ``job`` on ``target``, yielding the events the remote measures as they arrive.
 
     Returns what the job returns (the matrix's runs, a max-context answer, a model
@@ -93,10 +101,13 @@ def run_remote(target: RemoteTarget, job: Job, *, stop: threading.Event | None =
     not a sweep, that line is a :class:`RemoteLost` (exit 3): a job that did not end is
     never a silent success. Raises :class:`RemoteError` when nothing ran (unreachable,
     no ctxscope, a version mismatch), and the remote's :class:`BadInputError` /
-    :class:`DeviceError`.
+    :class:`DeviceError`. ``say`` is told what an install (``target.install``) does.
     """
+    from ctxscope.remote.install import Installer
+
     stop = stop or threading.Event()
-    channel = Channel(target.command())
+    installer = Installer(target.host, say) if target.install else None
+    channel = Channel(target.command(installer.command(target.python) if installer is not None else None))
     relay = Relay(job, target.host)
     started, stop_sent = time.monotonic(), None
     try:
@@ -128,6 +139,9 @@ def run_remote(target: RemoteTarget, job: Job, *, stop: threading.Event | None =
             if raw is None:
                 break  # end of stream without an end line
             try:
+                if installer is not None and relay.hello is None and installer.handle(raw, channel):
+                    started = time.monotonic()  # installing took its time; torch is imported next
+                    continue
                 answer = relay.feed(raw)
             except WireError as exc:
                 channel.close()

@@ -3,10 +3,21 @@ test started (found by the process id each handshake names, never by scanning)."
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
 import psutil
 import pytest
 
 from tests.remote.sshd import LocalSshd
+
+
+class Started(list):  # type: ignore[type-arg]
+    """psutil processes, with the executable each one ran (read while it ran)."""
+
+    exes: dict[int, str]
 
 
 @pytest.fixture
@@ -21,14 +32,17 @@ def workers(monkeypatch: pytest.MonkeyPatch) -> list[psutil.Process]:
     names (the remote is this machine): nothing else running here is ever looked at."""
     from ctxscope.remote import relay
 
-    started: list[psutil.Process] = []
+    started = Started()
+    started.exes = {}
     real = relay.hello_from_dict
 
     def record(data: dict, where: str) -> relay.Hello:
         hello = real(data, where)
         try:
-            started.append(psutil.Process(hello.pid))  # keeps its start time: a reused pid is not it
-        except psutil.NoSuchProcess:
+            proc = psutil.Process(hello.pid)  # keeps its start time: a reused pid is not it
+            started.exes[hello.pid] = proc.cmdline()[0]
+            started.append(proc)
+        except psutil.Error:
             pass  # already gone
         return hello
 
@@ -43,3 +57,21 @@ def exited(procs: list[psutil.Process], timeout: float = 60.0) -> bool:
     return not alive
 
 
+
+
+def bare_python(root: Path, without: tuple[str, ...] = ("ctxscope",)) -> Path:
+    """A Python like this one (the same interpreter; this environment's packages, linked)
+    that lacks the distributions named in ``without``: a host where ctxscope was never
+    installed. Returns its interpreter."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(root)], check=True)
+    site = root / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    ours = Path(sysconfig.get_paths()["purelib"])
+    skip = tuple(name.replace("-", "_").lower() for name in without) + ("_editable_impl_ctxscope", "__editable__")
+    for entry in sorted(ours.iterdir()):
+        if not entry.name.replace("-", "_").lower().startswith(skip):
+            (site / entry.name).symlink_to(entry)
+    python = root / "bin" / "python"
+    probe = subprocess.run([str(python), "-c", "import ctxscope"], capture_output=True, text=True, cwd=root)
+    assert probe.returncode != 0 and "No module named 'ctxscope'" in probe.stderr, probe.stderr
+    return python
