@@ -24,10 +24,11 @@ def add_remote_options(p: argparse.ArgumentParser) -> None:
                    help="with --host: the remote Python that has ctxscope, when `ctxscope` is not on its PATH")
     _add_install(g)
     _add_timeout(g)
-    g.add_argument("--cluster", default=None, metavar="auto|ADDRESS",
-                   help="run each model × dtype × kernel cell as a Ray task with one GPU, in parallel: auto (Ray's "
-                        "own discovery, else a local cluster), ray://head:10001 or head:6379; needs "
-                        "pip install \"ctxscope[cluster]\"")
+    g.add_argument("--cluster", default=None, metavar="auto|local|ADDRESS",
+                   help="run each model × dtype × kernel cell as a Ray task with one GPU, in parallel, ctxscope "
+                        "travelling with the job: auto ($RAY_ADDRESS or a cluster you started here, else a new local "
+                        "one), local (a new one, on 127.0.0.1), ray://head:10001 or head:6379; needs "
+                        "pip install \"ray[client]>=2.60\"")
     g.add_argument("--cluster-cpus", type=int, default=1, metavar="N",
                    help="with --cluster on a cluster without GPUs: CPUs (and torch threads) per cell (default 1)")
 

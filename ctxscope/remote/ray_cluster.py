@@ -30,7 +30,8 @@ from ctxscope.remote.ray_cells import Cells
 from ctxscope.remote.ray_discovery import resolve, unreachable
 from ctxscope.remote.relay import Hello, RemoteLost
 
-INSTALL = 'Ray is not installed: pip install "ctxscope[cluster]" (or pip install "ray[client]")'
+# Ray itself: ctxscope is not on PyPI, so "ctxscope[cluster]" cannot be installed by name.
+INSTALL = 'Ray is not installed: pip install "ray[client]>=2.60"'
 #: Probing a running cluster: how often, how long each probe may take, and how many
 #: failed probes in a row mean it is gone.
 WATCH_EVERY_S, WATCH_TIMEOUT_S, WATCH_FAILURES = 2.0, 2.0, 2

@@ -23,7 +23,7 @@ FAST = ["--min-repeats", "2", "--max-repeats", "3", "--budget", "0.05"]
 
 @pytest.fixture(scope="module")
 def cluster() -> object:
-    ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "ctxscope[cluster]")')
+    ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "ray[client]>=2.60")')
     import logging
 
     from ctxscope.remote import ray_cluster
@@ -125,4 +125,4 @@ def test_without_ray_cluster_says_how_to_install(capsys, monkeypatch, tiny_confi
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as when it is not installed
     code = main(["sweep", str(tiny_config_files["llama"]), "--cluster", "auto", *FAST])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and 'pip install "ctxscope[cluster]"' in err
+    assert code == 2 and err.count("\n") == 1 and 'pip install "ray[client]>=2.60"' in err

@@ -23,7 +23,7 @@ import pytest
 from ctxscope.cli import main
 from tests.remote.conftest import bare_python
 
-pytest.importorskip("ray", reason='Ray is not installed (pip install "ctxscope[cluster]")')
+pytest.importorskip("ray", reason='Ray is not installed (pip install "ray[client]>=2.60")')
 FAST = ["--min-repeats", "2", "--max-repeats", "3", "--budget", "0.05"]
 RAY_START = "import sys; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"
 
