@@ -66,57 +66,63 @@ def stored() -> list[tuple[str, int]]:
         return []
 
 
-def test_a_worker_that_ends_after_its_handshake_is_an_error(capsys, ssh_env, real, tiny_config_files,
-                                                            tmp_path) -> None:
-    model = str(tiny_config_files["llama"])
-    for ending in (["exit", 0], ["kill"]):
-        code, errors, err = sweep(capsys, ssh_env, model, fake(tmp_path, [["send", real["hello"]], ["read"], ending]))
-        assert code == 3 and len(errors) == 1, err  # was exit 0 with one 'running on' line
-        assert f"connection to {ssh_env.alias} lost (" in errors[0] and "0 of 1 run(s) arrived" in errors[0]
-    assert stored() == []
+def _huge(real: dict[str, object]) -> str:
+    point = json.loads(real["PointResult"][1])
+    point["point"]["length"] = 10**30
+    return json.dumps(point)
 
 
-def test_points_before_their_run_starts_are_refused(capsys, ssh_env, real, tiny_config_files, tmp_path) -> None:
-    steps = [["send", real["hello"]], ["read"], ["send", real["PointResult"][0]], ["send", real["end"][0]]]
-    code, errors, err = sweep(capsys, ssh_env, str(tiny_config_files["llama"]), fake(tmp_path, steps))
-    assert code == 2 and len(errors) == 1 and "a PointResult before its run's SweepStarted" in errors[0], err
+H, J = ["send", "{hello}"], ["read"]  # the handshake, then the job read
+START, P0, P1, P2 = ["send", "{SweepStarted}"], ["send", "{PointResult0}"], ["send", "{PointResult1}"], \
+    ["send", "{PointResult2}"]
+FINISH, END = ["send", "{CellFinished}"], ["send", "{end}"]
+
+# What a worker does wrong → the exit code, the one error line, and what the history
+# holds ((status, points) per run). Each was, before: rc 0 in silence, an internal error
+# (TypeError, OverflowError), a point lost, or a wait for ever.
+WIRE_FAULTS = [
+    ("hello, then exit 0", [H, J, ["exit", 0]], [], 3,
+     "connection to {host} lost (the worker exited without finishing its job) before the job ended; 0 of 1 run(s) "
+     "arrived", []),
+    ("hello, then killed", [H, J, ["kill"]], [], 3, "connection to {host} lost (", []),
+    ("a point before its run", [H, J, P0, END], [], 2, "a PointResult before its run's SweepStarted", []),
+    ("an integer past 64 bits", [H, J, START, P0, ["send", "{huge}"], P2, FINISH, END], [], 3,
+     "the integer 10000000000000000000… (31 digits) is out of range", [("failed", 1)]),
+    ("end with a summary", [H, J, ["send", '{"type": "end", "summary": {}}']], [], 2,
+     "a matrix job ended with a summary, not its runs", []),
+    ("end with a maxctx answer", [H, J, ["send", '{"type": "end", "maxctx": {"trials": []}}']], [], 2,
+     "a matrix job ended with a maxctx, not its runs", []),
+    ("end.runs not a list", [H, J, ["send", '{"type": "end", "runs": "all"}']], [], 2,
+     "end.runs: expected a list of run ids", []),
+    ("end naming a run never sent", [H, J, ["send", '{"type": "end", "runs": ["20990101-000000-abcdef"]}']], [], 2,
+     "naming 1 run(s) of which only 0 arrived", []),
+    ("end while a run is open", [H, J, START, P0, ["send", '{"type": "end", "runs": []}']], [], 3, "was still open",
+     [("failed", 1)]),
+    ("a second run over an open one", [H, J, START, P0, START], [], 3, "started while run", [("failed", 1)]),
+    ("silence after a point", [H, J, START, P0, ["wait", 600]], ["--remote-timeout", "3"], 3,
+     "no word from {host} for 3 s (a stalled network or a stopped remote); the connection was cut; 1 point(s) of "
+     "the run kept", [("interrupted", 1)]),
+]
 
 
-def test_an_integer_past_64_bits_ends_the_run_keeping_what_arrived(capsys, ssh_env, real, tiny_config_files,
-                                                                   tmp_path) -> None:
-    points = real["PointResult"]
-    huge = json.loads(points[1])
-    huge["point"]["length"] = 10**30
-    steps = [["send", real["hello"]], ["read"], ["send", real["SweepStarted"][0]], ["send", points[0]],
-             ["send", json.dumps(huge)], ["send", points[2]], ["send", real["CellFinished"][0]],
-             ["send", real["end"][0]]]
+@pytest.mark.parametrize(("steps", "extra", "code", "message", "kept"), [f[1:] for f in WIRE_FAULTS],
+                         ids=[f[0] for f in WIRE_FAULTS])
+def test_a_wire_fault_is_one_line_with_what_arrived_kept(capsys, ssh_env, real, tiny_config_files, tmp_path, steps,
+                                                         extra, code, message, kept) -> None:
+    lines = {"hello": real["hello"], "SweepStarted": real["SweepStarted"][0], "CellFinished": real["CellFinished"][0],
+             "end": real["end"][0], "huge": _huge(real),
+             **{f"PointResult{i}": line for i, line in enumerate(real["PointResult"])}}
+    script = [[step[0], lines[step[1][1:-1]]] if step[0] == "send" and step[1].startswith("{") and step[1][1:-1] in
+              lines else step for step in steps]
     out = tmp_path / "r.json"
-    code, errors, err = sweep(capsys, ssh_env, str(tiny_config_files["llama"]), fake(tmp_path, steps),
-                              "--out", str(out))
-    assert code == 3 and len(errors) == 1 and "is out of range" in errors[0], err  # was 'internal error: OverflowError'
-    assert stored() == [("failed", 1)] and len(json.loads(out.read_text())["points"]) == 1
-
-
-@pytest.mark.parametrize("end, message", [
-    ({"type": "end", "summary": {}}, "a matrix job ended with a summary, not its runs"),
-    ({"type": "end", "maxctx": {"trials": []}}, "a matrix job ended with a maxctx, not its runs"),
-    ({"type": "end", "runs": "all"}, "end.runs: expected a list of run ids"),
-    ({"type": "end", "runs": ["20990101-000000-abcdef"]}, "naming 1 run(s) of which only 0 arrived"),
-])
-def test_an_end_of_the_wrong_shape_is_one_line(capsys, ssh_env, real, tiny_config_files, tmp_path, end,
-                                               message) -> None:
-    steps = [["send", real["hello"]], ["read"], ["send", json.dumps(end)]]
-    code, errors, err = sweep(capsys, ssh_env, str(tiny_config_files["llama"]), fake(tmp_path, steps))
-    assert code == 2 and len(errors) == 1 and message in errors[0], err  # was 'internal error: TypeError'
+    got, errors, err = sweep(capsys, ssh_env, str(tiny_config_files["llama"]), fake(tmp_path, script),
+                             "--out", str(out), *extra)
+    assert got == code and len(errors) == 1, err
+    assert message.format(host=ssh_env.alias) in errors[0], err
     assert "internal error" not in err and "Traceback" not in err
-
-
-def test_an_end_while_a_run_is_open_keeps_the_run(capsys, ssh_env, real, tiny_config_files, tmp_path) -> None:
-    steps = [["send", real["hello"]], ["read"], ["send", real["SweepStarted"][0]],
-             ["send", real["PointResult"][0]], ["send", json.dumps({"type": "end", "runs": []})]]
-    code, errors, err = sweep(capsys, ssh_env, str(tiny_config_files["llama"]), fake(tmp_path, steps))
-    assert code == 3 and len(errors) == 1 and "was still open" in errors[0], err
-    assert stored() == [("failed", 1)]
+    assert stored() == kept
+    if kept:  # --out holds the same points as the history: nothing that arrived was lost
+        assert len(json.loads(out.read_text())["points"]) == kept[0][1]
 
 
 def test_hostile_text_from_a_remote_is_stripped_and_bounded(capsys, ssh_env, real, tiny_config_files,
@@ -139,17 +145,6 @@ def test_hostile_text_from_a_remote_is_stripped_and_bounded(capsys, ssh_env, rea
     code, errors, err = sweep(capsys, ssh_env, model, fake(tmp_path, steps))
     assert code == 2 and len(errors) == 1 and "boom boom" in errors[0] and len(errors[0]) < 1200, err
     assert "\x1b" not in err and "remote says red" in err and len(err) < 20_000
-
-
-def test_a_remote_that_falls_silent_is_given_up_with_the_points_kept(capsys, ssh_env, real, tiny_config_files,
-                                                                     tmp_path) -> None:
-    steps = [["send", real["hello"]], ["read"], ["send", real["SweepStarted"][0]], ["send", real["PointResult"][0]],
-             ["wait", 600]]
-    code, errors, err = sweep(capsys, ssh_env, str(tiny_config_files["llama"]), fake(tmp_path, steps),
-                              "--remote-timeout", "3")
-    assert code == 3 and len(errors) == 1, err  # was: waiting for ever
-    assert f"no word from {ssh_env.alias} for 3 s" in errors[0] and "1 point(s) of the run kept" in errors[0]
-    assert stored() == [("interrupted", 1)]
 
 
 def test_a_cancel_to_a_silent_remote_says_so_without_waiting_out_the_grace(capsys, ssh_env, real, tiny_config_files,
