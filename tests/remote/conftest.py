@@ -3,9 +3,11 @@ test started (found by the process id each handshake names, never by scanning)."
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import psutil
@@ -75,3 +77,21 @@ def bare_python(root: Path, without: tuple[str, ...] = ("ctxscope",)) -> Path:
     probe = subprocess.run([str(python), "-c", "import ctxscope"], capture_output=True, text=True, cwd=root)
     assert probe.returncode != 0 and "No module named 'ctxscope'" in probe.stderr, probe.stderr
     return python
+
+
+def points_stored(at_least: int, history: Path | None = None, timeout: float = 120.0) -> bool:
+    """Wait until the history (default: this test's) holds ``at_least`` points, i.e. a
+    sweep being watched has measured that far; False after ``timeout`` seconds."""
+    from ctxscope.core.paths import database_path
+
+    path = history or database_path()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                if db.execute("SELECT count(*) FROM points").fetchone()[0] >= at_least:
+                    return True
+        except sqlite3.Error:
+            pass  # not created yet
+        time.sleep(0.1)
+    return False

@@ -5,7 +5,6 @@ garbage on the remote's stdout."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ from ctxscope.core.spec import ModelSpec
 from ctxscope.remote.ssh import RemoteTarget, run_remote
 from ctxscope.store import RunStore
 from tests.conftest import fast_config
-from tests.remote.conftest import exited
+from tests.remote.conftest import exited, points_stored
 
 FAST = ["--min-repeats", "2", "--max-repeats", "3", "--budget", "0.05", "--device", "cpu"]
 PYTHON = sys.executable  # the remote is this machine: its worker is this environment's ctxscope
@@ -106,15 +105,7 @@ def test_a_dropped_connection_keeps_every_point(capsys, ssh_env, tiny_config_fil
 
     thread = threading.Thread(target=sweep)
     thread.start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until the history holds a point measured over there
-        try:
-            with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as db:
-                if db.execute("SELECT count(*) FROM points").fetchone()[0] >= 2:
-                    break
-        except sqlite3.Error:
-            pass
-        time.sleep(0.1)
+    assert points_stored(2)  # a point measured over there is in the history
     for session in psutil.Process(ssh_env.pid).children():  # the connection, cut from the server's side
         session.kill()
     thread.join(60)

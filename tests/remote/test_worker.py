@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,10 +18,9 @@ import ctxscope
 from ctxscope.cli import main
 from ctxscope.core.attention import CaptureConfig
 from ctxscope.core.jobs import Job, job_to_dict
-from ctxscope.core.paths import database_path
 from ctxscope.core.spec import ModelSpec
 from tests.conftest import fast_config
-from tests.remote.conftest import exited
+from tests.remote.conftest import exited, points_stored
 
 
 def start_worker(env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -111,15 +108,7 @@ def test_a_stopped_remote_is_given_up_with_the_points_kept(capsys, ssh_env, tiny
     thread = threading.Thread(target=sweep)
     thread.start()
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # until the history holds a point measured over there
-            try:
-                with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as db:
-                    if db.execute("SELECT count(*) FROM points").fetchone()[0] >= 1:
-                        break
-            except sqlite3.Error:
-                pass
-            time.sleep(0.1)
+        assert points_stored(1)  # a point measured over there is in the history
         [worker] = workers
         worker.send_signal(signal.SIGSTOP)  # a stopped remote: the connection is up, nothing comes
         thread.join(120)
