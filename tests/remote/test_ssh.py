@@ -178,3 +178,14 @@ def test_maxctx_over_ssh(capsys, ssh_env, tiny_config_files) -> None:
     assert code == 0, err
     answer = json.loads(out)
     assert answer["host"] == ssh_env.alias and answer["largest_fit"] == 512 and answer["trials"]
+
+
+def test_ssh_keeps_the_connection_probed(monkeypatch) -> None:
+    """ssh's own keepalive is on whatever ~/.ssh/config says (command-line options win),
+    so a dead network ends ssh too; the destination still comes after "--"."""
+    monkeypatch.delenv("CTXSCOPE_SSH", raising=False)
+    argv = RemoteTarget("me@box", "/opt/py").command()
+    assert argv[0] == "ssh" and argv[argv.index("--") + 1] == "me@box"
+    options = [argv[i + 1] for i, a in enumerate(argv[:argv.index("--")]) if a == "-o"]
+    assert {"BatchMode=yes", "ServerAliveInterval=15", "ServerAliveCountMax=4"} <= set(options)
+    assert argv[-1] == "/opt/py -m ctxscope worker"
