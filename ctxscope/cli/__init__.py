@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_DEVICE
     except CtxscopeError as exc:
         print(f"ctxscope: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exc.exit_code  # 2 (bad input) but for a few, e.g. a remote lost mid-job: 3
     except KeyboardInterrupt:
         print("ctxscope: interrupted", file=sys.stderr)
         return EXIT_CANCELLED

@@ -11,6 +11,8 @@ from ctxscope.core.errors import BadInputError
 
 _DETAIL = ("quality_text", "quality_targets", "quality_windows", "needle_depths", "needle_seeds",
            "effective_threshold", "effective_epsilon", "fits")
+#: ``maxctx --format json`` output is a few KiB; anything this big is something else.
+MAX_FITS_BYTES = 16 * 1024**2
 
 
 def add_quality_options(p: argparse.ArgumentParser) -> None:
@@ -46,12 +48,19 @@ def parse_fits(value: str) -> int:
     """A token count, or ``largest_fit`` from a ``ctxscope maxctx --format json`` file."""
     if value.strip().isdigit():
         return int(value)
+    from ctxscope.core.files import FileRefused, read_limited
+
     path = Path(value).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise BadInputError(f"--fits {value}: give a token count or a `ctxscope maxctx --format json` file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(read_limited(path, MAX_FITS_BYTES))
+    except FileRefused as exc:
+        raise BadInputError(f"--fits {value}: {exc.strerror} (expected `ctxscope maxctx --format json` output)") \
+            from None
+    except OSError as exc:
+        raise BadInputError(f"--fits {value}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise BadInputError(f"--fits {value}: not JSON (expected `ctxscope maxctx --format json` output)") from None
     fit = data.get("largest_fit") if isinstance(data, dict) else None
     if type(fit) is not int or fit < 1:
@@ -80,8 +89,12 @@ def quality_config(args: argparse.Namespace, *, only_if_applicable: bool = False
         fits=None if args.fits is None else parse_fits(args.fits), only_if_applicable=only_if_applicable)
     check_config(cfg)
     elsewhere = bool(getattr(args, "host", None) or getattr(args, "cluster", None))  # read where the sweep runs
-    if cfg.text not in _shipped() and not elsewhere and not Path(cfg.text).expanduser().is_file():
-        raise BadInputError(f"--quality-text {cfg.text}: no such file (use {', '.join(_shipped())} or a text file)")
+    if cfg.text not in _shipped() and not elsewhere:
+        from ctxscope.core.quality.texts import read_document
+
+        # Read it now, as the quality pass will: a binary, empty or non-UTF-8 file is
+        # refused before a model loads (minutes for a fresh demo), not after the sweep.
+        read_document(cfg.text)
     return cfg
 
 

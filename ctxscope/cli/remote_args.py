@@ -5,6 +5,7 @@ if it had run here."""
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
@@ -21,12 +22,50 @@ def add_remote_options(p: argparse.ArgumentParser) -> None:
                         "paths and devices are the remote's; runs are kept here")
     g.add_argument("--remote-python", default=None, metavar="PATH",
                    help="with --host: the remote Python that has ctxscope, when `ctxscope` is not on its PATH")
-    g.add_argument("--cluster", default=None, metavar="auto|ADDRESS",
-                   help="run each model × dtype × kernel cell as a Ray task with one GPU, in parallel: auto (Ray's "
-                        "own discovery, else a local cluster), ray://head:10001 or head:6379; needs "
-                        "pip install \"ctxscope[cluster]\"")
+    _add_install(g)
+    _add_timeout(g)
+    g.add_argument("--cluster", default=None, metavar="auto|local|ADDRESS",
+                   help="run each model × dtype × kernel cell as a Ray task with one GPU, in parallel, ctxscope "
+                        "travelling with the job: auto ($RAY_ADDRESS or a cluster you started here, else a new local "
+                        "one), local (a new one, on 127.0.0.1), ray://head:10001 or head:6379; needs "
+                        "pip install \"ray[client]>=2.60\"")
     g.add_argument("--cluster-cpus", type=int, default=1, metavar="N",
                    help="with --cluster on a cluster without GPUs: CPUs (and torch threads) per cell (default 1)")
+
+
+def _add_install(p: Any) -> None:
+    p.add_argument("--remote-install", action="store_true",
+                   help="with --host: install this ctxscope there first, over the same connection (a venv per version "
+                        "in the host's ~/.cache/ctxscope, reused next time; torch and the rest are the host's own, "
+                        "from --remote-python or python3)")
+
+
+def _target(args: argparse.Namespace) -> Any:
+    from ctxscope.remote.ssh import RemoteTarget
+
+    return RemoteTarget(args.host, args.remote_python, install=bool(getattr(args, "remote_install", False)))
+
+
+def _add_timeout(p: Any) -> None:
+    from ctxscope.remote.ssh import SILENCE_S
+
+    p.add_argument("--remote-timeout", type=float, default=None, metavar="SECONDS",
+                   help=f"with --host: give the connection up after this long without a word from the remote (its "
+                        f"worker says it is alive every 10 s while a model call runs; default {SILENCE_S:.0f})")
+
+
+def silence_limit(args: argparse.Namespace) -> float:
+    """``--remote-timeout``, checked (default :data:`~ctxscope.remote.ssh.SILENCE_S`)."""
+    import math
+
+    from ctxscope.remote.ssh import SILENCE_S
+
+    value = getattr(args, "remote_timeout", None)
+    if value is None:
+        return SILENCE_S
+    if not math.isfinite(value) or value <= 0:
+        raise BadInputError(f"--remote-timeout must be a positive number of seconds, not {value}")
+    return float(value)
 
 
 def is_remote(args: argparse.Namespace) -> bool:
@@ -41,6 +80,11 @@ def check(args: argparse.Namespace) -> None:
         raise BadInputError("--host and --cluster: choose one (a cluster picks its own nodes)")
     if getattr(args, "remote_python", None) and not host:
         raise BadInputError("--remote-python applies to --host")
+    if getattr(args, "remote_timeout", None) is not None and not host:
+        raise BadInputError("--remote-timeout applies to --host")
+    if getattr(args, "remote_install", False) and not host:
+        raise BadInputError("--remote-install applies to --host (Ray cells bring ctxscope along by themselves)")
+    silence_limit(args)
     if getattr(args, "cluster_cpus", 1) < 1:
         raise BadInputError(f"--cluster-cpus must be at least 1, not {args.cluster_cpus}")
     if host:
@@ -60,11 +104,12 @@ def remote_matrix(args: argparse.Namespace, specs: Sequence[ModelSpec], cfg: Swe
 
     job = Job("matrix", tuple(specs), cfg, cap_lengths=cap_lengths, strict=strict)
     if args.host:
-        from ctxscope.remote.ssh import RemoteTarget, run_remote
+        from ctxscope.remote.ssh import run_remote
 
         say(f"connecting to {args.host} …")
-        return run_remote(RemoteTarget(args.host, args.remote_python), job, stop=stop,
-                          on_hello=lambda hello: say(f"running on {args.host} ({hello.describe()})", always=True))
+        return run_remote(_target(args), job, stop=stop, silence_s=silence_limit(args),
+                          on_hello=lambda hello: say(f"running on {args.host} ({hello.describe()})", always=True),
+                          say=lambda text: say(text, always=True))
     from ctxscope.remote.ray_cluster import run_on_cluster
 
     return run_on_cluster(args.cluster, job, stop=stop, cpus_per_cell=args.cluster_cpus,
@@ -77,6 +122,8 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
                    help="run on this SSH destination with `ctxscope worker` there (model paths are the remote's)")
     p.add_argument("--remote-python", default=None, metavar="PATH",
                    help="with --host: the remote Python that has ctxscope, when `ctxscope` is not on its PATH")
+    _add_install(p)
+    _add_timeout(p)
 
 
 def remote_maxctx(args: argparse.Namespace, spec: ModelSpec, request: Any,
@@ -85,11 +132,12 @@ def remote_maxctx(args: argparse.Namespace, spec: ModelSpec, request: Any,
     from ctxscope.core.jobs import Job
     from ctxscope.core.matrix import ModelReady
     from ctxscope.core.maxctx import Trial
-    from ctxscope.remote.ssh import RemoteTarget, run_remote
+    from ctxscope.remote.ssh import run_remote
 
     check(args)
     summary = None
-    gen = run_remote(RemoteTarget(args.host, args.remote_python), Job("maxctx", (spec,), maxctx=request))
+    gen = run_remote(_target(args), Job("maxctx", (spec,), maxctx=request), silence_s=silence_limit(args),
+                     say=lambda text: print(text, file=sys.stderr))
     while True:
         try:
             event = next(gen)

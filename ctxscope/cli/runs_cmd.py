@@ -133,8 +133,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     run = load_run(args.file)
     with open_store(write=True) as store:
-        store.save_run(run)  # one transaction: a killed import leaves nothing to refuse next time
-    print(f"imported run {run.id}", file=sys.stderr)
+        held = store.save_run(run)  # one transaction: a killed import leaves nothing to refuse next time
+    if held is None:
+        print(f"imported run {run.id}", file=sys.stderr)
+    else:  # the history held the first points of it (it filled up or failed mid-sweep)
+        print(f"completed run {run.id} in the history from {args.file}: {len(run.points)} point(s), the history held "
+              f"{held}", file=sys.stderr)
     return 0
 
 

@@ -92,14 +92,23 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise BadInputError("--min-repeats must be ≥ 1 and --max-repeats ≥ --min-repeats")
     if not args.budget >= 0 or not args.target_spread >= 0:
         raise BadInputError("--budget and --target-spread must be non-negative numbers")
+    from ctxscope.core.limits import check_seed, check_threads
+
+    check_seed(args.seed)
     if args.threads is not None and args.threads < 1:
         raise BadInputError(f"--threads must be at least 1, not {args.threads}")
+    if not (getattr(args, "host", None) or getattr(args, "cluster", None)):
+        check_threads(args.threads)  # elsewhere, the remote's cores decide: checked there
     if args.attention_tiles < 1:
         raise BadInputError(f"--attention-tiles must be at least 1, not {args.attention_tiles}")
     if not 0 <= args.needle_depth <= 100:
         raise BadInputError(f"--needle-depth must be a percentage from 0 to 100, not {args.needle_depth}")
     if not args.attention and (args.needle or args.text != "random" or args.attention_layers):
         raise BadInputError("--text, --needle and --attention-layers apply to --attention")
+    if args.attention and not (getattr(args, "host", None) or getattr(args, "cluster", None)):
+        from ctxscope.core.attention.text import check_text
+
+        check_text(args.text)  # elsewhere, files are the remote's: read there
     quality_config(args)  # bad quality options fail before any model loads
 
 
@@ -200,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
     for line in problems:
         print(f"ctxscope: error: {line}", file=sys.stderr)
     if results and results[-1].status == "cancelled":
+        if results[-1].error:  # a cancel that did not end cleanly (the remote stopped answering)
+            print(f"ctxscope: error: {results[-1].error}", file=sys.stderr)
         return 130
     lost = next((r.error for r in results if r.error), None)
     if lost:

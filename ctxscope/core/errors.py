@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class CtxscopeError(Exception):
-    """Base class for errors caused by user input; ``str(err)`` is one clear line."""
+    """Base class for errors caused by user input; ``str(err)`` is one clear line.
+    ``exit_code`` is the CLI's exit status for it."""
+
+    exit_code = 2
 
 
 class BadInputError(CtxscopeError):
@@ -26,6 +29,8 @@ class WireError(CtxscopeError):
 class DeviceError(CtxscopeError):
     """The device failed under us (a CUDA context poisoned by a device-side assert):
     not the user's input, but nothing ctxscope can retry either (CLI exit code 3)."""
+
+    exit_code = 3
 
 
 #: What a user reads when the CUDA context is gone.

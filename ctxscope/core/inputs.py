@@ -36,5 +36,7 @@ def random_token_ids(length: int, batch_size: int, vocab_size: int, *, seed: int
     allowed = torch.ones(vocab_size, dtype=torch.bool)
     allowed[[i for i in exclude if i < vocab_size]] = False
     pool = allowed.nonzero().flatten()
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + length)
+    # Modulo 2**64, torch's seed range: unchanged for every seed that worked before, and
+    # a large --seed (up to 2**63 - 1) no longer fails every point with an overflow.
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + length) % 2**64)
     return pool[torch.randint(len(pool), (batch_size, length), generator=gen)]

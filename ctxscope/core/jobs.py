@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import ctxscope
 from ctxscope.core.errors import BadInputError, CtxscopeError, DeviceError
+from ctxscope.core.limits import check_sweep, check_threads
 from ctxscope.core.matrix import ModelLoading, ModelReady, ModelSlot
 from ctxscope.core.spec import ModelSpec, SweepConfig
 from ctxscope.core.wire import PROTOCOL, WireError, _record, dumps, event_lines, maxctx_to_dict, spec_from_dict
@@ -95,8 +96,13 @@ def config_from_dict(data: Any, where: str = "config") -> SweepConfig:
         raise WireError(f"{where}: expected an object")
     cfg = _record(SweepConfig, {**data, "attention": None, "quality": None}, where)
     attention, quality = data.get("attention"), data.get("quality")
-    return replace(cfg, attention=None if attention is None else _record(CaptureConfig, attention, f"{where}.attention"),
-                   quality=None if quality is None else _record(QualityConfig, quality, f"{where}.quality"))
+    cfg = replace(cfg, attention=None if attention is None else _record(CaptureConfig, attention, f"{where}.attention"),
+                  quality=None if quality is None else _record(QualityConfig, quality, f"{where}.quality"))
+    try:
+        check_sweep(cfg)  # a seed torch cannot take, a span that is not two positions
+    except BadInputError as exc:
+        raise WireError(f"{where}: {exc}") from None
+    return cfg
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
@@ -146,6 +152,7 @@ def run_job(job: Job, *, stop: threading.Event | None = None, slot: ModelSlot | 
 
     if job.kind == "matrix":
         assert job.config is not None
+        check_threads(job.config.threads, socket.gethostname())  # this host's cores, not the sender's
         config = capped(job.config) if job.cap_lengths else job.config
         return (yield from run_matrix(job.specs, config, slot=slot, stop=stop, confirm=confirm, strict=job.strict))
     own = slot is None

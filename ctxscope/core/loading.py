@@ -79,10 +79,12 @@ def _resolve_source(spec: ModelSpec, *, convert_demos: bool = True) -> _Source:
     if path.is_file():
         if path.suffix != ".json":
             raise BadInputError(f"{src}: a file source must be a config.json (for GGUF, give its directory)")
+        _check_config_file(path, src)
         return _Source("config", str(path))
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise BadInputError(f"{src}: directory has no config.json, not a transformers model")
+        _check_config_file(path / "config.json", src)
         if not spec.random_weights and not _has_weights(path):
             raise BadInputError(f"{src}: the directory has a config.json but no weights (*.safetensors, *.bin, *.gguf); "
                                 f"add --random-weights, or give {path / 'config.json'} to measure the architecture")
@@ -91,6 +93,19 @@ def _resolve_source(spec: ModelSpec, *, convert_demos: bool = True) -> _Source:
     if looks_like_path or not _HUB_ID.match(src) or src.count("/") > 1:
         raise BadInputError(f"{src}: no such file or directory, and not a Hub id, preset:NAME or demo:NAME")
     return _Source("config" if spec.random_weights else "checkpoint", src)
+
+
+#: A config.json is a few KiB; transformers reads it whole, so a bigger one is refused first.
+MAX_CONFIG_BYTES = 16 * 1024**2
+
+
+def _check_config_file(path: Path, src: str) -> None:
+    from ctxscope.core.files import checked_size, why_unreadable
+
+    try:
+        checked_size(path, MAX_CONFIG_BYTES)
+    except OSError as exc:
+        raise BadInputError(f"{src}: its config.json cannot be used ({why_unreadable(exc)})") from None
 
 
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf", "*.pt", "*.pth", "*.safetensors.index.json", "*.bin.index.json")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxscope.core.blocks import AnalyticBlock, AttentionEntry, TelemetrySummary, check_block, json_types
 from ctxscope.core.errors import RunFileError
+from ctxscope.core.limits import IntegerTooLarge, json_loads
 from ctxscope.core.quality.records import check_settings as check_quality_settings
 from ctxscope.core.quality.records import quality_from_dict
 from ctxscope.core.results import (
@@ -268,17 +269,20 @@ def run_from_dict(data: Any) -> RunResult:
 
 def load_run(path: str | Path) -> RunResult:
     """Read a run file. Plain JSON only: nothing in it is ever executed or unpickled."""
+    from ctxscope.core.files import FileRefused, read_text_limited
+
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise RunFileError(f"{path}: larger than {MAX_FILE_BYTES // 1024**2} MiB, not a run file")
-        text = path.read_text(encoding="utf-8")
+        # Bounded whatever the size claims: /dev/zero, a FIFO or a /proc file say 0 bytes.
+        text = read_text_limited(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise RunFileError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise RunFileError(f"{path}: is a directory, not a run file") from None
     except UnicodeDecodeError:
         raise RunFileError(f"{path}: not UTF-8 text, not a run file") from None
+    except FileRefused as exc:
+        raise RunFileError(f"{path}: {exc.strerror}, not a run file") from None
     except OSError as exc:
         raise RunFileError(f"{path}: cannot read ({exc.strerror})") from None
     return loads_run(text, str(path))
@@ -292,7 +296,9 @@ def loads_run(text: str, name: str = "<run>") -> RunResult:
     gc.disable()
     try:
         try:
-            data = json.loads(text)
+            data = json_loads(text)  # an integer SQLite cannot hold is refused here, wherever it is
+        except IntegerTooLarge as exc:
+            raise RunFileError(f"{name}: {exc}") from None
         except (json.JSONDecodeError, RecursionError) as exc:
             raise RunFileError(f"{name}: not valid JSON ({exc})") from None
         try:

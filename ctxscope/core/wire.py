@@ -25,6 +25,7 @@ from ctxscope.core.errors import RunFileError
 from ctxscope.core.errors import WireError as WireError  # re-exported: the protocol's error
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
 from ctxscope.core.guard import MemoryCheck
+from ctxscope.core.limits import IntegerTooLarge, json_loads
 from ctxscope.core.matrix import CellFailed, CellFinished, LoadedSummary, ModelLoading, ModelReady
 from ctxscope.core.maxctx import MaxContext, Trial
 from ctxscope.core.quality.records import LossPoint, QualityPoint, item_to_dict, loss_from_dict, needle_from_dict
@@ -54,7 +55,9 @@ def loads(line: bytes | str) -> dict[str, Any]:
     if len(line) > MAX_LINE_BYTES:
         raise WireError(f"a line of {len(line):,} bytes (the limit is {MAX_LINE_BYTES:,})")
     try:
-        data = json.loads(line)
+        data = json_loads(line)
+    except IntegerTooLarge as exc:  # before SQLite sees it (an OverflowError there lost the run's next point)
+        raise WireError(str(exc)) from None
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise WireError(f"not JSON: {_excerpt(line)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):

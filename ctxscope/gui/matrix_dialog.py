@@ -59,7 +59,7 @@ class MatrixDialog(QDialog):
         inner.addWidget(self.cluster_address)
         if importlib.util.find_spec("ray") is None:
             self.on_cluster.setEnabled(False)
-            inner.addWidget(QLabel('Ray is not installed: pip install "ctxscope[cluster]"'))
+            inner.addWidget(QLabel('Ray is not installed: pip install "ray[client]>=2.60"'))
         layout.addWidget(box)
 
     def cluster(self) -> str | None:

@@ -8,11 +8,9 @@ arrive; its stderr is kept and shown whenever something fails.
 
 from __future__ import annotations
 
-import collections
 import os
 import queue
 import shlex
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -22,14 +20,20 @@ from typing import Any
 import ctxscope
 from ctxscope.core.errors import BadInputError, DeviceError
 from ctxscope.core.jobs import Job, job_to_dict
-from ctxscope.core.wire import MAX_LINE_BYTES, PROTOCOL, WireError, dumps
-from ctxscope.remote.relay import Hello, Relay, RemoteError, with_stderr
+from ctxscope.core.wire import PROTOCOL, WireError
+from ctxscope.remote.channel import Channel
+from ctxscope.remote.relay import Hello, Relay, RemoteError, RemoteLost, with_stderr
 
 #: How long the remote may take to answer (ssh connect + importing torch there).
 HELLO_TIMEOUT_S = 180.0
 #: After a cancel, how long the remote may take to end its run before the connection is cut.
 CANCEL_GRACE_S = 120.0
-_STDERR_LINES = 40
+#: After the handshake, how long the remote may say nothing (its worker sends a heartbeat
+#: every 10 s while a model call runs) before the connection is given up as stalled.
+SILENCE_S = 60.0
+#: ssh's own keepalive, so a dead network ends ssh too ("Timeout, server not responding")
+#: after 4 unanswered probes 15 s apart; options on the command line win over ~/.ssh/config.
+KEEPALIVE = ("-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4")
 
 
 def check_host(host: str) -> str:
@@ -44,17 +48,22 @@ def check_host(host: str) -> str:
 class RemoteTarget:
     """Where to run: an SSH destination and, when ctxscope is not on its PATH, the
     Python to run it with. ``ssh`` is the client command (``$CTXSCOPE_SSH``, default
-    ``ssh``), e.g. ``ssh -F ./ssh_config``."""
+    ``ssh``), e.g. ``ssh -F ./ssh_config``. ``install``: bring this ctxscope there
+    (:mod:`ctxscope.remote.install`; ``python``, default ``python3``, is then the
+    interpreter whose packages it uses)."""
 
     host: str
     python: str | None = None
     ssh: tuple[str, ...] = ()
+    install: bool = False
 
-    def command(self) -> list[str]:
+    def command(self, remote: list[str] | None = None) -> list[str]:
+        """The ssh command line running ``remote`` (default: the worker) over there."""
         client = list(self.ssh) or shlex.split(os.environ.get("CTXSCOPE_SSH", "ssh"))
         worker = [self.python, "-m", "ctxscope", "worker"] if self.python else ["ctxscope", "worker"]
         # "--" before the host: a destination can never be read as an ssh option.
-        return [*client, "-T", "-o", "BatchMode=yes", "--", check_host(self.host), shlex.join(worker)]
+        return [*client, "-T", "-o", "BatchMode=yes", *KEEPALIVE, "--", check_host(self.host),
+                shlex.join(remote or worker)]
 
 
 def _why_ended(rc: int | None, tail: str, target: RemoteTarget) -> str:
@@ -62,95 +71,103 @@ def _why_ended(rc: int | None, tail: str, target: RemoteTarget) -> str:
     if rc == 127 or "command not found" in last or "No such file" in last:
         where = f"{target.python} is not there" if target.python else "ctxscope is not on the PATH of a " \
                                                                        "non-interactive shell there"
-        return f"{where} (install ctxscope on {target.host}, or pass --remote-python PATH)"
+        if target.install:
+            return f"{target.python or 'python3'} is not there (pass --remote-python PATH)"
+        return f"{where} (pass --remote-install to install this ctxscope there, or --remote-python PATH)"
     if "No module named ctxscope" in tail:
-        return f"{target.python} has no ctxscope installed"
+        return f"{target.python} has no ctxscope installed (pass --remote-install to install this one there)"
     if rc is not None and rc < 0:
         return f"ssh was killed by signal {-rc}"
     if last:
         return last[:200]
+    if rc == 0:
+        return "the worker exited without finishing its job"
+    if rc is not None and 128 < rc < 160:  # the remote shell's status for a process killed by a signal
+        return f"the remote process was killed by signal {rc - 128}"
     return f"ssh exited with status {rc}"
 
 
 def run_remote(target: RemoteTarget, job: Job, *, stop: threading.Event | None = None,
                confirm: Callable[[Any], bool] | None = None, on_hello: Callable[[Hello], None] | None = None,
-               hello_timeout: float = HELLO_TIMEOUT_S) -> Generator[Any, None, Any]:
+               hello_timeout: float = HELLO_TIMEOUT_S, silence_s: float = SILENCE_S,
+               say: Callable[[str], None] = lambda text: None) -> Generator[Any, None, Any]:
     """Run ``job`` on ``target``, yielding the events the remote measures as they arrive.
 
     Returns what the job returns (the matrix's runs, a max-context answer, a model
-    summary). A stream that breaks off — the connection dropped, the remote died, a
-    line that is not a ctxscope message — ends the open run with every point that
-    arrived (``interrupted``, or ``failed`` for garbage) and one line naming the host
-    and why. Raises :class:`RemoteError` when nothing ran (unreachable, no ctxscope,
-    a version mismatch), and the remote's :class:`BadInputError` / :class:`DeviceError`.
+    summary). A stream that breaks off — the connection dropped, the remote died or
+    fell silent for ``silence_s`` seconds, a line that is not a ctxscope message — ends
+    the open run with every point that arrived (``interrupted``, or ``failed`` for
+    garbage) and one line naming the host and why; when no run was open, or the job is
+    not a sweep, that line is a :class:`RemoteLost` (exit 3): a job that did not end is
+    never a silent success. Raises :class:`RemoteError` when nothing ran (unreachable,
+    no ctxscope, a version mismatch), and the remote's :class:`BadInputError` /
+    :class:`DeviceError`. ``say`` is told what an install (``target.install``) does.
     """
+    from ctxscope.remote.install import Installer
+
     stop = stop or threading.Event()
-    proc = subprocess.Popen(target.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # a terminal's Ctrl-C is ours to forward, not ssh's to take
-    lines: queue.Queue[bytes | None] = queue.Queue()
-    tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
-    threading.Thread(target=_read_stdout, args=(proc, lines), daemon=True, name="ctxscope-ssh-out").start()
-    threading.Thread(target=_read_stderr, args=(proc, tail), daemon=True, name="ctxscope-ssh-err").start()
+    installer = Installer(target.host, say) if target.install else None
+    channel = Channel(target.command(installer.command(target.python) if installer is not None else None))
     relay = Relay(job, target.host)
     started, stop_sent = time.monotonic(), None
-
-    def send(message: dict[str, Any]) -> None:
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write((dumps(message) + "\n").encode("utf-8"))
-            proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # the stream's end says what happened
-
-    def stderr() -> str:
-        time.sleep(0.05)  # let the stderr reader catch the last lines
-        return "\n".join(tail)
-
     try:
         while True:
             if stop.is_set() and stop_sent is None:
                 if relay.hello is None:
                     return () if job.kind == "matrix" else None  # cancelled before anything ran
-                send({"type": "stop"})
+                channel.send_message({"type": "stop"})
                 stop_sent = time.monotonic()
             try:
-                raw = lines.get(timeout=0.1)
+                raw = channel.get(timeout=0.1)
             except queue.Empty:
-                if relay.hello is None and time.monotonic() - started > hello_timeout:
-                    raise RemoteError(with_stderr(f"{target.host}: no answer from ctxscope worker within "
-                                                  f"{hello_timeout:.0f} s", stderr())) from None
+                if relay.hello is None:
+                    if time.monotonic() - started > hello_timeout:
+                        raise RemoteError(with_stderr(f"{target.host}: no answer from ctxscope worker within "
+                                                      f"{hello_timeout:.0f} s", channel.stderr())) from None
+                    continue
+                if channel.silent_for() > silence_s:
+                    channel.close()
+                    return (yield from _broken(relay, job, stop_sent, channel.stderr(), (
+                        f"no word from {target.host} for {silence_s:.0f} s (a stalled network or a stopped remote); "
+                        "the connection was cut")))
                 if stop_sent is not None and time.monotonic() - stop_sent > CANCEL_GRACE_S:
-                    finished = relay.abandon("cancelled", f"{target.host} did not stop within {CANCEL_GRACE_S:.0f} s "
-                                                          "of the cancel; the connection was cut")
-                    if finished is not None:
-                        yield finished
-                    return tuple(relay.results) if job.kind == "matrix" else None
+                    channel.close()
+                    return (yield from _broken(relay, job, stop_sent, "", (
+                        f"{target.host} did not stop within {CANCEL_GRACE_S:.0f} s of the cancel; "
+                        "the connection was cut")))
                 continue
             if raw is None:
                 break  # end of stream without an end line
             try:
+                if installer is not None and relay.hello is None and installer.handle(raw, channel):
+                    started = time.monotonic()  # installing took its time; torch is imported next
+                    continue
                 answer = relay.feed(raw)
             except WireError as exc:
-                _stop(proc)
+                channel.close()
                 line = f"{target.host} sent something that is not a ctxscope message on line {relay.lines} ({exc})"
                 if relay.hello is None:
-                    raise RemoteError(with_stderr(line, stderr())) from None
-                finished = relay.abandon("failed", with_stderr(f"{line}; the run stopped", stderr()))
+                    raise RemoteError(with_stderr(line, channel.stderr())) from None
+                finished = relay.abandon("failed", with_stderr(f"{line}; the run stopped", channel.stderr()))
                 if finished is not None:
                     yield finished
                     return tuple(relay.results) if job.kind == "matrix" else None
-                raise RemoteError(with_stderr(line, stderr())) from None
+                raise RemoteError(with_stderr(line, channel.stderr())) from None
             if answer is None:
                 continue
             kind, value = answer
             if kind == "hello":
                 if on_hello is not None:
                     on_hello(value)
-                send({"type": "job", "protocol": PROTOCOL, "ctxscope": ctxscope.__version__, "job": job_to_dict(job)})
+                # The heartbeat comes 4 times per silence limit: one lost or late is no stall.
+                channel.send_message({"type": "job", "protocol": PROTOCOL, "ctxscope": ctxscope.__version__,
+                                      "job": job_to_dict(job), "heartbeat_s": min(10.0, silence_s / 4)})
             elif kind == "event":
                 yield value
             elif kind == "confirm":
-                send({"type": "answer", "run": bool(confirm(value)) if confirm is not None else False})
+                channel.send_message({"type": "answer",
+                                      "run": bool(confirm(value)) if confirm is not None else False})
+                channel.heard()  # the time the user took to answer was not the remote's silence
             elif kind == "end":
                 return value
             else:
@@ -159,69 +176,29 @@ def run_remote(target: RemoteTarget, job: Job, *, stop: threading.Event | None =
                     raise BadInputError(f"{target.host}: {text}")
                 if what == "device":
                     raise DeviceError(f"{target.host}: {text}")
-                raise RemoteError(with_stderr(f"{target.host}: {text}", stderr()))
-        try:
-            rc = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            rc = None
-        text = stderr()
+                raise RemoteError(with_stderr(f"{target.host}: {text}", channel.stderr()))
+        rc = channel.wait(timeout=10)
+        text = channel.stderr()
         why = _why_ended(rc, text, target)
         if relay.hello is None:
             raise RemoteError(with_stderr(f"cannot run ctxscope on {target.host}: {why}", text))
-        status = "cancelled" if stop_sent is not None else "interrupted"
-        finished = relay.abandon(status, with_stderr(f"connection to {target.host} lost ({why}); "
-                                                     f"{relay.open_points} point(s) of the run kept", text))
-        if finished is not None:
-            yield finished
-        if job.kind != "matrix":
-            raise RemoteError(with_stderr(f"connection to {target.host} lost ({why})", text))
-        return tuple(relay.results)
+        return (yield from _broken(relay, job, stop_sent, text, f"connection to {target.host} lost ({why})"))
     finally:
-        _stop(proc)
+        channel.close()
 
 
-def _read_stdout(proc: subprocess.Popen[bytes], lines: queue.Queue[bytes | None]) -> None:
-    assert proc.stdout is not None
-    try:
-        while True:
-            raw = proc.stdout.readline(MAX_LINE_BYTES + 1)
-            if not raw:
-                break
-            lines.put(raw)
-    except (OSError, ValueError):
-        pass
-    lines.put(None)
-
-
-def _read_stderr(proc: subprocess.Popen[bytes], tail: collections.deque[str]) -> None:
-    assert proc.stderr is not None
-    try:
-        for raw in proc.stderr:
-            tail.append(raw.decode("utf-8", "replace").rstrip()[:500])
-    except (OSError, ValueError):
-        pass
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """End ssh: closing its stdin tells the worker to stop; then terminate, then kill."""
-    if proc.poll() is None:
-        try:
-            assert proc.stdin is not None
-            proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        try:
-            if stream is not None:
-                stream.close()
-        except OSError:
-            pass
+def _broken(relay: Relay, job: Job, stop_sent: float | None, tail: str, line: str) -> Generator[Any, None, Any]:
+    """The job's stream ended before its ``end``: close the open run with every point
+    that arrived and return what arrived; or, when no run was open (or the job is not
+    a sweep) and nobody cancelled, raise :class:`RemoteLost` with ``line``."""
+    kept = relay.open_points
+    finished = relay.abandon("cancelled" if stop_sent is not None else "interrupted",
+                             with_stderr(f"{line}; {kept} point(s) of the run kept", tail))
+    if finished is not None:
+        yield finished
+    if stop_sent is not None:
+        return tuple(relay.results) if job.kind == "matrix" else None
+    if job.kind == "matrix" and finished is not None:
+        return tuple(relay.results)
+    runs = f"; {len(relay.results)} of {len(job.specs)} run(s) arrived" if job.kind == "matrix" else ""
+    raise RemoteLost(with_stderr(f"{line} before the job ended{runs}", tail))

@@ -178,13 +178,40 @@ class RunStore:
         with self._transaction("write to"):
             self.conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, finished, run_id))
 
-    def save_run(self, run: RunResult) -> None:
+    def save_run(self, run: RunResult) -> int | None:
         """Store a finished run (e.g. one opened from a file) in one transaction: a
-        killed or failed import leaves nothing behind, and can simply be run again."""
+        killed or failed import leaves nothing behind, and can simply be run again.
+
+        A run already here is refused, unless what is here is a part of it: a sweep
+        whose history filled up (or failed) mid-run left its first points here and the
+        whole run in its ``--out`` or fallback file, and importing that file is what
+        it told the user to do. Then the file's run replaces the part; returns how many
+        points the history held of it (``None``: the run was new)."""
         with self._transaction("write to"):
-            if self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
-                raise BadInputError(f"run {run.id} is already in the history")
+            row = self.conn.execute(f"SELECT r.status, r.pid, {self._started_column()}, r.header_json FROM runs r "
+                                    "WHERE r.id = ?", (run.id,)).fetchone()
+            held = None
+            if row is not None:
+                held = self._part_of(run, _status(*row[:3]), row[3])
+                if held is None:
+                    raise BadInputError(f"run {run.id} is already in the history")
             self._write_whole(run, run.status, live=False)
+            return held
+
+    def _part_of(self, run: RunResult, status: str, header_json: str | None) -> int | None:
+        """The number of points stored of ``run`` when the stored run is an unfinished
+        copy of it (same header, its points the file's first ones), else ``None``."""
+        def as_stored(value: object) -> object:  # as JSON gives it back: lists, not tuples
+            return json.loads(json.dumps(value))
+
+        if status != "interrupted" or header_json is None or json.loads(header_json) != as_stored(
+                header_to_dict(run.header)):
+            return None
+        rows = self.conn.execute("SELECT point_json FROM points WHERE run_id = ? ORDER BY seq", (run.id,)).fetchall()
+        mine = as_stored([point_to_dict(p) for p in run.points[:len(rows)]])
+        if len(rows) > len(run.points) or [json.loads(r[0]) for r in rows] != mine:
+            return None
+        return len(rows)
 
     def upsert_run(self, run: RunResult, *, live: bool) -> None:
         """Make the history hold exactly what ``run`` holds, in one transaction, whatever
@@ -212,6 +239,13 @@ class RunStore:
 
         full = self.resolve(run_id)
         with self._transaction("delete from"):
+            # Checked inside the write transaction: the sweep cannot start writing between.
+            row = self.conn.execute(f"SELECT r.status, r.pid, {self._started_column()} FROM runs r WHERE r.id = ?",
+                                    (full,)).fetchone()
+            if row is not None and _status(*row) == "running":
+                # Its sweep would store it again, whole, at its next point or its end.
+                raise BadInputError(f"run {full} is being measured right now (process {row[1]}): stop that sweep "
+                                    "first (Ctrl-C or Cancel), then delete the run")
             self.conn.execute("DELETE FROM runs WHERE id = ?", (full,))
         if valid_run_id(full):
             store_path(full, self.path.parent).unlink(missing_ok=True)

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctxscope.core.errors import RunFileError
+from ctxscope.core.files import read_limited
+from ctxscope.core.limits import json_loads
 from ctxscope.core.results import Point, RunResult
-from ctxscope.core.serialize import point_from_dict, run_from_dict, run_to_dict
+from ctxscope.core.serialize import MAX_FILE_BYTES, point_from_dict, run_from_dict, run_to_dict
 from ctxscope.store.errors import HistoryError, classify
 from ctxscope.store.ids import valid_run_id
 from ctxscope.store.opening import connect_readonly
@@ -199,7 +201,7 @@ def import_pending(store: RunStore) -> list[str]:
     added, broken = [], []
     for path in pending_files(store.path.parent):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json_loads(read_limited(path, MAX_FILE_BYTES))
             recorder = data.pop("recorder", None) if isinstance(data, dict) else None
             run = run_from_dict(data)
         except (OSError, ValueError, RunFileError):

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from ctxscope.cli import main
-from ctxscope.core.serialize import load_run
+from ctxscope.core.serialize import load_run, run_to_dict
+from ctxscope.core.sweep import run_sweep
+from tests.conftest import drain, fast_config
 
 FAST = ["--min-repeats", "2", "--max-repeats", "3", "--budget", "0.05"]
 
@@ -124,11 +126,36 @@ BAD_INPUTS = [
     (["sweep", "{files}/malicious-bin", "--device", "cpu", "--lengths", "16"], "never unpickles code"),
     (["sweep", "{files}/config-only", "--device", "cpu", "--lengths", "16"], "no weights"),
     (["sweep", "{files}/truncated/config.json", "--device", "cpu", "--lengths", "16"], "not valid JSON"),
+    # Endless files, huge numbers, inputs read late (issue: hardening, round 2). A FIFO has
+    # no writer: opening it the usual way blocks for ever; /dev/zero never ends.
+    (["runs", "import", "/dev/zero"], "/dev/zero: a device, not a regular file"),
+    (["runs", "import", "{files}/fifo"], "fifo: a FIFO or pipe, not a regular file"),
+    (["runs", "import", "{files}/sparse.json"], "sparse.json: larger than 512 MiB"),
+    (["report", "{files}/fifo", "--out", "{files}/never.html"], "fifo: a FIFO or pipe, not a regular file"),
+    (["runs", "import", "{files}/huge-length.json"], "the integer 10000000000000000000… (31 digits) is out of range"),
+    (["runs", "import", "{files}/huge-batch.json"], "huge-batch.json: the integer 1000000000000000000000 is out of"),
+    (["runs", "import", "{files}/5000-digits.json"], "(5,000 digits) is out of range (at most 2**63 - 1)"),
+    (["sweep", "preset:gpt2", "--quality", "--fits", "/dev/zero"], "--fits /dev/zero: a device, not a regular file"),
+    (["sweep", "preset:gpt2", "--quality", "--fits", "{files}/fifo"], "fifo: a FIFO or pipe, not a regular file"),
+    (["sweep", "preset:gpt2", "--quality", "--fits", "{files}/sparse.json"], "sparse.json: larger than 16 MiB"),
+    (["sweep", "preset:gpt2", "--quality", "--quality-text", "/dev/zero"], "--quality-text /dev/zero: a device"),
+    (["sweep", "preset:gpt2", "--quality", "--quality-text", "{files}/fifo"], "fifo: a FIFO or pipe"),
+    (["sweep", "preset:gpt2", "--quality", "--quality-text", "{files}/binary.txt"], "a binary file, not text"),
+    (["sweep", "preset:gpt2", "--attention", "--text", "{files}/fifo"], "fifo: a FIFO or pipe, not a regular file"),
+    (["sweep", "preset:gpt2", "--attention", "--text", "/dev/zero"], "--text /dev/zero: a device"),
+    (["sweep", "{files}/big-config", "--device", "cpu", "--random-weights"],
+     "its config.json cannot be used (larger than 16 MiB)"),
+    (["sweep", "preset:gpt2", "--seed", "1180591620717411303424"],
+     "--seed 1180591620717411303424: use a whole number from 0 to 2**63 - 1"),
+    (["sweep", "preset:gpt2", "--seed", "-1"], "--seed -1: use a whole number from 0 to 2**63 - 1"),
+    (["sweep", "preset:gpt2", "--threads", "1000000"], "--threads 1000000: use 1 to"),
+    (["sweep", "preset:gpt2", "--remote-timeout", "5"], "--remote-timeout applies to --host"),
+    (["sweep", "preset:gpt2", "--host", "box", "--remote-timeout", "0"], "--remote-timeout must be a positive number"),
 ]
 
 
 @pytest.fixture(scope="module")
-def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bad_files(tmp_path_factory: pytest.TempPathFactory, loaded_llama) -> Path:
     """Real damaged and hostile checkpoints, each beside a valid GPT-2 config."""
     import pickle
     import random
@@ -151,6 +178,21 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (folder / weights).write_bytes(payload)
     (root / "truncated").mkdir()
     (root / "truncated" / "config.json").write_text(config[:300], encoding="utf-8")
+    os.mkfifo(root / "fifo")
+    with open(root / "sparse.json", "wb") as f:  # 600 MiB that take no disk
+        f.truncate(600 * 1024**2)
+    (root / "big-config").mkdir()
+    with open(root / "big-config" / "config.json", "wb") as f:
+        f.truncate(20 * 1024**2)
+    (root / "binary.txt").write_bytes(b"\x7fELF\x00\x00\x01" * 100)
+    run = run_to_dict(drain(run_sweep(loaded_llama, fast_config((16,))))[1])
+    for name, edit in (("huge-length", lambda r: r["points"][0].update(length=10**30)),
+                       ("huge-batch", lambda r: r["settings"].update(batch_size=10**21))):
+        edited = json.loads(json.dumps(run))
+        edit(edited)
+        (root / f"{name}.json").write_text(json.dumps(edited), encoding="utf-8")
+    text = json.dumps(run)  # 5,000 digits: past even Python's own limit for int() of a text
+    (root / "5000-digits.json").write_text(text.replace('"batch_size": 1', '"batch_size": ' + "9" * 5000, 1))
     return root
 
 
@@ -239,3 +281,14 @@ def test_gui_without_a_display_is_one_line(capsys, monkeypatch) -> None:
     assert code == 2 and "no display" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "gui", "--run")
     assert code == 2 and "needs a MODEL" in err
+
+
+def test_the_largest_seed_measures(capsys, tiny_config_files, tmp_path: Path) -> None:
+    """2**63 - 1 is accepted and every point measures (seeds past 1.8e13 overflowed
+    torch's generator: every point an error, exit 0)."""
+    out = tmp_path / "r.json"
+    code, _, err = run_cli(capsys, "sweep", str(tiny_config_files["llama"]), "--device", "cpu", "--lengths", "16",
+                           "--seed", str(2**63 - 1), "--out", str(out), "--quiet", *FAST)
+    run = load_run(out)
+    assert code == 0, err
+    assert run.header.settings.seed == 2**63 - 1 and [p.status for p in run.points] == ["ok", "ok"]

@@ -97,3 +97,24 @@ def test_refusals_are_one_line_and_exit_2(capsys, argv: list[str], message: str,
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("loading")]
     assert code == 2 and len(lines) == 1, err
     assert message in lines[0] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["binary.txt", "latin1.txt", "empty.txt", "fifo", "/dev/zero"])
+def test_a_bad_quality_text_is_refused_before_any_model_loads(capsys, monkeypatch, name: str, refusal_files: Path,
+                                                              tiny_config_files) -> None:
+    """Read as the quality pass reads it, before loading (a fresh demo:smollm2 takes minutes)."""
+    import os
+
+    from ctxscope.core.matrix import ModelSlot
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded before the quality text was checked")
+
+    monkeypatch.setattr(ModelSlot, "acquire", no_loading)
+    fifo = refusal_files / "fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)  # no writer: an open that blocks would hang here
+    text = name if name.startswith("/") else str(refusal_files / name)
+    code, _, err = run_cli(capsys, "sweep", str(tiny_config_files["llama"]), "--quality", "--quality-text", text,
+                           "--lengths", "128", *FAST)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and f"--quality-text {text}: " in err, err

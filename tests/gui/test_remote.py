@@ -56,7 +56,7 @@ def test_a_sweep_on_a_remote_host_fills_the_window(window, qtbot, sshd, tiny_con
 
 
 def test_compare_on_a_ray_cluster(window, qtbot, tiny_config_files) -> None:
-    ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "ctxscope[cluster]")')
+    ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "ray[client]>=2.60")')
     import logging
 
     from ctxscope.remote import ray_cluster

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import threading
-import time
 
 import pytest
 
@@ -24,7 +23,7 @@ FAST = ["--min-repeats", "2", "--max-repeats", "3", "--budget", "0.05"]
 
 @pytest.fixture(scope="module")
 def cluster() -> object:
-    ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "ctxscope[cluster]")')
+    ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "ray[client]>=2.60")')
     import logging
 
     from ctxscope.remote import ray_cluster
@@ -109,21 +108,21 @@ def test_cancel_cancels_the_outstanding_cells(cluster, tiny_config_files) -> Non
 
     specs = tuple(ModelSpec(str(tiny_config_files["llama"]), dtype=d) for d in ("float32", "bfloat16", "float16"))
     stop = threading.Event()
-    asked: list[float] = []
 
     def cancel(event: object) -> None:
-        if isinstance(event, PointResult) and not asked:
-            asked.append(time.monotonic())
+        if isinstance(event, PointResult):
             stop.set()
 
     cfg = fast_config((16, 32, 64, 128), min_repeats=100, max_repeats=100, budget_s=60.0)
     _, runs = drive(run_on_cluster("auto", Job("matrix", specs, cfg, strict=False), stop=stop), cancel)
-    assert time.monotonic() - asked[0] < 10
+    # Counted, not timed (a busy machine is slow, not wrong): 100 calls per point, so a
+    # stop that waited for the end of a run would have brought all 8 points.
     assert 1 <= len(runs) <= 2 and all(r.status == "cancelled" for r in runs)  # the third never started
+    assert all(len(r.points) < 8 for r in runs)
 
 
 def test_without_ray_cluster_says_how_to_install(capsys, monkeypatch, tiny_config_files) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as when it is not installed
     code = main(["sweep", str(tiny_config_files["llama"]), "--cluster", "auto", *FAST])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and 'pip install "ctxscope[cluster]"' in err
+    assert code == 2 and err.count("\n") == 1 and 'pip install "ray[client]>=2.60"' in err

@@ -5,7 +5,6 @@ garbage on the remote's stdout."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import threading
 import time
@@ -24,16 +23,10 @@ from ctxscope.core.spec import ModelSpec
 from ctxscope.remote.ssh import RemoteTarget, run_remote
 from ctxscope.store import RunStore
 from tests.conftest import fast_config
-from tests.remote.sshd import LocalSshd
+from tests.remote.conftest import exited, points_stored
 
 FAST = ["--min-repeats", "2", "--max-repeats", "3", "--budget", "0.05", "--device", "cpu"]
 PYTHON = sys.executable  # the remote is this machine: its worker is this environment's ctxscope
-
-
-@pytest.fixture
-def ssh_env(sshd: LocalSshd, monkeypatch: pytest.MonkeyPatch) -> LocalSshd:
-    monkeypatch.setenv("CTXSCOPE_SSH", sshd.ssh_command)
-    return sshd
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -50,17 +43,7 @@ def wrapper(tmp_path: Path, name: str, body: str) -> str:
     return str(path)
 
 
-def workers() -> list[psutil.Process]:
-    """ctxscope workers running on this machine (the remote side of every test here)."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info["cmdline"] or []
-        if "worker" in cmd and "ctxscope" in cmd:
-            found.append(proc)
-    return found
-
-
-def test_a_sweep_over_ssh_is_the_same_run_as_here(capsys, ssh_env, tiny_config_files, tmp_path) -> None:
+def test_a_sweep_over_ssh_is_the_same_run_as_here(capsys, ssh_env, tiny_config_files, tmp_path, workers) -> None:
     model = str(tiny_config_files["llama"])
     args = [model, "--lengths", "16,32", "--attention", "--attention-tiles", "4", *FAST]
     code, _, err = cli(capsys, "sweep", *args, "--out", str(tmp_path / "here.json"))
@@ -85,15 +68,15 @@ def test_a_sweep_over_ssh_is_the_same_run_as_here(capsys, ssh_env, tiny_config_f
     finally:
         store.close()
     assert stored.status == "complete" and len(stored.points) == 4 and stored.header.environment.host
-    assert not workers()
+    assert workers and exited(workers)
 
 
-def test_cancel_reaches_the_remote_within_a_model_call(ssh_env, tiny_config_files) -> None:
+def test_cancel_reaches_the_remote_within_a_model_call(ssh_env, tiny_config_files, workers) -> None:
     spec = ModelSpec(str(tiny_config_files["llama"]), device="cpu")
     cfg = fast_config((16, 32, 64, 128), min_repeats=100, max_repeats=100, budget_s=60.0)
     stop = threading.Event()
     gen = run_remote(RemoteTarget(ssh_env.alias, PYTHON), Job("matrix", (spec,), cfg), stop=stop)
-    events, asked = [], None
+    events = []
     while True:
         try:
             event = next(gen)
@@ -101,18 +84,17 @@ def test_cancel_reaches_the_remote_within_a_model_call(ssh_env, tiny_config_file
             results = done.value
             break
         events.append(event)
-        if isinstance(event, PointResult) and asked is None:
-            asked = time.monotonic()
+        if isinstance(event, PointResult):
             stop.set()
-    took = time.monotonic() - asked
     [run] = results
-    assert run.status == "cancelled" and 1 <= len(run.points) < 8
-    assert took < 5, f"the remote took {took:.1f} s to stop"
+    # 100 calls per point: had the stop waited for the end of a point (or of the run),
+    # more points would have arrived. Counted, not timed: a busy machine is slow, not wrong.
+    assert run.status == "cancelled" and 1 <= len(run.points) <= 2, [p.length for p in run.points]
     assert isinstance(events[-1], CellFinished) and events[-1].result.status == "cancelled"
-    assert not workers()
+    assert workers and exited(workers)
 
 
-def test_a_dropped_connection_keeps_every_point(capsys, ssh_env, tiny_config_files, tmp_path) -> None:
+def test_a_dropped_connection_keeps_every_point(capsys, ssh_env, tiny_config_files, tmp_path, workers) -> None:
     model = str(tiny_config_files["llama"])
     outcome: dict[str, object] = {}
 
@@ -123,15 +105,7 @@ def test_a_dropped_connection_keeps_every_point(capsys, ssh_env, tiny_config_fil
 
     thread = threading.Thread(target=sweep)
     thread.start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until the history holds a point measured over there
-        try:
-            with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as db:
-                if db.execute("SELECT count(*) FROM points").fetchone()[0] >= 2:
-                    break
-        except sqlite3.Error:
-            pass
-        time.sleep(0.1)
+    assert points_stored(2)  # a point measured over there is in the history
     for session in psutil.Process(ssh_env.pid).children():  # the connection, cut from the server's side
         session.kill()
     thread.join(60)
@@ -148,10 +122,7 @@ def test_a_dropped_connection_keeps_every_point(capsys, ssh_env, tiny_config_fil
     finally:
         store.close()
     assert stored.status == "interrupted" and len(stored.points) == len(run["points"])
-    deadline = time.monotonic() + 10
-    while workers() and time.monotonic() < deadline:  # the worker notices its stdin is gone
-        time.sleep(0.2)
-    assert not workers()
+    assert workers and exited(workers)  # the worker notices its stdin is gone and ends
 
 
 def test_a_missing_remote_ctxscope_says_so(capsys, ssh_env, tiny_config_files) -> None:
@@ -178,7 +149,8 @@ def test_a_version_mismatch_is_refused_naming_both(capsys, ssh_env, tiny_config_
     assert json.loads(cli(capsys, "runs", "list", "--format", "json")[1]) == []
 
 
-def test_garbage_on_the_remote_stdout_ends_the_run_in_one_line(capsys, ssh_env, tiny_config_files, tmp_path) -> None:
+def test_garbage_on_the_remote_stdout_ends_the_run_in_one_line(capsys, ssh_env, tiny_config_files, tmp_path,
+                                                                  workers) -> None:
     model = str(tiny_config_files["llama"])
     banner = wrapper(tmp_path, "banner", f"echo 'Welcome to gpu-box'; exec {PYTHON} -m ctxscope worker")
     code, _, err = cli(capsys, "sweep", model, "--host", ssh_env.alias, "--remote-python", banner, *FAST)
@@ -196,7 +168,7 @@ def test_garbage_on_the_remote_stdout_ends_the_run_in_one_line(capsys, ssh_env, 
     assert len(lines) == 1 and "not a ctxscope message" in lines[0] and "'rm -rf /'" in lines[0]
     run = json.loads((tmp_path / "r.json").read_text())
     assert run["status"] == "failed" and len(run["points"]) == 2
-    assert not workers()
+    assert workers and exited(workers)
 
 
 def test_maxctx_over_ssh(capsys, ssh_env, tiny_config_files) -> None:
@@ -206,3 +178,14 @@ def test_maxctx_over_ssh(capsys, ssh_env, tiny_config_files) -> None:
     assert code == 0, err
     answer = json.loads(out)
     assert answer["host"] == ssh_env.alias and answer["largest_fit"] == 512 and answer["trials"]
+
+
+def test_ssh_keeps_the_connection_probed(monkeypatch) -> None:
+    """ssh's own keepalive is on whatever ~/.ssh/config says (command-line options win),
+    so a dead network ends ssh too; the destination still comes after "--"."""
+    monkeypatch.delenv("CTXSCOPE_SSH", raising=False)
+    argv = RemoteTarget("me@box", "/opt/py").command()
+    assert argv[0] == "ssh" and argv[argv.index("--") + 1] == "me@box"
+    options = [argv[i + 1] for i, a in enumerate(argv[:argv.index("--")]) if a == "-o"]
+    assert {"BatchMode=yes", "ServerAliveInterval=15", "ServerAliveCountMax=4"} <= set(options)
+    assert argv[-1] == "/opt/py -m ctxscope worker"

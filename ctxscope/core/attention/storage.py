@@ -125,8 +125,11 @@ def load_checked(path: Path, limits: dict[str, int] | None = None, *, max_total:
     every array is read, each capped at :data:`MAX_MEMBER_BYTES`. Arrays past
     ``max_total`` are left out. A damaged archive (truncated, bad CRC, not a zip) raises
     :class:`RunFileError` with one line; nothing is ever unpickled."""
+    from ctxscope.core.files import open_regular
+
     try:
-        with zipfile.ZipFile(path) as zf:
+        # Opened as a regular file first: a FIFO named like a run's maps would hang zipfile.
+        with open_regular(path) as raw, zipfile.ZipFile(raw) as zf:
             members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
             wanted = {n: members[n] for n in (limits or members) if n in members}
             arrays: dict[str, np.ndarray] = {}

@@ -50,15 +50,24 @@ def load_tokenizer(loaded: LoadedModel) -> Any | None:
 def _read_text(text: str) -> tuple[str, str]:
     if text == "sample":
         return resource_path("texts", "sample.txt").read_text(encoding="utf-8"), "sample"
+    from ctxscope.core.files import read_text_limited, why_unreadable
+
     path = Path(text).expanduser()
-    if not path.is_file():
-        raise BadInputError(f"--text {text}: no such file (use random, sample or a text file)")
-    if path.stat().st_size > MAX_TEXT_BYTES:
-        raise BadInputError(f"--text {text}: larger than 64 MiB")
     try:
-        return path.read_text(encoding="utf-8"), path.name
+        return read_text_limited(path, MAX_TEXT_BYTES), path.name  # bounded: a FIFO or device claims 0 bytes
+    except FileNotFoundError:
+        raise BadInputError(f"--text {text}: no such file (use random, sample or a text file)") from None
     except UnicodeDecodeError:
         raise BadInputError(f"--text {text}: not UTF-8 text") from None
+    except OSError as exc:
+        raise BadInputError(f"--text {text}: {why_unreadable(exc)}") from None
+
+
+def check_text(text: str) -> None:
+    """Read ``--text`` now as the attention pass will, so a bad file is refused before
+    any model loads (``random`` and ``sample`` need nothing)."""
+    if text not in ("random", "sample"):
+        _read_text(text)
 
 
 def build_input(loaded: LoadedModel, length: int, *, batch: int = 1, text: str = "random", seed: int = 0,

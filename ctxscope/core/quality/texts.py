@@ -45,12 +45,16 @@ def read_document(text: str) -> Document:
         file, source = TEXTS[text]
         data = gzip.decompress(resource_path("texts", file).read_bytes())
         return Document(name=text, source=source, text=data.decode("utf-8"), sha256=hashlib.sha256(data).hexdigest())
+    from ctxscope.core.files import read_limited, why_unreadable
+
     path = Path(text).expanduser()
-    if not path.is_file():
-        raise BadInputError(f"--quality-text {text}: no such file (use {', '.join(TEXTS)} or a UTF-8 text file)")
-    if path.stat().st_size > MAX_TEXT_BYTES:
-        raise BadInputError(f"--quality-text {text}: larger than 64 MiB")
-    data = path.read_bytes()
+    try:
+        data = read_limited(path, MAX_TEXT_BYTES)  # bounded: a device or FIFO claims 0 bytes
+    except FileNotFoundError:
+        raise BadInputError(f"--quality-text {text}: no such file (use {', '.join(TEXTS)} or a UTF-8 text file)") \
+            from None
+    except OSError as exc:
+        raise BadInputError(f"--quality-text {text}: {why_unreadable(exc)}") from None
     if b"\x00" in data[:65536]:
         raise BadInputError(f"--quality-text {text}: a binary file, not text")
     try:
