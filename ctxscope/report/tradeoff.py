@@ -193,7 +193,8 @@ def _knees(run: RunResult, rows: list[TradeoffRow]) -> tuple[list[Knee], str]:
             row = next((r for r in with_rate if r.length == at), None)
             if at is not None and row is not None:
                 out.append(Knee("retrieval", at, f"retrieval knee at {at:,} tokens ({row.retrieval:.0%} retrieved; "
-                                                 f"{_spread(row)}): beyond it retrieval stops paying for the {name}"))
+                                                 f"{_spread(row)}): beyond it the {name} keeps growing faster than "
+                                                 "retrieval improves"))
     return out, cost_name
 
 

@@ -39,15 +39,16 @@ def greedy(model: Any, device: torch.device, ids: np.ndarray, max_new: int, toke
             if token in eos:
                 break
             out_ids.append(token)
-            text = tokenizer.decode(out_ids)
+            text = tokenizer.decode(out_ids).lstrip()  # an answer may start on its own line
             if any(stop in text for stop in _STOPS):
                 break
             cache = output_cache(out) or cache
             out = model(input_ids=torch.tensor([[token]], device=device), use_cache=True,
                         **cache_kwargs(model, cache), **keep)
     text = tokenizer.decode(out_ids)
+    lead = len(text) - len(text.lstrip())
     for stop in _STOPS:
-        text = text.split(stop)[0]
+        text = text[:lead] + text[lead:].split(stop)[0]
     return text
 
 
