@@ -27,9 +27,9 @@ from ctxscope.core.errors import BadInputError
 from ctxscope.core.quality.config import TEXTS
 
 MAX_TEXT_BYTES = 64 * 1024**2
-MEMORISED_NOTE = ("a famous, public text may be in the model's training data (memorised): its loss and what context "
-                  "buys on it can look better than on unseen text; your own documents (--quality-text FILE) are the "
-                  "honest test")
+MEMORISED_NOTE = ("a famous, public text: it may be in the model's training data (memorised), so its loss and what "
+                  "context buys on it can look better than on unseen text; your own documents (--quality-text FILE) "
+                  "are the honest test")
 
 
 def check_encoding(encoding: str | None) -> None:
