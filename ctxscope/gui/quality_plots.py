@@ -41,7 +41,8 @@ class LossPlot(pg.PlotWidget):
         super().__init__(axisItems={"bottom": LengthAxis("bottom")})
         self.setTitle("loss of the same target tokens vs context read before them")
         self.setLogMode(x=True, y=False)
-        self.setLabel("bottom", "context before the targets", units="tokens")
+        # Target j of the K reads C + j tokens: the axis is C, and says so.
+        self.setLabel("bottom", "context C before the targets (target j reads C + j)", units="tokens")
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.setLabel("left", "nats/token")
         self.showGrid(x=True, y=True, alpha=0.25)
