@@ -39,6 +39,15 @@ def _run() -> RunResult:
     return RunResult(RunHeader("r1", "2026-11-28T00:00:00+00:00", model, settings, env), "complete", quality=QUALITY)
 
 
+def test_a_run_from_before_tasks_loads_its_trials_as_the_single_task() -> None:
+    data = json.loads(dumps_run(_run()))
+    for trial in data["quality"]["needle"]:
+        for name in ("task", "expected", "distractors", "recall", "false_hits", "positions"):
+            del trial[name]
+    again = loads_run(json.dumps(data))
+    assert {t.task for t in again.quality.needle} == {"single"} and again.quality == QUALITY
+
+
 def test_run_file_round_trip_and_derived_figures() -> None:
     run = _run()
     data = run_to_dict(run)
@@ -57,6 +66,10 @@ def test_run_file_round_trip_and_derived_figures() -> None:
     (("quality", "needle", 0, "kind"), "haystack", "quality.needle[0].kind"),
     (("quality", "needle", 1, "depth"), 150, "expected a percentage"),
     (("quality", "needle", 1, "found"), "yes", "found: wrong type"),
+    (("quality", "needle", 1, "task"), "haystack", "quality.needle[1].task"),
+    (("quality", "needle", 1, "expected"), "1234567", "expected: expected a list of strings"),
+    (("quality", "needle", 1, "recall"), 1.5, "recall: expected a share"),
+    (("settings", "quality", "tasks"), ["single", "rag"], "settings.quality.tasks"),
     (("quality", "loss"), {"a": 1}, "loss and needle must be lists"),
     (("settings", "quality", "window_starts"), "0-100", "window_starts: expected a list of numbers"),
     (("settings", "quality"), [1, 2], "settings.quality: expected an object"),
