@@ -45,7 +45,7 @@ def greedy(model: Any, device: torch.device, ids: np.ndarray, max_new: int, toke
             cache = output_cache(out) or cache
             out = model(input_ids=torch.tensor([[token]], device=device), use_cache=True,
                         **cache_kwargs(model, cache), **keep)
-    text = tokenizer.decode(out_ids)
+    text = str(tokenizer.decode(out_ids))
     lead = len(text) - len(text.lstrip())
     for stop in _STOPS:
         text = text[:lead] + text[lead:].split(stop)[0]

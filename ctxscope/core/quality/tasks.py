@@ -165,14 +165,14 @@ def build(task: str, kind: str, ids: np.ndarray, ends: np.ndarray, tokenizer: An
     depths = _depths(12.5 if depth is None else depth, len(needles), ordered=task == "vt")
     at = [snap(ends, offset, haystack, round(d / 100 * haystack)) for d in depths]
     order = sorted(range(len(needles)), key=lambda i: (at[i], i))
-    parts, starts, cursor, position = [head], [0] * len(needles), 0, len(head)
+    parts, begin, cursor, position = [head], [0] * len(needles), 0, len(head)
     for i in order:
         parts.append(hay[cursor:at[i]])
         position += at[i] - cursor
-        starts[i] = position
+        begin[i] = position
         parts.append(needles[i])
         position += len(needles[i])
         cursor = at[i]
     parts += [hay[cursor:], question]
-    return TaskPrompt(np.concatenate(parts), max_new, m.expected, m.distractors, m.key, tuple(starts))
+    return TaskPrompt(np.concatenate(parts), max_new, m.expected, m.distractors, m.key, tuple(begin))
 
