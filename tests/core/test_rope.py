@@ -11,14 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ctxscope.cli import main
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.loading import load_model
 from ctxscope.core.rope import parse_rope_scaling
 from ctxscope.core.spec import ModelSpec
 from tests.core.quality_fixtures import needs_minilm, save_tiny, user_text  # noqa: F401
-
-FAST = ["--min-repeats", "2", "--max-repeats", "2", "--budget", "0.02", "--device", "cpu"]
+from tests.core.test_quality_cli import FAST, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +63,6 @@ def test_bad_requests_and_position_schemes_without_the_option_are_refused() -> N
                            ("preset:gemma-3-1b-it", "a rotary embedding per layer type")):
         with pytest.raises(BadInputError, match=reason.replace("(", r"\(").replace(")", r"\)")):
             load_model(ModelSpec(source, device="cpu", rope_scaling="yarn:2"))
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_model_without_rope_is_refused_before_anything_loads(capsys, monkeypatch) -> None:

@@ -67,22 +67,21 @@ class QualityConfig:
     only_if_applicable: bool = False
 
 
+def _names(text: str, allowed: tuple[str, ...], refusal: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
+    if not names or any(k not in allowed for k in names):
+        raise BadInputError(refusal)
+    return names
+
+
 def parse_kinds(text: str) -> tuple[str, ...]:
     """``"loss,needle"`` → ``("loss", "needle")``; one line for anything else."""
-    kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
-    bad = [k for k in kinds if k not in KINDS]
-    if bad or not kinds:
-        raise BadInputError(f"--quality {text!r}: use loss, needle or loss,needle")
-    return kinds
+    return _names(text, KINDS, f"--quality {text!r}: use loss, needle or loss,needle")
 
 
 def parse_tasks(text: str) -> tuple[str, ...]:
     """``"single,vt"`` → ``("single", "vt")``; one line for anything else."""
-    tasks = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
-    bad = [t for t in tasks if t not in TASKS]
-    if bad or not tasks:
-        raise BadInputError(f"--needle-tasks {text!r}: use any of {', '.join(TASKS)} (comma-separated)")
-    return tasks
+    return _names(text, TASKS, f"--needle-tasks {text!r}: use any of {', '.join(TASKS)} (comma-separated)")
 
 
 def check_config(cfg: QualityConfig) -> None:

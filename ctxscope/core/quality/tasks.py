@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ctxscope.core.quality.needle import encode, haystack_offset, snap
+from ctxscope.core.quality.needle import encode, snap, take_haystack
 
 NEEDLES = 4
 _ADJECTIVES = ("quiet", "amber", "brisk", "coral", "dusky", "eager", "fable", "gentle", "hollow", "ivory", "jolly",
@@ -157,10 +157,7 @@ def build(task: str, kind: str, ids: np.ndarray, ends: np.ndarray, tokenizer: An
     haystack = length - len(head) - sum(len(n) for n in needles) - len(question) - max_new
     if haystack < 1:
         raise ValueError(f"length {length} leaves no room for a haystack")
-    offset = haystack_offset(ids.shape[0], haystack, seed, seeds)
-    hay = ids[offset:offset + haystack]
-    if hay.shape[0] < haystack:
-        raise ValueError(f"the text is shorter than a {haystack}-token haystack")
+    offset, hay = take_haystack(ids, haystack, seed, seeds)
     # wrong-key spreads its needles evenly; the others start at the trial's depth
     depths = _depths(12.5 if depth is None else depth, len(needles), ordered=task == "vt")
     at = [snap(ends, offset, haystack, round(d / 100 * haystack)) for d in depths]
