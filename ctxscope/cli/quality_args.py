@@ -9,8 +9,8 @@ from typing import Any
 
 from ctxscope.core.errors import BadInputError
 
-_DETAIL = ("quality_text", "quality_targets", "quality_windows", "needle_depths", "needle_seeds",
-           "effective_threshold", "effective_epsilon", "fits")
+_DETAIL = ("quality_text", "quality_text_encoding", "quality_targets", "quality_windows", "needle_depths",
+           "needle_seeds", "needle_tasks", "effective_threshold", "effective_epsilon", "fits")
 #: ``maxctx --format json`` output is a few KiB; anything this big is something else.
 MAX_FITS_BYTES = 16 * 1024**2
 
@@ -21,12 +21,21 @@ def add_quality_options(p: argparse.ArgumentParser) -> None:
                         "(default both; 'loss' or 'needle' for one)")
     p.add_argument("--quality-text", default=None,
                    help="the long text read by --quality: pride-and-prejudice (default), the-great-gatsby or a "
-                        "UTF-8 file (never tiled: lengths it cannot supply are refused)")
+                        "text file (never tiled: lengths it cannot supply are refused; a famous text may be "
+                        "memorised by the model: your own documents are the honest test)")
+    p.add_argument("--quality-text-encoding", default=None, metavar="ENCODING",
+                   help="the --quality-text file's encoding (default UTF-8), e.g. cp1252 for an old Gutenberg file; "
+                        "line ends are normalised either way")
     p.add_argument("--quality-targets", type=int, default=None, help="target tokens per loss window (default 256)")
     p.add_argument("--quality-windows", type=int, default=None,
                    help="loss windows taken at different places in the text (default 4)")
     p.add_argument("--needle-depths", default=None, help="needle depths in %% (default 0,25,50,75,100)")
-    p.add_argument("--needle-seeds", type=int, default=None, help="needle trials per length and depth (default 3)")
+    p.add_argument("--needle-seeds", type=int, default=None,
+                   help="needle trials per length, depth and task (default 3)")
+    p.add_argument("--needle-tasks", default=None, metavar="single,multikey,multivalue,multiquery,vt",
+                   help="retrieval tasks (default single): single (one key); RULER-style multikey (distractor "
+                        "needles of the same form), multivalue (several values for one key), multiquery (several "
+                        "keys asked at once), vt (variable tracking: follow a chain of assignments)")
     p.add_argument("--effective-threshold", type=float, default=None,
                    help="effective context: longest length with retrieval ≥ this (default 0.9)")
     p.add_argument("--effective-epsilon", type=float, default=None,
@@ -70,7 +79,7 @@ def parse_fits(value: str) -> int:
 
 def quality_config(args: argparse.Namespace, *, only_if_applicable: bool = False) -> Any:
     """The :class:`QualityConfig` of ``args`` (``None`` without ``--quality``), checked."""
-    from ctxscope.core.quality.config import QualityConfig, check_config, parse_kinds
+    from ctxscope.core.quality.config import QualityConfig, check_config, parse_kinds, parse_tasks
 
     if getattr(args, "quality", None) is None:
         given = [f"--{name.replace('_', '-')}" for name in _DETAIL if getattr(args, name, None) is not None]
@@ -84,6 +93,8 @@ def quality_config(args: argparse.Namespace, *, only_if_applicable: bool = False
         windows=defaults.windows if args.quality_windows is None else args.quality_windows,
         depths=defaults.depths if args.needle_depths is None else _depths(args.needle_depths),
         seeds=defaults.seeds if args.needle_seeds is None else args.needle_seeds,
+        tasks=defaults.tasks if getattr(args, "needle_tasks", None) is None else parse_tasks(args.needle_tasks),
+        text_encoding=getattr(args, "quality_text_encoding", None),
         threshold=defaults.threshold if args.effective_threshold is None else args.effective_threshold,
         epsilon=defaults.epsilon if args.effective_epsilon is None else args.effective_epsilon,
         fits=None if args.fits is None else parse_fits(args.fits), only_if_applicable=only_if_applicable)

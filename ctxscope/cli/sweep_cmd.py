@@ -49,6 +49,11 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attn", default=None,
                    help="attention implementation: sdpa, eager, flash_attention_2, ... (default: transformers'); "
                         "sweep: a list such as sdpa,eager measures each on one loaded copy")
+    p.add_argument("--rope-scaling", default=None, metavar="linear:F|dynamic:F|yarn:F|none",
+                   help="context extension: RoPE scaling set on the config before loading (models with rotary "
+                        "position embeddings only); sweep: a list such as none,linear:2,yarn:2 measures each — with "
+                        "--quality, loss and retrieval past the trained length beside what each costs (lengths "
+                        "beyond max positions still need --allow-beyond-max)")
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
     p.add_argument("--random-weights", action="store_true", help="build the architecture with random weights (no checkpoint)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own Python code from its repository (never saved)")
@@ -125,9 +130,12 @@ def specs_from_args(args: argparse.Namespace) -> tuple[Any, tuple[int, ...] | No
             raise BadInputError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
     if args.dtype not in DTYPES:
         raise BadInputError(f"unknown dtype {args.dtype!r}: use one of {', '.join(DTYPES)}")
+    from ctxscope.core.rope import canonical
+
     spec = ModelSpec(source=args.model, dtype=args.dtype, device=args.device, device_map=args.device_map,
                      attn_implementation=args.attn, revision=args.revision, random_weights=args.random_weights,
-                     trust_remote_code=args.trust_remote_code) if args.model is not None else None
+                     trust_remote_code=args.trust_remote_code,
+                     rope_scaling=canonical(getattr(args, "rope_scaling", None))) if args.model is not None else None
     return spec, lengths, modes
 
 
@@ -164,15 +172,16 @@ def _choices(text: str | None) -> tuple[str | None, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """One run, or a matrix: every MODEL × --dtype × --attn, each model loaded once per
-    dtype (kernels are switched on the loaded copy), then the comparison."""
-    dtypes, attns = _choices(args.dtype), _choices(args.attn)
-    combos = [(m, d, a) for m in args.models for d in dtypes for a in attns]
+    """One run, or a matrix: every MODEL × --dtype × --attn × --rope-scaling, each model
+    loaded once per dtype and RoPE scaling (kernels are switched on the loaded copy),
+    then the comparison."""
+    dtypes, attns, ropes = _choices(args.dtype), _choices(args.attn), _choices(getattr(args, "rope_scaling", None))
+    combos = [(m, d, a, r) for m in args.models for d in dtypes for a in attns for r in ropes]
     # Everything checkable without the model is checked before loading any.
     specs = {}
-    for model, dtype, attn in combos:
-        specs[(model, dtype, attn)] = specs_from_args(argparse.Namespace(**{**vars(args), "model": model,
-                                                                            "dtype": dtype, "attn": attn}))
+    for model, dtype, attn, rope in combos:
+        specs[(model, dtype, attn, rope)] = specs_from_args(argparse.Namespace(**{
+            **vars(args), "model": model, "dtype": dtype, "attn": attn, "rope_scaling": rope}))
     _, lengths, modes = specs[combos[0]]
     single = len(combos) == 1
     out_csv, out_html, out_md = (output_path(v, f) for v, f in ((args.csv, "--csv"), (args.html, "--html"),
@@ -186,11 +195,12 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError(f"--html: {problem}")
 
     from ctxscope.cli.remote_args import is_remote
-    from ctxscope.core.loading import check_source
+    from ctxscope.core.loading import check_rope, check_source
 
     for spec, _, _ in specs.values():
         if not is_remote(args):  # elsewhere, sources and devices are the remote's: checked there
             check_source(spec)
+            check_rope(spec)  # from the config: refused before any weights load
     quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
     failures: list[str] = []
     problems: list[str] = []  # measured, but not kept where asked (history, --out): one line each
@@ -276,8 +286,8 @@ def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: An
                 sink = None
             elif isinstance(event, CellFailed):
                 spec = event.spec
-                failures.append(f"{spec.source} {spec.dtype}{' ' + spec.attn_implementation if spec.attn_implementation else ''}: "
-                                f"{event.message}")
+                failures.append(f"{spec.source} {spec.dtype}{' ' + spec.attn_implementation if spec.attn_implementation else ''}"
+                                f"{' RoPE ' + spec.rope_scaling if spec.rope_scaling else ''}: {event.message}")
                 print(f"ctxscope: error: {event.message}; going on with the next", file=sys.stderr)
             elif sink is not None:
                 sink.record(event)

@@ -36,6 +36,7 @@ class LoadedModel:
     dtype: torch.dtype
     attn_implementation: str
     device_map: str | None = None
+    rope_scaling: str | None = None  # "yarn:4": set on the config before the weights loaded
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +49,24 @@ def check_source(spec: ModelSpec) -> None:
     """Cheap validation of ``spec.source`` (no loading, no demo conversion), so a
     front end can reject a bad source before announcing a load."""
     _resolve_source(spec, convert_demos=False)
+    from ctxscope.core.rope import parse_rope_scaling
+
+    parse_rope_scaling(spec.rope_scaling)  # the syntax; whether the model has RoPE is asked of its config
     device = resolve_device(spec.device)
     if spec.dtype != "auto" or device.type == "cpu":  # auto is a half type on accelerators
         check_kernel_dtype(spec.attn_implementation, resolve_dtype(spec.dtype, device, None))
     # Whether the kernel is installed is asked at load time, not here: a matrix skips
     # a kernel this machine (or a cluster node) lacks and measures the others.
+
+
+def check_rope(spec: ModelSpec) -> None:
+    """Refuse ``spec.rope_scaling`` for a model whose position scheme has no such option,
+    from its config alone (a matrix fails before its first cell, not at the scaled one)."""
+    if spec.rope_scaling is None:
+        return
+    from ctxscope.core.rope import apply_rope_scaling
+
+    apply_rope_scaling(load_config(spec), spec.rope_scaling, spec.source)
 
 
 def load_config(spec: ModelSpec) -> Any:
@@ -196,6 +210,9 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     source = _resolve_source(spec)
     device = resolve_device(spec.device)
     config = _load_config(source, spec)
+    from ctxscope.core.rope import apply_rope_scaling
+
+    rope = apply_rope_scaling(config, spec.rope_scaling, spec.source)  # refused here, before any weights load
     if getattr(config, "is_encoder_decoder", False):
         raise ModelLoadError(f"{spec.source}: encoder-decoder models ({config.model_type}) are not supported yet")
     dtype = resolve_dtype(spec.dtype, device, getattr(config, "dtype", None))
@@ -238,7 +255,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     attn = str(getattr(model.config, "_attn_implementation", None) or spec.attn_implementation or "default")
     info = describe(model, config, spec.source, random_weights=source.kind == "config", revision=spec.revision)
     return LoadedModel(model=model, config=model.config, info=info, device=device, dtype=dtype,
-                       attn_implementation=attn, device_map=spec.device_map)
+                       attn_implementation=attn, device_map=spec.device_map, rope_scaling=rope)
 
 
 def check_kernel_dtype(implementation: str | None, dtype: torch.dtype) -> None:

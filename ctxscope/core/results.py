@@ -78,6 +78,7 @@ class Settings:
     force: bool = False  # points the memory guard predicted cannot fit were run anyway
     cache: str = "dynamic"  # the KV cache class: dynamic (concatenating) or static (preallocated)
     quality: dict[str, Any] | None = None  # quality passes: what was asked, the text and windows used (core.quality)
+    rope_scaling: str | None = None  # "yarn:4": RoPE scaling set on the config (core.rope); None: as trained
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ class ModelSpec:
 
     ``source`` is a Hub id, a local directory, a path to a ``config.json``,
     ``preset:NAME`` or ``demo:NAME``. ``trust_remote_code`` is never written to results.
+    ``rope_scaling``: ``linear:F``, ``dynamic:F`` or ``yarn:F`` set on the config before
+    the weights load (:mod:`ctxscope.core.rope`), ``None`` for the model as trained.
     """
 
     source: str
@@ -28,6 +30,7 @@ class ModelSpec:
     revision: str | None = None
     random_weights: bool = False
     trust_remote_code: bool = False
+    rope_scaling: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,9 +42,10 @@ class MatrixController(QObject):
         runner.matrixFinished.connect(self._on_runner_matrix_finished)
 
     def run(self, dtypes: tuple[str, ...] | None = None, kernels: tuple[str, ...] | None = None,
-            parent: QWidget | None = None, cluster: str | None = None) -> bool:
-        """Sweep the panel's model for every dtype × kernel (asks which when not given);
-        ``cluster``: on that Ray cluster, in parallel."""
+            parent: QWidget | None = None, cluster: str | None = None,
+            ropes: tuple[str | None, ...] = (None,)) -> bool:
+        """Sweep the panel's model for every dtype × kernel × RoPE scaling (asks which
+        when not given); ``cluster``: on that Ray cluster, in parallel."""
         spec = self.model_panel.spec()
         if dtypes is None or kernels is None:
             from ctxscope.gui.matrix_dialog import MatrixDialog
@@ -56,13 +57,14 @@ class MatrixController(QObject):
             if not dialog.exec():
                 return False
             dtypes, kernels = dialog.choice()
-            cluster = dialog.cluster()
+            cluster, ropes = dialog.cluster(), dialog.ropes()
         try:
             cfg = self.sweep_panel.config()
         except CtxscopeError as exc:
             self.sweep_panel.show_error(str(exc))
             return False
-        if not self.runner.run_matrix(spec, cfg, tuple(dtypes), tuple(kernels) or (None,), cluster=cluster):
+        if not self.runner.run_matrix(spec, cfg, tuple(dtypes), tuple(kernels) or (None,), cluster=cluster,
+                                      ropes=ropes):
             self.feedback.status("A sweep is already running: cancel it first (Esc).")
             return False
         self.tabs.setCurrentIndex(0)

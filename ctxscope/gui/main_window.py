@@ -174,9 +174,10 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(0)
         return True
 
-    def run_matrix(self, dtypes: tuple[str, ...] | None = None, kernels: tuple[str, ...] | None = None) -> bool:
+    def run_matrix(self, dtypes: tuple[str, ...] | None = None, kernels: tuple[str, ...] | None = None,
+                   ropes: tuple[str | None, ...] = (None,)) -> bool:
         self.error_box.setVisible(False)
-        return self.matrix.run(dtypes, kernels, parent=self)
+        return self.matrix.run(dtypes, kernels, parent=self, ropes=ropes)
 
     def find_max_context(self, mode: str | None = None, budget: int | None = None, granularity: int | None = None,
                          *, ask: bool = True) -> bool:

@@ -1,5 +1,6 @@
-"""Run → Compare kernels and dtypes…: pick attention kernels and dtypes; the runner then
-measures every combination on one loaded copy per dtype and opens the comparison."""
+"""Run → Compare kernels and dtypes…: pick attention kernels, dtypes and RoPE scalings;
+the runner then measures every combination on one loaded copy per dtype and scaling and
+opens the comparison."""
 
 from __future__ import annotations
 
@@ -21,6 +22,15 @@ class MatrixDialog(QDialog):
                                    {current_kernel or "sdpa", "eager"} & set(kernels) or set(kernels[:1]))
         self.dtypes = self._group(layout, "Dtypes", list(DTYPE_CHOICES),
                                   {current_dtype} if current_dtype in DTYPE_CHOICES else {DTYPE_CHOICES[0]})
+        rope = QGroupBox("RoPE scaling (beyond the trained length)")
+        inner = QVBoxLayout(rope)
+        self.rope = QLineEdit("none")
+        self.rope.setPlaceholderText("none,linear:2,dynamic:2,yarn:2")
+        self.rope.setToolTip("Comma-separated: none (the model as trained), linear:F, dynamic:F, yarn:F. Models with "
+                             "rotary position embeddings only; lengths past the trained one need Allow beyond max.")
+        self.rope.textChanged.connect(self._update)
+        inner.addWidget(self.rope)
+        layout.addWidget(rope)
         self._cluster_box(layout)
         self.count = QLabel()
         layout.addWidget(self.count)
@@ -73,8 +83,24 @@ class MatrixDialog(QDialog):
         return (tuple(c.text() for c in self.dtypes if c.isChecked()),
                 tuple(c.text() for c in self.kernels if c.isChecked()))
 
+    def ropes(self) -> tuple[str | None, ...]:
+        """The RoPE scalings typed, canonical (``None``: as trained); raises
+        :class:`~ctxscope.core.errors.BadInputError` for a malformed one."""
+        from ctxscope.core.rope import canonical
+
+        items = [x.strip() for x in self.rope.text().split(",") if x.strip()] or ["none"]
+        return tuple(dict.fromkeys(canonical(x) for x in items))
+
     def _update(self) -> None:
+        from ctxscope.core.errors import BadInputError
+
         dtypes, kernels = self.choice()
-        n = len(dtypes) * len(kernels)
-        self.count.setText(f"{n} run{'s' if n != 1 else ''}" if n else "Tick at least one kernel and one dtype.")
+        try:
+            ropes: tuple[str | None, ...] = self.ropes()
+            problem = ""
+        except BadInputError as exc:
+            ropes, problem = (), str(exc)
+        n = len(dtypes) * len(kernels) * len(ropes)
+        self.count.setText(problem or (f"{n} run{'s' if n != 1 else ''}" if n else
+                                       "Tick at least one kernel and one dtype."))
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(n > 0)

@@ -7,6 +7,12 @@ from typing import Any
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QVBoxLayout, QWidget
 
 from ctxscope.core.quality.config import TEXTS, QualityConfig
+from ctxscope.core.quality.records import TASKS
+
+TASK_TIPS = {"single": "one key, one question (teacher-forced: greedy match and log p(key))",
+             "multikey": "four needles of one form, one asked for: the other three are distractors",
+             "multivalue": "four values for one key: all asked for", "multiquery": "four keys asked for at once",
+             "vt": "variable tracking: follow a chain of assignments to every variable holding a value"}
 
 
 class QualityOptions(QWidget):
@@ -23,6 +29,10 @@ class QualityOptions(QWidget):
         self.kinds = {name: QCheckBox(name) for name in ("loss", "needle")}
         for box in self.kinds.values():
             box.setChecked(True)
+        self.tasks = {name: QCheckBox(name) for name in TASKS}  # retrieval tasks (RULER-style beyond single)
+        for name, box in self.tasks.items():
+            box.setChecked(name == "single")
+            box.setToolTip(TASK_TIPS[name])
         self.details = QWidget()
         form = QFormLayout(self.details)
         form.setContentsMargins(16, 0, 0, 0)
@@ -32,6 +42,11 @@ class QualityOptions(QWidget):
             kinds.addWidget(box)
         kinds.addStretch(1)
         form.addRow("Passes", kinds)
+        tasks = QHBoxLayout()
+        for box in self.tasks.values():
+            tasks.addWidget(box)
+        tasks.addStretch(1)
+        form.addRow("Needle tasks", tasks)
         self.details.setVisible(False)
         self.enabled.toggled.connect(self.details.setVisible)
         layout = QVBoxLayout(self)
@@ -45,8 +60,9 @@ class QualityOptions(QWidget):
         if not self.enabled.isChecked():
             return None
         kinds = tuple(name for name, box in self.kinds.items() if box.isChecked()) or ("loss",)
+        tasks = tuple(name for name, box in self.tasks.items() if box.isChecked()) or ("single",)
         return QualityConfig(kinds=kinds, text=self.text.currentText().strip() or "pride-and-prejudice",
-                             only_if_applicable=True)
+                             tasks=tasks, only_if_applicable=True)
 
     def set_config(self, quality: Any) -> None:
         self.enabled.setChecked(quality is not None)
@@ -54,3 +70,5 @@ class QualityOptions(QWidget):
             self.text.setCurrentText(quality.text)
             for name, box in self.kinds.items():
                 box.setChecked(name in quality.kinds)
+            for name, box in self.tasks.items():
+                box.setChecked(name in getattr(quality, "tasks", ("single",)))

@@ -44,7 +44,8 @@ class LossPlot(pg.PlotWidget):
         self.setToolTip("Mean loss of the same target tokens at every context length read before them, with the "
                         "95 % interval over the windows")
         self.setLogMode(x=True, y=False)
-        self.setLabel("bottom", "context before the targets", units="tokens")
+        # Target j of the K reads C + j tokens: the axis is C, and says so.
+        self.setLabel("bottom", "context C before the targets (target j reads C + j)", units="tokens")
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.setLabel("left", "nats/token")
         self.showGrid(x=True, y=True, alpha=0.25)

@@ -9,11 +9,14 @@ from dataclasses import replace
 from typing import Any
 
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
 
 from ctxscope.core.quality.effective import (Effective, by_length, effective_of, loss_rows, needle_grid, pool,
-                                             savings)
+                                             savings, tasks_of)
+from ctxscope.core.quality.texts import MEMORISED_NOTE
+from ctxscope.core.quality.verdicts import steps
 from ctxscope.core.quality.records import NeedleTrial, QualityPoint, QualityResult
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.spec import ModelSpec
@@ -56,10 +59,17 @@ class QualityView(QWidget):
         self.needle = QTableWidget(0, 0)
         self.needle.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.controls = QLabel(wordWrap=True)
+        self.task = QComboBox()  # which retrieval task the grid shows (a run may measure several)
+        self.task.setToolTip("single: one key; multikey: distractor needles of the same form; multivalue: several "
+                             "values for one key; multiquery: several keys asked at once; vt: variable tracking")
+        self.task.currentIndexChanged.connect(lambda _: self._fill_needle())
         needle_box = QWidget()
         needle_layout = QVBoxLayout(needle_box)
         needle_layout.setContentsMargins(0, 0, 0, 0)
-        needle_layout.addWidget(QLabel("Needle retrieval: found / trials by depth (rows) and length (columns)"))
+        heading = QHBoxLayout()
+        heading.addWidget(QLabel("Needle retrieval: found / trials by depth (rows) and length (columns)"), 1)
+        heading.addWidget(self.task)
+        needle_layout.addLayout(heading)
         needle_layout.addWidget(self.needle, 1)
         needle_layout.addWidget(self.controls)
         loss_box = QWidget()
@@ -106,8 +116,11 @@ class QualityView(QWidget):
         self.content.setVisible(True)
         self.details.setText(f"{settings.get('text')} ({settings.get('text_tokens') or 0:,} tokens) · loss: "
                              f"{settings.get('windows')} windows × {settings.get('target_tokens')} target tokens · "
-                             f"needle: depths {', '.join(f'{d:g}%' for d in settings.get('depths', []))}, "
-                             f"{plural(int(settings.get('seeds') or 0), 'trial')} each · untimed passes")
+                             f"needle: {', '.join(settings.get('tasks') or ['single'])} at depths "
+                             f"{', '.join(f'{d:g}%' for d in settings.get('depths', []))}, "
+                             f"{plural(int(settings.get('seeds') or 0), 'trial')} each · untimed passes"
+                             + (f"\nNote: {settings.get('text')} is {MEMORISED_NOTE}." if settings.get("text_shipped")
+                                else ""))
         self._redraw()
 
     def add_quality(self, event: QualityPoint) -> None:
@@ -158,14 +171,20 @@ class QualityView(QWidget):
         rows = loss_rows(self.result.loss)
         self.loss_plot.set_rows(rows)
         saved = savings(self.result.loss)
-        self.saving.setText("Loss saved vs the shortest context, paired by window (95 %): " + ", ".join(
+        epsilon = float((settings or {}).get("epsilon", 0.01))
+        walk = steps(self.result.loss, epsilon)
+        self.saving.setText(("Loss saved vs the shortest context, paired by window (95 %): " + ", ".join(
             f"{s.context:,}: {s.mean:+.4f}" + (f" ({s.low:+.3f} – {s.high:+.3f})" if s.low is not None else "")
-            for s in saved) if saved else "")
-        self._fill_needle()
+            for s in saved) if saved else "") + ("\nEach step, per doubling (95 %): " + ", ".join(
+                f"{st.start:,}→{st.end:,} {st.saving.mean:+.4f}" + (
+                    f" ({st.saving.ci95[0]:+.3f} – {st.saving.ci95[1]:+.3f})" if st.saving.ci95 else "")
+                + f" {st.verdict}" for st in walk) if walk else ""))
         if settings is None or settings.get("note"):
+            self._fill_needle()
             self.tradeoff_plot.set_data(tradeoff(self._run()) if self.header else _empty(), None)
             return
         self.effective = effective_of(self.result, settings)
+        self._fill_needle()
         result = tradeoff(self._run())
         self.tradeoff_plot.set_data(result, self.effective, rows)
         self.summary.setText(self.effective.line())
@@ -175,36 +194,81 @@ class QualityView(QWidget):
         assert self.header is not None
         return RunResult(header=self.header, status="running", points=tuple(self.points), quality=self.result)
 
+    def _sync_tasks(self, tasks: list[str]) -> str:
+        """The task selector lists the run's tasks (kept on the user's choice)."""
+        current = self.task.currentText()
+        if [self.task.itemText(i) for i in range(self.task.count())] != tasks:
+            self.task.blockSignals(True)
+            self.task.clear()
+            self.task.addItems(tasks)
+            self.task.setCurrentIndex(max(0, tasks.index(current)) if current in tasks else 0)
+            self.task.blockSignals(False)
+        self.task.setVisible(len(tasks) > 1)
+        return self.task.currentText() or "single"
+
     def _fill_needle(self) -> None:
         trials = self.result.needle
-        lengths, depths, cells = needle_grid(trials)
-        no_key = by_length(trials, "no-key")
+        task = self._sync_tasks(tasks_of(trials) or ["single"])
+        lengths, depths, cells = needle_grid(trials, task)
+        extra: list[tuple[str, dict[int, Any], str]] = []
+        if task == "single":
+            extra.append(("no key (chance)", by_length(trials, "no-key"), "no-key"))
+        if task == "multikey":
+            extra.append(("wrong key: value returned", by_length(trials, "wrong-key"), "wrong-key"))
+        extra = [e for e in extra if e[1]]
         table = self.needle
         table.clear()
-        table.setRowCount(len(depths) + (1 if no_key else 0))
+        table.setRowCount(len(depths) + 1 + len(extra))
         table.setColumnCount(len(lengths))
         table.setHorizontalHeaderLabels([f"{n:,}" for n in lengths])
-        table.setVerticalHeaderLabels([f"{d:g}%" for d in depths] + (["no key (chance)"] if no_key else []))
+        table.setVerticalHeaderLabels([f"{d:g}%" for d in depths] + ["all depths (95 %)"] + [e[0] for e in extra])
+        overall = by_length(trials, task=task)
         for j, n in enumerate(lengths):
             for i, d in enumerate(depths):
                 table.setItem(i, j, _cell(cells[(n, d)], [t for t in trials if t.kind == "grid" and t.length == n
-                                                          and t.depth == d]))
-            if n in no_key:
-                table.setItem(len(depths), j, _cell(no_key[n], [t for t in trials if t.kind == "no-key"
-                                                                  and t.length == n]))
-        adjacent = pool([t for t in trials if t.kind == "adjacent"])
-        self.controls.setText(f"Control, key right before the question (no haystack): {adjacent.found}/{adjacent.n} "
-                              f"found, mean log p(key) {adjacent.logprob:.2f}" if adjacent.n else "")
+                                                          and t.depth == d and t.task == task]))
+            if n in overall:
+                table.setItem(len(depths), j, _cell(overall[n], [], interval=True))
+            for k, (_, cells_of, kind) in enumerate(extra):
+                if n in cells_of:
+                    table.setItem(len(depths) + 1 + k, j, _cell(
+                        cells_of[n], [t for t in trials if t.kind == kind and t.length == n],
+                        false=kind == "wrong-key"))
+        lines = []
+        adjacent = pool([t for t in trials if t.kind == "adjacent" and t.task == task])
+        if adjacent.n:
+            what = "key" if task == "single" else f"{task} needles"
+            lines.append(f"Control, {what} right before the question (no haystack): {adjacent.found}/{adjacent.n} found"
+                         + (f", mean log p(key) {adjacent.logprob:.2f}" if adjacent.logprob is not None else ""))
+        if self.effective is not None:
+            lines += [v.text for _, v in self.effective.tasks]
+        self.controls.setText("\n".join(lines))
 
 
-def _cell(cell: Any, trials: list[NeedleTrial]) -> QTableWidgetItem:
-    item = QTableWidgetItem(f"{cell.found}/{cell.n}" + (f" (+{cell.failed} not run)" if cell.failed else ""))
+def _said(t: NeedleTrial) -> str:
+    if t.status != "ok":
+        return f"key {t.key}: {t.status} — {t.error}"
+    if t.task == "single":
+        logp = f" (log p {t.key_logprob:.2f})" if t.key_logprob is not None else ""
+        return f"key {t.key}: {'found' if t.found else repr(t.answer)}{logp}"
+    return f"{t.key}: said {(t.answer or '').strip()!r}" + (f", recall {t.recall:.0%}" if t.recall is not None else "") \
+        + (f", {t.false_hits} distractor(s)" if t.false_hits else "")
+
+
+def _cell(cell: Any, trials: list[NeedleTrial], *, interval: bool = False, false: bool = False) -> QTableWidgetItem:
+    count = cell.false if false else cell.found
+    text = f"{count}/{cell.n}" + (f" (+{cell.failed} not run)" if cell.failed else "")
+    ci = cell.interval
+    if interval and ci is not None:
+        text += f" · {ci[0]:.0%}–{ci[1]:.0%}"
+    item = QTableWidgetItem(text)
     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-    item.setBackground(_rate_colour(cell.rate))
+    # A false retrieval is bad: its colour runs the other way.
+    item.setBackground(_rate_colour(None if cell.rate is None else (1 - count / cell.n if false else cell.rate)))
     item.setForeground(QColor(0, 0, 0))
-    said = "; ".join(f"key {t.key}: {'found' if t.found else repr(t.answer)} (log p {t.key_logprob:.2f})"
-                     if t.status == "ok" else f"key {t.key}: {t.status} — {t.error}" for t in trials)
-    item.setToolTip(said + (f"\nmean log p(key) {cell.logprob:.2f}" if cell.logprob is not None else ""))
+    said = "; ".join(_said(t) for t in trials)
+    item.setToolTip(said + (f"\nmean log p(key) {cell.logprob:.2f}" if cell.logprob is not None else "")
+                    + (f"\n95 % Wilson interval {ci[0]:.0%}–{ci[1]:.0%}" if ci is not None else ""))
     return item
 
 

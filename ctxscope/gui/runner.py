@@ -128,11 +128,13 @@ class SweepRunner(QObject):
         return self._start(self._matrix_job([spec], cfg, matrix=False))
 
     def run_matrix(self, spec: ModelSpec, cfg: SweepConfig, dtypes: tuple[str, ...],
-                   attns: tuple[str | None, ...], cluster: str | None = None) -> bool:
-        """Sweep ``spec`` with every dtype × attention kernel: the model is loaded once per
-        dtype and its kernel switched in place (``cluster``: each combination a Ray task
-        on that cluster, in parallel); ends with ``matrixFinished``."""
-        specs = [replace(spec, dtype=d, attn_implementation=a) for d in dtypes for a in attns]
+                   attns: tuple[str | None, ...], cluster: str | None = None,
+                   ropes: tuple[str | None, ...] = (None,)) -> bool:
+        """Sweep ``spec`` with every dtype × attention kernel × RoPE scaling: the model is
+        loaded once per dtype and scaling and its kernel switched in place (``cluster``:
+        each combination a Ray task on that cluster, in parallel); ends with ``matrixFinished``."""
+        specs = [replace(spec, dtype=d, attn_implementation=a, rope_scaling=r) for d in dtypes for a in attns
+                 for r in ropes]
         if cluster is not None:
             from ctxscope.gui.remote_jobs import matrix_on_cluster
 

@@ -26,16 +26,18 @@ class RunKey:
     attn: str
     batch: int
     device: str
+    rope: str | None = None  # RoPE scaling set on the config ("yarn:4"); None: as trained
 
     @classmethod
     def of(cls, run: RunResult) -> RunKey:
         m, s = run.header.model, run.header.settings
         return cls(model=m.source, revision=m.revision, dtype=s.dtype, attn=s.attn_implementation,
-                   batch=s.batch_size, device=s.device)
+                   batch=s.batch_size, device=s.device, rope=s.rope_scaling)
 
     def describe(self) -> str:
         rev = f"@{self.revision}" if self.revision else ""
-        return f"{self.model}{rev} · {self.dtype} · {self.attn} · batch {self.batch} · {self.device}"
+        rope = f" · RoPE {self.rope}" if self.rope else ""
+        return f"{self.model}{rev} · {self.dtype} · {self.attn}{rope} · batch {self.batch} · {self.device}"
 
 
 # Two different figures are called "peak" in ctxscope; they are never shown under one name.
@@ -154,7 +156,7 @@ def _ratio(value: float | None, base: float | None) -> float | None:
     return value / base
 
 
-_LABEL_FIELDS = ("model", "revision", "dtype", "attn", "batch", "device", "threads")
+_LABEL_FIELDS = ("model", "revision", "dtype", "attn", "rope", "batch", "device", "threads")
 # Ever finer times until the runs that share a configuration differ.
 _TIME_FORMATS = (("%H:%M", True), ("%H:%M:%S", True), ("%Y-%m-%d %H:%M", False), ("%Y-%m-%d %H:%M:%S", False))
 
@@ -168,6 +170,8 @@ def _field(run: RunResult, name: str) -> str | None:
         return f"batch {value}"
     if name == "revision":
         return f"@{value}" if value else None
+    if name == "rope":
+        return f"RoPE {value}" if value else None
     return str(value)
 
 
@@ -206,6 +210,8 @@ def run_labels(runs: Sequence[RunResult]) -> tuple[str, ...]:
                     parts[i].append(v)
                 elif name == "threads":
                     parts[i].append("default threads")
+                elif name == "rope":
+                    parts[i].append("RoPE as trained")
     labels = [" · ".join(p) if p else runs[i].header.model.source for i, p in enumerate(parts)]
     groups: dict[str, list[int]] = {}
     for i, label in enumerate(labels):

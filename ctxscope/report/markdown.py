@@ -10,7 +10,7 @@ import ctxscope
 from ctxscope.core.results import RunResult
 from ctxscope.report.compare import Comparison, compare, fmt_ratio, peak_heading, peak_note
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms
-from ctxscope.report.quality import markdown as quality_markdown
+from ctxscope.report.quality_md import markdown as quality_markdown
 
 MAX_ROWS = 12
 

@@ -15,9 +15,12 @@ from ctxscope.report.tradeoff import Tradeoff, loss_range, marks_by_length
 
 
 @_styled
-def loss_svg(curves: Sequence[tuple[str, str, Sequence[LossRow], Effective | None]], *, title: str) -> str | None:
+def loss_svg(curves: Sequence[tuple[str, str, Sequence[LossRow], Effective | None]], *, title: str,
+             target_tokens: int = 1) -> str | None:
     """Mean loss (nats/token) per context with the 95 % band, one curve per run; a
-    dotted line at each run's loss-saturation length, ✕ where a point failed."""
+    dotted line where each run's loss is flat from, ✕ where a point failed. The x axis
+    is the context C before the window: target j reads C + j tokens, and the axis
+    label says so (the mean context is C + (K − 1)/2)."""
     if not any(r.mean is not None for _, _, rows, _ in curves for r in rows):
         return None
     fig, ax = _figure()
@@ -39,7 +42,9 @@ def loss_svg(curves: Sequence[tuple[str, str, Sequence[LossRow], Effective | Non
         if eff is not None and eff.loss:
             ax.axvline(eff.loss, color=colour, ls=":", lw=1)
     length_axis(ax, contexts)
-    ax.set_xlabel("context before the target window (tokens)")
+    ax.set_xlabel(f"context C before the target window (tokens; the {target_tokens} targets read C … C + "
+                  f"{target_tokens - 1}, on average C + {(target_tokens - 1) / 2:g})" if target_tokens > 1
+                  else "context before the target (tokens)")
     ax.set_ylabel("loss of the targets (nats/token)")
     ax.set_title(title)
     legend(ax, fontsize=8)
@@ -47,10 +52,10 @@ def loss_svg(curves: Sequence[tuple[str, str, Sequence[LossRow], Effective | Non
 
 
 @_styled
-def needle_svg(trials: Sequence[NeedleTrial], *, title: str) -> str | None:
-    """Retrieval rate per (length, depth): rows are depths (0 % at the top), columns
-    lengths; the cell text is found/trials."""
-    lengths, depths, cells = needle_grid(trials)
+def needle_svg(trials: Sequence[NeedleTrial], *, title: str, task: str | None = None) -> str | None:
+    """Retrieval rate per (length, depth) of one task (``None``: all pooled): rows are
+    depths (0 % at the top), columns lengths; the cell text is found/trials."""
+    lengths, depths, cells = needle_grid(trials, task)
     if not lengths:
         return None
     grid = np.full((len(depths), len(lengths)), np.nan)
@@ -108,11 +113,11 @@ def tradeoff_svg(tradeoff: Tradeoff, eff: Effective | None, *, title: str,
         twin.set_ylim(bottom=0)
         twin.grid(False)
     styles = {"knee": ("#000000", "-"), "claimed": ("#7f7f7f", "--"), "fits": ("#1f77b4", "--"),
-              "retrieval ≥ threshold": ("#9467bd", ":"), "loss flat": ("#2ca02c", ":")}
+              "retrieval ≥ threshold": ("#9467bd", ":"), "loss flat from": ("#2ca02c", ":")}
     marks = [(tradeoff.knee, "knee")]
     if eff is not None:
         marks += [(eff.claimed, "claimed"), (eff.fits, "fits"), (eff.retrieval, "retrieval ≥ threshold"),
-                  (eff.loss, "loss flat")]
+                  (eff.loss, "loss flat from")]
     lo, hi = min(xs) / 1.5, max(xs) * 1.5
     for x, label in marks_by_length(marks):
         colour, style = styles[label.split(" · ")[0]]

@@ -17,6 +17,7 @@ COLUMNS = (
     "state_bytes", "cpu_allocator_peak_bytes",
     # What context buys at this length (quality passes; empty when not measured).
     *CSV_COLUMNS,
+    "rope_scaling",  # RoPE scaling set on the config (--rope-scaling); empty: the model as trained
 )
 
 
@@ -41,6 +42,7 @@ def run_to_rows(run: RunResult) -> list[dict[str, object]]:
             **{name: (getattr(mem, name) if mem and getattr(mem, name) is not None else "")
                for name in ("state_bytes", "cpu_allocator_peak_bytes")},
             **{name: quality.get(p.length, {}).get(name, "") for name in CSV_COLUMNS},
+            "rope_scaling": s.rope_scaling or "",
         })
     return rows
 

@@ -21,7 +21,12 @@ def _tokenizer_dir() -> Path:
     return resolve_demo("minilm")
 
 
-def save_tiny(path: Path, kind: str = "llama", *, max_positions: int = 2048, tokenizer: bool = True) -> Path:
+def save_tiny(path: Path, kind: str = "llama", *, max_positions: int = 2048, tokenizer: bool = True,
+              bos: bool = False) -> Path:
+    """A tiny checkpoint; ``bos``: its tokenizer puts a BOS token ([CLS]) before every
+    text, as Llama's and Mistral's do (MiniLM's adds [CLS] … [SEP] and names no BOS)."""
+    import json
+
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, BertConfig, LlamaConfig
 
@@ -39,6 +44,14 @@ def save_tiny(path: Path, kind: str = "llama", *, max_positions: int = 2048, tok
     if tokenizer:
         for name in TOKENIZER_FILES:
             shutil.copy(_tokenizer_dir() / name, path / name)
+    if tokenizer and bos:
+        tok = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+        post = tok["post_processor"]
+        post["single"], post["pair"] = post["single"][:2], [post["pair"][i] for i in (0, 1, 3)]
+        (path / "tokenizer.json").write_text(json.dumps(tok), encoding="utf-8")
+        conf = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+        conf.update(bos_token="[CLS]", tokenizer_class="PreTrainedTokenizerFast")
+        (path / "tokenizer_config.json").write_text(json.dumps(conf), encoding="utf-8")
     return path
 
 

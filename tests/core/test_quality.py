@@ -160,10 +160,10 @@ def test_oom_in_a_quality_pass_is_a_recorded_point(loaded_lm, user_text, monkeyp
 
     real = loss_mod.window_nll
 
-    def window_nll(model, device, ids, start, context, k):
+    def window_nll(model, device, ids, start, context, k, **kw):
         if context >= 64:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return real(model, device, ids, start, context, k)
+        return real(model, device, ids, start, context, k, **kw)
 
     monkeypatch.setattr(loss_mod, "window_nll", window_nll)
     _, run = drain(run_sweep(loaded_lm, fast_config((32, 64, 128), quality=_quality(user_text, kinds=("loss",)))))
@@ -187,3 +187,59 @@ def test_lengths_beyond_the_positions_are_skipped_unless_allowed(tmp_path, user_
     assert "143 positions, beyond the model's 128 (--allow-beyond-max" in run.quality.loss[1].error
     _, run = drain(run_sweep(loaded, fast_config((64, 128), modes=("prefill",), allow_beyond_max=True, quality=cfg)))
     assert [p.status for p in run.quality.loss] == ["ok", "ok"]
+
+
+def test_windows_never_overlap_or_pass_the_end_of_a_short_second_half(loaded_lm, tmp_path) -> None:
+    """A text whose second half is shorter than the windows: they were placed from half
+    the text (``place_windows(1999, 256, 4, 256)`` gave (996, 1246, 1496, 1746): the last
+    past the end, every loss point an error); now packed at its end, and a length the
+    text cannot supply is refused up front with the longest it supplies."""
+    assert place_windows(1999, 256, 4, 256) == (975, 1231, 1487, 1743)
+    for n in range(1100, 2600, 37):
+        for longest in (1, 100, 300):
+            if longest > n - 4 * 256:
+                continue
+            starts = place_windows(n, 256, 4, longest)
+            assert starts[0] >= longest and starts[-1] + 256 <= n and all(b - a >= 256 for a, b in zip(starts, starts[1:]))
+    with pytest.raises(BadInputError, match="contexts up to 975 tokens, not 976"):
+        place_windows(1999, 256, 4, 976)
+    # End to end: a text whose second half is shorter than 3 × 16 target tokens.
+    from ctxscope.core.attention.text import load_tokenizer
+
+    tok = load_tokenizer(loaded_lm)
+    words = read_document("the-great-gatsby").text.split()
+    short = tmp_path / "short.txt"
+    short.write_text(" ".join(words[:60]), encoding="utf-8")
+    n = len(tokenize(read_document(str(short)), tok))
+    assert n // 2 < 3 * 16 <= n - 16  # the old placement would have run past the end
+    cfg = _quality(short, kinds=("loss",))
+    _, run = drain(run_sweep(loaded_lm, fast_config((16,), modes=("prefill",), quality=cfg)))
+    assert [p.status for p in run.quality.loss] == ["ok"]
+    starts = run.header.settings.quality["window_starts"]
+    assert starts[-1] + 16 <= n and all(b - a >= 16 for a, b in zip(starts, starts[1:]))
+
+
+def test_a_model_that_expects_bos_gets_it_before_every_window_and_prompt(tmp_path, user_text, monkeypatch) -> None:
+    from ctxscope.core.attention.text import load_tokenizer
+    from ctxscope.core.loading import load_model
+    from ctxscope.core.spec import ModelSpec
+    from tests.core.quality_fixtures import save_tiny
+
+    loaded = load_model(ModelSpec(str(save_tiny(tmp_path / "bos", bos=True)), device="cpu"))
+    tok = load_tokenizer(loaded)
+    assert tok("a")["input_ids"][0] == tok.bos_token_id == 101  # what its tokenizer does to a text
+    seen: list[np.ndarray] = []
+    real = targets_mod.last_logits
+    monkeypatch.setattr(targets_mod, "last_logits",
+                        lambda model, ids, keep, **kw: seen.append(ids[0].numpy().copy()) or real(model, ids, keep, **kw))
+    cfg = _quality(user_text, depths=(50.0,), seeds=1)
+    _, run = drain(run_sweep(loaded, fast_config((160,), modes=("prefill",), quality=cfg)))
+    ids = tokenize(read_document(str(user_text)), tok)
+    starts = run.header.settings.quality["window_starts"]
+    assert run.header.settings.quality["bos"] == 101
+    loss_inputs, needle_inputs = seen[:3], seen[3:]
+    for inputs, start in zip(loss_inputs, starts):  # BOS, then the same 160 tokens of context and the targets
+        assert inputs[0] == 101 and np.array_equal(inputs[1:], ids[start - 160:start + 15])
+    assert all(p.status == "ok" for p in run.quality.loss + run.quality.needle)
+    assert all(inputs[0] == 101 for inputs in needle_inputs)
+    assert sorted(len(x) for x in needle_inputs if len(x) > 60) == [160, 160]  # still exactly L with the BOS

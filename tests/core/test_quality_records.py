@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from ctxscope.core.errors import RunFileError
-from ctxscope.core.quality.effective import (Effective, effective, effective_retrieval, loss_row, loss_rows,
-                                             loss_saturation, t95)
+from ctxscope.core.quality.effective import Effective, by_length, effective, loss_row, loss_rows, t95, verdict_of
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityResult
 from ctxscope.core.results import RunResult
 from ctxscope.core.serialize import dumps_run, loads_run, run_to_dict
@@ -40,6 +39,15 @@ def _run() -> RunResult:
     return RunResult(RunHeader("r1", "2026-11-28T00:00:00+00:00", model, settings, env), "complete", quality=QUALITY)
 
 
+def test_a_run_from_before_tasks_loads_its_trials_as_the_single_task() -> None:
+    data = json.loads(dumps_run(_run()))
+    for trial in data["quality"]["needle"]:
+        for name in ("task", "expected", "distractors", "recall", "false_hits", "positions"):
+            del trial[name]
+    again = loads_run(json.dumps(data))
+    assert {t.task for t in again.quality.needle} == {"single"} and again.quality == QUALITY
+
+
 def test_run_file_round_trip_and_derived_figures() -> None:
     run = _run()
     data = run_to_dict(run)
@@ -58,6 +66,10 @@ def test_run_file_round_trip_and_derived_figures() -> None:
     (("quality", "needle", 0, "kind"), "haystack", "quality.needle[0].kind"),
     (("quality", "needle", 1, "depth"), 150, "expected a percentage"),
     (("quality", "needle", 1, "found"), "yes", "found: wrong type"),
+    (("quality", "needle", 1, "task"), "haystack", "quality.needle[1].task"),
+    (("quality", "needle", 1, "expected"), "1234567", "expected: expected a list of strings"),
+    (("quality", "needle", 1, "recall"), 1.5, "recall: expected a share"),
+    (("settings", "quality", "tasks"), ["single", "rag"], "settings.quality.tasks"),
     (("quality", "loss"), {"a": 1}, "loss and needle must be lists"),
     (("settings", "quality", "window_starts"), "0-100", "window_starts: expected a list of numbers"),
     (("settings", "quality"), [1, 2], "settings.quality: expected an object"),
@@ -109,25 +121,28 @@ def test_interval_is_students_t_over_windows() -> None:
 
 
 def test_effective_context_rules() -> None:
-    rows = loss_rows([LossPoint(c, "ok", window_nll=(v,)) for c, v in
-                      ((256, 3.40), (512, 3.30), (1024, 3.25), (2048, 3.245), (4096, 3.244))])
-    # Drops per doubling: 0.10, 0.05, 0.005, 0.001: flat from 1024 at ε = 0.01, from 512 at ε = 0.06.
-    assert loss_saturation(rows, 0.01) == 1024 and loss_saturation(rows, 0.06) == 512
-    assert loss_saturation(rows, 0.0005) is None  # still falling ≥ ε at the end
-    trials = [NeedleTrial("grid", n, 50.0, s, "ok", key="1", found=f) for n, found in
-              ((512, (1, 1)), (1024, (1, 1)), (2048, (1, 0)), (4096, (1, 1))) for s, f in enumerate(found)]
-    from ctxscope.core.quality.effective import by_length
-
-    assert effective_retrieval(by_length(trials), 0.9) == 1024  # stays ≥ 90 % up to 1024, not again at 4096
-    assert effective_retrieval(by_length(trials), 0.5) == 4096
+    # Each window gains the same from context: the paired intervals are tight, so the
+    # steps are decided — 0.10 and 0.05 per doubling fall, then nothing changes.
+    means = ((256, 3.40), (512, 3.30), (1024, 3.25), (2048, 3.25), (4096, 3.25))
+    loss = [LossPoint(c, "ok", window_nll=(v - 0.2, v + 0.001 * (c > 1024), v + 0.2)) for c, v in means]
+    eff = effective(loss, [], claimed=8192, fits=None, threshold=0.9, epsilon=0.01)
+    assert eff.loss == 1024 and eff.loss_verdict.kind == "flat"
+    assert eff.line() == ("claimed 8,192 · fits: not measured · effective: loss falls until 1,024, flat from 1,024 to "
+                          "4,096 (within ±0.01 nats/token, TOST)")
+    # A larger ε: the 0.05 step is within it, the 0.10 one is not.
+    assert effective(loss, [], claimed=None, fits=None, threshold=0.9, epsilon=0.06).loss == 512
+    trials = [NeedleTrial("grid", n, 50.0, s, "ok", key="1", found=s < hits) for n, hits in
+              ((512, 40), (1024, 40), (2048, 30), (4096, 40)) for s in range(40)]
+    assert verdict_of(by_length(trials), 0.9).effective == 1024  # stays ≥ 90 % up to 1024, not again at 4096
+    assert verdict_of(by_length(trials), 0.5).effective == 4096
     loose = effective([], trials, claimed=None, fits=None, threshold=0.5, epsilon=0.01)
     assert loose.line() == "claimed: not stated · fits: not measured · effective: retrieval ≥ 50% up to 4,096 " \
                            "(the longest measured)"
-    eff = effective(rows and [], trials, claimed=8192, fits=None, threshold=0.9, epsilon=0.01)
-    assert eff.line() == "claimed 8,192 · fits: not measured · effective: retrieval ≥ 90% up to 1,024"
-    line = Effective(8192, 6000, None, 2048, 0.9, 0.01, True, True).line()
-    assert line == ("claimed 8,192 · fits 6,000 · effective: retrieval below 90% at every length; "
-                    "loss flat (< 0.01 nats/doubling) from 2,048")
+    eff = effective([], trials, claimed=8192, fits=None, threshold=0.9, epsilon=0.01)
+    assert eff.line() == ("claimed 8,192 · fits: not measured · effective: retrieval ≥ 90% up to 1,024; below 90% "
+                          "at 2,048 (30/40, 95 % 60%–86%)")
+    line = Effective(8192, 6000, None, 2048, 0.9, 0.01, True, True, retrieval_text="r", loss_text="l").line()
+    assert line == "claimed 8,192 · fits 6,000 · effective: r; l"
 
 
 def test_knee_is_where_benefit_stops_paying() -> None:

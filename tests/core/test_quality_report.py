@@ -13,6 +13,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityResult
 from ctxscope.core.results import MemoryStats, Point, RunResult
 from ctxscope.core.stats import LatencyStats
@@ -24,7 +26,7 @@ from tests.core.test_quality_records import SETTINGS, _run
 
 REPO = Path(__file__).resolve().parents[2]
 LENGTHS = (256, 512, 1024, 2048, 4096)
-LOSS = (3.40, 3.30, 3.26, 3.25, 3.248)
+LOSS = (3.40, 3.30, 3.26, 3.259, 3.2585)
 
 
 def _quality_run(name: str = "pride-and-prejudice") -> RunResult:
@@ -33,8 +35,9 @@ def _quality_run(name: str = "pride-and-prejudice") -> RunResult:
                          memory=MemoryStats(weights_bytes=10, kv_cache_bytes=n * 100, activation_bytes=n))
                    for n in LENGTHS)
     loss = tuple(LossPoint(n, "ok", window_nll=(v - 0.05, v + 0.05)) for n, v in zip(LENGTHS, LOSS))
-    needle = tuple(NeedleTrial("grid", n, d, 0, "ok", key="12345", found=n <= 1024 or d == 100.0,
-                               key_logprob=-1.0, answer="12345") for n in LENGTHS for d in (0.0, 100.0))
+    # 20 trials per depth: enough for the Wilson interval to decide against 90 %.
+    needle = tuple(NeedleTrial("grid", n, d, s, "ok", key="12345", found=n <= 1024 or d == 100.0,
+                               key_logprob=-1.0, answer="12345") for n in LENGTHS for d in (0.0, 100.0) for s in range(20))
     needle += tuple(NeedleTrial("no-key", n, None, 0, "ok", key="55555", found=False, key_logprob=-14.0, answer="1")
                     for n in LENGTHS)
     needle += (NeedleTrial("adjacent", 30, None, 0, "ok", key="22222", found=True, key_logprob=-0.4, answer="22222"),)
@@ -47,11 +50,12 @@ def test_html_report_has_the_quality_section() -> None:
     run = _quality_run("<script>alert(1)</script>")
     page = render_html([run])
     assert "What context buys" in page and "<script>alert(1)" not in page and "&lt;script&gt;" in page
-    for chart in ("loss of the same target tokens", "needle retrieval —", "cost and benefit —"):
+    for chart in ("loss of the same target tokens", "needle retrieval, single —", "cost and benefit —"):
         assert chart in page  # the three quality charts, as SVG text
-    assert "claimed 8,192 · fits 3,000 · effective: retrieval ≥ 90% up to 1,024; loss flat" in page
+    assert ("claimed 8,192 · fits 3,000 · effective: retrieval ≥ 90% up to 1,024; below 90% at 2,048 (20/40, 95 % "
+            "35%–65%); loss falls until 1,024, flat from 1,024 to 4,096 (within ±0.01 nats/token, TOST)") in page
     assert "knee at 1,024 tokens" in page and "no key planted (chance)" in page
-    assert "Control, key right before the question (no haystack): 1/1 found" in page
+    assert "Control, key right before the question (no haystack): single 1/1" in page
 
 
 def test_comparison_overlays_loss_and_notes_different_windows() -> None:
@@ -70,8 +74,8 @@ def test_comparison_overlays_loss_and_notes_different_windows() -> None:
 def test_markdown_and_csv_carry_quality() -> None:
     run = _quality_run("my_$notes$.txt")
     text = render_markdown([run])
-    assert "**what context buys**" in text and "| 4,096 | 3.2480 |" in text and "my\\_\\$notes\\$.txt" in text
-    assert "Control, key right before the question: 1/1 found." in text
+    assert "**what context buys**" in text and "| 4,096 | 3.2585 |" in text and "my\\_\\$notes\\$.txt" in text
+    assert "Control, key right before the question: single 1/1 found." in text
     rows = list(csv.DictReader(io.StringIO(run_to_csv(run))))
     by_length = {int(r["length"]): r for r in rows}
     assert float(by_length[512]["loss_nats_per_token"]) == 3.30 and by_length[4096]["needle_retrieval"] == "0.5"
@@ -93,3 +97,34 @@ def test_quality_reports_need_no_torch_or_qt() -> None:
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
+
+
+def _tasks_run() -> RunResult:
+    """Two tasks at two lengths, 20 trials each, and the wrong-key control."""
+    run = _quality_run()
+    needle = tuple(NeedleTrial("grid", n, 50.0, s, "ok", key="12345", found=True, key_logprob=-0.5, answer="12345")
+                   for n in (256, 512) for s in range(20))
+    needle += tuple(NeedleTrial("grid", n, 50.0, s, "ok", key="quiet-harbor", task="multikey", expected=("1234567",),
+                                distractors=("7654321",), found=s < 4, recall=float(s < 4), false_hits=int(s >= 4),
+                                answer=" 7654321.") for n in (256, 512) for s in range(20))
+    needle += tuple(NeedleTrial("wrong-key", n, None, s, "ok", key="bold-river", task="multikey",
+                                distractors=("7654321",), false_hits=1, answer=" 7654321.") for n in (256, 512)
+                    for s in range(3))
+    settings = {**run.header.settings.quality, "tasks": ["single", "multikey"], "text_shipped": True}
+    return replace(run, header=replace(run.header, settings=replace(run.header.settings, quality=settings)),
+                   quality=replace(run.quality, needle=needle))
+
+
+def test_reports_show_each_task_with_wilson_intervals_and_the_wrong_key_control() -> None:
+    run = _tasks_run()
+    page = render_html([run])
+    assert "needle retrieval, single —" in page and "needle retrieval, multikey —" in page
+    assert "20/20 · 100% (84%–100%)" in page and "4/20 · 20% (8%–42%)" in page  # counts, rate, Wilson 95 %
+    assert "wrong key: value returned" in page and "3/3" in page
+    assert "retrieval (the 2 tasks' average)" in page and "multikey below 90% at 256" in page
+    assert "training data" in page  # the shipped, famous text may be memorised
+    text = render_markdown([run])
+    assert "| 256 | 20/20 · 100% (84%–100%) | 4/20 · 20% (8%–42%) | 3/3 |" in text
+    rows = {int(r["length"]): r for r in csv.DictReader(io.StringIO(run_to_csv(run)))}
+    assert rows[256]["needle_multikey_rate"] == "0.2" and rows[256]["needle_wrong_key_false_rate"] == "1.0"
+    assert float(rows[256]["needle_retrieval_ci95_low"]) == pytest.approx(0.8389, abs=1e-3)

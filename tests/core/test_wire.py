@@ -106,6 +106,9 @@ def test_the_other_events_round_trip() -> None:
         QualityPoint(NeedleTrial(kind="grid", length=1024, depth=50.0, seed=1, status="ok", key="12345", found=True,
                                  key_logprob=-0.25, answer="12345", position=400, seconds=0.1)),
         QualityPoint(NeedleTrial(kind="no-key", length=1024, depth=None, seed=0, status="skipped")),
+        QualityPoint(NeedleTrial(kind="grid", length=1024, depth=50.0, seed=0, status="ok", key="quiet-harbor",
+                                 task="multikey", expected=("1234567",), distractors=("7654321", "1111111"),
+                                 found=False, recall=0.0, false_hits=1, answer=" 7654321.", positions=(40, 300))),
         Trial(length=2048, fits=False, status="oom", peak_bytes=None, seconds=1.5),
         ModelLoading(spec), CellFailed(spec, "flash_attention_2 is not installed"),
         AttentionResult(length=64, status="oom", entries=({"length": 64, "status": "oom", "error": "x", "stats": {}},),
@@ -123,8 +126,9 @@ def test_the_other_events_round_trip() -> None:
 
 def test_jobs_round_trip_and_are_validated() -> None:
     cfg = fast_config((128, 1024), attention=CaptureConfig(tiles=16, layers=(0, -1), span=(3, 9)),
-                      quality=QualityConfig(kinds=("loss",), depths=(0.0, 50.0)), needle="the key", threads=2)
-    jobs = [Job("matrix", (ModelSpec("preset:gpt2"), ModelSpec("demo:smollm2", dtype="bfloat16")), cfg,
+                      quality=QualityConfig(kinds=("loss",), depths=(0.0, 50.0), tasks=("single", "vt"),
+                                            text_encoding="cp1252"), needle="the key", threads=2)
+    jobs = [Job("matrix", (ModelSpec("preset:gpt2"), ModelSpec("demo:smollm2", dtype="bfloat16", rope_scaling="yarn:2")), cfg,
                 cap_lengths=True, strict=False, ask=True),
             Job("maxctx", (ModelSpec("preset:gpt2"),), maxctx=MaxContextRequest(mode="decode", budget=1 << 30)),
             Job("load", (ModelSpec("x", trust_remote_code=True),))]

@@ -193,3 +193,24 @@ def test_live_plots_show_prediction_and_fit(window, tmp_path) -> None:
     headers = [window.table.horizontalHeaderItem(c).text() for c in range(window.table.columnCount())]
     util = headers.index("utilisation")
     assert any(window.table.item(r, util).text().startswith(("MFU", "BW")) for r in range(window.table.rowCount()))
+
+
+def test_a_rope_scaling_axis_makes_cells_the_comparison_tells_apart(window, qtbot, tiny_config_files) -> None:
+    from ctxscope.gui.matrix_dialog import MatrixDialog
+
+    dialog = MatrixDialog(["sdpa"], current_kernel="sdpa", current_dtype="float32")
+    dialog.rope.setText("none, linear:2, YaRN:2.0")
+    assert dialog.ropes() == (None, "linear:2", "yarn:2") and dialog.count.text() == "3 runs"
+    dialog.rope.setText("none,ntk:2")
+    assert "use linear:F, dynamic:F or yarn:F" in dialog.count.text()
+    assert not dialog.buttons.button(dialog.buttons.StandardButton.Ok).isEnabled()
+    dialog.deleteLater()
+    set_model(window, str(tiny_config_files["llama"]), "16,32")
+    with qtbot.waitSignal(window.runner.matrixFinished, timeout=TIMEOUT) as done:
+        assert window.run_matrix(("float32",), ("sdpa",), ropes=(None, "yarn:2"))
+    assert len(done.args[0]) == 2
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=TIMEOUT)
+    settle(window, qtbot)
+    settle(window, qtbot)
+    cmp = window.compare.comparison
+    assert {k.rope for k in cmp.keys} == {None, "yarn:2"} and cmp.labels == ("RoPE as trained", "RoPE yarn:2")

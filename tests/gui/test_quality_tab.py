@@ -39,8 +39,10 @@ def test_quality_tab_fills_live_and_comes_back_from_history(window, qtbot, tiny_
     window.tabs.setCurrentWidget(view)
     assert view.summary.text().startswith("claimed 2,048 · fits: not measured · effective:")
     depths = run.header.settings.quality["depths"]
-    assert view.needle.rowCount() == len(depths) + 1 and view.needle.columnCount() == 2  # depths + no key
-    assert view.needle.verticalHeaderItem(len(depths)).text() == "no key (chance)"
+    assert view.needle.rowCount() == len(depths) + 2 and view.needle.columnCount() == 2  # depths, all, no key
+    assert view.needle.verticalHeaderItem(len(depths)).text() == "all depths (95 %)"
+    assert view.needle.verticalHeaderItem(len(depths) + 1).text() == "no key (chance)"
+    assert not view.task.isVisibleTo(view)  # one task: no selector
     assert "key right before the question" in view.controls.text()
     assert list(view.tradeoff_plot.loss.getOriginalDataset()[0]) == [128, 256]
     assert len(view.tradeoff_plot.cost.getData()[0]) == 2  # prefill latency beside the loss
@@ -117,3 +119,21 @@ def test_fits_comes_from_a_max_context_search_of_the_same_model(window) -> None:
     assert window.quality.with_fit(ModelSpec("demo:smollm2", device="cuda"), cfg).quality.fits is None
     given = SweepConfig(lengths=(128,), quality=QualityConfig(fits=1000))
     assert window.quality.with_fit(spec, given).quality.fits == 1000  # what the user gave wins
+
+
+def test_the_tab_shows_each_task_and_the_wrong_key_control(window, qtbot) -> None:
+    from tests.core.test_quality_report import _tasks_run
+
+    run = _tasks_run()
+    view = window.quality
+    view.show_run(run)
+    window.tabs.setCurrentWidget(view)
+    assert view.task.isVisibleTo(view) and [view.task.itemText(i) for i in range(view.task.count())] == [
+        "single", "multikey"]
+    assert "2 tasks' average" in view.summary.text() and "multikey below 90% at 256" in view.controls.text()
+    view.task.setCurrentText("multikey")
+    rows = [view.needle.verticalHeaderItem(i).text() for i in range(view.needle.rowCount())]
+    assert rows == ["50%", "all depths (95 %)", "wrong key: value returned"]
+    assert view.needle.item(0, 0).text() == "4/20" and view.needle.item(1, 0).text() == "4/20 · 8%–42%"
+    assert view.needle.item(2, 0).text() == "3/3"  # every wrong-key answer was a planted value
+    assert "said '7654321.'" in view.needle.item(0, 0).toolTip()

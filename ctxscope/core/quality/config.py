@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ctxscope.core.errors import BadInputError
+from ctxscope.core.quality.records import TASKS
 
 KINDS = ("loss", "needle")
 #: Shipped texts (``resources/texts``): name -> (file, where it comes from).
@@ -29,13 +30,19 @@ class QualityConfig:
         ``"loss"`` (loss of fixed target windows vs the context before them) and/or
         ``"needle"`` (retrieval of a planted key over length × depth).
     text
-        A shipped text (see :data:`TEXTS`) or a path to a UTF-8 text file. It is never
+        A shipped text (see :data:`TEXTS`) or a path to a text file. It is never
         tiled: lengths it cannot supply are refused.
+    text_encoding
+        The file's encoding (``None``: UTF-8); line ends are normalised either way.
     target_tokens, windows
         The loss's K target tokens per window and how many windows (taken at different
         places in the text); the same windows are scored at every context length.
     depths, seeds
-        Needle depths in percent of the haystack and trials per (length, depth).
+        Needle depths in percent of the haystack and trials per (length, depth, task).
+    tasks
+        Retrieval tasks (:data:`~ctxscope.core.quality.records.TASKS`): ``single`` (one
+        key, teacher-forced) and the RULER-style ``multikey``, ``multivalue``,
+        ``multiquery`` and ``vt`` (:mod:`ctxscope.core.quality.tasks`).
     threshold, epsilon
         Effective context: the longest length with retrieval ≥ ``threshold``, and the
         length beyond which a doubling lowers the loss by less than ``epsilon`` nats/token.
@@ -52,19 +59,29 @@ class QualityConfig:
     windows: int = 4
     depths: tuple[float, ...] = DEFAULT_DEPTHS
     seeds: int = 3
+    tasks: tuple[str, ...] = ("single",)
+    text_encoding: str | None = None
     threshold: float = 0.9
     epsilon: float = 0.01
     fits: int | None = None
     only_if_applicable: bool = False
 
 
+def _names(text: str, allowed: tuple[str, ...], refusal: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
+    if not names or any(k not in allowed for k in names):
+        raise BadInputError(refusal)
+    return names
+
+
 def parse_kinds(text: str) -> tuple[str, ...]:
     """``"loss,needle"`` → ``("loss", "needle")``; one line for anything else."""
-    kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
-    bad = [k for k in kinds if k not in KINDS]
-    if bad or not kinds:
-        raise BadInputError(f"--quality {text!r}: use loss, needle or loss,needle")
-    return kinds
+    return _names(text, KINDS, f"--quality {text!r}: use loss, needle or loss,needle")
+
+
+def parse_tasks(text: str) -> tuple[str, ...]:
+    """``"single,vt"`` → ``("single", "vt")``; one line for anything else."""
+    return _names(text, TASKS, f"--needle-tasks {text!r}: use any of {', '.join(TASKS)} (comma-separated)")
 
 
 def check_config(cfg: QualityConfig) -> None:
@@ -83,5 +100,11 @@ def check_config(cfg: QualityConfig) -> None:
         raise BadInputError(f"--effective-threshold must be in (0, 1], not {cfg.threshold}")
     if not (math.isfinite(cfg.epsilon) and cfg.epsilon > 0):
         raise BadInputError(f"--effective-epsilon must be a positive number of nats, not {cfg.epsilon}")
+    if not cfg.tasks or any(t not in TASKS for t in cfg.tasks):
+        raise BadInputError(f"--needle-tasks: use any of {', '.join(TASKS)}")
+    if cfg.text_encoding is not None:
+        from ctxscope.core.quality.texts import check_encoding
+
+        check_encoding(cfg.text_encoding)
     if cfg.fits is not None and cfg.fits < 1:
         raise BadInputError(f"--fits must be a positive token count, not {cfg.fits}")

@@ -1,28 +1,22 @@
 """What the quality passes mean, from their records alone (no torch, no numpy): loss
-rows with 95 % intervals, the needle grid, and the effective context —
-*claimed · fits · effective* in one line."""
+rows with 95 % intervals, the needle grid per task, and the effective context —
+*claimed · fits · effective* in one line, every verdict in it decided by an interval
+(:mod:`.verdicts`)."""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ctxscope.core.quality.intervals import Wilson, t95
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityResult
+from ctxscope.core.quality.verdicts import LossVerdict, RetrievalVerdict, loss_verdict, retrieval_verdict
 
-# Two-sided 95 % Student t quantiles by degrees of freedom (few windows: the normal 1.96
-# would understate the interval badly at 3 degrees of freedom).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
-
-
-def t95(dof: int) -> float:
-    """The 95 % two-sided t quantile for ``dof`` degrees of freedom (the next smaller
-    tabulated value's: a slightly wider interval, never narrower)."""
-    if dof < 1:
-        return math.inf
-    return _T95[max(k for k in _T95 if k <= dof)] if dof <= 120 else 1.960
+__all__ = ["Cell", "Effective", "LossRow", "Saving", "by_length", "effective", "effective_of", "loss_row",
+           "loss_rows", "needle_grid", "pool", "savings", "t95", "tasks_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,29 +91,57 @@ def savings(points: Iterable[LossPoint]) -> list[Saving]:
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """Needle trials pooled: retrieval rate, mean key log-probability, counts."""
+    """Needle trials pooled: how many found everything asked, of how many that ran,
+    mean key log-probability (the single task), distractor values returned (false
+    retrievals), mean recall (the share of expected values returned) and the trials
+    that did not run (oom, error, skipped) with their commonest status."""
 
     found: int
     n: int
     logprob: float | None
-    failed: int = 0  # trials that did not run (oom, error, skipped)
+    failed: int = 0
+    false: int = 0
+    recall: float | None = None
+    failed_as: str = ""
 
     @property
     def rate(self) -> float | None:
         return self.found / self.n if self.n else None
 
+    @property
+    def wilson(self) -> Wilson:
+        return Wilson(self.found, self.n)
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return self.wilson.interval
+
 
 def pool(trials: Sequence[NeedleTrial]) -> Cell:
     ran = [t for t in trials if t.status == "ok"]
-    failed = len(trials) - len(ran)
+    failed = [t.status for t in trials if t.status != "ok"]
     logps = [t.key_logprob for t in ran if t.key_logprob is not None]
+    recalls = [t.recall for t in ran if t.recall is not None]
     return Cell(found=sum(bool(t.found) for t in ran), n=len(ran),
-                logprob=math.fsum(logps) / len(logps) if logps else None, failed=failed)
+                logprob=math.fsum(logps) / len(logps) if logps else None, failed=len(failed),
+                false=sum(1 for t in ran if t.false_hits), recall=math.fsum(recalls) / len(recalls) if recalls else None,
+                failed_as=Counter(failed).most_common(1)[0][0] if failed else "")
 
 
-def needle_grid(trials: Sequence[NeedleTrial]) -> tuple[list[int], list[float], dict[tuple[int, float], Cell]]:
-    """(lengths, depths, cell per (length, depth)) of the grid trials."""
-    grid = [t for t in trials if t.kind == "grid" and t.depth is not None]
+def tasks_of(trials: Iterable[NeedleTrial]) -> list[str]:
+    """The tasks with grid trials, in the order they were measured."""
+    return list(dict.fromkeys(t.task for t in trials if t.kind == "grid"))
+
+
+def _chosen(trials: Iterable[NeedleTrial], kind: str, task: str | None) -> list[NeedleTrial]:
+    return [t for t in trials if t.kind == kind and (task is None or t.task == task)]
+
+
+def needle_grid(trials: Sequence[NeedleTrial], task: str | None = None
+                ) -> tuple[list[int], list[float], dict[tuple[int, float], Cell]]:
+    """(lengths, depths, cell per (length, depth)) of the grid trials of ``task``
+    (``None``: every task pooled)."""
+    grid = [t for t in _chosen(trials, "grid", task) if t.depth is not None]
     lengths = sorted({t.length for t in grid})
     depths = sorted({float(t.depth) for t in grid if t.depth is not None})
     cells = {(n, d): pool([t for t in grid if t.length == n and float(t.depth or 0) == d])
@@ -127,46 +149,23 @@ def needle_grid(trials: Sequence[NeedleTrial]) -> tuple[list[int], list[float], 
     return lengths, depths, cells
 
 
-def by_length(trials: Sequence[NeedleTrial], kind: str = "grid") -> dict[int, Cell]:
-    """Trials of one kind pooled per length (all depths and seeds together)."""
-    chosen = [t for t in trials if t.kind == kind]
+def by_length(trials: Sequence[NeedleTrial], kind: str = "grid", task: str | None = None) -> dict[int, Cell]:
+    """Trials of one kind (and task; ``None``: all tasks — with the same trials per
+    task, their average) pooled per length, all depths and seeds together."""
+    chosen = _chosen(trials, kind, task)
     return {n: pool([t for t in chosen if t.length == n]) for n in sorted({t.length for t in chosen})}
 
 
-def effective_retrieval(rates: dict[int, Cell], threshold: float) -> int | None:
-    """The longest length up to which retrieval stays ≥ ``threshold`` at every measured
-    length (``None``: below it already at the shortest)."""
-    best = None
-    for length in sorted(rates):
-        rate = rates[length].rate
-        if rate is None:
-            continue
-        if rate < threshold:
-            break
-        best = length
-    return best
-
-
-def loss_saturation(rows: Sequence[LossRow], epsilon: float) -> int | None:
-    """The context beyond which every further doubling lowers the loss by less than
-    ``epsilon`` nats/token (slopes between measured contexts, scaled per doubling);
-    ``None`` with fewer than two measured contexts or when it never flattens."""
-    ok = [r for r in rows if r.mean is not None]
-    if len(ok) < 2:
-        return None
-    answer = None
-    for a, b in zip(reversed(ok[:-1]), reversed(ok[1:])):
-        per_doubling = (a.mean - b.mean) / math.log2(b.context / a.context)  # type: ignore[operator]
-        if per_doubling >= epsilon:
-            break
-        answer = a.context
-    return answer
+def verdict_of(cells: dict[int, Cell], threshold: float, name: str = "retrieval") -> RetrievalVerdict:
+    return retrieval_verdict({n: (c.wilson, c.failed, c.failed_as) for n, c in cells.items()}, threshold, name=name)
 
 
 @dataclass(frozen=True, slots=True)
 class Effective:
     """*claimed · fits · effective*: the model's positions, what fits on the device (when
-    measured), the retrieval and loss limits (``None``: not reached or not measured)."""
+    measured), the retrieval and loss verdicts. ``retrieval``: the effective retrieval
+    length (over the tasks' average when several ran); ``loss``: where the loss is flat
+    from (``None``: not flat, or not measured)."""
 
     claimed: int | None
     fits: int | None
@@ -176,34 +175,34 @@ class Effective:
     epsilon: float
     retrieval_measured: bool
     loss_measured: bool
-    longest_needle: int | None = None  # the longest length with needle trials: retrieval may hold beyond it
+    longest_needle: int | None = None
+    retrieval_text: str = ""
+    loss_text: str = ""
+    tasks: tuple[tuple[str, RetrievalVerdict], ...] = ()  # per task, when more than one ran
+    loss_verdict: LossVerdict | None = None
 
     def line(self) -> str:
-        def n(v: int | None) -> str:
-            return f"{v:,}" if v is not None else "?"
-
-        claimed = f"claimed {n(self.claimed)}" if self.claimed else "claimed: not stated"
-        fits = f"fits {n(self.fits)}" if self.fits else "fits: not measured"
-        parts = []
-        if self.retrieval_measured:
-            beyond = " (the longest measured)" if self.retrieval and self.retrieval == self.longest_needle else ""
-            parts.append(f"retrieval ≥ {self.threshold:.0%} up to {n(self.retrieval)}{beyond}" if self.retrieval
-                         else f"retrieval below {self.threshold:.0%} at every length")
-        if self.loss_measured:
-            parts.append(f"loss flat (< {self.epsilon:g} nats/doubling) from {n(self.loss)}" if self.loss
-                         else f"loss still falling ≥ {self.epsilon:g} nats/doubling")
+        claimed = f"claimed {self.claimed:,}" if self.claimed else "claimed: not stated"
+        fits = f"fits {self.fits:,}" if self.fits else "fits: not measured"
+        parts = [text for text, measured in ((self.retrieval_text, self.retrieval_measured),
+                                             (self.loss_text, self.loss_measured)) if measured and text]
         return f"{claimed} · {fits} · effective: {'; '.join(parts) or 'not measured'}"
 
 
 def effective(loss: Sequence[LossPoint], needle: Sequence[NeedleTrial], *, claimed: int | None, fits: int | None,
-              threshold: float, epsilon: float) -> Effective:
-    rates = by_length(needle)
-    rows = loss_rows(loss)
-    return Effective(claimed=claimed, fits=fits, retrieval=effective_retrieval(rates, threshold),
-                     loss=loss_saturation(rows, epsilon), threshold=threshold, epsilon=epsilon,
-                     retrieval_measured=any(c.n for c in rates.values()),
-                     loss_measured=sum(r.mean is not None for r in rows) >= 2,
-                     longest_needle=max((n for n, c in rates.items() if c.n), default=None))
+              threshold: float, epsilon: float, text_tokens: int | None = None,
+              target_tokens: int | None = None) -> Effective:
+    tasks = tasks_of(needle) or ["single"]
+    overall = by_length(needle)
+    name = "retrieval" if len(tasks) == 1 else f"retrieval (the {len(tasks)} tasks' average)"
+    verdict = verdict_of(overall, threshold, name)
+    per_task = tuple((task, verdict_of(by_length(needle, task=task), threshold, task)) for task in tasks) \
+        if len(tasks) > 1 else ()
+    lv = loss_verdict(loss, epsilon, text_tokens=text_tokens, target_tokens=target_tokens)
+    return Effective(claimed=claimed, fits=fits, retrieval=verdict.effective, loss=lv.since if lv.kind == "flat" else None,
+                     threshold=threshold, epsilon=epsilon, retrieval_measured=any(c.n for c in overall.values()),
+                     loss_measured=lv.kind != "not measured", longest_needle=verdict.longest,
+                     retrieval_text=verdict.text, loss_text=lv.text, tasks=per_task, loss_verdict=lv)
 
 
 def effective_of(result: QualityResult, settings: dict[str, Any] | None) -> Effective:
@@ -211,35 +210,5 @@ def effective_of(result: QualityResult, settings: dict[str, Any] | None) -> Effe
     ``settings.quality`` (defaults where a file lacks them)."""
     s = settings or {}
     return effective(result.loss, result.needle, claimed=s.get("claimed"), fits=s.get("fits"),
-                     threshold=float(s.get("threshold", 0.9)), epsilon=float(s.get("epsilon", 0.01)))
-
-
-def _r(v: float | None, digits: int = 5) -> float | None:
-    return None if v is None else round(v, digits)
-
-
-def derived(result: QualityResult, settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Figures derived from the records, for the run JSON (scripts read these; ctxscope
-    recomputes them): loss per context, retrieval per length and per cell, the controls,
-    and the effective context."""
-    eff = effective_of(result, settings)
-    lengths, depths, cells = needle_grid(result.needle)
-    adjacent = pool([t for t in result.needle if t.kind == "adjacent"])
-    return {
-        "loss": [{"context": r.context, "status": r.status, "mean_nll": _r(r.mean), "ci95_low": _r(r.low),
-                  "ci95_high": _r(r.high), "perplexity": _r(r.perplexity, 3), "windows": r.n}
-                 for r in loss_rows(result.loss)],
-        "saved_vs_shortest": [{"context": s.context, "mean": _r(s.mean), "ci95_low": _r(s.low),
-                               "ci95_high": _r(s.high)} for s in savings(result.loss)],
-        "retrieval": [{"length": n, "rate": _r(c.rate, 4), "trials": c.n, "mean_key_logprob": _r(c.logprob, 4)}
-                      for n, c in by_length(result.needle).items()],
-        "grid": [{"length": n, "depth": d, "rate": _r(cells[(n, d)].rate, 4), "trials": cells[(n, d)].n,
-                  "mean_key_logprob": _r(cells[(n, d)].logprob, 4)} for n in lengths for d in depths],
-        "controls": {"adjacent": {"rate": _r(adjacent.rate, 4), "trials": adjacent.n,
-                                  "mean_key_logprob": _r(adjacent.logprob, 4)},
-                     "no_key": [{"length": n, "rate": _r(c.rate, 4), "trials": c.n,
-                                 "mean_key_logprob": _r(c.logprob, 4)}
-                                for n, c in by_length(result.needle, "no-key").items()]},
-        "effective": {"claimed": eff.claimed, "fits": eff.fits, "retrieval": eff.retrieval, "loss": eff.loss,
-                      "threshold": eff.threshold, "epsilon": eff.epsilon, "line": eff.line()},
-    }
+                     threshold=float(s.get("threshold", 0.9)), epsilon=float(s.get("epsilon", 0.01)),
+                     text_tokens=s.get("text_tokens"), target_tokens=s.get("target_tokens"))

@@ -22,8 +22,10 @@ def longest_context(n_tokens: int, target_tokens: int, windows: int) -> int:
 
 def place_windows(n_tokens: int, target_tokens: int, windows: int, longest: int) -> tuple[int, ...]:
     """Start offsets of the target windows: centred in ``windows`` equal parts of the
-    text after ``max(n_tokens // 2, longest)``. For every context up to half the text
-    the windows do not depend on the lengths asked for.
+    text after ``max(min(n_tokens // 2, n_tokens - windows * target_tokens), longest)``.
+    For every context up to that the windows do not depend on the lengths asked for;
+    they never overlap and never run past the end (a text whose second half is shorter
+    than the windows gets them packed at its end).
 
     Raises
     ------
@@ -35,7 +37,8 @@ def place_windows(n_tokens: int, target_tokens: int, windows: int, longest: int)
         raise BadInputError(f"the text has {n_tokens:,} tokens: with {windows} windows of {target_tokens} target "
                             f"tokens it supplies contexts up to {most:,} tokens, not {longest:,} (texts are never "
                             "tiled: use shorter lengths, fewer windows or a longer --quality-text)")
-    low = max(n_tokens // 2, longest)
+    # The same bound as the check above: half the text unless the windows need more.
+    low = max(min(n_tokens // 2, most), longest)
     part = (n_tokens - low) / windows
     return tuple(int(low + part * (i + 0.5) - target_tokens / 2) for i in range(windows))
 
@@ -49,15 +52,19 @@ def window_input(ids: np.ndarray, start: int, context: int, target_tokens: int) 
     return ids[start - context:start + target_tokens - 1], ids[start:start + target_tokens]
 
 
-def positions_needed(context: int, target_tokens: int) -> int:
-    """Positions one loss forward occupies."""
-    return context + target_tokens - 1
+def positions_needed(context: int, target_tokens: int, prefix: int = 0) -> int:
+    """Positions one loss forward occupies (``prefix``: a BOS before the context)."""
+    return prefix + context + target_tokens - 1
 
 
 def window_nll(model: object, device: torch.device, ids: np.ndarray, start: int, context: int,
-               target_tokens: int) -> float:
-    """Mean negative log-likelihood (nats/token) of the window's K targets."""
+               target_tokens: int, prefix: np.ndarray | None = None) -> float:
+    """Mean negative log-likelihood (nats/token) of the window's K targets, the input
+    preceded by ``prefix`` (the BOS a model expects at the start of its text: a window
+    cut from the middle of a text is still a text to it)."""
     inputs, targets = window_input(ids, start, context, target_tokens)
+    if prefix is not None and prefix.size:
+        inputs = np.concatenate([prefix, inputs])
     x = torch.from_numpy(np.ascontiguousarray(inputs)).unsqueeze(0).to(device)
     y = torch.from_numpy(np.ascontiguousarray(targets)).unsqueeze(0).to(device)
     with torch.inference_mode():

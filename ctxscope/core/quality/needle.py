@@ -59,6 +59,17 @@ def haystack_offset(n_tokens: int, haystack: int, seed: int, seeds: int) -> int:
     return int(room * (seed + 0.5) / seeds)
 
 
+def take_haystack(ids: np.ndarray, haystack: int, seed: int, seeds: int) -> tuple[int, np.ndarray]:
+    """(offset, tokens) of trial ``seed``'s haystack of ``haystack`` tokens."""
+    if haystack < 1:
+        raise ValueError("no room for a haystack")
+    offset = haystack_offset(ids.shape[0], haystack, seed, seeds)
+    hay = ids[offset:offset + haystack]
+    if hay.shape[0] < haystack:
+        raise ValueError(f"the text is shorter than a {haystack}-token haystack")
+    return offset, hay
+
+
 def snap(ends: np.ndarray, offset: int, haystack: int, at: int) -> int:
     """Move an insertion point to just after the nearest sentence end within
     :data:`SNAP_TOKENS` (the ends and starts of the haystack stay where they are)."""
@@ -73,25 +84,25 @@ def snap(ends: np.ndarray, offset: int, haystack: int, at: int) -> int:
 
 
 def build_prompt(ids: np.ndarray, ends: np.ndarray, tokenizer: Any, *, kind: str, length: int, depth: float | None,
-                 seed: int, seeds: int, sweep_seed: int) -> NeedlePrompt:
+                 seed: int, seeds: int, sweep_seed: int, prefix: np.ndarray | None = None) -> NeedlePrompt:
     """Exactly ``length`` tokens for ``grid`` and ``no-key`` trials (the haystack fills
-    what fact, question and key leave); ``adjacent`` is the fact and question alone."""
+    what ``prefix`` — the model's BOS, if it expects one —, fact, question and key
+    leave); ``adjacent`` is the prefix, fact and question alone."""
     key = trial_key(sweep_seed, kind, length, depth, seed)
     fact, question, key_ids = encode(tokenizer, FACT.format(key=key)), encode(tokenizer, QUESTION), encode(
         tokenizer, " " + key)
+    head = np.zeros(0, dtype=np.int64) if prefix is None else prefix
     if kind == "adjacent":
-        return NeedlePrompt(np.concatenate([fact, question, key_ids[:-1]]), key_ids, key, 0)
-    haystack = length - len(question) - (len(key_ids) - 1) - (len(fact) if kind == "grid" else 0)
+        return NeedlePrompt(np.concatenate([head, fact, question, key_ids[:-1]]), key_ids, key, len(head))
+    haystack = length - len(head) - len(question) - (len(key_ids) - 1) - (len(fact) if kind == "grid" else 0)
     if haystack < 1:
         raise ValueError(f"length {length} leaves no room for a haystack")
-    offset = haystack_offset(ids.shape[0], haystack, seed, seeds)
-    hay = ids[offset:offset + haystack]
-    if hay.shape[0] < haystack:
-        raise ValueError(f"the text is shorter than a {haystack}-token haystack")
+    offset, hay = take_haystack(ids, haystack, seed, seeds)
     if kind == "no-key":
-        return NeedlePrompt(np.concatenate([hay, question, key_ids[:-1]]), key_ids, key, None)
+        return NeedlePrompt(np.concatenate([head, hay, question, key_ids[:-1]]), key_ids, key, None)
     at = snap(ends, offset, haystack, round((depth or 0.0) / 100 * haystack))
-    return NeedlePrompt(np.concatenate([hay[:at], fact, hay[at:], question, key_ids[:-1]]), key_ids, key, at)
+    return NeedlePrompt(np.concatenate([head, hay[:at], fact, hay[at:], question, key_ids[:-1]]), key_ids, key,
+                        len(head) + at)
 
 
 def score(model: Any, device: torch.device, prompt: NeedlePrompt, tokenizer: Any) -> tuple[bool, float, str]:

@@ -15,7 +15,11 @@ from typing import Any
 from ctxscope.core.errors import RunFileError
 
 STATUSES = ("ok", "oom", "error", "skipped")
-NEEDLE_KINDS = ("grid", "adjacent", "no-key")
+NEEDLE_KINDS = ("grid", "adjacent", "no-key", "wrong-key")
+#: Retrieval tasks (RULER-style, :mod:`.tasks`): one key; several keys with distractor
+#: needles of the same form; several values for one key; several questions; variable
+#: tracking. A trial without a task (runs before tasks existed) is ``single``.
+TASKS = ("single", "multikey", "multivalue", "multiquery", "vt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +37,14 @@ class LossPoint:
 
 @dataclass(frozen=True, slots=True)
 class NeedleTrial:
-    """One needle prompt of ``length`` tokens (haystack, fact, question and the key's
-    teacher-forced tokens). ``kind``: ``grid`` (the fact at ``depth`` %), ``adjacent``
-    (the fact right before the question, no haystack: can the model do the task at
-    all) or ``no-key`` (no fact: the chance level)."""
+    """One needle prompt of ``length`` tokens (haystack, needles, question and the
+    answer's tokens). ``kind``: ``grid`` (the needles at ``depth`` %), ``adjacent``
+    (the needles right before the question, no haystack: can the model do the task at
+    all), ``no-key`` (no fact: the chance level) or ``wrong-key`` (needles of the same
+    form, a question about a key none of them has: any value returned is a false
+    retrieval). ``task``: see :data:`TASKS`; ``single`` is scored by teacher forcing
+    (``key``, ``key_logprob``), the others by greedy generation matched against
+    ``expected`` (``recall``) and ``distractors`` (``false_hits``)."""
 
     kind: str
     length: int
@@ -50,6 +58,12 @@ class NeedleTrial:
     answer: str | None = None  # greedy output, up to and including the first wrong token
     position: int | None = None  # the fact's first token (grid)
     seconds: float | None = None
+    task: str = "single"
+    expected: tuple[str, ...] = ()  # what the answer must contain (tasks other than single)
+    distractors: tuple[str, ...] = ()  # planted values the answer must not contain
+    recall: float | None = None  # share of ``expected`` found in the answer
+    false_hits: int | None = None  # how many distractors the answer contains
+    positions: tuple[int, ...] = ()  # every needle's first token
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +96,9 @@ def item_to_dict(item: LossPoint | NeedleTrial) -> dict[str, Any]:
                 "window_nll": [float(v) for v in item.window_nll], "seconds": _finite(item.seconds)}
     return {"kind": item.kind, "length": item.length, "depth": item.depth, "seed": item.seed, "status": item.status,
             "error": item.error, "key": item.key, "found": item.found, "key_logprob": _finite(item.key_logprob),
-            "answer": item.answer, "position": item.position, "seconds": _finite(item.seconds)}
+            "answer": item.answer, "position": item.position, "seconds": _finite(item.seconds), "task": item.task,
+            "expected": list(item.expected), "distractors": list(item.distractors), "recall": _finite(item.recall),
+            "false_hits": item.false_hits, "positions": list(item.positions)}
 
 
 def quality_to_dict(result: QualityResult, settings: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -92,7 +108,7 @@ def quality_to_dict(result: QualityResult, settings: dict[str, Any] | None = Non
     out: dict[str, Any] = {"loss": [item_to_dict(p) for p in result.loss],
                            "needle": [item_to_dict(t) for t in result.needle]}
     if settings is not None:
-        from ctxscope.core.quality.effective import derived
+        from ctxscope.core.quality.derived import derived
 
         out["derived"] = derived(result, settings)
     return out
@@ -145,13 +161,39 @@ def needle_from_dict(data: Any, where: str) -> NeedleTrial:
     if depth is not None and not 0 <= depth <= 100:
         raise RunFileError(f"{where}.depth: expected a percentage from 0 to 100")
     logprob = _get(data, "key_logprob", where, (int, float))
+    task = data.get("task", "single")
+    if task not in TASKS:
+        raise RunFileError(f"{where}.task: {str(task)[:40]!r} is not one of {', '.join(TASKS)}")
+    recall = _get(data, "recall", where, (int, float))
+    if recall is not None and not 0 <= recall <= 1:
+        raise RunFileError(f"{where}.recall: expected a share from 0 to 1")
+    hits = _get(data, "false_hits", where, (int,))
+    if hits is not None and hits < 0:
+        raise RunFileError(f"{where}.false_hits: expected a count")
     return NeedleTrial(kind=kind, length=_positive(data, "length", where), depth=depth,
                        seed=_get(data, "seed", where, (int,), optional=False), status=_status(data, where),
                        error=_get(data, "error", where, (str,)), key=_get(data, "key", where, (str,)) or "",
                        found=_get(data, "found", where, (bool,)),
                        key_logprob=None if logprob is None else float(logprob),
                        answer=_get(data, "answer", where, (str,)), position=_get(data, "position", where, (int,)),
-                       seconds=_get(data, "seconds", where, (int, float)))
+                       seconds=_get(data, "seconds", where, (int, float)), task=str(task),
+                       expected=_strings(data, "expected", where), distractors=_strings(data, "distractors", where),
+                       recall=None if recall is None else float(recall), false_hits=hits,
+                       positions=_ints(data, "positions", where))
+
+
+def _strings(data: dict[str, Any], name: str, where: str) -> tuple[str, ...]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or any(type(v) is not str for v in value):
+        raise RunFileError(f"{where}.{name}: expected a list of strings")
+    return tuple(value)
+
+
+def _ints(data: dict[str, Any], name: str, where: str) -> tuple[int, ...]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or any(type(v) is not int for v in value):
+        raise RunFileError(f"{where}.{name}: expected a list of integers")
+    return tuple(value)
 
 
 def quality_from_dict(data: Any, where: str = "quality") -> QualityResult:
@@ -183,3 +225,6 @@ def check_settings(data: Any, where: str = "settings.quality") -> None:
             raise RunFileError(f"{where}.{name}: expected a number")
     if data.get("note") is not None and not isinstance(data.get("note"), str):
         raise RunFileError(f"{where}.note: expected a string")
+    tasks = data.get("tasks", [])
+    if not isinstance(tasks, list) or any(t not in TASKS for t in tasks):
+        raise RunFileError(f"{where}.tasks: expected a list among {', '.join(TASKS)}")

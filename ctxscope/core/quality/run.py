@@ -12,7 +12,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,9 +21,11 @@ from ctxscope.core.errors import BadInputError
 from ctxscope.core.memory import classify_failure, release
 from ctxscope.core.quality import loss as loss_mod
 from ctxscope.core.quality import needle as needle_mod
+from ctxscope.core.quality import tasks as tasks_mod
+from ctxscope.core.quality import trials as trials_mod
 from ctxscope.core.quality.config import QualityConfig, check_config
-from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint, QualityResult
-from ctxscope.core.quality.texts import Document, read_document, sentence_ends, tokenize
+from ctxscope.core.quality.records import LossPoint, QualityPoint, QualityResult
+from ctxscope.core.quality.texts import Document, bos_prefix, read_document, sentence_ends, tokenize
 
 if TYPE_CHECKING:
     from ctxscope.core.loading import LoadedModel
@@ -42,9 +44,10 @@ class QualityPlan:
     tokenizer: Any = None
     ids: np.ndarray | None = None
     ends: np.ndarray | None = None
+    prefix: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # the BOS the model expects
     starts: tuple[int, ...] = ()
     failed: set[str] = field(default_factory=set)  # kinds that ran out of memory
-    controls_done: bool = False
+    controls_done: set[str] = field(default_factory=set)  # tasks whose no-haystack control ran
     result: QualityResult = field(default_factory=QualityResult)  # everything yielded so far
 
 
@@ -92,17 +95,17 @@ def prepare(loaded: LoadedModel, cfg: QualityConfig, lengths: tuple[int, ...]) -
         if cfg.only_if_applicable:
             return QualityPlan(cfg=cfg, settings={**base, "note": reason}, note=reason)
         raise BadInputError(reason)
-    document = read_document(cfg.text)
+    document = read_document(cfg.text, cfg.text_encoding)
     ids = _tokens(document, tokenizer)
     longest = max(lengths)
-    plan = QualityPlan(cfg=cfg, settings={}, tokenizer=tokenizer, ids=ids)
+    plan = QualityPlan(cfg=cfg, settings={}, tokenizer=tokenizer, ids=ids, prefix=bos_prefix(tokenizer))
     if "loss" in cfg.kinds:
         plan.starts = loss_mod.place_windows(ids.shape[0], cfg.target_tokens, cfg.windows, longest)
     if "needle" in cfg.kinds:
-        least = needle_mod.overhead(tokenizer) + needle_mod.SNAP_TOKENS
+        least = trials_mod.least_length(tokenizer, cfg.tasks, len(plan.prefix))
         if min(lengths) < least:
-            raise BadInputError(f"needle retrieval needs lengths of at least {least} tokens (fact, question and "
-                                f"some text); {min(lengths)} is too short")
+            raise BadInputError(f"needle retrieval ({', '.join(cfg.tasks)}) needs lengths of at least {least} tokens "
+                                f"(needles, question, answer and some text); {min(lengths)} is too short")
         if longest > ids.shape[0]:
             raise BadInputError(f"the text has {ids.shape[0]:,} tokens: needle haystacks up to that length, not "
                                 f"{longest:,} (texts are never tiled)")
@@ -110,7 +113,10 @@ def prepare(loaded: LoadedModel, cfg: QualityConfig, lengths: tuple[int, ...]) -
     plan.settings = {**base, "text": document.name, "text_source": document.source, "text_sha256": document.sha256,
                      "text_tokens": int(ids.shape[0]), "target_tokens": cfg.target_tokens, "windows": cfg.windows,
                      "window_starts": list(plan.starts), "depths": [float(d) for d in cfg.depths],
-                     "seeds": cfg.seeds, "fact": needle_mod.FACT, "question": needle_mod.QUESTION}
+                     "seeds": cfg.seeds, "fact": needle_mod.FACT, "question": needle_mod.QUESTION,
+                     "tasks": list(cfg.tasks), "needles_per_task": tasks_mod.NEEDLES, "text_encoding": cfg.text_encoding,
+                     "text_shipped": document.shipped,
+                     "bos": int(plan.prefix[0]) if plan.prefix.size else None}
     return plan
 
 
@@ -149,26 +155,28 @@ def run_quality(loaded: LoadedModel, plan: QualityPlan, length: int, *, seed: in
             return False
         plan.result = plan.result.add(point)
     if "needle" in plan.cfg.kinds:
-        trials: list[tuple[str, float | None, int]] = []
-        if not plan.controls_done:  # the adjacent control does not depend on the length
-            trials += [("adjacent", None, s) for s in range(plan.cfg.seeds)]
-        trials += [("grid", float(d), s) for d in plan.cfg.depths for s in range(plan.cfg.seeds)]
-        trials += [("no-key", None, s) for s in range(plan.cfg.seeds)]
-        for kind, depth, s in trials:
+        assert plan.ids is not None and plan.ends is not None
+        for p in trials_mod.planned(plan.cfg, plan.controls_done):
             if stopped():
                 return False
-            trial = _needle_trial(loaded, plan, kind, length, depth, s, seed, cap, continue_after_oom)
+            skip = ("the needle pass ran out of memory at a shorter length"
+                    if "needle" in plan.failed and not continue_after_oom else None)
+            trial = trials_mod.run_trial(loaded, p, ids=plan.ids, ends=plan.ends, tokenizer=plan.tokenizer,
+                                         prefix=plan.prefix, cfg=plan.cfg, length=length, sweep_seed=seed, cap=cap,
+                                         skip_reason=skip, attempt=functools.partial(_attempt, loaded))
+            if trial.status == "oom":
+                plan.failed.add("needle")
             plan.result = plan.result.add(trial)
             yield QualityPoint(trial)
-            if kind == "adjacent":
-                plan.controls_done = True
+            if p.kind == "adjacent":
+                plan.controls_done.add(p.task)
     return True
 
 
 def _loss_point(loaded: LoadedModel, plan: QualityPlan, context: int, cap: int | None, continue_after_oom: bool,
                 stopped: Callable[[], bool]) -> Generator[QualityPoint, None, LossPoint | None]:
     k = plan.cfg.target_tokens
-    need = loss_mod.positions_needed(context, k)
+    need = loss_mod.positions_needed(context, k, len(plan.prefix))
     point: LossPoint | None = None
     if cap is not None and need > cap:
         point = LossPoint(context, "skipped", f"context {context} + {k} targets needs {need} positions, beyond the "
@@ -184,7 +192,7 @@ def _loss_point(loaded: LoadedModel, plan: QualityPlan, context: int, cap: int |
                 return None
             assert plan.ids is not None
             value, status, error = _attempt(loaded, functools.partial(
-                loss_mod.window_nll, loaded.model, loaded.device, plan.ids, start, context, k))
+                loss_mod.window_nll, loaded.model, loaded.device, plan.ids, start, context, k, prefix=plan.prefix))
             if status != "ok":
                 if status == "oom":
                     plan.failed.add("loss")
@@ -195,25 +203,3 @@ def _loss_point(loaded: LoadedModel, plan: QualityPlan, context: int, cap: int |
             point = LossPoint(context, "ok", window_nll=tuple(values), seconds=time.perf_counter() - t0)
     yield QualityPoint(point)
     return point
-
-
-def _needle_trial(loaded: LoadedModel, plan: QualityPlan, kind: str, length: int, depth: float | None, s: int, seed: int,
-                  cap: int | None, continue_after_oom: bool) -> NeedleTrial:
-    assert plan.ids is not None and plan.ends is not None
-    prompt = needle_mod.build_prompt(plan.ids, plan.ends, plan.tokenizer, kind=kind, length=length, depth=depth,
-                                     seed=s, seeds=plan.cfg.seeds, sweep_seed=seed)
-    n = int(prompt.ids.shape[0])
-    trial = NeedleTrial(kind=kind, length=n, depth=depth, seed=s, status="ok", key=prompt.key, position=prompt.position)
-    if cap is not None and n > cap:
-        return replace(trial, status="skipped", error=f"{n} tokens is beyond the model's {cap} positions")
-    if kind != "adjacent" and "needle" in plan.failed and not continue_after_oom:
-        return replace(trial, status="skipped", error="the needle pass ran out of memory at a shorter length")
-    t0 = time.perf_counter()
-    value, status, error = _attempt(loaded, functools.partial(needle_mod.score, loaded.model, loaded.device, prompt,
-                                                              plan.tokenizer))
-    if status != "ok":
-        if status == "oom":
-            plan.failed.add("needle")
-        return replace(trial, status=status, error=error)
-    found, logprob, answer = value
-    return replace(trial, found=found, key_logprob=logprob, answer=answer, seconds=time.perf_counter() - t0)

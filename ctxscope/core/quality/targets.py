@@ -17,7 +17,8 @@ import torch
 _TAKES_KEEP: dict[type, bool] = {}
 
 
-def _takes_logits_to_keep(cls: type) -> bool:
+def takes_logits_to_keep(cls: type) -> bool:
+    """Whether a model class's forward declares ``logits_to_keep``."""
     if cls not in _TAKES_KEEP:  # asked once per model class, not per forward
         _TAKES_KEEP[cls] = "logits_to_keep" in inspect.signature(getattr(cls, "forward")).parameters
     return _TAKES_KEEP[cls]
@@ -32,7 +33,7 @@ def last_logits(model: Any, ids: torch.Tensor, keep: int, *, use_keep: bool | No
     if keep < 1 or keep > ids.shape[-1]:
         raise ValueError(f"keep must be within 1..{ids.shape[-1]}, not {keep}")
     if use_keep is None:
-        use_keep = _takes_logits_to_keep(type(model))
+        use_keep = takes_logits_to_keep(type(model))
     if use_keep:
         out = model(input_ids=ids, use_cache=False, logits_to_keep=keep)
         kept: torch.Tensor = out.logits[:, -keep:].float()
