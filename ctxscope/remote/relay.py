@@ -11,9 +11,9 @@ from typing import Any
 import ctxscope
 from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.errors import CtxscopeError
-from ctxscope.core.events import AttentionResult, PointFailed, PointResult, SweepStarted
+from ctxscope.core.events import (AttentionResult, CellFailed, CellFinished, ModelReady, PointFailed, PointResult,
+                                  SweepStarted)
 from ctxscope.core.jobs import Job
-from ctxscope.core.matrix import CellFailed, CellFinished, ModelReady
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint, QualityResult
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.wire import (PROTOCOL, WireError, event_from_dict, loads, maxctx_from_dict,
