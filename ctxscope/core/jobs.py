@@ -29,7 +29,10 @@ from ctxscope.core.wire import PROTOCOL, WireError, _record, dumps, event_lines,
 if TYPE_CHECKING:
     from ctxscope.core.loading import LoadedModel
 
-KINDS = ("matrix", "maxctx", "load")
+#: Each job kind and the key its result travels under on the wire (``end`` line): the
+#: one table a new kind of job is added to (with its branch in :func:`run_job`).
+RESULT_OF = {"matrix": "runs", "maxctx": "maxctx", "load": "summary"}
+KINDS = tuple(RESULT_OF)
 log = logging.getLogger(__name__)
 
 

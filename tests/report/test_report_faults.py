@@ -19,7 +19,7 @@ from ctxscope.core.errors import RunFileError
 from ctxscope.core.serialize import load_run, run_to_dict, write_run
 from ctxscope.core.stats import LatencyStats
 from ctxscope.report.markdown import render_markdown
-from tests.core.test_reports import make_run
+from tests.report.test_reports import make_run
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
