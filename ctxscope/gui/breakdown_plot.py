@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF
 from ctxscope.core.breakdown import COMPONENT_LABELS, COMPONENTS
 from ctxscope.core.results import Point
 from ctxscope.gui.axes import LengthAxis
+from ctxscope.gui.plots import INVISIBLE
 from ctxscope.report.breakdown import COLOURS
 
 
@@ -29,7 +30,8 @@ class BreakdownPlot(pg.PlotWidget):
         self.setToolTip("Where the time goes: a separate profiled pass per point (never the timed one), split by "
                         "the module each op ran in.\nStacked bottom to top: attention kernel, q/k/v/o projections, "
                         "MLP / experts, recurrent mixers, norms, embeddings + LM head, other.\nHover for the ms.")
-        self.legend = self.addLegend(offset=(8, 8))
+        self.legend = self.addLegend(offset=(8, 4))
+        self.legend.setColumnCount(4)  # one band across the top, above the stack's 100 %
         self.mode = "prefill"
         self.as_share = True
         self.run_id: str | None = None
@@ -101,27 +103,24 @@ class BreakdownPlot(pg.PlotWidget):
         values = [self._values(p) for p in rows]
         used = [k for k in COMPONENTS if any(v[k] > 0 for v in values)]
         bottom = np.zeros(len(rows))
-        below: pg.PlotDataItem | None = None
+        # The curves join the plot (and its log x) before a band is laid between them.
+        below = self.plot(x, bottom, pen=pg.mkPen(INVISIBLE))  # an invisible pen still yields a path
+        self._items.append(below)
         for k in used:
             top = bottom + np.array([v[k] for v in values])
             colour = _rgb(COLOURS[k])
-            curve = pg.PlotDataItem(x, top, pen=pg.mkPen(colour, width=1), symbol="o", symbolSize=4,
-                                    symbolBrush=colour, symbolPen=None)
-            base = below if below is not None else pg.PlotDataItem(x, bottom, pen=None)
-            if below is None:
-                self.addItem(base)
-                self._items.append(base)
-            fill = pg.FillBetweenItem(base, curve, brush=pg.mkBrush(*colour, 170))
+            curve = self.plot(x, top, pen=pg.mkPen(colour, width=1), symbol="o", symbolSize=4,
+                              symbolBrush=colour, symbolPen=None, name=COMPONENT_LABELS[k])
+            fill = pg.FillBetweenItem(below, curve, brush=pg.mkBrush(*colour, 170))
             self.addItem(fill)
-            self.addItem(curve)
             self._items += [fill, curve]
-            self.legend.addItem(curve, COMPONENT_LABELS[k])
             self.curves[k] = (x, top)
             bottom, below = top, curve
-        if self.as_share:
-            self.setYRange(0, 100, padding=0.02)
-        else:
-            self.enableAutoRange()
+        lo, hi = float(np.log10(x.min())), float(np.log10(x.max()))
+        pad = max(0.05, 0.05 * (hi - lo))
+        self.setXRange(lo - pad, hi + pad, padding=0)
+        # Headroom above the stack for the legend's rows.
+        self.setYRange(0, (100.0 if self.as_share else float(bottom.max()) or 1.0) * 1.3, padding=0)
 
     def describe(self, point: Point) -> str:
         b = point.breakdown or {}
