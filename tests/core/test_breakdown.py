@@ -109,21 +109,30 @@ def test_known_times_land_in_their_components(loaded_llama, monkeypatch: pytest.
     _patch_kernel(monkeypatch, loaded_llama, slow_attention)
     block = _profile(loaded_llama)
     parts = block["components_ms"]
-    assert 15 * layers <= parts["attention"] < 15 * layers + 25
-    assert 8 * layers <= parts["mlp"] < 8 * layers + 25
+    # Lower bounds only: a sleep on a busy machine can take longer, never shorter.
+    assert parts["attention"] >= 15 * layers and parts["mlp"] >= 8 * layers
+    # ...and the sleeps landed nowhere else (the rest of this model is well under 15 ms a call).
+    assert max(parts["projections"], parts["norms"], parts["embeddings_head"], parts["other"]) < 15 * layers
     assert abs(block["attributed_ms"] - block["total_ms"]) <= 0.05 * block["total_ms"]
 
     _patch_kernel(monkeypatch, loaded_llama, _identity_attention)
     identity = _profile(loaded_llama)["components_ms"]
-    assert identity["attention"] < 0.2 * parts["attention"] / layers  # a copy, not 15 ms a layer
+    assert identity["attention"] < 15  # a copy, not 15 ms a layer
     assert identity["mlp"] >= 8 * layers  # the MLPs did not change
 
 
 def test_real_attention_share_grows_with_length(loaded_llama) -> None:
-    short, long = _profile(loaded_llama, length=16), _profile(loaded_llama, length=500)
-    share = [b["components_ms"]["attention"] / b["total_ms"] for b in (short, long)]
-    assert share[1] > share[0] > 0
-    decode = _profile(loaded_llama, mode="decode", length=64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: no op waits at a barrier for a descheduled sibling (shared CI cores)
+    try:
+        short, long = _profile(loaded_llama, length=16), _profile(loaded_llama, length=500)
+        decode = _profile(loaded_llama, mode="decode", length=64)
+    finally:
+        torch.set_num_threads(threads)
+    attention = [b["components_ms"]["attention"] for b in (short, long)]
+    assert attention[1] > 10 * attention[0] > 0  # ~1000× the query–key pairs
+    share = [b["components_ms"]["attention"] / b["attributed_ms"] for b in (short, long)]
+    assert share[1] > share[0]
     assert decode["calls"] == 5 and decode["components_ms"]["attention"] > 0
 
 

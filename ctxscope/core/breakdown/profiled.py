@@ -27,8 +27,8 @@ from ctxscope.core.rollback import CacheRollback
 if TYPE_CHECKING:
     from ctxscope.core.measure import Measurer
 
-#: Profiled calls per point (decode: steps, each rolled back to depth L): each component's
-#: median over them is recorded, and the median wall time as the total.
+#: Profiled calls per point (decode: steps, each rolled back to depth L): the call of
+#: median wall time is recorded, its components and its wall time.
 PREFILL_CALLS = 3
 DECODE_STEPS = 5
 
@@ -67,10 +67,10 @@ def _decode_call(measurer: Measurer, length: int) -> tuple[Callable[[], Any], Ca
 
 def profile_point(measurer: Measurer, mode: str, length: int, timed_median_ms: float) -> BreakdownBlock:
     """Profile ``mode`` at ``length`` (:data:`PREFILL_CALLS` calls, or :data:`DECODE_STEPS`
-    decode steps) and split its time into components (ms per call, the median of each).
-    ``attributed_ms`` (their sum) is compared with ``total_ms`` (the median wall time of
-    a profiled call): they differ by the profiler's bookkeeping outside the model's ops
-    and by the medians' disagreement on a noisy machine. Raises what the model raises (the caller
+    decode steps) and split the time of the call of median wall time into components (ms).
+    ``attributed_ms`` (their sum, the call's profiled range) is compared with ``total_ms``
+    (that call's wall time): they differ by the profiler's bookkeeping around the range.
+    Raises what the model raises (the caller
     records it as the block's ``error``)."""
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # kineto prints a line at every start and stop
     cuda = measurer.device.type == "cuda"
@@ -81,9 +81,10 @@ def profile_point(measurer: Measurer, mode: str, length: int, timed_median_ms: f
     walls: list[float] = []
     with torch.inference_mode(), module_ranges(measurer.model) as roles:
         call, after = _decode_call(measurer, length) if mode == "decode" else _prefill_call(measurer, length)
-        out = call()  # once with the hooks in place, unprofiled: their first-call costs are not the model's
-        del out
-        if after is not None:
+        # One decode step with the hooks in place, unprofiled: first-call costs are not the
+        # model's. A prefill's shape is warm from its timed passes (one more costs a call).
+        if mode == "decode" and after is not None:
+            call()
             after()
         with torch.profiler.profile(activities=activities, record_shapes=False, with_stack=False) as prof:
             for _ in range(calls):
@@ -98,8 +99,15 @@ def profile_point(measurer: Measurer, mode: str, length: int, timed_median_ms: f
                     after()
         del call, after
     events = prof.events()
-    split = median_split(attribute(events, device=cuda))
-    total = statistics.median(walls)
+    splits = attribute(events, device=cuda)
+    if len(splits) == len(walls):
+        # The call of median wall time, whole: its components add up to its own range (a
+        # per-component median would not add up on a busy machine, where a descheduled
+        # thread now and then adds milliseconds to whichever op it hits).
+        middle = sorted(range(len(walls)), key=walls.__getitem__)[len(walls) // 2]
+        split, total = splits[middle], walls[middle]
+    else:  # ranges lost (another profiler's events mixed in): medians, still a split
+        split, total = median_split(splits), statistics.median(walls)
     components = {k: split[k] / 1e3 for k in COMPONENTS}  # µs → ms
     if cuda:
         # The device was idle for the rest of the wall time (launches, Python): "other".
