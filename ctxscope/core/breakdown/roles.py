@@ -67,7 +67,8 @@ def classify(model: torch.nn.Module) -> dict[torch.nn.Module, str]:
     """The role of every module that gets a range (component names of
     :data:`~ctxscope.core.breakdown.COMPONENTS`); modules not in the mapping open none."""
     roles: dict[torch.nn.Module, str] = {}
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    get_head: Any = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
     if isinstance(head, torch.nn.Module):
         roles[head] = "embeddings_head"
 
@@ -119,7 +120,7 @@ def kernel_ranges(model: torch.nn.Module) -> Iterator[int]:
             if not getattr(original, "__ctxscope_ranged__", False):
                 local[impl] = _wrap(original)
 
-                def undo(had: bool = had, before: Any = before) -> None:
+                def undo() -> None:
                     if had:
                         local[impl] = before
                     else:
@@ -134,7 +135,10 @@ def kernel_ranges(model: torch.nn.Module) -> Iterator[int]:
             if mod is None or fn is None or getattr(fn, "__ctxscope_ranged__", False):
                 continue
             setattr(mod, "eager_attention_forward", _wrap(fn))
-            restore.append(lambda mod=mod, fn=fn: setattr(mod, "eager_attention_forward", fn))
+
+            def put_back(mod: Any = mod, fn: Any = fn) -> None:
+                setattr(mod, "eager_attention_forward", fn)
+            restore.append(put_back)
         yield len(restore)
     finally:
         for undo in reversed(restore):
@@ -153,7 +157,7 @@ def module_ranges(model: torch.nn.Module) -> Iterator[dict[torch.nn.Module, str]
 
         def pre(_module: Any, _args: Any) -> None:
             rf = torch.profiler.record_function(name)
-            rf.__enter__()
+            rf.__enter__()  # type: ignore[no-untyped-call]  # unannotated in torch 2.13
             stack.append(rf)
         return pre
 
