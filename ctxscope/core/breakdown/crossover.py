@@ -50,13 +50,21 @@ def breakdown_points(run: RunResult, mode: str) -> list[tuple[Point, BreakdownBl
 
 def measured_crossing(lengths: Sequence[int], ratios: Sequence[float | None]) -> tuple[float, int, int] | None:
     """The first crossing of ``ratios`` (by length) from below 1 to 1 or above."""
+    found = crossings(lengths, ratios)
+    return next(((x, lo, hi) for x, lo, hi, up in found if up), None)
+
+
+def crossings(lengths: Sequence[int], ratios: Sequence[float | None]) -> list[tuple[float, int, int, bool]]:
+    """Every crossing of 1 by ``ratios`` (by length): (L, below, above, upward). More
+    than one means the measurements are noisier than the trend."""
     series = [(n, r) for n, r in zip(lengths, ratios) if r is not None and r > 0]
+    out = []
     for (l0, r0), (l1, r1) in zip(series, series[1:]):
         a, b = math.log(r0), math.log(r1)
-        if a < 0 <= b:
+        if (a < 0 <= b) or (a >= 0 > b):
             t = a / (a - b)
-            return math.exp(math.log(l0) + t * (math.log(l1) - math.log(l0))), l0, l1
-    return None
+            out.append((math.exp(math.log(l0) + t * (math.log(l1) - math.log(l0))), l0, l1, a < 0))
+    return out
 
 
 def predicted(run: RunResult, mode: str) -> float | None:
@@ -87,8 +95,11 @@ def describe(run: RunResult, mode: str) -> str:
     c = crossing(run, mode)
     if c is not None:
         ratio = f", measured ÷ analytic = {c.ratio:.2f}" if c.ratio else ""
+        every = crossings([p.length for p, _ in pairs], [ratio_of(b) for _, b in pairs])
+        back = [f"{lo:,}–{hi:,}" for _, lo, hi, up in every if not up and lo >= c.above]
+        noisy = f" — but back below between {', '.join(back)}: noisier than the trend" if back else ""
         return (f"{mode}: attention = linear layers at {where} ≈ {c.length:,.0f} (measured, between {c.below:,} "
-                f"and {c.above:,}); {said}{ratio}")
+                f"and {c.above:,}){noisy}; {said}{ratio}")
     ratios = [r for _, b in pairs if (r := ratio_of(b)) is not None]
     lo, hi = pairs[0][0].length, pairs[-1][0].length
     if not ratios:
