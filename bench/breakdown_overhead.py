@@ -38,9 +38,14 @@ def main() -> None:
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--lengths", default="128,512,2048")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     loaded = load_model(ModelSpec(args.model, device=args.device, dtype=args.dtype))
     cfg = SweepConfig(lengths=parse_lengths(args.lengths), modes=("prefill",))
     measurer = Measurer(loaded, cfg)
@@ -69,7 +74,7 @@ def main() -> None:
               f"load {row['load_1min']:.2f}")
     _common.write_result(args.out, {"benchmark": "breakdown_overhead", "model": args.model, "device": args.device,
                                     "device_name": _common.device_label(str(loaded.device)),
-                                    "rounds": args.rounds, "rows": rows})
+                                    "rounds": args.rounds, "threads": torch.get_num_threads(), "rows": rows})
 
 
 if __name__ == "__main__":
