@@ -4,12 +4,14 @@ real window and worker thread."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.gui.conftest import set_model, settle
 
 TIMEOUT = 60_000
 
 
+@pytest.mark.slow  # a real sweep through the window: tens of seconds on shared cores
 def test_breakdown_tick_box_fills_the_plot(window, qtbot, tiny_config_files) -> None:
     set_model(window, str(tiny_config_files["llama"]), "16,64")
     plot = window.live.breakdown

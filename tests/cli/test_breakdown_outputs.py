@@ -26,7 +26,7 @@ def _block(attention: float, linear: float) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory, tiny_config_files) -> tuple[Path, RunResult]:
-    """A real `sweep --breakdown` written to a file (CLI, one process)."""
+    """A real `sweep --breakdown` written to a file (CLI, one process; ~10 s on shared cores)."""
     out = tmp_path_factory.mktemp("bd") / "run.json"
     code = main(["sweep", str(tiny_config_files["llama"]), "--lengths", "16,64", "--breakdown", "--no-store",
                  "--min-repeats", "3", "--max-repeats", "5", "--budget", "0.05", "--out", str(out)])
