@@ -186,3 +186,24 @@ def test_a_failed_profile_keeps_the_timed_point(loaded_llama, monkeypatch: pytes
     assert point.status == "ok" and point.latency_ms is not None
     assert point.breakdown == {"error": "RuntimeError: profiler unavailable"}
     assert replace(point, breakdown=None).breakdown is None
+
+
+@pytest.mark.parametrize("family", ["mamba2", "qwen3_5_text"])
+def test_state_space_and_hybrid_families(family: str, tmp_path, one_thread) -> None:
+    """An SSM has no attention time and no analytic crossover; a linear + full attention
+    hybrid has recurrent mixers beside its attention, and an analytic crossover."""
+    from ctxscope.core.loading import load_model
+    from ctxscope.core.spec import ModelSpec
+    from ctxscope.core.sweep import run_sweep
+    from tests.core.families import write_family
+
+    loaded = load_model(ModelSpec(str(write_family(family, tmp_path)), device="cpu"))
+    _, run = drain(run_sweep(loaded, fast_config((32,), modes=("prefill",), breakdown=True)))
+    (point,) = run.points
+    parts = point.breakdown["components_ms"]
+    assert parts["recurrent"] > 0
+    predicted = run.header.analytic["breakdown"]["prefill_length"]
+    if family == "mamba2":
+        assert parts["attention"] == 0 and parts["projections"] == 0 and predicted is None
+    else:
+        assert parts["attention"] > 0 and predicted is not None
