@@ -207,3 +207,20 @@ def test_state_space_and_hybrid_families(family: str, tmp_path, one_thread) -> N
         assert parts["attention"] == 0 and parts["projections"] == 0 and predicted is None
     else:
         assert parts["attention"] > 0 and predicted is not None
+
+
+def test_the_block_and_the_setting_cross_the_wire(loaded_llama) -> None:
+    """What a remote worker sends back (--host, --cluster) is the same point and job."""
+    from ctxscope.core.events import PointResult, SweepStarted
+    from ctxscope.core.jobs import config_from_dict, config_to_dict
+    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.wire import dumps, event_from_dict, event_to_dict, loads
+
+    cfg = fast_config((16,), modes=("prefill",), breakdown=True)
+    assert config_from_dict(json.loads(json.dumps(config_to_dict(cfg)))).breakdown
+    events, run = drain(run_sweep(loaded_llama, cfg))
+    for event in events:
+        if isinstance(event, (PointResult, SweepStarted)):
+            again = event_from_dict(loads(dumps(event_to_dict(event))))
+            assert again == event
+    assert run.points[0].breakdown and run.header.analytic["breakdown"]
