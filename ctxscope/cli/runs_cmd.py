@@ -89,6 +89,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from ctxscope.cli.quality_display import quality_tables
 
     quality_tables(run, console)  # what context buys, when the run measured it
+    from ctxscope.cli.breakdown_display import breakdown_tables
+
+    breakdown_tables(run)  # where the time went, when the run measured it
     return 0
 
 

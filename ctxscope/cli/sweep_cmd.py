@@ -76,6 +76,9 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     p.add_argument("--attention", action="store_true",
                    help="also capture attention maps at every length (a separate, untimed pass)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="after each point's timed passes, one profiled pass splits its time by component "
+                        "(attention kernel, projections, MLP, norms, embeddings + LM head, recurrent mixers, other)")
     p.add_argument("--attention-layers", default="", help="layers to capture, e.g. 0,5,-1 (default: all)")
     p.add_argument("--attention-tiles", type=int, default=256, help="map resolution: T×T tiles (default 256)")
     p.add_argument("--text", default="random", help="attention input: random, sample (shipped prose) or a text file")
@@ -161,7 +164,7 @@ def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tupl
                        isolation=args.isolation, cache=args.cache, seed=args.seed,
                        attention=attention,
                        attention_text=args.text, needle=args.needle, needle_depth=args.needle_depth,
-                       quality=quality_config(args))
+                       quality=quality_config(args), breakdown=bool(getattr(args, "breakdown", False)))
 
 
 def _choices(text: str | None) -> tuple[str | None, ...]:
@@ -209,8 +212,11 @@ def run(args: argparse.Namespace) -> int:
     _write_outputs(results, out_json, out_csv, out_html, out_md, problems)  # a full disk: one line each, all tried
     from ctxscope.cli.quality_display import quality_tables
 
+    from ctxscope.cli.breakdown_display import breakdown_tables
+
     for result in results:
         quality_tables(result)
+        breakdown_tables(result)
     if len(results) > 1:
         from ctxscope.cli.display import comparison_tables
         from ctxscope.report.compare import compare

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ctxscope.core.blocks import AnalyticBlock, AnalyticRow
+from ctxscope.core.blocks import AnalyticBlock, AnalyticRow, BreakdownCrossover
 from ctxscope.core.layer_kinds import KVLayer, StateLayer, cache_layout
 from ctxscope.core.modelinfo import is_decoder_config, text_config
 from ctxscope.core.moe import Experts, find_experts
@@ -259,3 +259,54 @@ def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name:
         block["experts"] = {"num_experts": arch.experts.num_experts, "top_k": arch.experts.top_k,
                             "expert_params": arch.experts.expert_params}
     return block
+
+
+def _first_crossing(f: Any, hi: float = 1e9) -> float | None:
+    """The smallest x ≥ 1 where the increasing-then-positive ``f`` reaches 0 (bisection
+    on a doubling bracket), or ``None`` when it stays negative up to ``hi``."""
+    lo, x = 1.0, 1.0
+    if f(lo) >= 0:
+        return lo
+    while f(x) < 0:
+        lo, x = x, x * 2
+        if x > hi:
+            return None
+    for _ in range(60):
+        mid = (lo + x) / 2
+        lo, x = (mid, x) if f(mid) < 0 else (lo, mid)
+    return x
+
+
+def attention_crossover(config: Any, dtype: str) -> BreakdownCrossover:
+    """Where attention overtakes the linear layers, from the config alone.
+
+    Prefill: the length L where the attention term of :func:`prefill_flops` (every
+    attended query–key pair, causal) equals the linear layers' term (every weight a
+    token uses, the recurrence included; the LM head's single position left out).
+    Decode: the depth where the KV bytes a step reads equal the linear layers' weight
+    bytes. A model whose attention is capped by windows (or absent) may never cross."""
+    try:
+        arch = describe_config(config)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        return {"prefill_length": None, "decode_depth": None, "note": f"cannot describe this config ({exc})"}
+    kv_dtype = dtype if dtype in BYTES else "float32"
+    body = 2.0 * _body_params(arch) + _recurrence_flops(arch)
+    layers = arch.kv_layers if arch.is_decoder else ()
+
+    def prefill_gap(length: float) -> float:
+        n = int(length)
+        if arch.is_decoder:
+            attention = sum(_pair_flops(arch, layer) * _attended(n, layer.window, True) for layer in layers)
+        else:
+            attention = arch.num_layers * _pair_flops(arch, None) * _attended(n, None, False)
+        return attention - body * n
+
+    weights = _body_params(arch) * BYTES[kv_dtype]
+
+    def decode_gap(depth: float) -> float:
+        return kv_bytes(arch, int(depth), kv_dtype) - weights
+
+    prefill = _first_crossing(prefill_gap) if (layers or not arch.is_decoder) else None
+    decode = _first_crossing(decode_gap) if layers else None
+    note = None if layers or not arch.is_decoder else "no attention layer: attention never takes over"
+    return {"prefill_length": prefill, "decode_depth": decode, "note": note}

@@ -90,6 +90,37 @@ class AnalyticBlock(TypedDict, total=False):
     layer_kinds: dict[str, int]  # decoder layers per kind (core.layer_kinds.KINDS)
     active_params: int  # a mixture of experts: parameters one token uses
     experts: ExpertsBlock
+    breakdown: BreakdownCrossover  # only in runs measured with --breakdown
+
+
+class BreakdownBlock(TypedDict, total=False):
+    """Where one point's time went (``core.breakdown``): a separate profiled pass, never
+    the timed one. ``components_ms`` per call, keyed by ``core.breakdown.COMPONENTS``
+    (CPU op time on a CPU, kernel time on a GPU: ``clock``); they add up to
+    ``attributed_ms``, which is ``total_ms`` (the profiled call's wall time) less what
+    the profiler's own bookkeeping took outside the model's ops. ``overhead`` is
+    ``total_ms`` ÷ ``timed_median_ms``. ``error``: why the pass failed (nothing else)."""
+
+    clock: str
+    calls: int
+    components_ms: dict[str, float]
+    total_ms: float
+    attributed_ms: float
+    timed_median_ms: float
+    overhead: float | None
+    ranged_modules: int
+    error: str | None
+
+
+class BreakdownCrossover(TypedDict, total=False):
+    """The analytic crossover (header ``analytic.breakdown``): the prefill length where
+    attention FLOPs equal the linear layers' FLOPs, and the decode depth where the KV
+    bytes a step reads equal the linear layers' weight bytes; ``None``: never (no
+    full-attention layer, or windows cap the attention term below)."""
+
+    prefill_length: float | None
+    decode_depth: float | None
+    note: str | None
 
 
 class _AttentionEntryKeys(TypedDict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ctxscope.core.blocks import AnalyticBlock, AttentionEntry, TelemetrySummary
+from ctxscope.core.blocks import AnalyticBlock, AttentionEntry, BreakdownBlock, TelemetrySummary
 from ctxscope.core.quality.records import QualityResult
 from ctxscope.core.stats import LatencyStats
 
@@ -79,6 +79,7 @@ class Settings:
     cache: str = "dynamic"  # the KV cache class: dynamic (concatenating) or static (preallocated)
     quality: dict[str, Any] | None = None  # quality passes: what was asked, the text and windows used (core.quality)
     rope_scaling: str | None = None  # "yarn:4": RoPE scaling set on the config (core.rope); None: as trained
+    breakdown: bool = False  # a profiled pass per point split its time into components (core.breakdown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,8 @@ class Point:
     telemetry: TelemetrySummary | None = None
     # Why the timing is not clean (other processes, GPU slowdowns while timed), or None.
     contention: str | None = None
+    # Where the time went (a separate profiled pass after the timed one; --breakdown).
+    breakdown: BreakdownBlock | None = None
 
 
 @dataclass(frozen=True, slots=True)

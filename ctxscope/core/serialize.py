@@ -14,7 +14,7 @@ from dataclasses import MISSING, Field, asdict, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ctxscope.core.blocks import AnalyticBlock, AttentionEntry, TelemetrySummary, check_block, json_types
+from ctxscope.core.blocks import AnalyticBlock, AttentionEntry, BreakdownBlock, TelemetrySummary, check_block, json_types
 from ctxscope.core.errors import RunFileError
 from ctxscope.core.limits import IntegerTooLarge, json_loads
 from ctxscope.core.quality.records import check_settings as check_quality_settings
@@ -205,6 +205,9 @@ def point_from_dict(data: Any, where: str = "point") -> Point:
         # Every figure is a number, a newer ctxscope's undeclared ones too.
         if not set(map(type, telemetry.values())) <= _TELEMETRY_TYPES:
             raise RunFileError(f"{where}.telemetry: expected an object of numbers")
+    breakdown = body.get("breakdown")
+    if breakdown is not None:
+        check_block(BreakdownBlock, breakdown, f"{where}.breakdown")
     point = _build(Point, {**body, "latency_ms": lat, "memory": mem}, where)
     _one_of(point.status, POINT_STATUSES, f"{where}.status")
     _one_of(point.mode, MODES, f"{where}.mode")

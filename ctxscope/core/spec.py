@@ -99,3 +99,4 @@ class SweepConfig:
     needle: str | None = None
     needle_depth: float = 50.0
     quality: QualityConfig | None = None  # loss vs context and needle retrieval (separate, untimed passes)
+    breakdown: bool = False  # after each timed point, a profiled pass splits its time by component

@@ -115,7 +115,7 @@ def _settings(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tim
                     allow_beyond_max=cfg.allow_beyond_max, device_map=loaded.device_map,
                     threads=torch.get_num_threads(), timer=timer,
                     reuse_prefill_cache=cfg.reuse_prefill_cache, attention=attention_settings(cfg), force=cfg.force,
-                    cache=cfg.cache, rope_scaling=loaded.rope_scaling)
+                    cache=cfg.cache, rope_scaling=loaded.rope_scaling, breakdown=cfg.breakdown)
 
 
 def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | None = None,
@@ -168,6 +168,11 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                        analytic=analytic_block(loaded.config, settings.lengths, settings.dtype,
                                                environment.gpu_name if loaded.device.type == "cuda" else environment.cpu,
                                                cache=cfg.cache))
+    if cfg.breakdown and header.analytic is not None and "error" not in header.analytic:
+        from ctxscope.core.analytic import attention_crossover
+
+        header = replace(header, analytic={**header.analytic,
+                                           "breakdown": attention_crossover(loaded.config, settings.dtype)})
     yield SweepStarted(header)
     lengths = header.settings.lengths
     passes = modes + (("attention",) if cfg.attention is not None else ())
@@ -225,6 +230,10 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                 if point.status == "ok":
                     summary = summarize(samples, measurer.last_window)
                     point = replace(point, telemetry=summary, contention=contention(summary) if summary else None)
+                    if cfg.breakdown and point.latency_ms is not None:
+                        from ctxscope.core.breakdown.run import breakdown_of
+
+                        point = replace(point, breakdown=breakdown_of(measurer, mode, length, point.latency_ms.median))
                 points.append(point)
                 lat = point.latency_ms
                 eta.measured(mode, point.status, lat.median if lat else None, lat.n if lat else None)

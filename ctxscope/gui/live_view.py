@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ctxscope.core.results import Point, RunHeader, RunResult
+from ctxscope.gui.breakdown_plot import BreakdownPlot
 from ctxscope.gui.memory_plot import MemoryPlot
 from ctxscope.gui.plots import LatencyPlot, ThroughputPlot
 from ctxscope.gui.results_table import ResultsTable
@@ -31,6 +32,21 @@ class LiveView(QWidget):
         self.memory = MemoryPlot()
         self.throughput = ThroughputPlot()
         self.table = ResultsTable()
+        self.breakdown = BreakdownPlot()
+        self.breakdown.setVisible(False)  # shown once a run brings a breakdown (--breakdown)
+        self.breakdown_mode = QComboBox()
+        self.breakdown_mode.addItems(["prefill", "decode", "forward"])
+        self.breakdown_mode.currentTextChanged.connect(self.breakdown.set_mode)
+        self.breakdown_share = QCheckBox("breakdown as shares")
+        self.breakdown_share.setChecked(True)
+        self.breakdown_share.toggled.connect(self.breakdown.set_share)
+        self.breakdown_controls = QWidget()
+        bc = QHBoxLayout(self.breakdown_controls)
+        bc.setContentsMargins(0, 0, 0, 0)
+        bc.addWidget(QLabel("breakdown of"))
+        bc.addWidget(self.breakdown_mode)
+        bc.addWidget(self.breakdown_share)
+        self.breakdown_controls.setVisible(False)
         self.scheduler = ViewScheduler(self)
         self.shown: dict[str, RunHeader] = {}  # runs in the plots, by id
         self.finished: dict[str, tuple[RunResult, Path | None]] = {}  # finished runs shown (for export)
@@ -45,6 +61,7 @@ class LiveView(QWidget):
         controls = QHBoxLayout()
         controls.addWidget(self.log_latency)
         controls.addStretch(1)
+        controls.addWidget(self.breakdown_controls)
         controls.addWidget(QLabel("memory of"))
         controls.addWidget(self.memory_mode)
         grid = QGridLayout()
@@ -52,6 +69,7 @@ class LiveView(QWidget):
         grid.addWidget(self.memory, 0, 1)
         grid.addWidget(self.throughput, 1, 0)
         grid.addWidget(self.table, 1, 1)
+        grid.addWidget(self.breakdown, 2, 0, 1, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(self.hint)
         layout.addLayout(controls)
@@ -66,6 +84,8 @@ class LiveView(QWidget):
         for plot in self.plots:
             plot.clear_runs()
         self.table.clear_points()
+        self.breakdown.clear_runs()
+        self._show_breakdown(False)
         self.shown.clear()
         self.finished.clear()
 
@@ -88,6 +108,14 @@ class LiveView(QWidget):
         modes = header.settings.modes
         if self.memory_mode.currentText() not in modes and modes:
             self.memory_mode.setCurrentText(modes[0])
+        if header.settings.breakdown and len(self.shown) == 1:
+            self._show_breakdown(True)
+            if self.breakdown_mode.currentText() not in modes and modes:
+                self.breakdown_mode.setCurrentText(modes[0])
+
+    def _show_breakdown(self, on: bool) -> None:
+        self.breakdown.setVisible(on)
+        self.breakdown_controls.setVisible(on)
 
     def add_point(self, run_id: str, point: Point) -> None:
         """Queue the point into every plot and the table (one view per scheduler tick)."""
@@ -96,6 +124,8 @@ class LiveView(QWidget):
         for plot in self.plots:
             self.scheduler.push(partial(self._update_plot, plot, run_id, label, point))
         self.scheduler.push(partial(self._update_table, label, point, header))
+        if point.breakdown:
+            self.scheduler.push(partial(self.breakdown.add_point, run_id, point))
 
     def finish_run(self, run: RunResult, maps: Path | None) -> None:
         self.scheduler.flush()

@@ -34,7 +34,8 @@ def config_of(settings: Settings) -> SweepConfig:
                        threads=settings.threads, continue_after_oom=settings.continue_after_oom,
                        attention=CaptureConfig(tiles=int(a.get("tiles") or 256)) if settings.attention else None,
                        attention_text=str(a.get("text") or "random"), needle=a.get("needle"),
-                       needle_depth=float(a.get("needle_depth") or 50.0), quality=quality)
+                       needle_depth=float(a.get("needle_depth") or 50.0), quality=quality,
+                       breakdown=settings.breakdown)
 
 
 def default_threads() -> int:
@@ -88,6 +89,10 @@ class SweepPanel(QGroupBox):
                                 "on it). The default leaves one core to this window.")
         self.continue_after_oom = QCheckBox("Continue after out-of-memory")
         self.attention = QCheckBox("Capture attention maps (separate, untimed pass)")
+        self.breakdown = QCheckBox("Breakdown: where the time goes (separate, profiled pass)")
+        self.breakdown.setToolTip("After each point's timed passes, one profiled pass splits its time into attention "
+                                  "kernel, q/k/v/o projections, MLP, norms, embeddings + LM head, recurrent mixers "
+                                  "and other (the Live tab's Breakdown plot)")
         self.attention_tiles = QSpinBox()
         self.attention_tiles.setRange(8, 1024)
         self.attention_tiles.setValue(256)
@@ -146,6 +151,7 @@ class SweepPanel(QGroupBox):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.continue_after_oom)
+        layout.addWidget(self.breakdown)
         layout.addWidget(self.attention)
         layout.addWidget(self.attention_box)
         layout.addWidget(self.quality)
@@ -182,6 +188,7 @@ class SweepPanel(QGroupBox):
             self.threads.setValue(cfg.threads)
         self.continue_after_oom.setChecked(cfg.continue_after_oom)
         self.attention.setChecked(cfg.attention is not None)
+        self.breakdown.setChecked(cfg.breakdown)
         if cfg.attention is not None:
             self.attention_tiles.setValue(int(getattr(cfg.attention, "tiles", 256)))
             self.attention_text.setCurrentText(cfg.attention_text)
@@ -223,7 +230,8 @@ class SweepPanel(QGroupBox):
                            # Fixed: min = max repeats, so neither budget nor spread can stop early.
                            min_repeats=n if fixed else 5, max_repeats=n if fixed else 100,
                            budget_s=self.budget.value(), target_rel_iqr=0.05, threads=self.threads.value(),
-                           continue_after_oom=self.continue_after_oom.isChecked(), quality=self.quality.config())
+                           continue_after_oom=self.continue_after_oom.isChecked(), quality=self.quality.config(),
+                           breakdown=self.breakdown.isChecked())
 
     def show_error(self, message: str) -> None:
         self.lengths_error.setStyleSheet("color: #c0392b;")

@@ -10,6 +10,7 @@ import ctxscope
 from ctxscope.core.results import RunResult
 from ctxscope.report.compare import Comparison, compare, fmt_ratio, peak_heading, peak_note
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms
+from ctxscope.report.breakdown import markdown_table as breakdown_markdown
 from ctxscope.report.quality_md import markdown as quality_markdown
 
 MAX_ROWS = 12
@@ -91,6 +92,10 @@ def render_markdown(runs: Sequence[RunResult], *, baseline: int = 0) -> str:
         lines += [f"**{md_escape(mode)}** ({what}; ratio = run ÷ baseline, above 1 is slower)", "",
                   *_mode_table(cmp, mode), ""]
     lines += quality_markdown(cmp.runs, cmp.labels, md_escape)
+    for run, label in zip(cmp.runs, cmp.labels):
+        table = breakdown_markdown(run)
+        if table:
+            lines += [f"**where the time goes** — {md_escape(label)}", "", *table, ""]
     lines.append(f"<sub>ctxscope {ctxscope.__version__}; medians of repeated timed calls; "
                  f"{md_escape(peak_note(cmp.runs))}</sub>")
     return "\n".join(lines) + "\n"

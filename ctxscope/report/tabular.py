@@ -6,6 +6,7 @@ import csv
 import io
 
 from ctxscope.core.results import RunResult
+from ctxscope.report.breakdown import BREAKDOWN_COLUMNS, breakdown_values
 from ctxscope.report.quality import CSV_COLUMNS, csv_values
 
 COLUMNS = (
@@ -18,6 +19,8 @@ COLUMNS = (
     # What context buys at this length (quality passes; empty when not measured).
     *CSV_COLUMNS,
     "rope_scaling",  # RoPE scaling set on the config (--rope-scaling); empty: the model as trained
+    # Where the time went (--breakdown; a separate profiled pass, ms per call): empty when not measured.
+    *BREAKDOWN_COLUMNS,
 )
 
 
@@ -43,6 +46,7 @@ def run_to_rows(run: RunResult) -> list[dict[str, object]]:
                for name in ("state_bytes", "cpu_allocator_peak_bytes")},
             **{name: quality.get(p.length, {}).get(name, "") for name in CSV_COLUMNS},
             "rope_scaling": s.rope_scaling or "",
+            **breakdown_values(p),
         })
     return rows
 
