@@ -95,14 +95,14 @@ def check(args: argparse.Namespace) -> None:
 
 def remote_matrix(args: argparse.Namespace, specs: Sequence[ModelSpec], cfg: SweepConfig, *, cap_lengths: bool,
                   stop: threading.Event, strict: bool,
-                  say: Callable[..., None]) -> Generator[Any, None, Any] | None:
+                  say: Callable[..., None], caches: tuple[str, ...] = ()) -> Generator[Any, None, Any] | None:
     """The matrix's events from ``--host`` or ``--cluster``; ``None`` to run it here.
     ``say(text, always=...)`` shows a note on stderr (where it runs: always)."""
     if not is_remote(args):
         return None
     from ctxscope.core.jobs import Job
 
-    job = Job("matrix", tuple(specs), cfg, cap_lengths=cap_lengths, strict=strict)
+    job = Job("matrix", tuple(specs), cfg, cap_lengths=cap_lengths, strict=strict, caches=caches)
     if args.host:
         from ctxscope.remote.ssh import run_remote
 

@@ -27,17 +27,19 @@ class RunKey:
     batch: int
     device: str
     rope: str | None = None  # RoPE scaling set on the config ("yarn:4"); None: as trained
+    cache: str = "dynamic"  # the KV-cache strategy (core.kv_cache)
 
     @classmethod
     def of(cls, run: RunResult) -> RunKey:
         m, s = run.header.model, run.header.settings
         return cls(model=m.source, revision=m.revision, dtype=s.dtype, attn=s.attn_implementation,
-                   batch=s.batch_size, device=s.device, rope=s.rope_scaling)
+                   batch=s.batch_size, device=s.device, rope=s.rope_scaling, cache=getattr(s, "cache", "dynamic"))
 
     def describe(self) -> str:
         rev = f"@{self.revision}" if self.revision else ""
         rope = f" · RoPE {self.rope}" if self.rope else ""
-        return f"{self.model}{rev} · {self.dtype} · {self.attn}{rope} · batch {self.batch} · {self.device}"
+        cache = f" · cache {self.cache}" if self.cache != "dynamic" else ""
+        return f"{self.model}{rev} · {self.dtype} · {self.attn}{rope}{cache} · batch {self.batch} · {self.device}"
 
 
 # Two different figures are called "peak" in ctxscope; they are never shown under one name.
