@@ -25,6 +25,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--random-weights", action="store_true")
     p.add_argument("--revision", default=None)
     p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--cache", default="dynamic", metavar="STRATEGY[,STRATEGY…]",
+                   help="KV-cache strategy the trials fill: dynamic, static, fp8, int4, int2, offload; a list such as "
+                        "dynamic,fp8,int4 answers per strategy, with how much longer each fits than the first")
     p.add_argument("--format", choices=("table", "json"), default="table")
     from ctxscope.cli.remote_args import add_host_options
 
@@ -48,11 +51,20 @@ def run(args: argparse.Namespace) -> int:
     if args.dtype not in DTYPES:
         raise BadInputError(f"unknown dtype {args.dtype!r}: use one of {', '.join(DTYPES)}")
     budget = parse_size(args.memory_budget, "memory size") if args.memory_budget else None
+    from ctxscope.core.kv_cache import parse_caches
+
+    strategies = parse_caches(args.cache)
     spec = ModelSpec(args.model, dtype=args.dtype, device=args.device, attn_implementation=args.attn,
                      revision=args.revision, random_weights=args.random_weights, trust_remote_code=args.trust_remote_code)
     if args.host:  # the search runs over there; sources and devices are the remote's
-        return _remote(args, spec, budget)
+        if len(strategies) > 1:
+            raise BadInputError("--host: one --cache strategy per search (run it once per strategy)")
+        return _remote(args, spec, budget, strategies[0])
     check_source(spec)
+    from ctxscope.core.kv_cache import check_before_loading
+
+    for strategy in strategies:  # from the config, before the weights load
+        check_before_loading(spec, strategy)
     if budget is None and args.device == "cpu":
         raise BadInputError("on CPU give --memory-budget (e.g. 8GiB): it is enforced on the measured peak")
     quiet_transformers(verbose=False)
@@ -68,28 +80,41 @@ def run(args: argparse.Namespace) -> int:
         if table:
             print(f"  {p.line(count, budget)}", file=sys.stderr)
 
-    result = drive(find_max_context(loaded, mode=args.mode, budget=budget, granularity=args.granularity,
-                                    batch=args.batch, allow_beyond_max=args.allow_beyond_max), show)
     dtype = dtype_name(loaded.dtype)
+    answers = []
+    for strategy in strategies:
+        if table and len(strategies) > 1:
+            print(f"--cache {strategy}:", file=sys.stderr)
+        result = drive(find_max_context(loaded, mode=args.mode, budget=budget, granularity=args.granularity,
+                                        batch=args.batch, allow_beyond_max=args.allow_beyond_max, cache=strategy), show)
+        answers.append((strategy, result))
     if not table:
         from dataclasses import asdict
 
-        print(json.dumps({"model": args.model, "device": str(loaded.device), "dtype": dtype, **asdict(result)},
-                         indent=1))
+        found = [{"model": args.model, "device": str(loaded.device), "dtype": dtype, "cache": strategy, **asdict(r)}
+                 for strategy, r in answers]
+        print(json.dumps(found[0] if len(found) == 1 else found, indent=1))
         return 0
-    print(f"{args.model} {result.mode} on {loaded.device} ({dtype}), batch {args.batch}, "
-          f"budget {fmt_bytes(result.budget_bytes)}")
-    print(result.summary())
+    for strategy, result in answers:
+        cache = f", cache {strategy}" if strategy != "dynamic" or len(answers) > 1 else ""
+        print(f"{args.model} {result.mode} on {loaded.device} ({dtype}{cache}), batch {args.batch}, "
+              f"budget {fmt_bytes(result.budget_bytes)}")
+        print(result.summary())
+    first_name, first = answers[0]
+    for strategy, result in answers[1:]:
+        if first.largest_fit and result.largest_fit:
+            print(f"{strategy}: {result.largest_fit / first.largest_fit:.2f}× the context of {first_name} "
+                  f"({result.largest_fit:,} vs {first.largest_fit:,} tokens, within {args.granularity})")
     return 0
 
 
-def _remote(args: argparse.Namespace, spec: Any, budget: int | None) -> int:
+def _remote(args: argparse.Namespace, spec: Any, budget: int | None, cache: str = "dynamic") -> int:
     from ctxscope.cli.remote_args import remote_maxctx
     from ctxscope.core.jobs import MaxContextRequest
     from ctxscope.core.units import fmt_bytes
 
     request = MaxContextRequest(mode=args.mode, budget=budget, granularity=args.granularity, batch=args.batch,
-                                allow_beyond_max=args.allow_beyond_max)
+                                allow_beyond_max=args.allow_beyond_max, cache=cache)
     trials = 0
 
     def show(p: Any) -> None:

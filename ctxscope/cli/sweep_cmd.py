@@ -258,18 +258,10 @@ def run(args: argparse.Namespace) -> int:
 
 def check_cache(spec: Any, strategy: str, args: argparse.Namespace) -> None:
     """Refuse, from the model's config (no weights), a cache strategy its layers cannot use."""
-    if strategy == "dynamic":
-        return
-    from ctxscope.core.devices import resolve_device
-    from ctxscope.core.kv_cache import KVOptions, check_strategy
-    from ctxscope.core.loading import load_config
+    from ctxscope.core.kv_cache import KVOptions, check_before_loading
 
-    from ctxscope.core.modelinfo import is_decoder_config
-
-    config = load_config(spec)
-    decoder = is_decoder_config(config)
-    check_strategy(strategy, config, resolve_device(spec.device).type,
-                   KVOptions(group_size=args.kv_group_size, residual=args.kv_residual), is_decoder=decoder)
+    check_before_loading(spec, strategy, KVOptions(group_size=getattr(args, "kv_group_size", None),
+                                                   residual=getattr(args, "kv_residual", None)))
 
 
 def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: Any, *, single: bool, out_json: Any,

@@ -41,6 +41,7 @@ class MaxContextRequest:
     granularity: int = 256
     batch: int = 1
     allow_beyond_max: bool = False
+    cache: str = "dynamic"  # the KV-cache strategy the trials fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,8 @@ def run_job(job: Job, *, stop: threading.Event | None = None, slot: ModelSlot | 
 
         r = job.maxctx or MaxContextRequest()
         return (yield from find_max_context(loaded, mode=r.mode, budget=r.budget, granularity=r.granularity,
-                                            batch=r.batch, allow_beyond_max=r.allow_beyond_max, stop=stop))
+                                            batch=r.batch, allow_beyond_max=r.allow_beyond_max, stop=stop,
+                                            cache=r.cache))
     finally:
         if own:
             slot.drop()

@@ -144,6 +144,20 @@ def check_strategy(strategy: str, config: Any, device_type: str, options: KVOpti
         raise BadInputError(reason)
 
 
+def check_before_loading(spec: Any, strategy: str, options: KVOptions = KVOptions()) -> None:
+    """:func:`check_strategy` for a :class:`~ctxscope.core.spec.ModelSpec`, from its config
+    alone (no weights load): a matrix fails before its first cell, not at the refused one."""
+    if strategy == "dynamic":
+        check_options(strategy, options)
+        return
+    from ctxscope.core.devices import resolve_device
+    from ctxscope.core.loading import load_config
+    from ctxscope.core.modelinfo import is_decoder_config
+
+    config = load_config(spec)
+    check_strategy(strategy, config, resolve_device(spec.device).type, options, is_decoder=is_decoder_config(config))
+
+
 def make_cache(strategy: str, config: Any, *, length: int = 0, options: KVOptions = KVOptions()) -> Any:
     """A fresh, empty cache of ``strategy`` for ``config``; ``length`` sizes a static cache
     (a prompt of ``length`` tokens and one generated token)."""
