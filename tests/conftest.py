@@ -112,3 +112,33 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip(f"no local sshd for the SSH tests: {reason}")
     with local_sshd(tmp_path_factory.mktemp("sshd")) as server:
         yield server
+
+
+# -- the slow tests: from the committed durations record ------------------------------
+#: ``pytest --durations=0 --durations-min=1`` of a whole run on two idle cores
+#: (regenerate with ``python tests/durations.py``); a test whose call took longer than
+#: :data:`SLOW_S` there is marked ``slow``, so ``-m "not slow"`` is the inner loop.
+DURATIONS = Path(__file__).with_name("durations.txt")
+SLOW_S = 5.0
+
+
+def _slow_ids() -> set[str]:
+    if not DURATIONS.is_file():
+        return set()
+    slow = set()
+    for line in DURATIONS.read_text(encoding="utf-8").splitlines():
+        parts = line.split(maxsplit=2)  # "12.34s call     tests/x.py::test_y[param]"
+        if len(parts) == 3 and parts[1] == "call" and parts[0].endswith("s"):
+            try:
+                if float(parts[0][:-1]) >= SLOW_S:
+                    slow.add(parts[2].strip())
+            except ValueError:
+                continue
+    return slow
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slow = _slow_ids()
+    for item in items:
+        if item.nodeid in slow:
+            item.add_marker(pytest.mark.slow)

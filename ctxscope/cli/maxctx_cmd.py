@@ -37,12 +37,14 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ctxscope.cli.common import quiet_transformers
-    from ctxscope.core.devices import dtype_name
-    from ctxscope.core.loading import check_source, load_model
-    from ctxscope.core.units import fmt_bytes, parse_size
-    from ctxscope.core.maxctx_run import find_max_context
+    from ctxscope.cli.remote_args import launcher
+    from ctxscope.core.events import ModelReady
+    from ctxscope.core.jobs import Job, MaxContextRequest
+    from ctxscope.core.launch import THIS_MACHINE, drive
+    from ctxscope.core.loading import check_source
+    from ctxscope.core.maxctx import MaxContext, Trial
     from ctxscope.core.spec import DTYPES, ModelSpec
-    from ctxscope.core.sweep import drive
+    from ctxscope.core.units import fmt_bytes, parse_size
 
     if args.granularity < 1:
         raise BadInputError(f"--granularity must be at least 1, not {args.granularity}")
@@ -51,53 +53,58 @@ def run(args: argparse.Namespace) -> int:
     if args.dtype not in DTYPES:
         raise BadInputError(f"unknown dtype {args.dtype!r}: use one of {', '.join(DTYPES)}")
     budget = parse_size(args.memory_budget, "memory size") if args.memory_budget else None
-    from ctxscope.core.kv_cache import parse_caches
+    from ctxscope.core.kv_cache import check_before_loading, parse_caches
 
     strategies = parse_caches(args.cache)
     spec = ModelSpec(args.model, dtype=args.dtype, device=args.device, attn_implementation=args.attn,
                      revision=args.revision, random_weights=args.random_weights, trust_remote_code=args.trust_remote_code)
-    if args.host:  # the search runs over there; sources and devices are the remote's
-        if len(strategies) > 1:
-            raise BadInputError("--host: one --cache strategy per search (run it once per strategy)")
-        return _remote(args, spec, budget, strategies[0])
-    check_source(spec)
-    from ctxscope.core.kv_cache import check_before_loading
-
-    for strategy in strategies:  # from the config, before the weights load
-        check_before_loading(spec, strategy)
-    if budget is None and args.device == "cpu":
-        raise BadInputError("on CPU give --memory-budget (e.g. 8GiB): it is enforced on the measured peak")
-    quiet_transformers(verbose=False)
-    loaded = load_model(spec)
-    if budget is None and loaded.device.type != "cuda":
-        raise BadInputError("on CPU give --memory-budget (e.g. 8GiB): it is enforced on the measured peak")
+    where = launcher(args, lambda text, always=False: print(text, file=sys.stderr) if always else None)
+    here = where.where == THIS_MACHINE
+    no_budget = BadInputError("on CPU give --memory-budget (e.g. 8GiB): it is enforced on the measured peak")
+    if here:  # elsewhere, sources and devices are the remote's: checked there
+        check_source(spec)
+        for strategy in strategies:  # from the config, before the weights load
+            check_before_loading(spec, strategy)
+        if budget is None and args.device == "cpu":
+            raise no_budget
+        quiet_transformers(verbose=False)
     table = args.format == "table"
-    count = 0
+    trials = 0
+    summary: Any = None
 
-    def show(p: Any) -> None:
-        nonlocal count
-        count += 1
-        if table:
-            print(f"  {p.line(count, budget)}", file=sys.stderr)
+    def show(event: Any) -> None:
+        nonlocal trials, summary
+        if isinstance(event, ModelReady):
+            summary = event.summary
+            if budget is None and not summary.device.startswith("cuda"):
+                raise no_budget
+        elif isinstance(event, Trial):
+            trials += 1
+            if table:
+                print(f"  {event.line(trials, budget)}", file=sys.stderr)
 
-    dtype = dtype_name(loaded.dtype)
     answers = []
     for strategy in strategies:
         if table and len(strategies) > 1:
             print(f"--cache {strategy}:", file=sys.stderr)
-        result = drive(find_max_context(loaded, mode=args.mode, budget=budget, granularity=args.granularity,
-                                        batch=args.batch, allow_beyond_max=args.allow_beyond_max, cache=strategy), show)
+        request = MaxContextRequest(mode=args.mode, budget=budget, granularity=args.granularity, batch=args.batch,
+                                    allow_beyond_max=args.allow_beyond_max, cache=strategy)
+        result = drive(where.run(Job("maxctx", (spec,), maxctx=request)), show)
+        if not isinstance(result, MaxContext) or summary is None:
+            raise BadInputError("the search ended before it measured anything")
         answers.append((strategy, result))
+    device = summary.device if here else f"{where.where} {summary.device}"
     if not table:
         from dataclasses import asdict
 
-        found = [{"model": args.model, "device": str(loaded.device), "dtype": dtype, "cache": strategy, **asdict(r)}
-                 for strategy, r in answers]
+        host = {} if here else {"host": where.where}
+        found = [{"model": args.model, **host, "device": summary.device, "dtype": summary.dtype, "cache": strategy,
+                  **asdict(r)} for strategy, r in answers]
         print(json.dumps(found[0] if len(found) == 1 else found, indent=1))
         return 0
     for strategy, result in answers:
         cache = f", cache {strategy}" if strategy != "dynamic" or len(answers) > 1 else ""
-        print(f"{args.model} {result.mode} on {loaded.device} ({dtype}{cache}), batch {args.batch}, "
+        print(f"{args.model} {result.mode} on {device} ({summary.dtype}{cache}), batch {args.batch}, "
               f"budget {fmt_bytes(result.budget_bytes)}")
         print(result.summary())
     first_name, first = answers[0]
@@ -105,32 +112,4 @@ def run(args: argparse.Namespace) -> int:
         if first.largest_fit and result.largest_fit:
             print(f"{strategy}: {result.largest_fit / first.largest_fit:.2f}× the context of {first_name} "
                   f"({result.largest_fit:,} vs {first.largest_fit:,} tokens, within {args.granularity})")
-    return 0
-
-
-def _remote(args: argparse.Namespace, spec: Any, budget: int | None, cache: str = "dynamic") -> int:
-    from ctxscope.cli.remote_args import remote_maxctx
-    from ctxscope.core.jobs import MaxContextRequest
-    from ctxscope.core.units import fmt_bytes
-
-    request = MaxContextRequest(mode=args.mode, budget=budget, granularity=args.granularity, batch=args.batch,
-                                allow_beyond_max=args.allow_beyond_max, cache=cache)
-    trials = 0
-
-    def show(p: Any) -> None:
-        nonlocal trials
-        trials += 1
-        if args.format == "table":
-            print(f"  {p.line(trials, budget)}", file=sys.stderr)
-
-    result, summary = remote_maxctx(args, spec, request, show)
-    if args.format == "json":
-        from dataclasses import asdict
-
-        print(json.dumps({"model": args.model, "host": args.host, "device": summary.device, "dtype": summary.dtype,
-                          **asdict(result)}, indent=1))
-        return 0
-    print(f"{args.model} {result.mode} on {args.host} {summary.device} ({summary.dtype}), batch {args.batch}, "
-          f"budget {fmt_bytes(result.budget_bytes)}")
-    print(result.summary())
     return 0

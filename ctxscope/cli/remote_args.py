@@ -5,13 +5,13 @@ if it had run here."""
 from __future__ import annotations
 
 import argparse
-import sys
-import threading
-from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.spec import ModelSpec, SweepConfig
+
+if TYPE_CHECKING:
+    from ctxscope.core.launch import Launcher
 
 
 def add_remote_options(p: argparse.ArgumentParser) -> None:
@@ -93,27 +93,25 @@ def check(args: argparse.Namespace) -> None:
         check_host(host)
 
 
-def remote_matrix(args: argparse.Namespace, specs: Sequence[ModelSpec], cfg: SweepConfig, *, cap_lengths: bool,
-                  stop: threading.Event, strict: bool,
-                  say: Callable[..., None], caches: tuple[str, ...] = ()) -> Generator[Any, None, Any] | None:
-    """The matrix's events from ``--host`` or ``--cluster``; ``None`` to run it here.
+def launcher(args: argparse.Namespace, say: Callable[..., None]) -> Launcher:
+    """Where the command's job runs: ``--host`` (SSH), ``--cluster`` (Ray) or here.
     ``say(text, always=...)`` shows a note on stderr (where it runs: always)."""
-    if not is_remote(args):
-        return None
-    from ctxscope.core.jobs import Job
+    from ctxscope.core.launch import Local
 
-    job = Job("matrix", tuple(specs), cfg, cap_lengths=cap_lengths, strict=strict, caches=caches)
-    if args.host:
-        from ctxscope.remote.ssh import run_remote
+    check(args)
+    if getattr(args, "host", None):
+        from ctxscope.remote.launch import Ssh
 
-        say(f"connecting to {args.host} …")
-        return run_remote(_target(args), job, stop=stop, silence_s=silence_limit(args),
-                          on_hello=lambda hello: say(f"running on {args.host} ({hello.describe()})", always=True),
-                          say=lambda text: say(text, always=True))
-    from ctxscope.remote.ray_cluster import run_on_cluster
+        host = args.host
+        say(f"connecting to {host} …")
+        return Ssh(_target(args), silence_s=silence_limit(args),
+                   on_hello=lambda hello: say(f"running on {host} ({hello.describe()})", always=True),
+                   say=lambda text: say(text, always=True))
+    if getattr(args, "cluster", None):
+        from ctxscope.remote.launch import Ray
 
-    return run_on_cluster(args.cluster, job, stop=stop, cpus_per_cell=args.cluster_cpus,
-                          say=lambda text: say(text, always=True))
+        return Ray(args.cluster, cpus_per_cell=args.cluster_cpus, say=lambda text: say(text, always=True))
+    return Local()
 
 
 def add_host_options(p: argparse.ArgumentParser) -> None:
@@ -124,26 +122,3 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
                    help="with --host: the remote Python that has ctxscope, when `ctxscope` is not on its PATH")
     _add_install(p)
     _add_timeout(p)
-
-
-def remote_maxctx(args: argparse.Namespace, spec: ModelSpec, request: Any,
-                  on_trial: Callable[[Any], None]) -> tuple[Any, Any]:
-    """``ctxscope maxctx --host``: (the answer, the remote's model summary)."""
-    from ctxscope.core.jobs import Job
-    from ctxscope.core.matrix import ModelReady
-    from ctxscope.core.maxctx import Trial
-    from ctxscope.remote.ssh import run_remote
-
-    check(args)
-    summary = None
-    gen = run_remote(_target(args), Job("maxctx", (spec,), maxctx=request), silence_s=silence_limit(args),
-                     say=lambda text: print(text, file=sys.stderr))
-    while True:
-        try:
-            event = next(gen)
-        except StopIteration as done:
-            return done.value, summary
-        if isinstance(event, ModelReady):
-            summary = event.summary
-        elif isinstance(event, Trial):
-            on_trial(event)

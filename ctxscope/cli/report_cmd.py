@@ -12,8 +12,10 @@ from typing import Any
 from ctxscope.cli.common import open_store, output_path
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.units import plural
+from ctxscope.report.build import FORMATS, comparison_to_dict, format_for, render
 
-FORMATS = ("html", "md", "json", "csv")
+__all__ = ["FORMATS", "add_parsers", "cmd_compare", "cmd_report", "comparison_to_dict", "format_for", "render",
+           "resolve_runs"]
 
 
 def add_parsers(sub: Any) -> None:
@@ -60,61 +62,10 @@ def resolve_runs(refs: list[str]) -> tuple[list[Any], dict[str, Path | None]]:
     return runs, maps
 
 
-def predictions_for(runs: list[Any]) -> dict[str, dict[int, int]]:
-    """Analytic weights + KV bytes per length for runs made before sweeps recorded their
-    own analytic block, when the config is at hand offline (presets and local paths);
-    quietly none for the rest (a report never downloads)."""
-    out: dict[str, dict[int, int]] = {}
-    for run in runs:
-        if (run.header.analytic or {}).get("weights_bytes") is not None:
-            continue  # recorded at sweep time: the report reads it from the run itself
-        source, s = run.header.model.source, run.header.settings
-        local = source.startswith("preset:") or Path(source).expanduser().exists()
-        if not local or s.dtype not in ("float32", "float16", "bfloat16"):
-            continue
-        try:
-            from ctxscope.cli.estimate_cmd import estimate
-
-            est = estimate(source, s.dtype, tuple(s.lengths), s.batch_size)
-        except Exception:  # an architecture the analytic model does not describe: no overlay
-            continue
-        out[run.id] = {r["length"]: est["weights_bytes"] + r["kv_cache_bytes"] for r in est["lengths"]}
-    return out
-
-
 def _baseline(args: argparse.Namespace, count: int) -> int:
     if not 1 <= args.baseline <= count:
         raise BadInputError(f"--baseline {args.baseline}: choose 1 to {count} (the runs are numbered as given)")
     return int(args.baseline) - 1
-
-
-def render(runs: list[Any], fmt: str, *, baseline: int = 0, maps: dict[str, Path | None] | None = None,
-           predictions: dict[str, dict[int, int]] | None = None, title: str | None = None) -> str:
-    """The report text in one of :data:`FORMATS` (CSV and JSON of several runs concatenate them)."""
-    if fmt == "html":
-        from ctxscope.report.html import render_html
-
-        return render_html(runs, baseline=baseline, maps=maps, predictions=predictions, title=title)
-    if fmt == "md":
-        from ctxscope.report.markdown import render_markdown
-
-        return render_markdown(runs, baseline=baseline)
-    if fmt == "json":
-        from ctxscope.core.serialize import dumps_run, run_to_dict
-
-        if len(runs) == 1:
-            return dumps_run(runs[0]) + "\n"
-        return json.dumps([run_to_dict(r) for r in runs], indent=1, allow_nan=False, ensure_ascii=False) + "\n"
-    from ctxscope.report.tabular import run_to_csv
-
-    return "".join(run_to_csv(r) if i == 0 else run_to_csv(r).split("\n", 1)[1] for i, r in enumerate(runs))
-
-
-def format_for(fmt: str | None, out: Path | None) -> str:
-    if fmt:
-        return fmt
-    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
-    return {"htm": "html", "markdown": "md"}.get(suffix, suffix) if suffix in (*FORMATS, "htm", "markdown") else "html"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -122,6 +73,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     fmt = format_for(args.format, out)
     runs, maps = resolve_runs(args.runs)
     baseline = _baseline(args, len(runs))
+    from ctxscope.core.predictions import predictions_for
+
     predictions = predictions_for(runs) if fmt == "html" else None
     text = render(runs, fmt, baseline=baseline, maps=maps, predictions=predictions, title=args.title)
     if out is None:
@@ -153,15 +106,3 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     comparison_tables(cmp)
     return 0
-
-
-def comparison_to_dict(cmp: Any) -> dict[str, Any]:
-    """The comparison as plain JSON data (``ctxscope.compare/1``)."""
-    from dataclasses import asdict
-
-    return {"schema": "ctxscope.compare/1", "baseline": cmp.baseline,
-            "runs": [{"id": r.id, "label": lab, "key": asdict(k), "max_ok_length": mo, "first_oom_length": fo}
-                     for r, lab, k, mo, fo in zip(cmp.runs, cmp.labels, cmp.keys, cmp.max_ok, cmp.first_oom)],
-            "differences": list(cmp.differences),
-            "rows": [{"mode": row.mode, "length": row.length, "cells": [asdict(c) for c in row.cells]}
-                     for row in cmp.rows]}

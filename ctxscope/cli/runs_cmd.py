@@ -93,7 +93,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ctxscope.cli.report_cmd import FORMATS, predictions_for, render
+    from ctxscope.core.predictions import predictions_for
+    from ctxscope.report.build import FORMATS, render
     from ctxscope.store.attention_files import maps_path
 
     path = output_path(args.out, "--out")

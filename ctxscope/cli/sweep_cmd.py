@@ -266,21 +266,18 @@ def check_cache(spec: Any, strategy: str, args: argparse.Namespace) -> None:
 
 def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: Any, *, single: bool, out_json: Any,
              failures: list[str], problems: list[str], caches: tuple[str, ...] = ()) -> list[Any]:
-    """Run the matrix (one cell for a plain sweep) from the core, recording each run as
-    its events arrive; Ctrl-C stops after the current model call (twice: at once)."""
+    """Run the matrix (one cell for a plain sweep) where the options say, each run
+    recorded as its events arrive; Ctrl-C stops after the current model call (twice: at
+    once). ``caches``: one KV-cache strategy per spec (the cache axis)."""
     from ctxscope.cli.display import SweepDisplay
     from ctxscope.cli.quality_display import print_live
-    from ctxscope.cli.run_sink import RunSink
-    from ctxscope.core.events import SweepStarted
+    from ctxscope.cli.remote_args import launcher
+    from ctxscope.cli.run_sink import RunView
+    from ctxscope.core.events import CellFailed, ModelLoading
+    from ctxscope.core.jobs import Job
+    from ctxscope.core.launch import drive
     from ctxscope.core.lengths import parse_lengths
-    from ctxscope.core.matrix import CellFailed, CellFinished, ModelLoading, ModelSlot, run_matrix
-
-    def config(loaded: Any) -> Any:
-        chosen = lengths
-        if chosen is None:  # the defaults, capped at this model's positions
-            limit = loaded.info.max_positions or 1 << 30
-            chosen = tuple(n for n in parse_lengths(DEFAULT_LENGTHS) if n <= limit) or (min(128, limit),)
-        return sweep_config(args, chosen, modes)
+    from ctxscope.store.recorded import RunKept, json_on_stdout, open_recorder, recorded
 
     stop = threading.Event()
     status = SweepDisplay(quiet=args.quiet)
@@ -291,47 +288,44 @@ def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: An
         stop.set()
         status.status("stopping after the current model call (Ctrl-C again to abort) …", always=True)
 
-    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
-    slot = ModelSlot()
-    sink: RunSink | None = None
-    from ctxscope.cli.remote_args import remote_matrix
+    def note(line: str) -> None:
+        print(f"ctxscope: note: {line}", file=sys.stderr)
 
-    gen = remote_matrix(args, specs, sweep_config(args, lengths or parse_lengths(DEFAULT_LENGTHS), modes),
-                        cap_lengths=lengths is None, stop=stop, strict=single, say=status.status, caches=caches) \
-        or run_matrix(specs, config, slot=slot, stop=stop, strict=single, caches=caches)
+    def out(run_id: str) -> Path | None:
+        return out_json if single else out_json / f"{run_id}.json" if out_json is not None else None
+
+    # No lengths given: the defaults, capped at each model's positions (there, once loaded).
+    job = Job("matrix", tuple(specs), sweep_config(args, lengths or parse_lengths(DEFAULT_LENGTHS), modes),
+              cap_lengths=lengths is None, strict=single, caches=caches)
+    maps_dir = out_json if not single else out_json.parent if out_json is not None else None
+    view = RunView(quiet=args.quiet)
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, ModelLoading):
+            status.status(f"loading {event.spec.source} ({event.spec.dtype}) …")
+        elif isinstance(event, CellFailed):
+            spec = event.spec
+            failures.append(f"{spec.source} {spec.dtype}{' ' + spec.attn_implementation if spec.attn_implementation else ''}"
+                            f"{' RoPE ' + spec.rope_scaling if spec.rope_scaling else ''}: {event.message}")
+            print(f"ctxscope: error: {event.message}; going on with the next", file=sys.stderr)
+        elif isinstance(event, RunKept):
+            view.show(event)
+            problems.extend(event.problems)
+        else:
+            view.show(event)
+            print_live(event, args.quiet)
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     try:
-        while True:
-            try:
-                event = next(gen)
-            except StopIteration as done:
-                return list(done.value)
-            if isinstance(event, ModelLoading):
-                status.status(f"loading {event.spec.source} ({event.spec.dtype}) …")
-            elif isinstance(event, SweepStarted):
-                sink = RunSink(quiet=args.quiet, no_store=args.no_store, out_json=out_json if single else None,
-                               out_dir=None if single else out_json, problems=problems)
-                sink.record(event)
-            elif isinstance(event, CellFinished):
-                if sink is not None:
-                    sink.finish(event.result)
-                sink = None
-            elif isinstance(event, CellFailed):
-                spec = event.spec
-                failures.append(f"{spec.source} {spec.dtype}{' ' + spec.attn_implementation if spec.attn_implementation else ''}"
-                                f"{' RoPE ' + spec.rope_scaling if spec.rope_scaling else ''}: {event.message}")
-                print(f"ctxscope: error: {event.message}; going on with the next", file=sys.stderr)
-            elif sink is not None:
-                sink.record(event)
-                print_live(event, args.quiet)
-    except BaseException:
-        if sink is not None:
-            sink.fail()
-        raise
+        events = recorded(launcher(args, status.status).run(job, stop=stop),
+                          open_recorder(enabled=not args.no_store, maps_dir=maps_dir, notice=note), out=out,
+                          last_resort=json_on_stdout)
+        runs = drive(events, on_event)
+        return list(runs) if isinstance(runs, tuple) else []
     finally:
+        view.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        gen.close()
-        slot.drop()
 
 
 def _out_dir(value: str | None) -> Any:
@@ -354,7 +348,8 @@ def _write_outputs(runs: list[Any], out_json: Any, out_csv: Any, out_html: Any, 
     given, else raised as one :class:`CtxscopeError` (exit 2) once every file was tried."""
     if not runs:
         return
-    from ctxscope.cli.report_cmd import predictions_for, render
+    from ctxscope.core.predictions import predictions_for
+    from ctxscope.report.build import render
     from ctxscope.store.attention_files import maps_path
 
     # Maps written beside the run files win: --no-store leaves only those.

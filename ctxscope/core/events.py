@@ -1,15 +1,21 @@
-"""Events yielded by :func:`ctxscope.core.sweep.run_sweep`: frozen plain data, safe to
-hand to another thread."""
+"""The one event vocabulary of ctxscope's jobs: what :func:`ctxscope.core.sweep.run_sweep`,
+a matrix (:mod:`ctxscope.core.matrix`) and the max-context search yield, whether the job
+runs here, over SSH or on a Ray cluster (:mod:`ctxscope.core.launch`). Frozen plain
+data, safe to hand to another thread; front ends ``match`` on these types."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.quality.records import QualityPoint
-from ctxscope.core.results import Point, RunHeader
+from ctxscope.core.results import ModelInfo, Point, RunHeader, RunResult
+from ctxscope.core.spec import ModelSpec
 from ctxscope.core.telemetry import TelemetrySample
+
+if TYPE_CHECKING:  # the search's module reaches torch (lazily); its records are plain data
+    from ctxscope.core.maxctx import MaxContext, Trial
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +65,56 @@ class AttentionResult:
 
 
 SweepEvent = Union[SweepStarted, Progress, PointResult, PointFailed, AttentionResult, QualityPoint, TelemetrySample]
+
+
+# -- around the sweeps: loading models, the cells of a matrix ------------------------
+@dataclass(frozen=True, slots=True)
+class LoadedSummary:
+    """What a front end may know of a loaded model: plain data, no torch objects."""
+
+    spec: ModelSpec
+    info: ModelInfo
+    device: str
+    dtype: str
+    attn_implementation: str
+    weights_bytes: int
+    device_total_bytes: int | None
+    gpu_uuids: tuple[str, ...] = ()  # the GPUs it occupies, for telemetry
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLoading:
+    """About to load ``spec`` (it can take a while)."""
+
+    spec: ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReady:
+    summary: LoadedSummary
+
+
+@dataclass(frozen=True, slots=True)
+class CellFailed:
+    """A cell that could not run (its model did not load, its kernel is not installed,
+    its settings do not apply); the matrix goes on with the next."""
+
+    spec: ModelSpec
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CellFinished:
+    spec: ModelSpec
+    result: RunResult
+
+
+MatrixEvent = Union[ModelLoading, ModelReady, CellFailed, CellFinished]
+
+#: Everything a job yields: a matrix's (a sweep is a one-cell matrix) or a max-context
+#: search's trials.
+JobEvent = Union[SweepEvent, MatrixEvent, "Trial"]
+
+#: What a job returns: a matrix's runs in measurement order, the max-context answer
+#: (``None``: cancelled before it ran), or the loaded model's summary (a ``load`` job).
+JobResult = Union[tuple[RunResult, ...], "MaxContext", LoadedSummary, None]

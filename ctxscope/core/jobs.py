@@ -21,14 +21,18 @@ from typing import TYPE_CHECKING, Any
 import ctxscope
 from ctxscope.core.errors import BadInputError, CtxscopeError, DeviceError
 from ctxscope.core.limits import check_sweep, check_threads
-from ctxscope.core.matrix import ModelLoading, ModelReady, ModelSlot
+from ctxscope.core.events import JobEvent, JobResult, ModelLoading, ModelReady
+from ctxscope.core.matrix import ModelSlot
 from ctxscope.core.spec import ModelSpec, SweepConfig
 from ctxscope.core.wire import PROTOCOL, WireError, _record, dumps, event_lines, maxctx_to_dict, spec_from_dict
 
 if TYPE_CHECKING:
     from ctxscope.core.loading import LoadedModel
 
-KINDS = ("matrix", "maxctx", "load")
+#: Each job kind and the key its result travels under on the wire (``end`` line): the
+#: one table a new kind of job is added to (with its branch in :func:`run_job`).
+RESULT_OF = {"matrix": "runs", "maxctx": "maxctx", "load": "summary"}
+KINDS = tuple(RESULT_OF)
 log = logging.getLogger(__name__)
 
 
@@ -154,7 +158,7 @@ def capped(cfg: SweepConfig) -> Callable[[LoadedModel], SweepConfig]:
 
 
 def run_job(job: Job, *, stop: threading.Event | None = None, slot: ModelSlot | None = None,
-            confirm: Callable[[Any], bool] | None = None) -> Generator[Any, None, Any]:
+            confirm: Callable[[Any], bool] | None = None) -> Generator[JobEvent, None, JobResult]:
     """Run ``job`` here, yielding the same events a local front end sees.
 
     Returns what the job's generator returns: the matrix's runs, the
@@ -230,7 +234,7 @@ def job_lines(job: Job, *, stop: threading.Event | None = None,
 
 
 def _result(value: Any) -> dict[str, Any]:
-    from ctxscope.core.matrix import LoadedSummary
+    from ctxscope.core.events import LoadedSummary
     from ctxscope.core.maxctx import MaxContext
     from ctxscope.core.wire import summary_to_dict
 

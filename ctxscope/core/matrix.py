@@ -12,61 +12,22 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Union
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ctxscope.core.errors import CtxscopeError
-from ctxscope.core.events import SweepEvent
-from ctxscope.core.results import ModelInfo, RunResult
+# The events live with the rest of the vocabulary; imported from here too.
+from ctxscope.core.events import (CellFailed, CellFinished, LoadedSummary, MatrixEvent, ModelLoading, ModelReady,
+                                  SweepEvent)
+from ctxscope.core.results import RunResult
 from ctxscope.core.spec import ModelSpec, SweepConfig
+
+__all__ = ["CellFailed", "CellFinished", "LoadedSummary", "MatrixEvent", "ModelLoading", "ModelReady", "ModelSlot",
+           "run_matrix", "summarize"]
 
 if TYPE_CHECKING:  # torch stays out of the desktop app's start-up path
     from ctxscope.core.guard import MemoryCheck
     from ctxscope.core.loading import LoadedModel
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedSummary:
-    """What a front end may know of a loaded model: plain data, no torch objects."""
-
-    spec: ModelSpec
-    info: ModelInfo
-    device: str
-    dtype: str
-    attn_implementation: str
-    weights_bytes: int
-    device_total_bytes: int | None
-    gpu_uuids: tuple[str, ...] = ()  # the GPUs it occupies, for telemetry
-
-
-@dataclass(frozen=True, slots=True)
-class ModelLoading:
-    """About to load ``spec`` (it can take a while)."""
-
-    spec: ModelSpec
-
-
-@dataclass(frozen=True, slots=True)
-class ModelReady:
-    summary: LoadedSummary
-
-
-@dataclass(frozen=True, slots=True)
-class CellFailed:
-    """A cell that could not run (its model did not load, its kernel is not installed,
-    its settings do not apply); the matrix goes on with the next."""
-
-    spec: ModelSpec
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class CellFinished:
-    spec: ModelSpec
-    result: RunResult
-
-
-MatrixEvent = Union[ModelLoading, ModelReady, CellFailed, CellFinished]
 
 
 def summarize(loaded: LoadedModel, spec: ModelSpec) -> LoadedSummary:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
@@ -24,6 +24,7 @@ from ctxscope.core.errors import CONTEXT_LOST, BadInputError
 from ctxscope.core.eta import Eta, Policy
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepEvent, SweepStarted
 from ctxscope.core.guard import MemoryCheck, available_bytes, check_point
+from ctxscope.core.launch import drive as drive  # re-exported: written once, with the launchers
 from ctxscope.core.loading import LoadedModel
 from ctxscope.core.measure import Measurer
 from ctxscope.core.modelinfo import modes_of
@@ -38,23 +39,6 @@ from ctxscope.core.quality.run import QualityPlan, prepare as prepare_quality, r
 from ctxscope.core.spec import MODES, SweepConfig
 from ctxscope.core.telemetry import TelemetrySampler, summarize
 from ctxscope.core.timing import Cancelled
-
-
-_Event = TypeVar("_Event")
-_Result = TypeVar("_Result")
-
-
-def drive(gen: Generator[_Event, None, _Result], on_event: Callable[[_Event], None]) -> _Result:
-    """Run a generator to its end, handing every event to ``on_event`` (which may raise
-    to abort); returns what the generator returns (a sweep's :class:`RunResult`, a
-    max-context search's result)."""
-    while True:
-        try:
-            event = next(gen)
-        except StopIteration as done:
-            result: _Result = done.value  # the generator's return value
-            return result
-        on_event(event)
 
 
 def new_run_id() -> str:

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ctxscope.core.blocks import AttentionEntry, check_block
 from ctxscope.core.errors import RunFileError
 from ctxscope.core.errors import WireError as WireError  # re-exported: the protocol's error
-from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
+from ctxscope.core.events import (AttentionResult, CellFailed, CellFinished, LoadedSummary, ModelLoading, ModelReady,
+                                  PointFailed, PointResult, Progress, SweepStarted)
 from ctxscope.core.guard import MemoryCheck
 from ctxscope.core.limits import IntegerTooLarge, json_loads
-from ctxscope.core.matrix import CellFailed, CellFinished, LoadedSummary, ModelLoading, ModelReady
 from ctxscope.core.maxctx import MaxContext, Trial
 from ctxscope.core.quality.records import LossPoint, QualityPoint, item_to_dict, loss_from_dict, needle_from_dict
 from ctxscope.core.results import ModelInfo, RunHeader, RunResult

@@ -132,7 +132,8 @@ def copy_plot(plot: pg.PlotWidget) -> None:
 def export_runs(entries: list, path: Path, *, baseline: int = 0) -> None:
     """Write ``(run, maps file)`` pairs as a report chosen by ``path``'s suffix
     (``.html``, ``.md``, ``.json``, ``.csv``); several runs make a comparison."""
-    from ctxscope.cli.report_cmd import format_for, predictions_for, render
+    from ctxscope.core.predictions import predictions_for
+    from ctxscope.report.build import format_for, render
 
     runs = [run for run, _ in entries]
     fmt = format_for(None, path)

@@ -17,9 +17,9 @@ from ctxscope.core.results import RunResult
 
 def _read(fn: Callable[[Any], Any], *, readonly: bool = True) -> Any:
     from ctxscope.core.paths import database_path
-    from ctxscope.store import RunStore
+    from ctxscope.store.history import open_history
 
-    with RunStore(database_path(), readonly=readonly) as store:
+    with open_history(database_path(), readonly=readonly) as store:
         return fn(store)
 
 

@@ -8,12 +8,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
+from ctxscope.core.device_choices import DeviceChoice
+from ctxscope.core.events import LoadedSummary
 from ctxscope.core.kernels import usable_kernels
 from ctxscope.core.presets import preset_names
 from ctxscope.core.results import ModelInfo, RunHeader
 from ctxscope.core.spec import DTYPES, ModelSpec
 from ctxscope.remote.ssh import RemoteTarget
-from ctxscope.gui.runner import DeviceChoice, LoadedSummary
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_layer_mix
 
 def _shape(m: ModelInfo) -> str:

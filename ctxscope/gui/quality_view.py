@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem,
@@ -23,6 +23,9 @@ from ctxscope.core.spec import ModelSpec
 from ctxscope.gui.quality_plots import LossPlot, TradeoffPlot
 from ctxscope.report.tradeoff import tradeoff
 from ctxscope.core.units import plural
+
+if TYPE_CHECKING:  # the runner imports the core; the view only connects to its signals
+    from ctxscope.gui.runner import SweepRunner
 
 HINT = ("No quality results yet. Tick “Measure what context buys” in the Sweep panel and run a real (not random-"
         "weights) decoder: loss vs context and needle retrieval are measured after each length's timed points, "
@@ -143,7 +146,7 @@ class QualityView(QWidget):
 
     show_run = finish_run
 
-    def follow(self, runner: Any, current_spec: Callable[[], ModelSpec]) -> None:
+    def follow(self, runner: SweepRunner, current_spec: Callable[[], ModelSpec]) -> None:
         """Fill in from ``runner``'s sweeps; remember its max-context answers for the
         model ``current_spec()`` names (what "fits" means for a later sweep of it)."""
         for signal, slot in ((runner.sweepStarted, self.begin_run), (runner.qualityReady, self.add_quality),

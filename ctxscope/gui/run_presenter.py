@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel, QMainWindow, QProgressBar
 
-from ctxscope.core.events import Progress
+from ctxscope.core.events import LoadedSummary, Progress
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.units import fmt_seconds
 from ctxscope.gui.attention_view import AttentionView
@@ -18,7 +18,7 @@ from ctxscope.gui.history_controller import maps_of
 from ctxscope.gui.live_view import LiveView
 from ctxscope.gui.menus import Actions
 from ctxscope.gui.model_panel import ModelPanel
-from ctxscope.gui.runner import LoadedSummary, SweepRunner
+from ctxscope.gui.runner import SweepRunner
 from ctxscope.gui.sweep_panel import SweepPanel
 from ctxscope.gui.telemetry_strip import TelemetryStrip
 from ctxscope.core.units import plural

@@ -1,37 +1,59 @@
 """The one adapter between the headless core and Qt. Every background task — device
-listing, loading, a sweep, a kernel × dtype matrix, the max-context search — is a plain
-generator run by a superqt generator worker: what it yields arrives in the UI thread
-and is re-emitted as a typed signal. The loaded model (torch objects) stays in the
-:class:`~ctxscope.core.matrix.ModelSlot`, touched only by the one job running."""
+listing, loading, a sweep, a kernel × dtype matrix, the max-context search — is a job
+started through a :class:`~ctxscope.core.launch.Launcher` (this machine, a host over
+SSH, a Ray cluster) and run by a superqt generator worker: its core events arrive in
+the UI thread unchanged and are matched on their types once, to the typed signals
+below. Runs are recorded in the worker thread (:func:`ctxscope.store.recorded.recorded`).
+The loaded model (torch objects) stays in the :class:`~ctxscope.core.matrix.ModelSlot`,
+touched only by the one job running."""
 
 from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Union
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import GeneratorWorker, create_worker
 
+from ctxscope.core.device_choices import DeviceChoice
 from ctxscope.core.errors import CtxscopeError
-from ctxscope.core.matrix import LoadedSummary, ModelSlot
+from ctxscope.core.events import (AttentionResult, CellFailed, CellFinished, JobEvent, JobResult, LoadedSummary,
+                                  ModelLoading, ModelReady, PointFailed, PointResult, Progress, SweepStarted)
+from ctxscope.core.guard import MemoryCheck
+from ctxscope.core.jobs import Job, MaxContextRequest
+from ctxscope.core.launch import Launcher, Local
+from ctxscope.core.matrix import ModelSlot
+from ctxscope.core.maxctx import MaxContext, Trial
+from ctxscope.core.quality.records import QualityPoint
 from ctxscope.core.spec import ModelSpec, SweepConfig
+from ctxscope.core.telemetry import TelemetrySample
+from ctxscope.remote.ssh import RemoteTarget
+from ctxscope.store.recorded import RunKept
 
 __all__ = ["DeviceChoice", "LoadedSummary", "SweepRunner"]
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceChoice:
-    id: str
-    label: str
-    total_bytes: int | None = None
-    free_bytes: int | None = None
-    uuid: str | None = None  # a GPU's identity for NVML telemetry
+class DevicesFound:
+    devices: list[DeviceChoice]
 
 
-def _without_gc(load: Any) -> Any:
+@dataclass(frozen=True, slots=True)
+class JobDone:
+    """A job's result, after its last event (``matrix``: the app asked for a matrix)."""
+
+    job: Job
+    result: JobResult
+    matrix: bool
+
+
+Message = Union[JobEvent, RunKept, DevicesFound, JobDone]
+
+
+def _without_gc(load: Callable[[], list[DeviceChoice]]) -> list[DeviceChoice]:
     """Run ``load`` with the collector off, then freeze the heap. Importing torch and
     building a model create ~400k objects; collections meanwhile each hold the GIL for
     up to ~250 ms (the UI freezes), and frozen objects are never traversed again."""
@@ -43,22 +65,30 @@ def _without_gc(load: Any) -> Any:
         gc.enable()
 
 
-def _loads_without_gc(messages: Generator[tuple[str, Any], None, None]) -> Generator[tuple[str, Any], None, None]:
-    """A sweep's messages, with the collector off while its model loads and its run
-    starts (the analytic model builds the architecture once more, on the meta device),
-    the heap frozen once the run has started. In the sweep job a full collection during
-    the load held the GIL for ~150 ms: the app's longest stall (the Load button's job
-    and the device listing already ran under :func:`_without_gc`)."""
-    gc.disable()
-    try:
-        for kind, payload in messages:
-            if kind == "modelLoading":
-                gc.disable()  # the next cell's model (a matrix)
-            elif kind == "sweepStarted":
-                gc.freeze()
-                gc.enable()
-            yield kind, payload
-    finally:
+class _PausedCollector:
+    """The collector off while a job's model loads and its run starts (the analytic
+    model builds the architecture once more, on the meta device), the heap frozen once
+    the run has started (a matrix: once more per model). In the sweep job a full
+    collection during the load held the GIL for ~150 ms: the app's longest stall."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        gc.disable()
+
+    def __call__(self, event: JobEvent) -> bool:
+        if isinstance(event, ModelLoading):
+            gc.unfreeze()  # let an old model caught in a reference cycle be collected …
+            gc.disable()  # … later: not while this one loads
+        elif isinstance(event, SweepStarted) or (isinstance(event, ModelReady) and self.job.kind != "matrix"):
+            gc.freeze()  # before enabling: else the first collection traverses them all
+            gc.enable()
+        # A sweep's telemetry samples are recorded (in this thread) with their point and
+        # the strip polls its own: sent on, they crossed to the UI thread in bursts of
+        # hundreds after every point, each a queued call there.
+        return not isinstance(event, TelemetrySample)
+
+    @staticmethod
+    def end() -> None:
         gc.enable()
 
 
@@ -95,7 +125,8 @@ class SweepRunner(QObject):
         self._answered = threading.Event()
         self._answer = False
         self._standing_answer: bool | None = None  # "yes/no to all" for the rest of the job
-        self.remote: Any = None  # a RemoteTarget: jobs run over SSH there (the model panel's Run on)
+        self.remote: RemoteTarget | None = None  # jobs run over SSH there (the model panel's Run on)
+        self._here = True  # the running job runs in this process
 
     # -- public API (UI thread) ------------------------------------------------------
     @property
@@ -109,23 +140,20 @@ class SweepRunner(QObject):
 
     def list_devices(self) -> bool:
         """Import torch/transformers once, early, off the UI thread; list devices."""
-        return self._start(self._devices_job())
+        return self._start(None, None)
 
     def load(self, spec: ModelSpec) -> bool:
-        if self.remote is not None:
-            from ctxscope.gui.remote_jobs import load_on_host
+        """Load ``spec`` and describe it (over SSH: load it there, nothing stays loaded)."""
+        return self._start(self._launcher(), Job("load", (spec,)))
 
-            return self._start(load_on_host(self, self.remote, spec))
-        return self._start(self._load_job(spec))
-
-    def set_remote(self, target: Any) -> None:
+    def set_remote(self, target: RemoteTarget | None) -> None:
         """Run the next jobs on ``target`` (a :class:`~ctxscope.remote.ssh.RemoteTarget`),
         or here (``None``)."""
         self.remote = target
 
     def run(self, spec: ModelSpec, cfg: SweepConfig) -> bool:
         """Sweep ``spec`` (loading it first unless already loaded); False when busy."""
-        return self._start(self._matrix_job([spec], cfg, matrix=False))
+        return self._start(self._launcher(), Job("matrix", (spec,), cfg, strict=True, ask=True))
 
     def run_matrix(self, spec: ModelSpec, cfg: SweepConfig, dtypes: tuple[str, ...],
                    attns: tuple[str | None, ...], cluster: str | None = None,
@@ -133,23 +161,19 @@ class SweepRunner(QObject):
         """Sweep ``spec`` with every dtype × attention kernel × RoPE scaling: the model is
         loaded once per dtype and scaling and its kernel switched in place (``cluster``:
         each combination a Ray task on that cluster, in parallel); ends with ``matrixFinished``."""
-        specs = [replace(spec, dtype=d, attn_implementation=a, rope_scaling=r) for d in dtypes for a in attns
-                 for r in ropes]
-        if cluster is not None:
-            from ctxscope.gui.remote_jobs import matrix_on_cluster
+        specs = tuple(replace(spec, dtype=d, attn_implementation=a, rope_scaling=r) for d in dtypes for a in attns
+                      for r in ropes)
+        if cluster is None:  # the memory guard asks the user (here or over SSH)
+            return self._start(self._launcher(), Job("matrix", specs, cfg, strict=False, ask=True), matrix=True)
+        from ctxscope.remote.launch import Ray
 
-            return self._start(matrix_on_cluster(self, cluster, specs, cfg))
-        return self._start(self._matrix_job(specs, cfg, matrix=True))
+        self.remoteNote.emit(f"Joining the Ray cluster ({cluster}) …")
+        return self._start(Ray(cluster, say=self.remoteNote.emit), Job("matrix", specs, cfg, strict=False), matrix=True)
 
     def find_max_context(self, spec: ModelSpec, *, mode: str | None, budget: int | None, granularity: int) -> bool:
         """Search the longest context that runs (trials arrive as ``trialDone``)."""
-        if self.remote is not None:
-            from ctxscope.core.jobs import MaxContextRequest
-            from ctxscope.gui.remote_jobs import maxctx_on_host
-
-            request = MaxContextRequest(mode=mode, budget=budget, granularity=granularity)
-            return self._start(maxctx_on_host(self, self.remote, spec, request))
-        return self._start(self._maxctx_job(spec, mode, budget, granularity))
+        request = MaxContextRequest(mode=mode, budget=budget, granularity=granularity)
+        return self._start(self._launcher(), Job("maxctx", (spec,), maxctx=request))
 
     def cancel(self) -> None:
         """Stop after the current model call; the partial run is kept."""
@@ -170,13 +194,24 @@ class SweepRunner(QObject):
         QThreadPool.globalInstance().waitForDone(timeout_ms)
 
     # -- plumbing --------------------------------------------------------------------
-    def _start(self, job: Generator[tuple[str, Any], None, None]) -> bool:
+    def _launcher(self) -> Launcher:
+        if self.remote is None:
+            return Local(self.slot)
+        from ctxscope.remote.launch import Ssh
+
+        host = self.remote.host
+        return Ssh(self.remote, name_host=True,
+                   on_hello=lambda hello: self.remoteNote.emit(f"Running on {host}: {hello.describe()}"))
+
+    def _start(self, launcher: Launcher | None, job: Job | None, *, matrix: bool = False) -> bool:
         if self._worker is not None:
-            job.close()
             return False
         self._stop = threading.Event()
         self._standing_answer = None
-        worker = create_worker(lambda: (yield from job), _start_thread=False, _ignore_errors=True)
+        self._here = isinstance(launcher, Local)
+        work = self.messages(launcher, job, matrix=matrix) if launcher is not None and job is not None \
+            else self._devices()
+        worker = create_worker(lambda: (yield from work), _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_worker_yielded)
         worker.errored.connect(self._on_worker_errored)
         worker.finished.connect(self._on_worker_finished)
@@ -185,9 +220,69 @@ class SweepRunner(QObject):
         worker.start()
         return True
 
-    def _on_worker_yielded(self, message: tuple[str, Any]) -> None:
-        kind, payload = message
-        getattr(self, kind).emit(payload)
+    def messages(self, launcher: Launcher, job: Job, *, matrix: bool = False) -> Generator[Message, None, None]:
+        """What the worker sends the UI thread for ``job`` run by ``launcher``: the job's
+        events (a sweep's recorded to the history first, here in the worker), then its
+        result as :class:`JobDone`."""
+        from ctxscope.core.launch import through
+        from ctxscope.store.recorded import open_recorder, recorded
+
+        collector = _PausedCollector(job)
+        try:
+            confirm = self.confirm if job.kind == "matrix" and job.ask else None
+            events = through(launcher.run(job, stop=self._stop, confirm=confirm), collector)
+            if job.kind == "matrix":
+                result = yield from recorded(events, open_recorder(enabled=self.store))
+            else:
+                result = yield from events
+        finally:
+            collector.end()
+        yield JobDone(job, result, matrix)
+
+    def _devices(self) -> Generator[Message, None, None]:
+        from ctxscope.core.device_choices import list_devices
+
+        yield DevicesFound(_without_gc(list_devices))
+
+    def _on_worker_yielded(self, message: Message) -> None:
+        match message:
+            case ModelLoading(spec=spec):
+                self.modelLoading.emit(spec.source)
+            case ModelReady(summary=summary):
+                self.modelLoaded.emit(summary)
+                if self._here:  # a remote host's CPU is not this one
+                    from ctxscope.core.devices import emulated_dtype_note
+
+                    if note := emulated_dtype_note(summary.device, summary.dtype):
+                        self.modelNote.emit(note)
+            case SweepStarted(header=header):
+                self.sweepStarted.emit(header)
+            case Progress():
+                self.progressChanged.emit(message)
+            case PointResult(point=point):
+                self.pointReady.emit(point)
+            case PointFailed(point=point):
+                self.pointFailed.emit(point)
+            case AttentionResult():
+                self.attentionReady.emit(message)
+            case QualityPoint():
+                self.qualityReady.emit(message)
+            case CellFinished(result=result):
+                self.sweepFinished.emit(result)
+            case RunKept(problems=problems):
+                for line in problems:  # measured, but not kept in the history: where it is
+                    self.jobFailed.emit(line)
+            case CellFailed(spec=spec, message=text):
+                self.jobFailed.emit(f"{spec.source} ({spec.dtype}): {text}; going on with the next")
+            case Trial():
+                self.trialDone.emit(message)
+            case DevicesFound(devices=devices):
+                self.devicesFound.emit(devices)
+            case JobDone(job=job, result=result, matrix=matrix):
+                if isinstance(result, MaxContext):
+                    self.maxContextFound.emit(result)
+                elif job.kind == "matrix" and matrix and isinstance(result, tuple):
+                    self.matrixFinished.emit(tuple(r.id for r in result))
 
     def _on_worker_errored(self, exc: Exception) -> None:
         # Bad input and load failures are one line already; anything else is a bug,
@@ -198,55 +293,7 @@ class SweepRunner(QObject):
         self._worker = None
         self.busyChanged.emit(False)
 
-    # -- jobs (generators; they run in the worker's thread) ---------------------------
-    def _devices_job(self) -> Generator[tuple[str, Any], None, None]:
-        from ctxscope.gui.devices import list_devices
-
-        yield "devicesFound", _without_gc(list_devices)
-
-    def _load_job(self, spec: ModelSpec) -> Generator[tuple[str, Any], None, None]:
-        from ctxscope.core.matrix import summarize
-
-        yield "modelLoading", spec.source
-        gc.unfreeze()  # let an old model caught in a reference cycle be collected
-        loaded = _without_gc(lambda: self.slot.acquire(spec))
-        summary = summarize(loaded, spec)
-        yield "modelLoaded", summary
-        from ctxscope.core.devices import emulated_dtype_note
-
-        note = emulated_dtype_note(summary.device, summary.dtype)
-        if note:
-            yield "modelNote", note
-
-    def _matrix_job(self, specs: list[ModelSpec], cfg: SweepConfig,
-                    matrix: bool) -> Generator[tuple[str, Any], None, None]:
-        if self.remote is not None:
-            from ctxscope.gui.remote_jobs import matrix_on_host
-
-            yield from matrix_on_host(self, self.remote, specs, cfg, matrix)
-            return
-        from ctxscope.gui.sweep_events import matrix_messages
-
-        yield from _loads_without_gc(matrix_messages(self, specs, cfg, matrix=matrix))
-
-    def _maxctx_job(self, spec: ModelSpec, mode: str | None, budget: int | None,
-                    granularity: int) -> Generator[tuple[str, Any], None, None]:
-        from ctxscope.core.maxctx_run import find_max_context
-
-        if self.slot.loaded is None or self.slot.spec != spec:
-            yield from self._load_job(spec)
-        assert self.slot.loaded is not None
-        gen = find_max_context(self.slot.loaded, mode=mode, budget=budget, granularity=granularity, stop=self._stop)
-        while True:
-            try:
-                trial = next(gen)
-            except StopIteration as done:
-                result = done.value
-                break
-            yield "trialDone", trial
-        yield "maxContextFound", result
-
-    def confirm(self, check: Any) -> bool:
+    def confirm(self, check: MemoryCheck) -> bool:
         """Runs in the worker: ask the UI thread and wait (cancel still works)."""
         if self._standing_answer is not None:
             return self._standing_answer

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ctxscope.core.jobs import Job
-from ctxscope.core.matrix import CellFailed, CellFinished
+from ctxscope.core.events import CellFailed, CellFinished
 from ctxscope.core.wire import WireError
 from ctxscope.remote.relay import Hello, Relay, RemoteError
 from ctxscope.remote.sanitize import clean_line

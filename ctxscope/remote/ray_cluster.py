@@ -24,6 +24,8 @@ from dataclasses import replace
 from typing import Any
 
 from ctxscope.core.errors import BadInputError
+from ctxscope.core.events import JobEvent
+from ctxscope.core.results import RunResult
 from ctxscope.core.jobs import Job, job_to_dict
 from ctxscope.core.wire import dumps
 from ctxscope.remote.ray_cells import Cells
@@ -196,7 +198,7 @@ def _cell(job: dict[str, Any], flag: Any) -> Iterator[str]:
 
 def run_on_cluster(address: str, job: Job, *, stop: threading.Event | None = None, cpus_per_cell: int = 1,
                    say: Callable[[str], None] = lambda text: None,
-                   on_hello: Callable[[int, Hello], None] | None = None) -> Generator[Any, None, tuple[Any, ...]]:
+                   on_hello: Callable[[int, Hello], None] | None = None) -> Generator[JobEvent, None, tuple[RunResult, ...]]:
     """Run every cell of a matrix ``job`` as its own Ray task; yield the events of each
     cell in turn (see the module's docstring); return the runs in the order shown.
 

@@ -11,9 +11,9 @@ from typing import Any
 import ctxscope
 from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.errors import CtxscopeError
-from ctxscope.core.events import AttentionResult, PointFailed, PointResult, SweepStarted
-from ctxscope.core.jobs import Job
-from ctxscope.core.matrix import CellFailed, CellFinished, ModelReady
+from ctxscope.core.events import (AttentionResult, CellFailed, CellFinished, ModelReady, PointFailed, PointResult,
+                                  SweepStarted)
+from ctxscope.core.jobs import RESULT_OF, Job
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint, QualityResult
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.wire import (PROTOCOL, WireError, event_from_dict, loads, maxctx_from_dict,
@@ -224,9 +224,9 @@ class Relay:
         """The job's result, which must be what this kind of job returns."""
         if self._open is not None:
             raise WireError(f"the job ended while run {self._open.header.id} was still open")
-        expected = {"matrix": "runs", "maxctx": "maxctx", "load": "summary"}[self.job.kind]
+        expected = RESULT_OF[self.job.kind]
         if expected not in message:
-            got = next((k for k in ("runs", "maxctx", "summary") if k in message), None)
+            got = next((k for k in RESULT_OF.values() if k in message), None)
             raise WireError(f"a {self.job.kind} job ended with {'a ' + got if got else 'no result'}, not its {expected}")
         if expected == "maxctx":
             return maxctx_from_dict(message["maxctx"])

@@ -19,6 +19,7 @@ from typing import Any
 
 import ctxscope
 from ctxscope.core.errors import BadInputError, DeviceError
+from ctxscope.core.events import JobEvent, JobResult
 from ctxscope.core.jobs import Job, job_to_dict
 from ctxscope.core.wire import PROTOCOL, WireError
 from ctxscope.remote.channel import Channel
@@ -90,7 +91,7 @@ def _why_ended(rc: int | None, tail: str, target: RemoteTarget) -> str:
 def run_remote(target: RemoteTarget, job: Job, *, stop: threading.Event | None = None,
                confirm: Callable[[Any], bool] | None = None, on_hello: Callable[[Hello], None] | None = None,
                hello_timeout: float = HELLO_TIMEOUT_S, silence_s: float = SILENCE_S,
-               say: Callable[[str], None] = lambda text: None) -> Generator[Any, None, Any]:
+               say: Callable[[str], None] = lambda text: None) -> Generator[JobEvent, None, JobResult]:
     """Run ``job`` on ``target``, yielding the events the remote measures as they arrive.
 
     Returns what the job returns (the matrix's runs, a max-context answer, a model
@@ -169,7 +170,8 @@ def run_remote(target: RemoteTarget, job: Job, *, stop: threading.Event | None =
                                       "run": bool(confirm(value)) if confirm is not None else False})
                 channel.heard()  # the time the user took to answer was not the remote's silence
             elif kind == "end":
-                return value
+                result: JobResult = value  # checked by the relay against the job's kind
+                return result
             else:
                 what, text = value
                 if what == "input":
@@ -187,7 +189,8 @@ def run_remote(target: RemoteTarget, job: Job, *, stop: threading.Event | None =
         channel.close()
 
 
-def _broken(relay: Relay, job: Job, stop_sent: float | None, tail: str, line: str) -> Generator[Any, None, Any]:
+def _broken(relay: Relay, job: Job, stop_sent: float | None, tail: str,
+            line: str) -> Generator[JobEvent, None, JobResult]:
     """The job's stream ended before its ``end``: close the open run with every point
     that arrived and return what arrived; or, when no run was open (or the job is not
     a sweep) and nobody cancelled, raise :class:`RemoteLost` with ``line``."""

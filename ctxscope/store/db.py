@@ -16,67 +16,45 @@ from pathlib import Path
 
 from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.errors import BadInputError, CtxscopeError, RunFileError
-from ctxscope.core.paths import data_dir_problem
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityResult, quality_from_dict, quality_to_dict
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.serialize import header_to_dict, point_from_dict, point_to_dict, run_from_dict
 from ctxscope.store.errors import HistoryDamaged, HistoryError, classify
 from ctxscope.store.ids import check_run_id, valid_run_id
-from ctxscope.store.opening import (Quarantine, check_and_quarantine, connect_readonly, connect_writable,
-                                    quarantine_now)
+from ctxscope.store.opening import connect_readonly, connect_writable, quarantine_now
 from ctxscope.store.process import process_alive, this_process
 from ctxscope.store.schema import has_column
 from ctxscope.store.summary import RunSummary, list_facts
 
 
 class RunStore:
-    """The run database. Use as a context manager, or call :meth:`close`.
+    """A connection to the run database. Use as a context manager, or call :meth:`close`.
+
+    Open the user's history with :func:`ctxscope.store.history.open_history`, which
+    checks the file first (a damaged one is moved aside, never written into) and adds
+    waiting recovery files; this class only connects.
 
     ``readonly=True`` never writes to the file (``mode=ro``, else ``immutable=1``), so
     listing and reading work in a read-only or full data directory; with no file yet
-    it is an empty history. ``notices`` holds one-line messages for the user: a
-    damaged history moved aside and what was recovered, runs added from recovery
-    files, why new runs cannot be kept."""
+    it is an empty history. ``notices`` holds one-line messages for the user (from
+    :func:`open_history`: a damaged history moved aside and what was recovered, runs
+    added from recovery files, why new runs cannot be kept)."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
-        from ctxscope.store import recovery
-
+        # Only connects: moving a damaged file aside, recovering it and adding waiting
+        # recovery files is the policy of :func:`ctxscope.store.history.open_history`.
         self.path = Path(path)
         self.readonly = readonly
         self.notices: list[str] = []
-        quarantine = check_and_quarantine(self.path)
-        if quarantine is not None:
-            self.notices.append(quarantine.notice())
         if readonly:
-            if quarantine is not None or recovery.pending_files(self.path.parent):
-                self._tidy_with_writer(quarantine)
-            if not self.path.exists() and (problem := data_dir_problem(self.path.parent)):
-                self.notices.append(f"{problem}: new runs cannot be kept in the history")
             self.conn, complete = connect_readonly(self.path)
             if not complete:
                 self.notices.append(f"the history's folder {self.path.parent} cannot be written: runs recorded since "
                                     "its last checkpoint (in runs.sqlite3-wal) are not shown")
         else:
             self.conn = connect_writable(self.path)
-            if quarantine is not None:
-                self.notices.append(recovery.recover_notice(self, quarantine.moved_to))
-            self.notices += recovery.import_pending(self)
         self._has_pid_started = has_column(self.conn, "runs", "pid_started")
         self._has_quality = has_column(self.conn, "runs", "quality_json")  # a read-only older history lacks it
-
-    def _tidy_with_writer(self, quarantine: Quarantine | None) -> None:
-        """For a reader: recover a quarantined history and add waiting recovery files
-        through a short-lived writable store, when the folder allows one."""
-        from ctxscope.store import recovery
-
-        try:
-            with RunStore(self.path) as writer:
-                if quarantine is not None:
-                    self.notices.append(recovery.recover_notice(writer, quarantine.moved_to))
-                self.notices += writer.notices
-        except HistoryError as exc:
-            if quarantine is not None:
-                self.notices.append(f"nothing recovered yet ({exc}); later: ctxscope runs recover {quarantine.moved_to}")
 
     def __enter__(self) -> RunStore:
         return self

@@ -13,7 +13,7 @@ from ctxscope.cli import main
 from ctxscope.core.efficiency import fit_latency, point_efficiency, predicted_ms
 from ctxscope.core.hardware import Peak, from_table, peak_for, save_probe
 from ctxscope.core.results import MemoryStats
-from tests.core.test_reports import make_run
+from tests.report.test_reports import make_run
 
 
 @pytest.mark.parametrize("name, expected", [

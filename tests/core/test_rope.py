@@ -16,7 +16,7 @@ from ctxscope.core.loading import load_model
 from ctxscope.core.rope import parse_rope_scaling
 from ctxscope.core.spec import ModelSpec
 from tests.core.quality_fixtures import needs_minilm, save_tiny, user_text  # noqa: F401
-from tests.core.test_quality_cli import FAST, run_cli
+from tests.cli.test_quality_cli import FAST, run_cli
 
 
 @pytest.fixture(scope="module")

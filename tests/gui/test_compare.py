@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from ctxscope.core.serialize import load_run, write_run
-from tests.core.test_reports import make_run
+from tests.report.test_reports import make_run
 from tests.gui.conftest import set_model, settle
 
 TIMEOUT = 120_000

@@ -60,7 +60,7 @@ def test_log_axes_read_plain_numbers_and_do_not_crowd(qtbot) -> None:
 
 def test_compare_axes_name_tokens_and_the_peak(window, qtbot, tmp_path) -> None:
     from ctxscope.core.serialize import write_run
-    from tests.core.test_reports import make_run
+    from tests.report.test_reports import make_run
 
     for rid, kw in (("a1", {}), ("b2", {"attn": "eager", "scale": 2.0})):
         write_run(make_run(rid, **kw), tmp_path / f"{rid}.json")

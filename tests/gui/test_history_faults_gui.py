@@ -9,7 +9,7 @@ import pytest
 
 from ctxscope.core.sweep import run_sweep
 from tests.conftest import drain, fast_config
-from tests.core.test_history_faults import build_history, copies, damage, mounts  # noqa: F401 (a fixture)
+from tests.store.test_history_faults import build_history, copies, damage, mounts  # noqa: F401 (a fixture)
 
 
 def open_window(qtbot, qapp):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ctxscope.core.serialize import write_run
-from tests.core.test_reports import make_run
+from tests.report.test_reports import make_run
 from tests.gui.conftest import set_model, settle
 
 TIMEOUT = 60_000

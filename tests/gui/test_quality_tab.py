@@ -90,7 +90,7 @@ def test_compare_overlays_quality(window, qtbot, tiny_lm, user_text) -> None:
     from dataclasses import replace
 
     from ctxscope.core.quality.records import LossPoint, QualityResult
-    from tests.core.test_quality_report import _quality_run
+    from tests.report.test_quality_report import _quality_run
 
     a = _quality_run()
     b = replace(a, header=replace(a.header, id="r2"), quality=QualityResult(
@@ -122,7 +122,7 @@ def test_fits_comes_from_a_max_context_search_of_the_same_model(window) -> None:
 
 
 def test_the_tab_shows_each_task_and_the_wrong_key_control(window, qtbot) -> None:
-    from tests.core.test_quality_report import _tasks_run
+    from tests.report.test_quality_report import _tasks_run
 
     run = _tasks_run()
     view = window.quality

@@ -31,18 +31,20 @@ def test_the_sweep_job_loads_its_model_without_the_collector(window, qtbot, tiny
 
 
 def test_the_sweeps_telemetry_stays_in_the_worker(qtbot, tiny_config_files) -> None:
+    from ctxscope.core.events import CellFinished, PointResult
+    from ctxscope.core.jobs import Job
+    from ctxscope.core.launch import Local
     from ctxscope.core.spec import ModelSpec, SweepConfig
+    from ctxscope.core.telemetry import TelemetrySample
     from ctxscope.gui.runner import SweepRunner
-    from ctxscope.gui.sweep_events import matrix_messages
 
     runner = SweepRunner(store=False)
     spec = ModelSpec(str(tiny_config_files["llama"]), device="cpu")
     cfg = SweepConfig(lengths=(16, 32), min_repeats=40, max_repeats=40, budget_s=0.05, telemetry_hz=100.0)
-    messages = list(matrix_messages(runner, [spec], cfg, matrix=False))
-    kinds = {kind for kind, _ in messages}
-    assert "telemetrySampled" not in kinds and "pointReady" in kinds
-    assert all(hasattr(runner, kind) for kind in kinds)  # every message is one of the runner's signals
-    [run] = [payload for kind, payload in messages if kind == "sweepFinished"]
+    messages = list(runner.messages(Local(runner.slot), Job("matrix", (spec,), cfg)))
+    assert not any(isinstance(m, TelemetrySample) for m in messages)
+    assert any(isinstance(m, PointResult) for m in messages)
+    [run] = [m.result for m in messages if isinstance(m, CellFinished)]
     assert any(p.telemetry and p.telemetry["samples"] >= 1 for p in run.points)  # still summarised with the points
 
 

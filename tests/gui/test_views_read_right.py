@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import QPoint
 
 from ctxscope.core.serialize import write_run
-from tests.core.test_reports import make_run
+from tests.report.test_reports import make_run
 
 CPU = dict(gpu=None)
 
@@ -167,7 +167,7 @@ def test_history_names_host_quality_and_attention(window, qtbot) -> None:
 # -- Quality tab (item 12) ----------------------------------------------------------------
 @pytest.fixture
 def quality_run():
-    from tests.core.test_quality_report import _quality_run
+    from tests.report.test_quality_report import _quality_run
 
     run = _quality_run()
     return replace(run, header=replace(run.header, model=replace(run.header.model, random_weights=False)))

@@ -19,7 +19,7 @@ from ctxscope.report import charts
 from ctxscope.report.compare import compare, run_labels
 from ctxscope.report.html import render_html
 from ctxscope.report.markdown import render_markdown
-from tests.core.test_reports import make_run
+from tests.report.test_reports import make_run
 
 RUN_ID = "20261201-081100-a1b2c3"
 
@@ -117,7 +117,7 @@ def test_memory_chart_with_one_length_draws_a_stacked_bar() -> None:
 
 def test_tradeoff_cost_per_nat_reads_the_same_in_the_terminal_and_html() -> None:
     from ctxscope.cli.quality_display import tradeoff_table
-    from tests.core.test_quality_report import _quality_run
+    from tests.report.test_quality_report import _quality_run
 
     run = _quality_run()
     console = Console(width=250, record=True)

@@ -12,7 +12,7 @@ from ctxscope.core.stats import LatencyStats
 from ctxscope.report.compare import compare
 from ctxscope.report.crossover import crossovers, describe
 from ctxscope.report.html import render_html
-from tests.core.test_reports import make_run
+from tests.report.test_reports import make_run
 
 
 def _latency(run, medians: dict[int, float], mode: str = "prefill"):

@@ -1,9 +1,21 @@
-"""The device list of the model panel, built in the worker (it imports torch)."""
+"""The devices a user can pick (the app's device list): built where torch is imported
+(it initialises CUDA's driver API, never a CUDA context)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
-def list_devices() -> list:
+
+@dataclass(frozen=True, slots=True)
+class DeviceChoice:
+    id: str
+    label: str
+    total_bytes: int | None = None
+    free_bytes: int | None = None
+    uuid: str | None = None  # a GPU's identity for NVML telemetry
+
+
+def list_devices() -> list[DeviceChoice]:
     """auto, each CUDA GPU (name, free of total memory, UUID), MPS, CPU. Free memory
     comes from NVML: ``torch.cuda.mem_get_info`` would create a CUDA context (≈0.5 GiB)
     on every GPU, held for the app's whole life."""
@@ -13,7 +25,6 @@ def list_devices() -> list:
     import ctxscope.core.sweep  # noqa: F401
     from ctxscope.core import nvml
     from ctxscope.core.units import fmt_bytes
-    from ctxscope.gui.runner import DeviceChoice
 
     choices = [DeviceChoice("auto", "auto (best available)")]
     for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):

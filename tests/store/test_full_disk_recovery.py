@@ -13,7 +13,7 @@ from pathlib import Path
 from ctxscope.core.serialize import load_run
 from ctxscope.store import RunStore
 from tests.core.quality_fixtures import needs_minilm, tiny_lm, user_text  # noqa: F401
-from tests.core.test_history_faults import FAST, REPO, error_lines, fill, mounts, run_cli  # noqa: F401
+from tests.store.test_history_faults import FAST, REPO, error_lines, fill, mounts, run_cli  # noqa: F401
 
 # The sweep runs in its own process, as a user's does: the run it leaves in the history
 # reads as interrupted once that process has gone. With FILL_AT_QUALITY set, the disk
@@ -24,7 +24,7 @@ import os, sys
 from ctxscope.cli import main
 from ctxscope.core.quality.records import QualityPoint
 from ctxscope.store.recorder import RunRecorder
-from tests.core.test_history_faults import fill
+from tests.store.test_history_faults import fill
 
 record, home = RunRecorder.record, os.environ["CTXSCOPE_HOME"]
 

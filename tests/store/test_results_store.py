@@ -16,6 +16,8 @@ from ctxscope.core.serialize import dumps_run, load_run, loads_run, run_to_dict,
 from ctxscope.core.sweep import run_sweep
 from ctxscope.report.tabular import COLUMNS, run_to_csv
 from ctxscope.store import RunStore
+from ctxscope.store.errors import HistoryDamaged
+from ctxscope.store.history import open_history
 from ctxscope.store.opening import integrity_problem
 from tests.conftest import drain, fast_config
 
@@ -143,7 +145,10 @@ def test_ambiguous_prefix(run: RunResult, tmp_path: Path) -> None:
 def test_a_file_that_is_not_sqlite_is_moved_aside_not_written(tmp_path: Path) -> None:
     path = tmp_path / "runs.sqlite3"
     path.write_bytes(b"this is not sqlite" * 100)
-    with RunStore(path) as store:
+    with pytest.raises(HistoryDamaged):  # a connection alone never writes into it …
+        RunStore(path)
+    assert path.read_bytes() == b"this is not sqlite" * 100
+    with open_history(path) as store:  # … the history's opening moves it aside first
         assert store.list_runs() == []
         [moved, recovered] = store.notices
     [aside] = tmp_path.glob("runs-damaged-*.sqlite3")
