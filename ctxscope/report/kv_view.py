@@ -163,7 +163,7 @@ def per_length(row: StrategyRow) -> list[tuple[str, ...]]:
     decode = dict(row.decode)
     dloss = dict(row.dloss)
     found = {n: (f, t) for n, f, t in row.found}
-    out = []
+    out: list[tuple[str, ...]] = []
     for n in sorted(set(decode) | set(dloss) | set(found)):
         out.append((row.strategy, f"{n:,}", f"{decode[n] * 100:+.1f} %" if n in decode else "-",
                     dloss_text(dloss[n]) if n in dloss else "-",
