@@ -158,7 +158,7 @@ def _ratio(value: float | None, base: float | None) -> float | None:
     return value / base
 
 
-_LABEL_FIELDS = ("model", "revision", "dtype", "attn", "rope", "batch", "device", "threads")
+_LABEL_FIELDS = ("model", "revision", "dtype", "attn", "rope", "cache", "batch", "device", "threads")
 # Ever finer times until the runs that share a configuration differ.
 _TIME_FORMATS = (("%H:%M", True), ("%H:%M:%S", True), ("%Y-%m-%d %H:%M", False), ("%Y-%m-%d %H:%M:%S", False))
 
@@ -174,6 +174,8 @@ def _field(run: RunResult, name: str) -> str | None:
         return f"@{value}" if value else None
     if name == "rope":
         return f"RoPE {value}" if value else None
+    if name == "cache":
+        return f"{value} cache"
     return str(value)
 
 

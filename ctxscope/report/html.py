@@ -25,6 +25,7 @@ from ctxscope.core.efficiency import fit_note, fit_run, point_efficiency, predic
 from ctxscope.report.crossover import crossovers
 from ctxscope.report.crossover import describe as describe_crossover
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_layer_mix, fmt_ms, fmt_rate, plural
+from ctxscope.report.kv_view import section as kv_section
 from ctxscope.report.quality import section as quality_section
 
 if TYPE_CHECKING:
@@ -278,5 +279,6 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
         "any_random": any(r.header.model.random_weights for r in runs),
         "raw_json": Markup(_inert_json([run_to_dict(r) for r in runs])),
         "quality": quality_section(runs, cmp.labels, colours, baseline),
+        "kv": kv_section(runs),
     }
     return _environment().get_template("report.html.j2").render(**context)

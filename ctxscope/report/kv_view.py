@@ -10,7 +10,7 @@ is the baseline. No torch: reports and the app build this from saved runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ctxscope.core.quality.effective import by_length
@@ -174,3 +174,24 @@ def per_length(row: StrategyRow) -> list[tuple[str, ...]]:
 def summary_lines(runs: Sequence[RunResult]) -> list[str]:
     """The headline per strategy (empty when no run differs from another by its cache only)."""
     return [headline(row, runs[row.baseline].header.settings.dtype) for row in strategies(runs)]
+
+
+def section(runs: Sequence[RunResult]) -> dict[str, object] | None:
+    """The HTML report's KV section (plain strings: the template escapes them), or ``None``."""
+    rows = strategies(runs)
+    if not rows:
+        return None
+    return {"lines": summary_lines(runs), "columns": COLUMNS, "rows": [c for row in rows for c in per_length(row)]}
+
+
+def markdown(runs: Sequence[RunResult], escape: Callable[[str], str]) -> list[str]:
+    """The Markdown summary's KV section (empty when no run differs by its cache only)."""
+    rows = strategies(runs)
+    if not rows:
+        return []
+    lines = ["**KV-cache strategies** (against the default cache of the same configuration; bytes from the cache's "
+             "own storage; Δloss paired over the same windows)", ""]
+    lines += [f"- {escape(line)}" for line in summary_lines(runs)] + [""]
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(escape(c) for c in cells) + " |" for row in rows for cells in per_length(row)]
+    return lines + [""]

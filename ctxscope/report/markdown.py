@@ -10,6 +10,7 @@ import ctxscope
 from ctxscope.core.results import RunResult
 from ctxscope.report.compare import Comparison, compare, fmt_ratio, peak_heading, peak_note
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms
+from ctxscope.report.kv_view import markdown as kv_markdown
 from ctxscope.report.quality_md import markdown as quality_markdown
 
 MAX_ROWS = 12
@@ -90,6 +91,7 @@ def render_markdown(runs: Sequence[RunResult], *, baseline: int = 0) -> str:
         what = "per-token latency at depth L" if mode == "decode" else "latency per call"
         lines += [f"**{md_escape(mode)}** ({what}; ratio = run ÷ baseline, above 1 is slower)", "",
                   *_mode_table(cmp, mode), ""]
+    lines += kv_markdown(cmp.runs, md_escape)
     lines += quality_markdown(cmp.runs, cmp.labels, md_escape)
     lines.append(f"<sub>ctxscope {ctxscope.__version__}; medians of repeated timed calls; "
                  f"{md_escape(peak_note(cmp.runs))}</sub>")
