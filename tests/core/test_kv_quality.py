@@ -4,6 +4,7 @@ windows; retrieval per strategy; the one-line view that answers the question."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,14 @@ def test_fp8_loss_is_read_through_its_cache_and_paired_with_the_default(loaded_l
     line = headline(row, "float32")
     assert line.startswith("fp8: 4.0× the context of the default float32 cache") and "Δloss" in line
     assert [cells[1] for cells in per_length(row)][:2] == ["128", "256"]
+    # The same view in the reports.
+    from ctxscope.report.html import render_html
+    from ctxscope.report.markdown import render_markdown
+
+    html = render_html(runs)
+    assert "<h2>KV-cache strategies</h2>" in html and escape(line) in html
+    md = render_markdown(runs)
+    assert "**KV-cache strategies**" in md and "| fp8 | 128 |" in md
 
 
 @pytest.mark.slow
