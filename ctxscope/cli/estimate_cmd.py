@@ -93,8 +93,8 @@ def add_strategies(result: dict[str, Any], config_source: str, strategies: tuple
                                    trust_remote_code=trust_remote_code))
     arch = analytic.describe_config(config)
     options = KVOptions(group_size=group_size)
+    check_options(extra, options)
     for strategy in extra:
-        check_options(strategy, options if strategy in ("int4", "int2") else KVOptions())
         # The device is a GPU's for offload: the prediction says what it would hold there.
         reason = refusal(strategy, layer_types_of(config), "cuda", is_decoder=arch.is_decoder)
         if reason is not None:

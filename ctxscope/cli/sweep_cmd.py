@@ -123,8 +123,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
     quality_config(args)  # bad quality options fail before any model loads
     from ctxscope.core.kv_cache import KVOptions, check_options, parse_caches
 
-    for strategy in parse_caches(args.cache):
-        check_options(strategy, KVOptions(group_size=args.kv_group_size, residual=args.kv_residual))
+    check_options(parse_caches(args.cache), KVOptions(group_size=args.kv_group_size, residual=args.kv_residual))
 
 
 def specs_from_args(args: argparse.Namespace) -> tuple[Any, tuple[int, ...] | None, tuple[str, ...]]:

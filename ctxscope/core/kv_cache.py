@@ -83,14 +83,16 @@ def int_backend() -> str | None:
     return None
 
 
-def check_options(strategy: str, options: KVOptions) -> None:
-    """Refuse options a strategy does not take, or out of range, in one line."""
+def check_options(strategies: str | tuple[str, ...], options: KVOptions) -> None:
+    """Refuse options that no strategy asked for takes, or out of range, in one line
+    (a list such as ``dynamic,int4`` takes them for its group-wise cells)."""
+    asked = (strategies,) if isinstance(strategies, str) else strategies
     given = [name for name, value in (("--kv-group-size", options.group_size), ("--kv-residual", options.residual))
              if value is not None]
-    if given and strategy not in GROUP_WISE:
+    if given and not any(s in GROUP_WISE for s in asked):
         raise BadInputError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to --cache int4 / int2 "
-                            f"(group-wise), not {strategy}"
-                            + (" (fp8 keeps one scale per layer tensor)" if strategy == "fp8" else ""))
+                            f"(group-wise), not {', '.join(asked)}"
+                            + (" (fp8 keeps one scale per layer tensor)" if "fp8" in asked else ""))
     if options.group_size is not None and options.group_size < 1:
         raise BadInputError(f"--kv-group-size must be at least 1, not {options.group_size}")
     if options.residual is not None and options.residual < 0:
@@ -138,7 +140,8 @@ def check_strategy(strategy: str, config: Any, device_type: str, options: KVOpti
     """Raise :class:`BadInputError` when ``strategy`` cannot run for ``config`` here."""
     if strategy not in STRATEGIES:
         raise BadInputError(f"unknown cache {strategy!r}: use {', '.join(STRATEGIES)}")
-    check_options(strategy, options)
+    if strategy in GROUP_WISE:  # the other cells of a list ignore the group-wise options
+        check_options(strategy, options)
     reason = refusal(strategy, layer_types_of(config), device_type, is_decoder=is_decoder)
     if reason is not None:
         raise BadInputError(reason)
@@ -148,7 +151,6 @@ def check_before_loading(spec: Any, strategy: str, options: KVOptions = KVOption
     """:func:`check_strategy` for a :class:`~ctxscope.core.spec.ModelSpec`, from its config
     alone (no weights load): a matrix fails before its first cell, not at the refused one."""
     if strategy == "dynamic":
-        check_options(strategy, options)
         return
     from ctxscope.core.devices import resolve_device
     from ctxscope.core.loading import load_config

@@ -134,6 +134,7 @@ def test_strategies_parse_and_options_apply_only_where_they_mean_something() -> 
         check_options("fp8", KVOptions(group_size=32))
     with pytest.raises(BadInputError, match="at least 1"):
         check_options("int4", KVOptions(group_size=0))
+    check_options(("dynamic", "int4"), KVOptions(group_size=32, residual=0))  # for the int4 cell of the list
 
 
 def test_refusals_per_layer_kind_and_device() -> None:
