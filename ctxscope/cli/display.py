@@ -187,3 +187,6 @@ def comparison_tables(cmp: Any) -> None:
                     cells.append(f"{fmt_ms(c.median_ms)} ({fmt_ratio(c.latency_ratio)})")
             table.add_row(str(row.length), *cells)
         console.print(table)
+    from ctxscope.cli.kv_display import kv_tables
+
+    kv_tables(cmp.runs)  # runs that differ by their cache strategy only: the one view of what it buys

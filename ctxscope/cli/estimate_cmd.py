@@ -24,6 +24,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--gpu", default=None,
                    help="predict latency for this GPU: a data-sheet name such as 'H100 SXM', 'A100 80GB SXM', 'L4' "
                         "(default: this machine's first GPU, measured with `ctxscope env --probe` or its data sheet)")
+    p.add_argument("--cache", default="dynamic", metavar="STRATEGY[,STRATEGY…]",
+                   help="also predict the KV bytes of these cache strategies (fp8, int4, int2, static, offload), "
+                        "e.g. dynamic,fp8,int4")
+    p.add_argument("--kv-group-size", type=int, default=None, metavar="N",
+                   help="--cache int4/int2: values per quantization group (default 64)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=run)
 
@@ -71,6 +76,36 @@ def estimate(model: str, dtype: str, lengths: tuple[int, ...], batch: int = 1, *
             "notes": list(arch.notes), "lengths": rows}
 
 
+def add_strategies(result: dict[str, Any], config_source: str, strategies: tuple[str, ...], group_size: int | None,
+                   *, revision: str | None = None, trust_remote_code: bool = False) -> None:
+    """Predicted KV bytes per strategy (:mod:`ctxscope.core.kv_analytic`), per length and
+    per token; a strategy the model's layers cannot use is refused with the reason."""
+    from ctxscope.core import analytic
+    from ctxscope.core.kv_analytic import strategy_kv_bytes, strategy_kv_per_token
+    from ctxscope.core.kv_cache import KVOptions, check_options, layer_types_of, refusal
+    from ctxscope.core.loading import load_config
+    from ctxscope.core.spec import ModelSpec
+
+    extra = tuple(s for s in strategies if s != "dynamic")
+    if not extra:
+        return
+    config = load_config(ModelSpec(config_source, revision=revision, random_weights=True,
+                                   trust_remote_code=trust_remote_code))
+    arch = analytic.describe_config(config)
+    options = KVOptions(group_size=group_size)
+    check_options(extra, options)
+    for strategy in extra:
+        # The device is a GPU's for offload: the prediction says what it would hold there.
+        reason = refusal(strategy, layer_types_of(config), "cuda", is_decoder=arch.is_decoder)
+        if reason is not None:
+            raise BadInputError(reason)
+    dtype = result["dtype"]
+    result["kv_bytes_per_token_by_cache"] = {s: strategy_kv_per_token(arch, dtype, s, options) for s in extra}
+    for row in result["lengths"]:
+        row["kv_cache_bytes_by_cache"] = {s: strategy_kv_bytes(arch, row["length"], dtype, s, batch=result["batch"],
+                                                               options=options) for s in extra}
+
+
 def _peak(name: str | None) -> Any:
     from ctxscope.core.hardware import from_table, peak_for, table_names
 
@@ -112,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
     result = estimate(args.model, args.dtype, parse_lengths(args.lengths), args.batch, revision=args.revision,
                       trust_remote_code=args.trust_remote_code, for_gpu=peak is not None or _has_cuda())
     add_predictions(result, peak)
+    from ctxscope.core.kv_cache import parse_caches
+
+    add_strategies(result, args.model, parse_caches(args.cache), args.kv_group_size, revision=args.revision,
+                   trust_remote_code=args.trust_remote_code)
     if args.format == "json":
         print(json.dumps(result, indent=1))
         return 0
@@ -138,13 +177,16 @@ def run(args: argparse.Namespace) -> int:
     table = Table(caption="Analytic (from the config; nothing run). FLOPs: 2 per multiply–add; prefill keeps "
                           "last-position logits.")
     cached = "weights + KV + state" if result["state_bytes"] else "weights + KV"
-    cols = ["length", "KV cache", cached, "prefill TFLOP", "decode GFLOP/token", "decode bytes/token"]
+    by_cache = list(result.get("kv_bytes_per_token_by_cache", {}))
+    cols = ["length", "KV cache", *(f"KV {s}" for s in by_cache), cached, "prefill TFLOP", "decode GFLOP/token",
+            "decode bytes/token"]
     if peak is not None:
         cols += ["prefill ≥ ms", "decode ≥ ms/token"]
     for col in cols:
         table.add_column(col, justify="right")
     for r in result["lengths"]:
         cells = [f"{r['length']}{' *' if r['beyond_max_positions'] else ''}", fmt_bytes(r["kv_cache_bytes"]),
+                 *(fmt_bytes(r["kv_cache_bytes_by_cache"][s]) for s in by_cache),
                  fmt_bytes(result["weights_bytes"] + r["kv_cache_bytes"] + result["state_bytes"]),
                  f"{r['prefill_flops'] / 1e12:,.3f}",
                  f"{r['decode_flops'] / 1e9:,.2f}" if r["decode_flops"] is not None else "-",
@@ -153,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
             cells += [fmt_ms(r["predicted_prefill_ms"]), fmt_ms(r["predicted_decode_ms"])]
         table.add_row(*cells)
     console.print(table)
+    for s, per_token in result.get("kv_bytes_per_token_by_cache", {}).items():
+        console.print(f"--cache {s}: {per_token:,.1f} bytes per token, {result['kv_bytes_per_token'] / per_token:.2f}× "
+                      f"the context of the default cache in the same KV memory (predicted; a sweep counts it from the "
+                      f"cache's storage)")
     if any(r["beyond_max_positions"] for r in result["lengths"]):
         console.print(f"* beyond the model's {result['max_positions']} positions: it was not trained that long "
                       "(a sweep needs --allow-beyond-max; learned position tables cannot go there at all).")

@@ -66,9 +66,15 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-beyond-max", action="store_true", help="allow lengths above the model's maximum positions")
     p.add_argument("--force", action="store_true",
                    help="run points the memory guard predicts cannot fit in available RAM/VRAM (default: skip them)")
-    p.add_argument("--cache", choices=("dynamic", "static"), default="dynamic",
-                   help="KV cache class: dynamic (transformers' default, grows by copying) or static (preallocated "
-                        "for L+1 tokens, written in place, as compiled generation uses it)")
+    p.add_argument("--cache", default="dynamic", metavar="STRATEGY[,STRATEGY…]",
+                   help="KV-cache strategy: dynamic (transformers' default, grows by copying), static (preallocated for "
+                        "L+1 tokens), fp8 (float8 keys and values), int4 / int2 (group-wise: optimum-quanto or hqq), "
+                        "offload (layers on the host, GPU only); sweep: a list such as dynamic,fp8 measures each on "
+                        "one loaded copy, the quality passes reading through each cache")
+    p.add_argument("--kv-group-size", type=int, default=None, metavar="N",
+                   help="--cache int4/int2: values per quantization group (default 64)")
+    p.add_argument("--kv-residual", type=int, default=None, metavar="TOKENS",
+                   help="--cache int4/int2: newest tokens kept in full precision before they are quantized (default 128)")
     p.add_argument("--isolation", choices=("off", "strict"), default="off",
                    help="strict: refuse to start while another process holds the GPU (on CPU: keeps a core busy); "
                         "either way each point records what else ran and is flagged 'contended' past a threshold")
@@ -118,6 +124,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
         check_text(args.text)  # elsewhere, files are the remote's: read there
     quality_config(args)  # bad quality options fail before any model loads
+    from ctxscope.core.kv_cache import KVOptions, check_options, parse_caches
+
+    check_options(parse_caches(args.cache), KVOptions(group_size=args.kv_group_size, residual=args.kv_residual))
 
 
 def specs_from_args(args: argparse.Namespace) -> tuple[Any, tuple[int, ...] | None, tuple[str, ...]]:
@@ -161,10 +170,18 @@ def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tupl
                        min_repeats=args.min_repeats, max_repeats=args.max_repeats, budget_s=args.budget,
                        target_rel_iqr=args.target_spread, continue_after_oom=args.continue_after_oom,
                        allow_beyond_max=args.allow_beyond_max, force=args.force, threads=args.threads,
-                       isolation=args.isolation, cache=args.cache, seed=args.seed,
+                       isolation=args.isolation, cache=_first_cache(args), seed=args.seed,
+                       kv_group_size=getattr(args, "kv_group_size", None), kv_residual=getattr(args, "kv_residual", None),
                        attention=attention,
                        attention_text=args.text, needle=args.needle, needle_depth=args.needle_depth,
                        quality=quality_config(args), breakdown=bool(getattr(args, "breakdown", False)))
+
+
+def _first_cache(args: argparse.Namespace) -> str:
+    """The sweep's cache when it is one strategy (a list is a matrix: each cell sets its own)."""
+    from ctxscope.core.kv_cache import parse_caches
+
+    return parse_caches(getattr(args, "cache", None))[0]
 
 
 def _choices(text: str | None) -> tuple[str | None, ...]:
@@ -175,16 +192,19 @@ def _choices(text: str | None) -> tuple[str | None, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """One run, or a matrix: every MODEL × --dtype × --attn × --rope-scaling, each model
-    loaded once per dtype and RoPE scaling (kernels are switched on the loaded copy),
-    then the comparison."""
+    """One run, or a matrix: every MODEL × --dtype × --attn × --rope-scaling × --cache, each
+    model loaded once per dtype and RoPE scaling (kernels are switched on the loaded copy,
+    cache strategies are the same copy), then the comparison."""
+    from ctxscope.core.kv_cache import parse_caches
+
     dtypes, attns, ropes = _choices(args.dtype), _choices(args.attn), _choices(getattr(args, "rope_scaling", None))
-    combos = [(m, d, a, r) for m in args.models for d in dtypes for a in attns for r in ropes]
+    strategies = parse_caches(args.cache)
+    combos = [(m, d, a, r, c) for m in args.models for d in dtypes for a in attns for r in ropes for c in strategies]
     # Everything checkable without the model is checked before loading any.
     specs = {}
-    for model, dtype, attn, rope in combos:
-        specs[(model, dtype, attn, rope)] = specs_from_args(argparse.Namespace(**{
-            **vars(args), "model": model, "dtype": dtype, "attn": attn, "rope_scaling": rope}))
+    for model, dtype, attn, rope, cache in combos:
+        specs[(model, dtype, attn, rope, cache)] = specs_from_args(argparse.Namespace(**{
+            **vars(args), "model": model, "dtype": dtype, "attn": attn, "rope_scaling": rope, "cache": cache}))
     _, lengths, modes = specs[combos[0]]
     single = len(combos) == 1
     out_csv, out_html, out_md = (output_path(v, f) for v, f in ((args.csv, "--csv"), (args.html, "--html"),
@@ -200,15 +220,17 @@ def run(args: argparse.Namespace) -> int:
     from ctxscope.cli.remote_args import is_remote
     from ctxscope.core.loading import check_rope, check_source
 
-    for spec, _, _ in specs.values():
+    for combo, (spec, _, _) in specs.items():
         if not is_remote(args):  # elsewhere, sources and devices are the remote's: checked there
             check_source(spec)
             check_rope(spec)  # from the config: refused before any weights load
+            check_cache(spec, combo[-1], args)
     quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
     failures: list[str] = []
     problems: list[str] = []  # measured, but not kept where asked (history, --out): one line each
     results = _measure([specs[c][0] for c in combos], args, lengths, modes, single=single, out_json=out_json,
-                       failures=failures, problems=problems)
+                       failures=failures, problems=problems,
+                       caches=tuple(c[-1] for c in combos) if len(strategies) > 1 else ())
     _write_outputs(results, out_json, out_csv, out_html, out_md, problems)  # a full disk: one line each, all tried
     from ctxscope.cli.quality_display import quality_tables
 
@@ -239,11 +261,19 @@ def run(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+def check_cache(spec: Any, strategy: str, args: argparse.Namespace) -> None:
+    """Refuse, from the model's config (no weights), a cache strategy its layers cannot use."""
+    from ctxscope.core.kv_cache import KVOptions, check_before_loading
+
+    check_before_loading(spec, strategy, KVOptions(group_size=getattr(args, "kv_group_size", None),
+                                                   residual=getattr(args, "kv_residual", None)))
+
+
 def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: Any, *, single: bool, out_json: Any,
-             failures: list[str], problems: list[str]) -> list[Any]:
+             failures: list[str], problems: list[str], caches: tuple[str, ...] = ()) -> list[Any]:
     """Run the matrix (one cell for a plain sweep) where the options say, each run
     recorded as its events arrive; Ctrl-C stops after the current model call (twice: at
-    once)."""
+    once). ``caches``: one KV-cache strategy per spec (the cache axis)."""
     from ctxscope.cli.display import SweepDisplay
     from ctxscope.cli.quality_display import print_live
     from ctxscope.cli.remote_args import launcher
@@ -271,7 +301,7 @@ def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: An
 
     # No lengths given: the defaults, capped at each model's positions (there, once loaded).
     job = Job("matrix", tuple(specs), sweep_config(args, lengths or parse_lengths(DEFAULT_LENGTHS), modes),
-              cap_lengths=lengths is None, strict=single)
+              cap_lengths=lengths is None, strict=single, caches=caches)
     maps_dir = out_json if not single else out_json.parent if out_json is not None else None
     view = RunView(quiet=args.quiet)
 

@@ -1,7 +1,14 @@
 """What a transformers cache holds, counted from its storage: key/value tensors (attention
 layers, growing with the context) and recurrent/convolution states (SSM, linear-attention
 and short-convolution layers, fixed in size). Each underlying storage once, never the views:
-the memory held is the storage's."""
+the memory held is the storage's.
+
+A quantized layer (transformers' ``QuantizedCache``) keeps its past in
+``_quantized_keys`` / ``_quantized_values`` beside a full-precision residual window in
+``keys`` / ``values``: fp8 as a ``(float8 tensor, scale)`` tuple, optimum-quanto as a
+tensor subclass whose packed data, scales and zero-points are its inner tensors
+(``__tensor_flatten__``), hqq as ``(packed tensor, meta dict of scale / zero)``. All of
+them are counted: what the strategy saves is what it really holds."""
 
 from __future__ import annotations
 
@@ -10,12 +17,35 @@ from typing import Any
 import torch
 
 
+#: Where a layer keeps keys and values: the full-precision ones (the whole cache of a
+#: dynamic layer, the residual window of a quantized one) and the quantized past.
+_KV_ATTRS = ("keys", "values", "_quantized_keys", "_quantized_values")
+
+
+def _leaves(value: Any, depth: int = 0) -> list[torch.Tensor]:
+    """The plain tensors holding ``value``'s memory: a tensor subclass (a quantized
+    tensor) is opened into its inner tensors; tuples, lists and dicts into their items."""
+    if depth > 6:
+        return []
+    if isinstance(value, torch.Tensor):
+        flatten = getattr(value, "__tensor_flatten__", None)
+        if type(value) in (torch.Tensor, torch.nn.Parameter) or flatten is None:
+            return [value]
+        names, _ = flatten()
+        return [t for name in names for t in _leaves(getattr(value, name), depth + 1)]
+    if isinstance(value, (tuple, list)):
+        return [t for item in value for t in _leaves(item, depth + 1)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _leaves(item, depth + 1)]
+    return []
+
+
 def _cache_tensors(cache: Any) -> list[torch.Tensor]:
-    """The key/value tensors of a cache (attention layers: they grow with the context)."""
+    """The key/value tensors of a cache (attention layers: they grow with the context),
+    quantized parts with their scales and zero-points included."""
     layers = getattr(cache, "layers", None)
     if layers is not None:
-        return [t for layer in layers for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
-                if isinstance(t, torch.Tensor)]
+        return [t for layer in layers for name in _KV_ATTRS for t in _leaves(getattr(layer, name, None))]
     if isinstance(cache, (tuple, list)):  # legacy tuple-of-tuples caches
         return [t for item in cache for t in (_cache_tensors(item) if isinstance(item, (tuple, list)) else [item])
                 if isinstance(t, torch.Tensor)]

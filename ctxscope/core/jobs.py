@@ -45,6 +45,7 @@ class MaxContextRequest:
     granularity: int = 256
     batch: int = 1
     allow_beyond_max: bool = False
+    cache: str = "dynamic"  # the KV-cache strategy the trials fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class Job:
     strict: bool = True
     maxctx: MaxContextRequest | None = None
     ask: bool = False
+    caches: tuple[str, ...] = ()  # one KV-cache strategy per spec (the cache axis); empty: the config's
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -85,6 +87,11 @@ class Job:
             raise BadInputError("a sweep job needs its sweep settings")
         if self.kind != "matrix" and len(self.specs) != 1:
             raise BadInputError(f"a {self.kind} job takes one model")
+        if self.caches:
+            from ctxscope.core.kv_cache import STRATEGIES
+
+            if len(self.caches) != len(self.specs) or any(c not in STRATEGIES for c in self.caches):
+                raise BadInputError(f"caches: one of {', '.join(STRATEGIES)} per model cell")
 
 
 # -- JSON ---------------------------------------------------------------------------
@@ -112,7 +119,8 @@ def config_from_dict(data: Any, where: str = "config") -> SweepConfig:
 def job_to_dict(job: Job) -> dict[str, Any]:
     return {"kind": job.kind, "specs": [asdict(s) for s in job.specs],
             "config": config_to_dict(job.config) if job.config is not None else None, "cap_lengths": job.cap_lengths,
-            "strict": job.strict, "maxctx": asdict(job.maxctx) if job.maxctx is not None else None, "ask": job.ask}
+            "strict": job.strict, "maxctx": asdict(job.maxctx) if job.maxctx is not None else None, "ask": job.ask,
+            "caches": list(job.caches)}
 
 
 def job_from_dict(data: Any) -> Job:
@@ -125,10 +133,14 @@ def job_from_dict(data: Any) -> Job:
     flags = {name: data.get(name, False) for name in ("cap_lengths", "strict", "ask")}
     if not isinstance(data.get("kind"), str) or not all(type(v) is bool for v in flags.values()):
         raise WireError("job: kind must be a string and cap_lengths, strict, ask booleans")
+    caches = data.get("caches", [])
+    if not isinstance(caches, list) or not all(isinstance(c, str) for c in caches):
+        raise WireError("job: caches must be a list of strategy names")
     try:
         return Job(kind=data["kind"], specs=specs,
                    config=None if config is None else config_from_dict(config, "job.config"),
-                   maxctx=None if request is None else _record(MaxContextRequest, request, "job.maxctx"), **flags)
+                   maxctx=None if request is None else _record(MaxContextRequest, request, "job.maxctx"),
+                   caches=tuple(caches), **flags)
     except BadInputError as exc:
         raise WireError(f"job: {exc}") from None
 
@@ -158,7 +170,8 @@ def run_job(job: Job, *, stop: threading.Event | None = None, slot: ModelSlot | 
         assert job.config is not None
         check_threads(job.config.threads, socket.gethostname())  # this host's cores, not the sender's
         config = capped(job.config) if job.cap_lengths else job.config
-        return (yield from run_matrix(job.specs, config, slot=slot, stop=stop, confirm=confirm, strict=job.strict))
+        return (yield from run_matrix(job.specs, config, slot=slot, stop=stop, confirm=confirm, strict=job.strict,
+                                      caches=job.caches))
     own = slot is None
     slot = slot or ModelSlot()
     spec = job.specs[0]
@@ -173,7 +186,8 @@ def run_job(job: Job, *, stop: threading.Event | None = None, slot: ModelSlot | 
 
         r = job.maxctx or MaxContextRequest()
         return (yield from find_max_context(loaded, mode=r.mode, budget=r.budget, granularity=r.granularity,
-                                            batch=r.batch, allow_beyond_max=r.allow_beyond_max, stop=stop))
+                                            batch=r.batch, allow_beyond_max=r.allow_beyond_max, stop=stop,
+                                            cache=r.cache))
     finally:
         if own:
             slot.drop()

@@ -95,7 +95,8 @@ class ModelSlot:
 def run_matrix(specs: Sequence[ModelSpec], config: SweepConfig | Callable[[LoadedModel], SweepConfig], *,
                slot: ModelSlot | None = None, stop: threading.Event | None = None,
                confirm: Callable[[MemoryCheck], bool] | None = None,
-               strict: bool = False) -> Generator[MatrixEvent | SweepEvent, None, tuple[RunResult, ...]]:
+               strict: bool = False,
+               caches: Sequence[str] = ()) -> Generator[MatrixEvent | SweepEvent, None, tuple[RunResult, ...]]:
     """Sweep every spec in order, loading each model (all but the kernel) once.
 
     ``config`` is the sweep to run, or a function of the loaded model (lengths that
@@ -104,13 +105,16 @@ def run_matrix(specs: Sequence[ModelSpec], config: SweepConfig | Callable[[Loade
     :class:`CellFailed` for a cell that cannot run (``strict``: raise its error
     instead, as a single sweep does). Returns the results in measurement order; a
     cancelled sweep ends the matrix. The slot keeps the last model (a private slot is
-    emptied at the end).
+    emptied at the end). ``caches``: one KV-cache strategy per spec (the cache axis: a
+    spec repeated with another strategy reuses the loaded model); empty: the config's.
     """
+    if caches and len(caches) != len(specs):
+        raise ValueError(f"{len(caches)} cache strategies for {len(specs)} cells")
     own = slot is None
     slot = slot or ModelSlot()
     results: list[RunResult] = []
     try:
-        for spec in specs:
+        for i, spec in enumerate(specs):
             if stop is not None and stop.is_set():
                 break
             try:
@@ -121,6 +125,8 @@ def run_matrix(specs: Sequence[ModelSpec], config: SweepConfig | Callable[[Loade
                 else:
                     loaded = slot.switch(spec)
                 cfg = config(loaded) if callable(config) else config
+                if caches:
+                    cfg = replace(cfg, cache=caches[i])
                 result = yield from _sweep(loaded, cfg, stop, confirm)
             except CtxscopeError as exc:
                 if strict:

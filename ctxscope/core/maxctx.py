@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ctxscope.core.errors import BadInputError
 # The search's records are plain data with the rest of the event vocabulary; named here too.
@@ -86,13 +86,15 @@ def calibrated_start(trial: Callable[[int], Trial], *, granularity: int, predict
     return max(granularity, min(limit, extrapolated, predicted or limit))
 
 
-def trial_runner(loaded: LoadedModel, mode: str, budget_bytes: int, batch: int = 1) -> Callable[[int], Trial]:
+def trial_runner(loaded: LoadedModel, mode: str, budget_bytes: int, batch: int = 1,
+                 cache: str = "dynamic") -> Callable[[int], Trial]:
     """A trial: one untimed pass at a length, exactly what the sweep runs there (a
     prefill that keeps its cache; for decode, that prefill and one step); fits when it
     neither runs out of memory nor peaks above the budget (GPU: the allocator's reserved
     peak; CPU: the model peak — the weights plus the CPU allocator's peak during the pass,
     the same for the same pass however busy the machine; the process's RSS high-water, which
-    is not, only where the allocator's figure is unavailable)."""
+    is not, only where the allocator's figure is unavailable). ``cache``: the KV-cache
+    strategy the prefill fills (:mod:`ctxscope.core.kv_cache`), as the sweep's would."""
     import torch
 
     from ctxscope.core.compat import cache_kwargs, output_cache
@@ -113,7 +115,11 @@ def trial_runner(loaded: LoadedModel, mode: str, budget_bytes: int, batch: int =
             with torch.inference_mode(), PeakMemory(devices or loaded.device) as mem:
                 # Exactly what the sweep runs: its prefill keeps the cache (the KV cache is
                 # part of the peak), as does the untimed prefill before decode steps.
-                kwargs = {"use_cache": True, "logits_to_keep": 1} if loaded.info.is_decoder else {}
+                kwargs: dict[str, Any] = {"use_cache": True, "logits_to_keep": 1} if loaded.info.is_decoder else {}
+                if cache != "dynamic" and loaded.info.is_decoder:
+                    from ctxscope.core.kv_cache import make_cache
+
+                    kwargs.update(cache_kwargs(loaded.model, make_cache(cache, loaded.model.config, length=length)))
                 out = loaded.model(input_ids=ids, **kwargs)
                 if mode == "decode":
                     step = loaded.model(input_ids=ids[:, -1:], use_cache=True, logits_to_keep=1,

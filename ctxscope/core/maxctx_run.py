@@ -17,17 +17,19 @@ if TYPE_CHECKING:
     from ctxscope.core.loading import LoadedModel
 
 
-def predicted_max(loaded: LoadedModel, budget: int, dtype: str, batch: int, limit: int) -> int | None:
-    """Largest L whose weights + KV cache + recurrent state fit the budget (activations
-    ignored: an upper bound)."""
+def predicted_max(loaded: LoadedModel, budget: int, dtype: str, batch: int, limit: int,
+                  cache: str = "dynamic") -> int | None:
+    """Largest L whose weights + KV cache (of strategy ``cache``) + recurrent state fit
+    the budget (activations ignored: an upper bound)."""
     from ctxscope.core import analytic
+    from ctxscope.core.kv_analytic import strategy_kv_bytes
 
     arch = analytic.describe_config(loaded.config)
     weights = analytic.weights_bytes(arch, dtype) + analytic.state_bytes(arch, dtype, batch)  # state: fixed in L
     lo, hi = 0, limit
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if weights + analytic.kv_bytes(arch, mid, dtype, batch) <= budget:
+        if weights + strategy_kv_bytes(arch, mid, dtype, cache, batch=batch) <= budget:
             lo = mid
         else:
             hi = mid - 1
@@ -44,14 +46,15 @@ def _fraction(torch: Any, device: Any) -> float:
 
 def find_max_context(loaded: LoadedModel, *, mode: str | None = None, budget: int | None = None, granularity: int = 256,
                      batch: int = 1, allow_beyond_max: bool = False,
-                     stop: threading.Event | None = None) -> Generator[Trial, None, MaxContext]:
+                     stop: threading.Event | None = None, cache: str = "dynamic") -> Generator[Trial, None, MaxContext]:
     """Yield every trial as it finishes; return the answer.
 
     ``budget`` (bytes) defaults on a GPU to what this process can use: the driver's free
     memory plus what PyTorch has already reserved (the weights and its cache), capped by
     any per-process memory fraction already set. A smaller budget is enforced with a
     memory fraction for the search and the user's own fraction restored after it. On CPU
-    a budget is required; it is compared with the measured peak.
+    a budget is required; it is compared with the measured peak. ``cache``: the KV-cache
+    strategy every trial's prefill fills (refused as a sweep refuses it).
     """
     import torch
 
@@ -66,6 +69,10 @@ def find_max_context(loaded: LoadedModel, *, mode: str | None = None, budget: in
     if mode not in modes_of(loaded.info):
         raise BadInputError(f"mode {mode!r} does not apply to {loaded.info.source} "
                             f"(modes: {', '.join(modes_of(loaded.info))})")
+    if cache != "dynamic":
+        from ctxscope.core.kv_cache import check_strategy
+
+        check_strategy(cache, loaded.config, loaded.device.type, is_decoder=loaded.info.is_decoder)
     weights = module_bytes(loaded.model)
     previous_fraction: float | None = None
     if loaded.device.type == "cuda":
@@ -87,9 +94,9 @@ def find_max_context(loaded: LoadedModel, *, mode: str | None = None, budget: in
             raise BadInputError(f"the budget ({fmt_bytes(budget)}) is smaller than the weights ({fmt_bytes(weights)})")
         hard = loaded.info.position_limit  # a learned table: nothing beyond it can run, even when asked
         limit = hard or (1 << 22 if allow_beyond_max or not loaded.info.max_positions else loaded.info.max_positions)
-        predicted = predicted_max(loaded, budget, dtype_name(loaded.dtype), batch, limit)
+        predicted = predicted_max(loaded, budget, dtype_name(loaded.dtype), batch, limit, cache)
         trials: list[Trial] = []
-        measure = trial_runner(loaded, mode, budget, batch)
+        measure = trial_runner(loaded, mode, budget, batch, cache)
         known: dict[int, Trial] = {}
 
         def runner(length: int) -> Trial:

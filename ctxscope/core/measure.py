@@ -20,6 +20,7 @@ from ctxscope.core import interference, nvml
 from ctxscope.core.accounting import split_memory
 from ctxscope.core.compat import cache_kwargs, output_cache
 from ctxscope.core.inputs import random_token_ids, special_token_ids
+from ctxscope.core.kv_cache import KVOptions, make_cache
 from ctxscope.core.loading import LoadedModel
 from ctxscope.core.cache_storage import cache_bytes, state_bytes
 from ctxscope.core.memory import PeakMemory, model_devices, module_bytes
@@ -91,6 +92,7 @@ class Measurer:
         # tokens would cost vocab·L floats that no user pays in practice.
         self.head_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.static = cfg.cache == "static"
+        self.kv_options = KVOptions(group_size=cfg.kv_group_size, residual=cfg.kv_residual)
         # A static cache is reset after every prefill call: nothing to hand over.
         self._handoff_wanted = (cfg.reuse_prefill_cache and not self.static and loaded.info.is_decoder
                                 and "decode" in (modes or ("decode",)))
@@ -119,10 +121,11 @@ class Measurer:
     def _static_cache(self, length: int) -> Any:
         """A ``StaticCache`` for a prompt of ``length`` and one generated token, allocated
         up front on the model's device (as compiled generation sizes it)."""
-        from transformers import StaticCache
+        return make_cache("static", self.model.config, length=length)
 
-        cache = StaticCache(config=self.model.config, max_cache_len=length + 1)
-        return cache
+    def _new_cache(self, length: int) -> Any:
+        """A fresh cache of the sweep's strategy (:mod:`ctxscope.core.kv_cache`)."""
+        return make_cache(self.cfg.cache, self.model.config, length=length, options=self.kv_options)
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():
@@ -205,8 +208,13 @@ class Measurer:
                                                              kv_before=held(cache))
                     del cache
                 elif mode == "prefill":
+                    # Any strategy but the default gets a fresh cache of its own per call, built
+                    # inside the timed call: a quantized prefill pays its quantization there.
+                    own = self.cfg.cache != "dynamic"
+
                     def call() -> Any:
-                        return self.model(input_ids=ids, use_cache=True, **self.head_kwargs)
+                        extra = cache_kwargs(self.model, self._new_cache(length)) if own else {}
+                        return self.model(input_ids=ids, use_cache=True, **extra, **self.head_kwargs)
                     samples, memory, last = self._run_phases(call, lambda out: held(output_cache(out)),
                                                              keep_last=self._handoff_wanted)
                     if last is not None:
@@ -225,15 +233,13 @@ class Measurer:
         """Per-token latency at depth exactly ``length``: build the cache of depth L once
         (untimed), then time one-token steps, restoring the cache to depth L after each
         (:class:`~ctxscope.core.rollback.CacheRollback`: any layer kind, any cache)."""
-        from transformers import DynamicCache
-
         self._check_stop()
         if self._handoff is not None and self._handoff[0] == length:
             # The last timed prefill at this length built exactly this cache (same tokens).
             cache = self._handoff[1]
             self._handoff = None
         else:
-            cache = self._static_cache(length) if self.static else DynamicCache(config=self.model.config)
+            cache = self._new_cache(length)
             ids = self._ids(length)
             settle = min(SETTLE_STEPS, length - 1)
             out = self.model(input_ids=ids[:, :length - settle], use_cache=True, **cache_kwargs(self.model, cache),

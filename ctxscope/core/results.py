@@ -76,7 +76,9 @@ class Settings:
     reuse_prefill_cache: bool = True
     attention: dict[str, Any] | None = None  # tiles, layers, text, needle, needle_depth when captured
     force: bool = False  # points the memory guard predicted cannot fit were run anyway
-    cache: str = "dynamic"  # the KV cache class: dynamic (concatenating) or static (preallocated)
+    cache: str = "dynamic"  # the KV-cache strategy (core.kv_cache.STRATEGIES): dynamic, static, fp8, int4, int2, offload
+    #: The group-wise integer strategies' backend, group size and residual window; None otherwise.
+    kv_options: dict[str, Any] | None = None
     quality: dict[str, Any] | None = None  # quality passes: what was asked, the text and windows used (core.quality)
     rope_scaling: str | None = None  # "yarn:4": RoPE scaling set on the config (core.rope); None: as trained
     breakdown: bool = False  # a profiled pass per point split its time into components (core.breakdown)

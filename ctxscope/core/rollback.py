@@ -35,7 +35,10 @@ _STATE_DICTS = ("conv_states", "recurrent_states")
 #: Key/value buffers: a dynamic layer rebinds them at each step (restoring the binding is
 #: enough); a static layer writes slot L in place, which its restored position makes stale.
 #: Copying them would double the cache. Every other tensor of a layer is copied back.
-_KV_BUFFERS = ("keys", "values")
+#: A quantized layer (``QuantizedCache``) rebinds its quantized past at every step too
+#: (fp8 concatenates; the group-wise backends re-quantize when the residual window flushes),
+#: and never writes it in place: restoring the binding restores it bit for bit.
+_KV_BUFFERS = ("keys", "values", "_quantized_keys", "_quantized_values")
 
 
 def _shallow(obj: Any) -> dict[str, Any]:

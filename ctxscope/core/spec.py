@@ -60,9 +60,15 @@ class SweepConfig:
         the sweep only and restored after; recorded in the run either way, since CPU
         latencies depend on it.
     cache
-        ``"dynamic"`` (transformers' default ``DynamicCache``: grows by concatenation,
-        copying the cache at every step) or ``"static"`` (``StaticCache``: preallocated
-        for L + 1 tokens and written in place, as compiled generation uses it).
+        The KV-cache strategy (:mod:`ctxscope.core.kv_cache`): ``"dynamic"``
+        (transformers' default ``DynamicCache``: grows by concatenation, copying the cache
+        at every step), ``"static"`` (``StaticCache``: preallocated for L + 1 tokens and
+        written in place, as compiled generation uses it), ``"fp8"``, ``"int4"``,
+        ``"int2"`` (``QuantizedCache``) or ``"offload"`` (layers on the host, GPU only).
+        The quality passes read their targets through a cache of this strategy.
+    kv_group_size, kv_residual
+        The group-wise integer strategies' group size and full-precision residual window
+        in tokens (``None``: transformers' defaults, 64 and 128).
     isolation
         ``"off"``, or ``"strict"``: refuse to start while another process holds the
         GPU (on CPU: while other processes keep a core busy), as optimum-benchmark's
@@ -91,6 +97,8 @@ class SweepConfig:
     threads: int | None = None
     isolation: str = "off"
     cache: str = "dynamic"
+    kv_group_size: int | None = None
+    kv_residual: int | None = None
     seed: int = 0
     telemetry_hz: float = 10.0
     reuse_prefill_cache: bool = True

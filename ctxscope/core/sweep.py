@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Any
 
 import torch
 
@@ -76,10 +77,10 @@ def validate(loaded: LoadedModel, cfg: SweepConfig) -> tuple[str, ...]:
         raise BadInputError("lengths must be a non-empty list of positive token counts")
     if cfg.batch_size <= 0:
         raise BadInputError(f"batch size must be at least 1, not {cfg.batch_size}")
-    if cfg.cache not in ("dynamic", "static"):
-        raise BadInputError(f"unknown cache {cfg.cache!r}: use dynamic or static")
-    if cfg.cache == "static" and not loaded.info.is_decoder:
-        raise BadInputError("--cache applies to decoders (an encoder keeps no KV cache)")
+    from ctxscope.core.kv_cache import KVOptions, check_strategy
+
+    check_strategy(cfg.cache, loaded.config, loaded.device.type,
+                   KVOptions(group_size=cfg.kv_group_size, residual=cfg.kv_residual), is_decoder=loaded.info.is_decoder)
     window = loaded.info.sliding_window
     if cfg.cache == "static" and window and max(cfg.lengths) + 1 > window:
         # A static sliding layer longer than its window rolls over and cannot be cropped
@@ -115,7 +116,17 @@ def _settings(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tim
                     allow_beyond_max=cfg.allow_beyond_max, device_map=loaded.device_map,
                     threads=torch.get_num_threads(), timer=timer,
                     reuse_prefill_cache=cfg.reuse_prefill_cache, attention=attention_settings(cfg), force=cfg.force,
-                    cache=cfg.cache, rope_scaling=loaded.rope_scaling, breakdown=cfg.breakdown)
+                    cache=cfg.cache, kv_options=_kv_options(cfg), rope_scaling=loaded.rope_scaling,
+                    breakdown=cfg.breakdown)
+
+
+def _kv_options(cfg: SweepConfig) -> dict[str, Any] | None:
+    from ctxscope.core.kv_cache import DEFAULT_GROUP_SIZE, DEFAULT_RESIDUAL, GROUP_WISE, int_backend
+
+    if cfg.cache not in GROUP_WISE:
+        return None
+    return {"backend": int_backend(), "group_size": cfg.kv_group_size or DEFAULT_GROUP_SIZE,
+            "residual": DEFAULT_RESIDUAL if cfg.kv_residual is None else cfg.kv_residual}
 
 
 def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | None = None,
@@ -135,6 +146,12 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     modes = validate(loaded, cfg)
     tokenizer = prepare_attention(loaded, cfg)  # bad attention input fails here, before any work
     quality = prepare_quality(loaded, cfg.quality, cfg.lengths) if cfg.quality is not None else None
+    if quality is not None and cfg.cache != "dynamic":
+        from ctxscope.core.kv_cache import KVOptions, factory
+
+        # The quality passes read their targets through the strategy's cache: the loss
+        # recorded is what the strategy does to the model.
+        quality.cache = factory(cfg.cache, loaded.model.config, KVOptions(cfg.kv_group_size, cfg.kv_residual))
     if cfg.isolation == "strict":
         devices = model_devices(loaded.model) if loaded.device.type == "cuda" else ()
         uuids = [u for d in devices if (u := nvml.torch_uuid(d.index or 0)) is not None]

@@ -96,6 +96,12 @@ class CompareView(QWidget):
         content_layout = QVBoxLayout(self.content)
         content_layout.setContentsMargins(0, 0, 0, 0)
         content_layout.addWidget(self.notes)
+        # KV-cache strategies against the default cache: the one line per strategy that answers
+        # "how much longer, at what cost, with what harm" (hidden when no run differs by its cache).
+        self.kv = QLabel()
+        self.kv.setWordWrap(True)
+        self.kv.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        content_layout.addWidget(self.kv)
         content_layout.addWidget(top, 3)
         content_layout.addWidget(bottom, 2)
         self.quality = QualityCompare()  # shown when a ticked run measured what context buys
@@ -272,6 +278,11 @@ class CompareView(QWidget):
                  + (f", out of memory from {cmp.first_oom[i][mode]}" if cmp.first_oom[i].get(mode) else "")
                  for i, label in enumerate(cmp.labels)]
         self.notes.setText(" · ".join(notes) + ("\n⚠ " + "; ".join(cmp.differences) if cmp.differences else ""))
+        from ctxscope.report.kv_view import summary_lines
+
+        kv = summary_lines(cmp.runs)
+        self.kv.setText("\n".join(f"KV strategy — {line}" for line in kv))
+        self.kv.setVisible(bool(kv))
         self._draw_maps(cmp)
 
     def _fill_table(self, cmp: Comparison, mode: str) -> None:

@@ -43,9 +43,10 @@ class MatrixController(QObject):
 
     def run(self, dtypes: tuple[str, ...] | None = None, kernels: tuple[str, ...] | None = None,
             parent: QWidget | None = None, cluster: str | None = None,
-            ropes: tuple[str | None, ...] = (None,)) -> bool:
-        """Sweep the panel's model for every dtype × kernel × RoPE scaling (asks which
-        when not given); ``cluster``: on that Ray cluster, in parallel."""
+            ropes: tuple[str | None, ...] = (None,), caches: tuple[str, ...] = ()) -> bool:
+        """Sweep the panel's model for every dtype × kernel × RoPE scaling × KV-cache
+        strategy (asks which when not given; no strategies: the sweep panel's);
+        ``cluster``: on that Ray cluster, in parallel."""
         spec = self.model_panel.spec()
         if dtypes is None or kernels is None:
             from ctxscope.gui.matrix_dialog import MatrixDialog
@@ -57,14 +58,14 @@ class MatrixController(QObject):
             if not dialog.exec():
                 return False
             dtypes, kernels = dialog.choice()
-            cluster, ropes = dialog.cluster(), dialog.ropes()
+            cluster, ropes, caches = dialog.cluster(), dialog.ropes(), dialog.cache_choice()
         try:
             cfg = self.sweep_panel.config()
         except CtxscopeError as exc:
             self.sweep_panel.show_error(str(exc))
             return False
         if not self.runner.run_matrix(spec, cfg, tuple(dtypes), tuple(kernels) or (None,), cluster=cluster,
-                                      ropes=ropes):
+                                      ropes=ropes, caches=caches):
             self.feedback.status("A sweep is already running: cancel it first (Esc).")
             return False
         self.tabs.setCurrentIndex(0)

@@ -175,9 +175,9 @@ class MainWindow(QMainWindow):
         return True
 
     def run_matrix(self, dtypes: tuple[str, ...] | None = None, kernels: tuple[str, ...] | None = None,
-                   ropes: tuple[str | None, ...] = (None,)) -> bool:
+                   ropes: tuple[str | None, ...] = (None,), caches: tuple[str, ...] = ()) -> bool:
         self.error_box.setVisible(False)
-        return self.matrix.run(dtypes, kernels, parent=self, ropes=ropes)
+        return self.matrix.run(dtypes, kernels, parent=self, ropes=ropes, caches=caches)
 
     def find_max_context(self, mode: str | None = None, budget: int | None = None, granularity: int | None = None,
                          *, ask: bool = True) -> bool:

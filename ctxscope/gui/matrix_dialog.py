@@ -1,6 +1,6 @@
-"""Run → Compare kernels and dtypes…: pick attention kernels, dtypes and RoPE scalings;
-the runner then measures every combination on one loaded copy per dtype and scaling and
-opens the comparison."""
+"""Run → Compare kernels and dtypes…: pick attention kernels, dtypes, KV-cache strategies
+and RoPE scalings; the runner then measures every combination on one loaded copy per dtype
+and scaling and opens the comparison."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QGroupBox, 
                                QWidget)
 
 DTYPE_CHOICES = ("float32", "float16", "bfloat16")
+#: core.kv_cache.STRATEGIES, spelled here: the dialog must not import the core's torch side.
+CACHE_CHOICES = ("dynamic", "static", "fp8", "int4", "int2", "offload")
 
 
 class MatrixDialog(QDialog):
@@ -22,6 +24,8 @@ class MatrixDialog(QDialog):
                                    {current_kernel or "sdpa", "eager"} & set(kernels) or set(kernels[:1]))
         self.dtypes = self._group(layout, "Dtypes", list(DTYPE_CHOICES),
                                   {current_dtype} if current_dtype in DTYPE_CHOICES else {DTYPE_CHOICES[0]})
+        self.caches = self._group(layout, "KV-cache strategies (fp8, int4, int2: full-attention models; offload: GPU)",
+                                  list(CACHE_CHOICES), {"dynamic"})
         rope = QGroupBox("RoPE scaling (beyond the trained length)")
         inner = QVBoxLayout(rope)
         self.rope = QLineEdit("none")
@@ -83,6 +87,10 @@ class MatrixDialog(QDialog):
         return (tuple(c.text() for c in self.dtypes if c.isChecked()),
                 tuple(c.text() for c in self.kernels if c.isChecked()))
 
+    def cache_choice(self) -> tuple[str, ...]:
+        """The KV-cache strategies ticked, in display order."""
+        return tuple(c.text() for c in self.caches if c.isChecked())
+
     def ropes(self) -> tuple[str | None, ...]:
         """The RoPE scalings typed, canonical (``None``: as trained); raises
         :class:`~ctxscope.core.errors.BadInputError` for a malformed one."""
@@ -100,7 +108,7 @@ class MatrixDialog(QDialog):
             problem = ""
         except BadInputError as exc:
             ropes, problem = (), str(exc)
-        n = len(dtypes) * len(kernels) * len(ropes)
+        n = len(dtypes) * len(kernels) * len(ropes) * len(self.cache_choice())
         self.count.setText(problem or (f"{n} run{'s' if n != 1 else ''}" if n else
-                                       "Tick at least one kernel and one dtype."))
+                                       "Tick at least one kernel, one dtype and one cache strategy."))
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(n > 0)

@@ -157,18 +157,25 @@ class SweepRunner(QObject):
 
     def run_matrix(self, spec: ModelSpec, cfg: SweepConfig, dtypes: tuple[str, ...],
                    attns: tuple[str | None, ...], cluster: str | None = None,
-                   ropes: tuple[str | None, ...] = (None,)) -> bool:
-        """Sweep ``spec`` with every dtype × attention kernel × RoPE scaling: the model is
-        loaded once per dtype and scaling and its kernel switched in place (``cluster``:
-        each combination a Ray task on that cluster, in parallel); ends with ``matrixFinished``."""
-        specs = tuple(replace(spec, dtype=d, attn_implementation=a, rope_scaling=r) for d in dtypes for a in attns
-                      for r in ropes)
+                   ropes: tuple[str | None, ...] = (None,), caches: tuple[str, ...] = ()) -> bool:
+        """Sweep ``spec`` with every dtype × attention kernel × RoPE scaling × KV-cache
+        strategy (``caches``; none: ``cfg.cache``): the model is loaded once per dtype and
+        scaling, its kernel switched in place and the strategies run on the same copy
+        (``cluster``: each combination a Ray task on that cluster, in parallel); ends with
+        ``matrixFinished``."""
+        strategies = caches or (cfg.cache,)
+        cells = [(replace(spec, dtype=d, attn_implementation=a, rope_scaling=r), c) for d in dtypes for a in attns
+                 for r in ropes for c in strategies]
+        specs = tuple(s for s, _ in cells)
+        axis = tuple(c for _, c in cells) if len(strategies) > 1 or strategies != (cfg.cache,) else ()
         if cluster is None:  # the memory guard asks the user (here or over SSH)
-            return self._start(self._launcher(), Job("matrix", specs, cfg, strict=False, ask=True), matrix=True)
+            return self._start(self._launcher(), Job("matrix", specs, cfg, strict=False, ask=True, caches=axis),
+                               matrix=True)
         from ctxscope.remote.launch import Ray
 
         self.remoteNote.emit(f"Joining the Ray cluster ({cluster}) …")
-        return self._start(Ray(cluster, say=self.remoteNote.emit), Job("matrix", specs, cfg, strict=False), matrix=True)
+        return self._start(Ray(cluster, say=self.remoteNote.emit), Job("matrix", specs, cfg, strict=False, caches=axis),
+                           matrix=True)
 
     def find_max_context(self, spec: ModelSpec, *, mode: str | None, budget: int | None, granularity: int) -> bool:
         """Search the longest context that runs (trials arrive as ``trialDone``)."""

@@ -259,7 +259,9 @@ def _cells(ray: Any, job: Job, cpus_per_cell: int, say: Callable[[str], None]) -
         raise BadInputError(f"--cluster-cpus {cpus_per_cell}: no node of the cluster has that many CPUs (the largest "
                             f"has {largest})")
     cells: list[tuple[Job, dict[str, Any]]] = []
-    for spec in job.specs:
+    base = cfg
+    for i, spec in enumerate(job.specs):
+        cfg = replace(base, cache=job.caches[i]) if job.caches else base  # the cache axis: one strategy per cell
         if gpus and spec.device != "cpu":
             # Ray gives the task one GPU and hides the others: it is this task's "cuda".
             cell_spec, options = replace(spec, device="cuda" if spec.device.startswith("cuda") else spec.device), \
@@ -268,7 +270,7 @@ def _cells(ray: Any, job: Job, cpus_per_cell: int, say: Callable[[str], None]) -
         else:
             cell_spec, options = spec, {"num_cpus": cpus_per_cell}
             cell_cfg = cfg if cfg.threads is not None else replace(cfg, threads=cpus_per_cell)
-        cells.append((replace(job, specs=(cell_spec,), config=cell_cfg, strict=False), options))
+        cells.append((replace(job, specs=(cell_spec,), config=cell_cfg, strict=False, caches=()), options))
     if gpus:
         say(f"Ray cluster: {len(alive)} node(s), {gpus} GPU(s): {len(cells)} cell(s), one GPU each")
     else:

@@ -27,17 +27,19 @@ class RunKey:
     batch: int
     device: str
     rope: str | None = None  # RoPE scaling set on the config ("yarn:4"); None: as trained
+    cache: str = "dynamic"  # the KV-cache strategy (core.kv_cache)
 
     @classmethod
     def of(cls, run: RunResult) -> RunKey:
         m, s = run.header.model, run.header.settings
         return cls(model=m.source, revision=m.revision, dtype=s.dtype, attn=s.attn_implementation,
-                   batch=s.batch_size, device=s.device, rope=s.rope_scaling)
+                   batch=s.batch_size, device=s.device, rope=s.rope_scaling, cache=getattr(s, "cache", "dynamic"))
 
     def describe(self) -> str:
         rev = f"@{self.revision}" if self.revision else ""
         rope = f" · RoPE {self.rope}" if self.rope else ""
-        return f"{self.model}{rev} · {self.dtype} · {self.attn}{rope} · batch {self.batch} · {self.device}"
+        cache = f" · cache {self.cache}" if self.cache != "dynamic" else ""
+        return f"{self.model}{rev} · {self.dtype} · {self.attn}{rope}{cache} · batch {self.batch} · {self.device}"
 
 
 # Two different figures are called "peak" in ctxscope; they are never shown under one name.
@@ -156,7 +158,7 @@ def _ratio(value: float | None, base: float | None) -> float | None:
     return value / base
 
 
-_LABEL_FIELDS = ("model", "revision", "dtype", "attn", "rope", "batch", "device", "threads")
+_LABEL_FIELDS = ("model", "revision", "dtype", "attn", "rope", "cache", "batch", "device", "threads")
 # Ever finer times until the runs that share a configuration differ.
 _TIME_FORMATS = (("%H:%M", True), ("%H:%M:%S", True), ("%Y-%m-%d %H:%M", False), ("%Y-%m-%d %H:%M:%S", False))
 
@@ -172,6 +174,8 @@ def _field(run: RunResult, name: str) -> str | None:
         return f"@{value}" if value else None
     if name == "rope":
         return f"RoPE {value}" if value else None
+    if name == "cache":
+        return f"{value} cache"
     return str(value)
 
 

@@ -26,6 +26,7 @@ from ctxscope.report.crossover import crossovers
 from ctxscope.report.crossover import describe as describe_crossover
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_layer_mix, fmt_ms, fmt_rate, plural
 from ctxscope.report.breakdown import section as breakdown_section
+from ctxscope.report.kv_view import section as kv_section
 from ctxscope.report.quality import section as quality_section
 
 if TYPE_CHECKING:
@@ -281,5 +282,6 @@ def render_html(runs: Sequence[RunResult], *, baseline: int = 0, maps: Mapping[s
         "quality": quality_section(runs, cmp.labels, colours, baseline),
         "breakdown": [{**b, "figures": [Markup(f) for f in b["figures"]]}
                       for b in breakdown_section(list(runs), list(cmp.labels))],
+        "kv": kv_section(runs),
     }
     return _environment().get_template("report.html.j2").render(**context)

@@ -11,6 +11,7 @@ from ctxscope.core.results import RunResult
 from ctxscope.report.compare import Comparison, compare, fmt_ratio, peak_heading, peak_note
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms
 from ctxscope.report.breakdown import markdown_table as breakdown_markdown
+from ctxscope.report.kv_view import markdown as kv_markdown
 from ctxscope.report.quality_md import markdown as quality_markdown
 
 MAX_ROWS = 12
@@ -91,6 +92,7 @@ def render_markdown(runs: Sequence[RunResult], *, baseline: int = 0) -> str:
         what = "per-token latency at depth L" if mode == "decode" else "latency per call"
         lines += [f"**{md_escape(mode)}** ({what}; ratio = run ÷ baseline, above 1 is slower)", "",
                   *_mode_table(cmp, mode), ""]
+    lines += kv_markdown(cmp.runs, md_escape)
     lines += quality_markdown(cmp.runs, cmp.labels, md_escape)
     for run, label in zip(cmp.runs, cmp.labels):
         table = breakdown_markdown(run)

@@ -119,7 +119,7 @@ def test_the_wrong_key_control_scores_false_retrievals(loaded_lm, user_text, mon
 
     tok = load_tokenizer(loaded_lm)
 
-    def first_number(model, device, ids, max_new, tokenizer):
+    def first_number(model, device, ids, max_new, tokenizer, make_cache=None):
         return " " + re.findall(r"\b\d{7}\b", tok.decode(ids.tolist()))[0] + "."
 
     monkeypatch.setattr(generate_mod, "greedy", first_number)

@@ -214,3 +214,25 @@ def test_a_rope_scaling_axis_makes_cells_the_comparison_tells_apart(window, qtbo
     settle(window, qtbot)
     cmp = window.compare.comparison
     assert {k.rope for k in cmp.keys} == {None, "yarn:2"} and cmp.labels == ("RoPE as trained", "RoPE yarn:2")
+
+
+def test_a_cache_axis_makes_cells_and_the_compare_tab_answers_per_strategy(window, qtbot, tiny_config_files) -> None:
+    from ctxscope.gui.matrix_dialog import MatrixDialog
+
+    dialog = MatrixDialog(["sdpa"], current_kernel="sdpa", current_dtype="float32")
+    assert dialog.cache_choice() == ("dynamic",) and dialog.count.text() == "1 run"
+    next(c for c in dialog.caches if c.text() == "fp8").setChecked(True)
+    assert dialog.cache_choice() == ("dynamic", "fp8") and dialog.count.text() == "2 runs"
+    dialog.deleteLater()
+    set_model(window, str(tiny_config_files["llama"]), "64,128")
+    with qtbot.waitSignal(window.runner.matrixFinished, timeout=TIMEOUT) as done:
+        assert window.run_matrix(("float32",), ("sdpa",), caches=("dynamic", "fp8"))
+    assert len(done.args[0]) == 2
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=TIMEOUT)
+    settle(window, qtbot)
+    settle(window, qtbot)
+    view = window.compare
+    cmp = view.comparison
+    assert {k.cache for k in cmp.keys} == {"dynamic", "fp8"} and cmp.labels == ("dynamic cache", "fp8 cache")
+    assert not view.kv.isHidden()
+    assert view.kv.text().startswith("KV strategy — fp8: 4.0× the context of the default float32 cache")

@@ -10,6 +10,7 @@ number; a distractor value in the answer is a false retrieval."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,15 +23,17 @@ from ctxscope.core.quality.targets import takes_logits_to_keep
 _STOPS = ("\n\n", "Question")
 
 
-def greedy(model: Any, device: torch.device, ids: np.ndarray, max_new: int, tokenizer: Any) -> str:
-    """The greedy continuation of ``ids`` (at most ``max_new`` tokens), as text."""
+def greedy(model: Any, device: torch.device, ids: np.ndarray, max_new: int, tokenizer: Any,
+           make_cache: Callable[[int], Any] | None = None) -> str:
+    """The greedy continuation of ``ids`` (at most ``max_new`` tokens), as text;
+    ``make_cache``: a fresh cache of a KV strategy for that many tokens (default: dynamic)."""
     from transformers import DynamicCache
 
     eos = {t for t in (getattr(tokenizer, "eos_token_id", None), getattr(model.config, "eos_token_id", None))
            if isinstance(t, int)}
     keep = {"logits_to_keep": 1} if takes_logits_to_keep(type(model)) else {}
     x = torch.from_numpy(np.ascontiguousarray(ids)).unsqueeze(0).to(device)
-    cache = DynamicCache(config=model.config)
+    cache = DynamicCache(config=model.config) if make_cache is None else make_cache(len(ids) + max_new)
     out_ids: list[int] = []
     with torch.inference_mode():
         out = model(input_ids=x, use_cache=True, **cache_kwargs(model, cache), **keep)
@@ -67,9 +70,9 @@ def score(answer: str, prompt: TaskPrompt) -> tuple[bool | None, float | None, i
     return hits == len(prompt.expected), hits / len(prompt.expected), false
 
 
-def run_trial(model: Any, device: torch.device, prompt: TaskPrompt, tokenizer: Any
-              ) -> tuple[bool | None, float | None, int, str]:
+def run_trial(model: Any, device: torch.device, prompt: TaskPrompt, tokenizer: Any,
+              cache: Callable[[int], Any] | None = None) -> tuple[bool | None, float | None, int, str]:
     """Generate and score one trial: (found, recall, false hits, the answer)."""
-    answer = greedy(model, device, prompt.ids, prompt.max_new, tokenizer)
+    answer = greedy(model, device, prompt.ids, prompt.max_new, tokenizer, make_cache=cache)
     found, recall, false = score(answer, prompt)
     return found, recall, false, answer

@@ -7,6 +7,9 @@ Every input is one contiguous slice of the text: nothing is tiled or repeated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -58,15 +61,17 @@ def positions_needed(context: int, target_tokens: int, prefix: int = 0) -> int:
 
 
 def window_nll(model: object, device: torch.device, ids: np.ndarray, start: int, context: int,
-               target_tokens: int, prefix: np.ndarray | None = None) -> float:
+               target_tokens: int, prefix: np.ndarray | None = None,
+               cache: Callable[[int], Any] | None = None) -> float:
     """Mean negative log-likelihood (nats/token) of the window's K targets, the input
     preceded by ``prefix`` (the BOS a model expects at the start of its text: a window
-    cut from the middle of a text is still a text to it)."""
+    cut from the middle of a text is still a text to it); ``cache``: read through a fresh
+    cache of a KV strategy (:func:`~ctxscope.core.quality.targets.target_logprobs`)."""
     inputs, targets = window_input(ids, start, context, target_tokens)
     if prefix is not None and prefix.size:
         inputs = np.concatenate([prefix, inputs])
     x = torch.from_numpy(np.ascontiguousarray(inputs)).unsqueeze(0).to(device)
     y = torch.from_numpy(np.ascontiguousarray(targets)).unsqueeze(0).to(device)
     with torch.inference_mode():
-        logp, _ = target_logprobs(model, x, y)
+        logp, _ = target_logprobs(model, x, y, cache=cache)
     return float(-logp.mean())

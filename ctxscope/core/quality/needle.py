@@ -11,6 +11,7 @@ match and the graded log-probability come from the same pass.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,13 +106,15 @@ def build_prompt(ids: np.ndarray, ends: np.ndarray, tokenizer: Any, *, kind: str
                         len(head) + at)
 
 
-def score(model: Any, device: torch.device, prompt: NeedlePrompt, tokenizer: Any) -> tuple[bool, float, str]:
+def score(model: Any, device: torch.device, prompt: NeedlePrompt, tokenizer: Any,
+          cache: Callable[[int], Any] | None = None) -> tuple[bool, float, str]:
     """(greedy reproduces the key, log p(key | prompt) in nats, greedy answer text up to
-    and including its first wrong token)."""
+    and including its first wrong token); ``cache``: the prompt read through a fresh cache
+    of a KV strategy."""
     x = torch.from_numpy(np.ascontiguousarray(prompt.ids)).unsqueeze(0).to(device)
     y = torch.from_numpy(prompt.key_ids).unsqueeze(0).to(device)
     with torch.inference_mode():
-        logp, greedy = target_logprobs(model, x, y)
+        logp, greedy = target_logprobs(model, x, y, cache=cache)
     chosen = greedy[0].cpu().tolist()
     wanted = prompt.key_ids.tolist()
     wrong = next((j for j, (a, b) in enumerate(zip(chosen, wanted)) if a != b), None)

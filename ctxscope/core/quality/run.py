@@ -2,7 +2,9 @@
 before anything is measured), then run at each length after that length's timed points.
 
 Never timed and never touching the timed passes' kernel or cache: each forward is a
-fresh, cache-less call of the model as loaded. The stop event is checked between
+fresh call of the model as loaded — cache-less under the default cache, or, under another
+KV-cache strategy (``QualityPlan.cache``), the context prefilled into a fresh cache of
+that strategy and the targets scored through it. The stop event is checked between
 forward passes; an out-of-memory or other failure is a recorded point.
 """
 
@@ -49,6 +51,9 @@ class QualityPlan:
     failed: set[str] = field(default_factory=set)  # kinds that ran out of memory
     controls_done: set[str] = field(default_factory=set)  # tasks whose no-haystack control ran
     result: QualityResult = field(default_factory=QualityResult)  # everything yielded so far
+    #: A fresh cache of the sweep's KV strategy for a given number of tokens; None: the
+    #: default cache, whose read is one cache-less forward (the same numbers, less work).
+    cache: Callable[[int], Any] | None = None
 
 
 def not_applicable(info: Any) -> str | None:
@@ -163,7 +168,8 @@ def run_quality(loaded: LoadedModel, plan: QualityPlan, length: int, *, seed: in
                     if "needle" in plan.failed and not continue_after_oom else None)
             trial = trials_mod.run_trial(loaded, p, ids=plan.ids, ends=plan.ends, tokenizer=plan.tokenizer,
                                          prefix=plan.prefix, cfg=plan.cfg, length=length, sweep_seed=seed, cap=cap,
-                                         skip_reason=skip, attempt=functools.partial(_attempt, loaded))
+                                         skip_reason=skip, attempt=functools.partial(_attempt, loaded),
+                                         cache=plan.cache)
             if trial.status == "oom":
                 plan.failed.add("needle")
             plan.result = plan.result.add(trial)
@@ -192,7 +198,8 @@ def _loss_point(loaded: LoadedModel, plan: QualityPlan, context: int, cap: int |
                 return None
             assert plan.ids is not None
             value, status, error = _attempt(loaded, functools.partial(
-                loss_mod.window_nll, loaded.model, loaded.device, plan.ids, start, context, k, prefix=plan.prefix))
+                loss_mod.window_nll, loaded.model, loaded.device, plan.ids, start, context, k, prefix=plan.prefix,
+                cache=plan.cache))
             if status != "ok":
                 if status == "oom":
                     plan.failed.add("loss")

@@ -61,7 +61,8 @@ Attempt = Callable[[Callable[[], Any]], tuple[Any, str, str | None]]
 
 def run_trial(loaded: LoadedModel, p: Planned, *, ids: np.ndarray, ends: np.ndarray, tokenizer: Any,
               prefix: np.ndarray, cfg: QualityConfig, length: int, sweep_seed: int, cap: int | None,
-              skip_reason: str | None, attempt: Attempt) -> NeedleTrial:
+              skip_reason: str | None, attempt: Attempt,
+              cache: Callable[[int], Any] | None = None) -> NeedleTrial:
     """One trial at ``length``: skipped beyond the model's positions (``cap``) or with
     ``skip_reason``; a failed model call is the trial's status and error."""
     if p.task == "single":
@@ -70,7 +71,8 @@ def run_trial(loaded: LoadedModel, p: Planned, *, ids: np.ndarray, ends: np.ndar
         trial = NeedleTrial(kind=p.kind, length=int(prompt.ids.shape[0]), depth=p.depth, seed=p.seed, status="ok",
                             key=prompt.key, position=prompt.position, task="single",
                             positions=() if prompt.position is None else (prompt.position,))
-        work: Callable[[], Any] = functools.partial(needle_mod.score, loaded.model, loaded.device, prompt, tokenizer)
+        work: Callable[[], Any] = functools.partial(needle_mod.score, loaded.model, loaded.device, prompt, tokenizer,
+                                                     cache=cache)
     else:
         built = tasks_mod.build(p.task, p.kind, ids, ends, tokenizer, prefix, length=length, depth=p.depth,
                                 seed=p.seed, seeds=cfg.seeds, sweep_seed=sweep_seed)
@@ -78,7 +80,7 @@ def run_trial(loaded: LoadedModel, p: Planned, *, ids: np.ndarray, ends: np.ndar
                             status="ok", key=built.key, task=p.task, expected=built.expected,
                             distractors=built.distractors, positions=built.positions,
                             position=built.positions[0] if built.positions else None)
-        work = functools.partial(generate_mod.run_trial, loaded.model, loaded.device, built, tokenizer)
+        work = functools.partial(generate_mod.run_trial, loaded.model, loaded.device, built, tokenizer, cache=cache)
     if cap is not None and trial.length > cap:
         return replace(trial, status="skipped", error=f"{trial.length} tokens is beyond the model's {cap} positions")
     if skip_reason is not None and p.kind != "adjacent":
