@@ -18,13 +18,13 @@ def device_label(device: str) -> str:
 
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    from ctxscope.core.environment import cpu_name
+    from ctxscope.core.machine.environment import cpu_name
 
     return f"CPU: {cpu_name()} ({torch.get_num_threads()} threads)"
 
 
 def write_result(path: str | None, payload: dict) -> None:
-    from ctxscope.core.environment import collect_environment
+    from ctxscope.core.machine.environment import collect_environment
     import torch
 
     device = payload.get("device", "cpu")

@@ -32,8 +32,8 @@ def child(model: str, device: str, dtype: str, length: int, variant: str) -> dic
     import torch
 
     from ctxscope.core.attention import CaptureConfig, capture
-    from ctxscope.core.loading import load_model
-    from ctxscope.core.memory import PeakMemory
+    from ctxscope.core.model.loading import load_model
+    from ctxscope.core.measure.memory import PeakMemory
     from ctxscope.core.spec import ModelSpec
 
     loaded = load_model(ModelSpec(model, device=device, dtype=dtype, attn_implementation="eager"

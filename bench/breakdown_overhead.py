@@ -27,8 +27,8 @@ import _common
 def main() -> None:
     from ctxscope.core.breakdown.profiled import profile_point
     from ctxscope.core.lengths import parse_lengths
-    from ctxscope.core.loading import load_model
-    from ctxscope.core.measure import Measurer
+    from ctxscope.core.model.loading import load_model
+    from ctxscope.core.measure.measurer import Measurer
     from ctxscope.core.spec import ModelSpec, SweepConfig
 
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")

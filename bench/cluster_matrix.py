@@ -36,9 +36,9 @@ def medians(runs: tuple) -> dict[str, float]:
 
 
 def main() -> None:
-    from ctxscope.core.jobs import Job
+    from ctxscope.core.jobs.job import Job
     from ctxscope.core.lengths import parse_lengths
-    from ctxscope.core.matrix import run_matrix
+    from ctxscope.core.jobs.matrix import run_matrix
     from ctxscope.core.spec import ModelSpec, SweepConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

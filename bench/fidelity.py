@@ -79,8 +79,8 @@ def bare_decode(model, ids, device, n: int) -> list[float]:
 
 def main() -> None:
     from ctxscope.core.lengths import parse_lengths
-    from ctxscope.core.loading import load_model
-    from ctxscope.core.measure import Measurer
+    from ctxscope.core.model.loading import load_model
+    from ctxscope.core.measure.measurer import Measurer
     from ctxscope.core.spec import ModelSpec, SweepConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
-    from ctxscope.core.loading import load_config
+    from ctxscope.core.model.loading import load_config
 
     loaded = load_model(ModelSpec(args.model, device=args.device, dtype=args.dtype, attn_implementation=args.attn))
     device = loaded.device

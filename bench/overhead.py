@@ -18,7 +18,7 @@ import _common  # noqa: F401
 
 
 def sweep_once(loaded, cfg) -> dict:
-    from ctxscope.core.sweep import drive, run_sweep
+    from ctxscope.core.jobs.sweep import drive, run_sweep
 
     t0 = time.perf_counter()
     run = drive(run_sweep(loaded, cfg), lambda event: None)
@@ -31,7 +31,7 @@ def sweep_once(loaded, cfg) -> dict:
 
 def main() -> None:
     from ctxscope.core.lengths import parse_lengths
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.model.loading import load_model
     from ctxscope.core.spec import ModelSpec, SweepConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

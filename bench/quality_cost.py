@@ -36,7 +36,7 @@ def prefill_s(loaded, length: int, device: torch.device) -> float:
 
 def main() -> None:
     from ctxscope.core.lengths import parse_lengths
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.model.loading import load_model
     from ctxscope.core.quality.config import QualityConfig
     from ctxscope.core.quality.records import LossPoint
     from ctxscope.core.quality.run import prepare, run_quality

@@ -78,7 +78,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def loaded_llama(tiny_config_files: dict[str, Path]):
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.model.loading import load_model
     from ctxscope.core.spec import ModelSpec
 
     return load_model(ModelSpec(str(tiny_config_files["llama"]), device="cpu"))
@@ -95,7 +95,7 @@ def fast_config(lengths: tuple[int, ...], **kw: object):
 
 def drain(gen):
     """Run a sweep generator to the end: (events, returned result)."""
-    from ctxscope.core.sweep import drive
+    from ctxscope.core.jobs.sweep import drive
 
     events: list = []
     return events, drive(gen, events.append)

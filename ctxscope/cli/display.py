@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from ctxscope.core.events import Progress as ProgressEvent
-from ctxscope.core.interference import contention_summary
+from ctxscope.core.machine.interference import contention_summary
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_ms, fmt_seconds
 
@@ -89,7 +89,7 @@ class SweepDisplay:
             self.err.print(f"run [bold]{header.id}[/bold]: {m.source} — {m.architecture}, {fmt_count(m.params)} params"
                            f"{weights}; {s.device} {s.dtype} {s.attn_implementation}, batch {s.batch_size}")
         if header.environment.host is None:  # measured here: this CPU's instructions decide
-            from ctxscope.core.devices import emulated_dtype_note
+            from ctxscope.core.machine.devices import emulated_dtype_note
 
             note = emulated_dtype_note(s.device, s.dtype)
             if note:

@@ -101,7 +101,7 @@ def check_versions() -> list[Check]:
 
 
 def check_nvml() -> Check:
-    from ctxscope.core import nvml
+    from ctxscope.core.machine import nvml
 
     driver = nvml.driver_version()
     if driver:
@@ -179,7 +179,7 @@ def check_hub() -> list[Check]:
 
 
 def check_local() -> list[Check]:
-    from ctxscope.core.kernels import kernel_problem
+    from ctxscope.core.model.kernels import kernel_problem
 
     out = check_history()
     missing = [m for m in ("matplotlib", "jinja2") if _version(m) is None]

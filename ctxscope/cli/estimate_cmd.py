@@ -46,9 +46,9 @@ def estimate(model: str, dtype: str, lengths: tuple[int, ...], batch: int = 1, *
              trust_remote_code: bool = False, for_gpu: bool = False) -> dict[str, Any]:
     """The analytic figures as plain data (bytes, FLOPs). ``dtype`` ``"auto"`` resolves
     as a sweep would (``for_gpu``: the prediction is for a GPU)."""
-    from ctxscope.core import analytic
-    from ctxscope.core.loading import load_config
-    from ctxscope.core.modelinfo import text_config
+    from ctxscope.core.predict import analytic
+    from ctxscope.core.model.loading import load_config
+    from ctxscope.core.model.modelinfo import text_config
     from ctxscope.core.spec import ModelSpec
 
     spec = ModelSpec(model, revision=revision, random_weights=True, trust_remote_code=trust_remote_code)
@@ -78,12 +78,12 @@ def estimate(model: str, dtype: str, lengths: tuple[int, ...], batch: int = 1, *
 
 def add_strategies(result: dict[str, Any], config_source: str, strategies: tuple[str, ...], group_size: int | None,
                    *, revision: str | None = None, trust_remote_code: bool = False) -> None:
-    """Predicted KV bytes per strategy (:mod:`ctxscope.core.kv_analytic`), per length and
+    """Predicted KV bytes per strategy (:mod:`ctxscope.core.predict.kv_analytic`), per length and
     per token; a strategy the model's layers cannot use is refused with the reason."""
-    from ctxscope.core import analytic
-    from ctxscope.core.kv_analytic import strategy_kv_bytes, strategy_kv_per_token
-    from ctxscope.core.kv_cache import KVOptions, check_options, layer_types_of, refusal
-    from ctxscope.core.loading import load_config
+    from ctxscope.core.predict import analytic
+    from ctxscope.core.predict.kv_analytic import strategy_kv_bytes, strategy_kv_per_token
+    from ctxscope.core.measure.kv_cache import KVOptions, check_options, layer_types_of, refusal
+    from ctxscope.core.model.loading import load_config
     from ctxscope.core.spec import ModelSpec
 
     extra = tuple(s for s in strategies if s != "dynamic")
@@ -107,7 +107,7 @@ def add_strategies(result: dict[str, Any], config_source: str, strategies: tuple
 
 
 def _peak(name: str | None) -> Any:
-    from ctxscope.core.hardware import from_table, peak_for, table_names
+    from ctxscope.core.machine.hardware import from_table, peak_for, table_names
 
     if name is not None:
         peak = from_table(name)
@@ -127,7 +127,7 @@ def _has_cuda() -> bool:
 
 def add_predictions(result: dict[str, Any], peak: Any) -> None:
     """Roofline lower-bound latency per length (ms) for ``peak`` (see core.efficiency)."""
-    from ctxscope.core.efficiency import predicted_ms
+    from ctxscope.core.predict.efficiency import predicted_ms
 
     result["peak"] = None if peak is None else {"name": peak.name, "flops": dict(peak.flops),
                                                 "bytes_per_s": peak.bytes_per_s, "source": peak.source}
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     result = estimate(args.model, args.dtype, parse_lengths(args.lengths), args.batch, revision=args.revision,
                       trust_remote_code=args.trust_remote_code, for_gpu=peak is not None or _has_cuda())
     add_predictions(result, peak)
-    from ctxscope.core.kv_cache import parse_caches
+    from ctxscope.core.measure.kv_cache import parse_caches
 
     add_strategies(result, args.model, parse_caches(args.cache), args.kv_group_size, revision=args.revision,
                    trust_remote_code=args.trust_remote_code)

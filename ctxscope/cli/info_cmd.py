@@ -25,8 +25,8 @@ def add_parsers(sub: Any) -> None:
 def _devices() -> list[dict[str, Any]]:
     import torch
 
-    from ctxscope.core import nvml
-    from ctxscope.core.environment import cpu_name
+    from ctxscope.core.machine import nvml
+    from ctxscope.core.machine.environment import cpu_name
 
     out: list[dict[str, Any]] = [{"device": "cpu", "name": cpu_name()}]
     for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
@@ -45,16 +45,16 @@ def _devices() -> list[dict[str, Any]]:
 def cmd_env(args: argparse.Namespace) -> int:
     import torch
 
-    from ctxscope.core import nvml
-    from ctxscope.core.environment import collect_environment
+    from ctxscope.core.machine import nvml
+    from ctxscope.core.machine.environment import collect_environment
 
     env = asdict(collect_environment(None))
     env["driver"] = nvml.driver_version()
     env["nvml"] = nvml.nvml() is not None
     env["cuda_available"] = torch.cuda.is_available()
     env["devices"] = _devices()
-    from ctxscope.core.hardware import peak_for, save_probe
-    from ctxscope.core.peak_probe import probe
+    from ctxscope.core.machine.hardware import peak_for, save_probe
+    from ctxscope.core.machine.peak_probe import probe
 
     for dev in env["devices"]:
         if args.probe and dev["device"] != "mps":
@@ -105,8 +105,8 @@ def preset_table() -> list[dict[str, Any]]:
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    from ctxscope.core.modelinfo import describe, is_decoder_config
-    from ctxscope.core.presets import preset_names, preset_origin, preset_path
+    from ctxscope.core.model.modelinfo import describe, is_decoder_config
+    from ctxscope.core.model.presets import preset_names, preset_origin, preset_path
 
     out = []
     for name in preset_names():

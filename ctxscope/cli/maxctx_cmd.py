@@ -39,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from ctxscope.cli.common import quiet_transformers
     from ctxscope.cli.remote_args import launcher
     from ctxscope.core.events import ModelReady
-    from ctxscope.core.jobs import Job, MaxContextRequest
-    from ctxscope.core.launch import THIS_MACHINE, drive
-    from ctxscope.core.loading import check_source
-    from ctxscope.core.maxctx import MaxContext, Trial
+    from ctxscope.core.jobs.job import Job, MaxContextRequest
+    from ctxscope.core.jobs.launch import THIS_MACHINE, drive
+    from ctxscope.core.model.loading import check_source
+    from ctxscope.core.maxctx.search import MaxContext, Trial
     from ctxscope.core.spec import DTYPES, ModelSpec
     from ctxscope.core.units import fmt_bytes, parse_size
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dtype not in DTYPES:
         raise BadInputError(f"unknown dtype {args.dtype!r}: use one of {', '.join(DTYPES)}")
     budget = parse_size(args.memory_budget, "memory size") if args.memory_budget else None
-    from ctxscope.core.kv_cache import check_before_loading, parse_caches
+    from ctxscope.core.measure.kv_cache import check_before_loading, parse_caches
 
     strategies = parse_caches(args.cache)
     spec = ModelSpec(args.model, dtype=args.dtype, device=args.device, attn_implementation=args.attn,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ctxscope.core.errors import BadInputError
 
 if TYPE_CHECKING:
-    from ctxscope.core.launch import Launcher
+    from ctxscope.core.jobs.launch import Launcher
 
 
 def add_remote_options(p: argparse.ArgumentParser) -> None:
@@ -96,7 +96,7 @@ def check(args: argparse.Namespace) -> None:
 def launcher(args: argparse.Namespace, say: Callable[..., None]) -> Launcher:
     """Where the command's job runs: ``--host`` (SSH), ``--cluster`` (Ray) or here.
     ``say(text, always=...)`` shows a note on stderr (where it runs: always)."""
-    from ctxscope.core.launch import Local
+    from ctxscope.core.jobs.launch import Local
 
     check(args)
     if getattr(args, "host", None):

@@ -73,7 +73,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     fmt = format_for(args.format, out)
     runs, maps = resolve_runs(args.runs)
     baseline = _baseline(args, len(runs))
-    from ctxscope.core.predictions import predictions_for
+    from ctxscope.core.predict.predictions import predictions_for
 
     predictions = predictions_for(runs) if fmt == "html" else None
     text = render(runs, fmt, baseline=baseline, maps=maps, predictions=predictions, title=args.title)

@@ -96,7 +96,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ctxscope.core.predictions import predictions_for
+    from ctxscope.core.predict.predictions import predictions_for
     from ctxscope.report.build import FORMATS, render
     from ctxscope.store.attention_files import maps_path
 

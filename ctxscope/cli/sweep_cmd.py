@@ -124,7 +124,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
         check_text(args.text)  # elsewhere, files are the remote's: read there
     quality_config(args)  # bad quality options fail before any model loads
-    from ctxscope.core.kv_cache import KVOptions, check_options, parse_caches
+    from ctxscope.core.measure.kv_cache import KVOptions, check_options, parse_caches
 
     check_options(parse_caches(args.cache), KVOptions(group_size=args.kv_group_size, residual=args.kv_residual))
 
@@ -142,7 +142,7 @@ def specs_from_args(args: argparse.Namespace) -> tuple[Any, tuple[int, ...] | No
             raise BadInputError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
     if args.dtype not in DTYPES:
         raise BadInputError(f"unknown dtype {args.dtype!r}: use one of {', '.join(DTYPES)}")
-    from ctxscope.core.rope import canonical
+    from ctxscope.core.model.rope import canonical
 
     spec = ModelSpec(source=args.model, dtype=args.dtype, device=args.device, device_map=args.device_map,
                      attn_implementation=args.attn, revision=args.revision, random_weights=args.random_weights,
@@ -179,7 +179,7 @@ def sweep_config(args: argparse.Namespace, lengths: tuple[int, ...], modes: tupl
 
 def _first_cache(args: argparse.Namespace) -> str:
     """The sweep's cache when it is one strategy (a list is a matrix: each cell sets its own)."""
-    from ctxscope.core.kv_cache import parse_caches
+    from ctxscope.core.measure.kv_cache import parse_caches
 
     return parse_caches(getattr(args, "cache", None))[0]
 
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     """One run, or a matrix: every MODEL × --dtype × --attn × --rope-scaling × --cache, each
     model loaded once per dtype and RoPE scaling (kernels are switched on the loaded copy,
     cache strategies are the same copy), then the comparison."""
-    from ctxscope.core.kv_cache import parse_caches
+    from ctxscope.core.measure.kv_cache import parse_caches
 
     dtypes, attns, ropes = _choices(args.dtype), _choices(args.attn), _choices(getattr(args, "rope_scaling", None))
     strategies = parse_caches(args.cache)
@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError(f"--html: {problem}")
 
     from ctxscope.cli.remote_args import is_remote
-    from ctxscope.core.loading import check_rope, check_source
+    from ctxscope.core.model.loading import check_rope, check_source
 
     for combo, (spec, _, _) in specs.items():
         if not is_remote(args):  # elsewhere, sources and devices are the remote's: checked there
@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
 
 def check_cache(spec: Any, strategy: str, args: argparse.Namespace) -> None:
     """Refuse, from the model's config (no weights), a cache strategy its layers cannot use."""
-    from ctxscope.core.kv_cache import KVOptions, check_before_loading
+    from ctxscope.core.measure.kv_cache import KVOptions, check_before_loading
 
     check_before_loading(spec, strategy, KVOptions(group_size=getattr(args, "kv_group_size", None),
                                                    residual=getattr(args, "kv_residual", None)))
@@ -279,8 +279,8 @@ def _measure(specs: list[Any], args: argparse.Namespace, lengths: Any, modes: An
     from ctxscope.cli.remote_args import launcher
     from ctxscope.cli.run_sink import RunView
     from ctxscope.core.events import CellFailed, ModelLoading
-    from ctxscope.core.jobs import Job
-    from ctxscope.core.launch import drive
+    from ctxscope.core.jobs.job import Job
+    from ctxscope.core.jobs.launch import drive
     from ctxscope.core.lengths import parse_lengths
     from ctxscope.store.recorded import RunKept, json_on_stdout, open_recorder, recorded
 
@@ -353,7 +353,7 @@ def _write_outputs(runs: list[Any], out_json: Any, out_csv: Any, out_html: Any, 
     given, else raised as one :class:`CtxscopeError` (exit 2) once every file was tried."""
     if not runs:
         return
-    from ctxscope.core.predictions import predictions_for
+    from ctxscope.core.predict.predictions import predictions_for
     from ctxscope.report.build import render
     from ctxscope.store.attention_files import maps_path
 

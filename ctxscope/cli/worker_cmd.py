@@ -106,7 +106,7 @@ def _protocol_stream() -> IO[str]:
 
 def _read_job(out: _Output, stdin: _Stdin) -> tuple[Any, int, float]:
     """(the job or ``None``, the exit code when there is none, the heartbeat period)."""
-    from ctxscope.core.jobs import job_from_dict
+    from ctxscope.core.jobs.job import job_from_dict
 
     line = stdin.readline()
     if not line:
@@ -155,7 +155,7 @@ def _period(asked: Any) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ctxscope.core.jobs import hello, job_lines
+    from ctxscope.core.jobs.job import hello, job_lines
 
     out = _Output(_protocol_stream())
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="ctxscope worker: %(message)s")

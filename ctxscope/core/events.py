@@ -1,6 +1,6 @@
-"""The one event vocabulary of ctxscope's jobs: what :func:`ctxscope.core.sweep.run_sweep`,
-a matrix (:mod:`ctxscope.core.matrix`) and the max-context search yield, whether the job
-runs here, over SSH or on a Ray cluster (:mod:`ctxscope.core.launch`). Frozen plain
+"""The one event vocabulary of ctxscope's jobs: what :func:`ctxscope.core.jobs.sweep.run_sweep`,
+a matrix (:mod:`ctxscope.core.jobs.matrix`) and the max-context search yield, whether the job
+runs here, over SSH or on a Ray cluster (:mod:`ctxscope.core.jobs.launch`). Frozen plain
 data, safe to hand to another thread; front ends ``match`` on these types."""
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ class Environment:
 class MemoryStats:
     """Memory of one pass, in bytes. GPU fields are ``None`` on CPU and vice versa.
 
-    Split by :func:`ctxscope.core.accounting.split_memory`: ``kv_cache_bytes`` is the
+    Split by :func:`ctxscope.core.measure.accounting.split_memory`: ``kv_cache_bytes`` is the
     key/value storage the cache holds after the pass and ``state_bytes`` its recurrent /
     convolution state (each storage once), ``activation_bytes`` = peak − allocated before
     the pass − new cache (KV + state), ``other_bytes`` = allocated before − weights − cache
@@ -153,7 +153,7 @@ class Point:
     tokens_per_s: float | None = None
     memory: MemoryStats | None = None
     # Summary of the telemetry samples taken while this point ran (see
-    # ctxscope.core.telemetry.summarize): plain numbers keyed by name, units in the names.
+    # ctxscope.core.machine.telemetry.summarize): plain numbers keyed by name, units in the names.
     telemetry: TelemetrySummary | None = None
     # Why the timing is not clean (other processes, GPU slowdowns while timed), or None.
     contention: str | None = None
@@ -170,7 +170,7 @@ class RunHeader:
     model: ModelInfo
     settings: Settings
     environment: Environment
-    # The analytic model's predictions for this run (see ctxscope.core.efficiency):
+    # The analytic model's predictions for this run (see ctxscope.core.predict.efficiency):
     # weights bytes, per-length KV bytes / FLOPs / decode bytes, the device peak used.
     analytic: AnalyticBlock | None = None
 

@@ -19,7 +19,7 @@ class ModelSpec:
     ``source`` is a Hub id, a local directory, a path to a ``config.json``,
     ``preset:NAME`` or ``demo:NAME``. ``trust_remote_code`` is never written to results.
     ``rope_scaling``: ``linear:F``, ``dynamic:F`` or ``yarn:F`` set on the config before
-    the weights load (:mod:`ctxscope.core.rope`), ``None`` for the model as trained.
+    the weights load (:mod:`ctxscope.core.model.rope`), ``None`` for the model as trained.
     """
 
     source: str
@@ -60,7 +60,7 @@ class SweepConfig:
         the sweep only and restored after; recorded in the run either way, since CPU
         latencies depend on it.
     cache
-        The KV-cache strategy (:mod:`ctxscope.core.kv_cache`): ``"dynamic"``
+        The KV-cache strategy (:mod:`ctxscope.core.measure.kv_cache`): ``"dynamic"``
         (transformers' default ``DynamicCache``: grows by concatenation, copying the cache
         at every step), ``"static"`` (``StaticCache``: preallocated for L + 1 tokens and
         written in place, as compiled generation uses it), ``"fp8"``, ``"int4"``,
@@ -74,7 +74,7 @@ class SweepConfig:
         GPU (on CPU: while other processes keep a core busy), as optimum-benchmark's
         device isolation does.
     force
-        Run points the memory guard predicts cannot fit (see :mod:`ctxscope.core.guard`)
+        Run points the memory guard predicts cannot fit (see :mod:`ctxscope.core.predict.guard`)
         instead of skipping them.
     reuse_prefill_cache
         Seed the decode point at L with the cache of the last timed prefill at L

@@ -7,7 +7,7 @@ import platform
 from importlib import metadata
 
 import ctxscope
-from ctxscope.core import nvml
+from ctxscope.core.machine import nvml
 from ctxscope.core.paths import database_path
 
 

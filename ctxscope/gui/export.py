@@ -132,7 +132,7 @@ def copy_plot(plot: pg.PlotWidget) -> None:
 def export_runs(entries: list, path: Path, *, baseline: int = 0) -> None:
     """Write ``(run, maps file)`` pairs as a report chosen by ``path``'s suffix
     (``.html``, ``.md``, ``.json``, ``.csv``); several runs make a comparison."""
-    from ctxscope.core.predictions import predictions_for
+    from ctxscope.core.predict.predictions import predictions_for
     from ctxscope.report.build import format_for, render
 
     runs = [run for run, _ in entries]

@@ -148,7 +148,7 @@ class LiveView(QWidget):
 
     def show_predictions(self, header: RunHeader) -> None:
         """The analytic predictions: roofline latency per mode, weights + KV."""
-        from ctxscope.core.efficiency import predicted_latency, predicted_memory
+        from ctxscope.core.predict.efficiency import predicted_latency, predicted_memory
 
         memory = predicted_memory(header)
         if not memory:
@@ -159,7 +159,7 @@ class LiveView(QWidget):
         self.memory.set_prediction(list(memory), list(memory.values()))
 
     def show_fits(self, run: RunResult) -> None:
-        from ctxscope.core.efficiency import fit_run
+        from ctxscope.core.predict.efficiency import fit_run
 
         for mode in run.header.settings.modes:
             self.latency.set_fit(mode, fit_run(run, mode), [p.length for p in run.ok_points(mode)])
@@ -174,7 +174,7 @@ class LiveView(QWidget):
         plot.viewport().repaint()  # this view alone, now: one bounded slice per turn
 
     def _update_table(self, label: str, point: Point, header: RunHeader) -> None:
-        from ctxscope.core.efficiency import point_efficiency
+        from ctxscope.core.predict.efficiency import point_efficiency
 
         first = self.table.rowCount() == 0
         efficiency = point_efficiency(RunResult(header=header, status="running"), point) if header.analytic else None

@@ -94,7 +94,7 @@ class MatrixDialog(QDialog):
     def ropes(self) -> tuple[str | None, ...]:
         """The RoPE scalings typed, canonical (``None``: as trained); raises
         :class:`~ctxscope.core.errors.BadInputError` for a malformed one."""
-        from ctxscope.core.rope import canonical
+        from ctxscope.core.model.rope import canonical
 
         items = [x.strip() for x in self.rope.text().split(",") if x.strip()] or ["none"]
         return tuple(dict.fromkeys(canonical(x) for x in items))

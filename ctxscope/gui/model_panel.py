@@ -8,10 +8,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
-from ctxscope.core.device_choices import DeviceChoice
+from ctxscope.core.machine.device_choices import DeviceChoice
 from ctxscope.core.events import LoadedSummary
-from ctxscope.core.kernels import usable_kernels
-from ctxscope.core.presets import preset_names
+from ctxscope.core.model.kernels import usable_kernels
+from ctxscope.core.model.presets import preset_names
 from ctxscope.core.results import ModelInfo, RunHeader
 from ctxscope.core.spec import DTYPES, ModelSpec
 from ctxscope.remote.ssh import RemoteTarget

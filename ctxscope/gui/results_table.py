@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QMenu, QTableWidget, QTableWidgetItem, QWidget
 
-from ctxscope.core.efficiency import PointEfficiency
+from ctxscope.core.predict.efficiency import PointEfficiency
 from ctxscope.core.results import Point
 from ctxscope.report.compare import peak_bytes
 from ctxscope.report.fmt import fmt_bytes

@@ -1,10 +1,10 @@
 """The one adapter between the headless core and Qt. Every background task — device
 listing, loading, a sweep, a kernel × dtype matrix, the max-context search — is a job
-started through a :class:`~ctxscope.core.launch.Launcher` (this machine, a host over
+started through a :class:`~ctxscope.core.jobs.launch.Launcher` (this machine, a host over
 SSH, a Ray cluster) and run by a superqt generator worker: its core events arrive in
 the UI thread unchanged and are matched on their types once, to the typed signals
 below. Runs are recorded in the worker thread (:func:`ctxscope.store.recorded.recorded`).
-The loaded model (torch objects) stays in the :class:`~ctxscope.core.matrix.ModelSlot`,
+The loaded model (torch objects) stays in the :class:`~ctxscope.core.jobs.matrix.ModelSlot`,
 touched only by the one job running."""
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from typing import Union
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import GeneratorWorker, create_worker
 
-from ctxscope.core.device_choices import DeviceChoice
+from ctxscope.core.machine.device_choices import DeviceChoice
 from ctxscope.core.errors import CtxscopeError
 from ctxscope.core.events import (AttentionResult, CellFailed, CellFinished, JobEvent, JobResult, LoadedSummary,
                                   ModelLoading, ModelReady, PointFailed, PointResult, Progress, SweepStarted)
-from ctxscope.core.guard import MemoryCheck
-from ctxscope.core.jobs import Job, MaxContextRequest
-from ctxscope.core.launch import Launcher, Local
-from ctxscope.core.matrix import ModelSlot
-from ctxscope.core.maxctx import MaxContext, Trial
+from ctxscope.core.predict.guard import MemoryCheck
+from ctxscope.core.jobs.job import Job, MaxContextRequest
+from ctxscope.core.jobs.launch import Launcher, Local
+from ctxscope.core.jobs.matrix import ModelSlot
+from ctxscope.core.maxctx.search import MaxContext, Trial
 from ctxscope.core.quality.records import QualityPoint
 from ctxscope.core.spec import ModelSpec, SweepConfig
-from ctxscope.core.telemetry import TelemetrySample
+from ctxscope.core.machine.telemetry import TelemetrySample
 from ctxscope.remote.ssh import RemoteTarget
 from ctxscope.store.recorded import RunKept
 
@@ -231,7 +231,7 @@ class SweepRunner(QObject):
         """What the worker sends the UI thread for ``job`` run by ``launcher``: the job's
         events (a sweep's recorded to the history first, here in the worker), then its
         result as :class:`JobDone`."""
-        from ctxscope.core.launch import through
+        from ctxscope.core.jobs.launch import through
         from ctxscope.store.recorded import open_recorder, recorded
 
         collector = _PausedCollector(job)
@@ -247,7 +247,7 @@ class SweepRunner(QObject):
         yield JobDone(job, result, matrix)
 
     def _devices(self) -> Generator[Message, None, None]:
-        from ctxscope.core.device_choices import list_devices
+        from ctxscope.core.machine.device_choices import list_devices
 
         yield DevicesFound(_without_gc(list_devices))
 
@@ -258,7 +258,7 @@ class SweepRunner(QObject):
             case ModelReady(summary=summary):
                 self.modelLoaded.emit(summary)
                 if self._here:  # a remote host's CPU is not this one
-                    from ctxscope.core.devices import emulated_dtype_note
+                    from ctxscope.core.machine.devices import emulated_dtype_note
 
                     if note := emulated_dtype_note(summary.device, summary.dtype):
                         self.modelNote.emit(note)

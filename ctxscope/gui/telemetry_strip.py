@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ctxscope.core.telemetry import TelemetrySample, TelemetrySampler
+from ctxscope.core.machine.telemetry import TelemetrySample, TelemetrySampler
 
 HISTORY = 300  # samples kept per sparkline (60 s at 5 Hz)
 FIELDS = (("gpu_util_percent", "GPU util", "{:.0f} %", 1.0), ("gpu_memory_used_bytes", "GPU memory", "{:.2f} GiB", 2**30),

@@ -1,6 +1,6 @@
-"""The launchers that run a job elsewhere (see :mod:`ctxscope.core.launch`): one host
+"""The launchers that run a job elsewhere (see :mod:`ctxscope.core.jobs.launch`): one host
 over SSH (:class:`Ssh`, ``ctxscope worker`` there) and a Ray cluster (:class:`Ray`, one
-task per matrix cell). They yield the same events as :class:`~ctxscope.core.launch.Local`,
+task per matrix cell). They yield the same events as :class:`~ctxscope.core.jobs.launch.Local`,
 so a front end cannot tell them apart except by the host each run records."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ctxscope.core.events import JobResult, ModelLoading
-from ctxscope.core.jobs import Job
-from ctxscope.core.launch import Confirm, JobRun
+from ctxscope.core.jobs.job import Job
+from ctxscope.core.jobs.launch import Confirm, JobRun
 from ctxscope.remote.relay import Hello
 from ctxscope.remote.ssh import SILENCE_S, RemoteTarget
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ctxscope.core.jobs import Job
+from ctxscope.core.jobs.job import Job
 from ctxscope.core.events import CellFailed, CellFinished
 from ctxscope.core.wire import WireError
 from ctxscope.remote.relay import Hello, Relay, RemoteError

@@ -2,7 +2,7 @@
 task asking for one GPU (on a cluster without GPUs: ``cpus_per_cell`` CPUs), run on
 whatever node Ray picks, all in parallel. The only module of ctxscope that imports Ray.
 
-A task runs the core's own job (:func:`ctxscope.core.jobs.job_lines`) and streams its
+A task runs the core's own job (:func:`ctxscope.core.jobs.job.job_lines`) and streams its
 wire lines back (a Ray streaming generator); here each cell's lines go through a
 :class:`~ctxscope.remote.relay.Relay`, so the front ends receive the same events as
 from a local matrix. Front ends record one run at a time, so one cell streams live and
@@ -26,7 +26,7 @@ from typing import Any
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.events import JobEvent
 from ctxscope.core.results import RunResult
-from ctxscope.core.jobs import Job, job_to_dict
+from ctxscope.core.jobs.job import Job, job_to_dict
 from ctxscope.core.wire import dumps
 from ctxscope.remote.ray_cells import Cells
 from ctxscope.remote.ray_discovery import resolve, unreachable
@@ -174,7 +174,7 @@ def _cell(job: dict[str, Any], flag: Any) -> Iterator[str]:
     """The task: a hello naming the node and GPUs, then the job's wire lines."""
     import ray
 
-    from ctxscope.core.jobs import hello, job_from_dict, job_lines
+    from ctxscope.core.jobs.job import hello, job_from_dict, job_lines
 
     node = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
     yield dumps(hello({"node": node, "gpus": [str(g) for g in ray.get_gpu_ids()]}))

@@ -13,7 +13,7 @@ from ctxscope.core.blocks import AttentionEntry
 from ctxscope.core.errors import CtxscopeError
 from ctxscope.core.events import (AttentionResult, CellFailed, CellFinished, ModelReady, PointFailed, PointResult,
                                   SweepStarted)
-from ctxscope.core.jobs import RESULT_OF, Job
+from ctxscope.core.jobs.job import RESULT_OF, Job
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint, QualityResult
 from ctxscope.core.results import Point, RunHeader, RunResult
 from ctxscope.core.wire import (PROTOCOL, WireError, event_from_dict, loads, maxctx_from_dict,

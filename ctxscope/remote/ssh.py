@@ -20,7 +20,7 @@ from typing import Any
 import ctxscope
 from ctxscope.core.errors import BadInputError, DeviceError
 from ctxscope.core.events import JobEvent, JobResult
-from ctxscope.core.jobs import Job, job_to_dict
+from ctxscope.core.jobs.job import Job, job_to_dict
 from ctxscope.core.wire import PROTOCOL, WireError
 from ctxscope.remote.channel import Channel
 from ctxscope.remote.relay import Hello, Relay, RemoteError, RemoteLost, with_stderr

@@ -20,7 +20,7 @@ def render(runs: Sequence[RunResult], fmt: str, *, baseline: int = 0, maps: dict
            predictions: dict[str, dict[int, int]] | None = None, title: str | None = None) -> str:
     """The report text in one of :data:`FORMATS` (CSV and JSON of several runs
     concatenate them). ``predictions``: analytic bytes per length for runs that do not
-    carry their own (:func:`ctxscope.core.predictions.predictions_for`)."""
+    carry their own (:func:`ctxscope.core.predict.predictions.predictions_for`)."""
     runs = list(runs)
     if fmt == "html":
         from ctxscope.report.html import render_html

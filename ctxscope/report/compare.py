@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.interference import contention_summary
+from ctxscope.core.machine.interference import contention_summary
 from ctxscope.core.results import MemoryStats, Point, RunResult
 from ctxscope.core.units import plural
 

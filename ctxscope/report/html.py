@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import ctxscope
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.interference import contention_summary
+from ctxscope.core.machine.interference import contention_summary
 from ctxscope.core.results import RunResult
 from ctxscope.core.serialize import run_to_dict
 from ctxscope.report import attention_charts, charts
 from ctxscope.report.attention_summary import captured_lengths, ok_entries, pick_lengths, thumbnails
 from ctxscope.report.compare import (PROCESS_PEAK, Comparison, compare, fmt_ratio, notes_heading, peak_bytes,
                                      peak_heading, peak_note)
-from ctxscope.core.efficiency import fit_note, fit_run, point_efficiency, predicted_latency, predicted_memory
+from ctxscope.core.predict.efficiency import fit_note, fit_run, point_efficiency, predicted_latency, predicted_memory
 from ctxscope.report.crossover import crossovers
 from ctxscope.report.crossover import describe as describe_crossover
 from ctxscope.report.fmt import fmt_bytes, fmt_count, fmt_layer_mix, fmt_ms, fmt_rate, plural

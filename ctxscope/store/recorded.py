@@ -20,7 +20,7 @@ from ctxscope.core.results import RunResult
 from ctxscope.store.recorder import RunRecorder
 
 if TYPE_CHECKING:  # the launchers' module reaches torch (lazily) through the jobs
-    from ctxscope.core.launch import JobRun
+    from ctxscope.core.jobs.launch import JobRun
 
 
 @dataclass(frozen=True, slots=True)

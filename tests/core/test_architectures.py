@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ctxscope.core import analytic
-from ctxscope.core.cache_storage import cache_bytes, state_bytes
-from ctxscope.core.compat import cache_kwargs
-from ctxscope.core.loading import load_model
-from ctxscope.core.rollback import CacheRollback, attention_depth
+from ctxscope.core.predict import analytic
+from ctxscope.core.measure.cache_storage import cache_bytes, state_bytes
+from ctxscope.core.model.compat import cache_kwargs
+from ctxscope.core.model.loading import load_model
+from ctxscope.core.measure.rollback import CacheRollback, attention_depth
 from ctxscope.core.spec import ModelSpec
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from tests.conftest import drain, fast_config
 from tests.core.families import FAMILIES, KINDS, family_config, write_family
 
@@ -158,7 +158,7 @@ def test_estimate_describes_state_space_and_hybrid_configs(family_files: dict[st
 
 
 def test_a_run_says_when_recurrent_layers_ran_the_reference_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ctxscope.core import kernels
+    from ctxscope.core.model import kernels
 
     monkeypatch.setattr(kernels, "_installed", lambda module: module == "causal_conv1d")
     text = kernels.mixer_fallback(("mamba", "full_attention"))

@@ -12,7 +12,7 @@ import torch
 from ctxscope.core.attention import CaptureConfig, CaptureUnsupported, capture
 from ctxscope.core.attention.collect import tile_edges
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.loading import load_model
+from ctxscope.core.model.loading import load_model
 from ctxscope.core.spec import ModelSpec
 
 L = 40
@@ -165,7 +165,7 @@ def test_long_context_memory_is_linear_in_chunks() -> None:
     (the full maps would be 4 heads × 8k² × 4 B = 1 GiB per layer)."""
     from transformers import LlamaConfig
 
-    from ctxscope.core.memory import PeakMemory
+    from ctxscope.core.measure.memory import PeakMemory
 
     cfg = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=2, vocab_size=256, max_position_embeddings=8192)

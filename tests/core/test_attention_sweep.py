@@ -13,12 +13,12 @@ import torch
 from ctxscope.cli import main
 from ctxscope.core.attention import CaptureConfig
 from ctxscope.core.attention.storage import load
-from ctxscope.core.demos import demo_available
+from ctxscope.core.model.demos import demo_available
 from ctxscope.core.errors import BadInputError, RunFileError
 from ctxscope.core.events import AttentionResult
-from ctxscope.core.loading import load_model
+from ctxscope.core.model.loading import load_model
 from ctxscope.core.spec import ModelSpec
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from tests.conftest import drain, fast_config
 
 FAST = ["--min-repeats", "2", "--max-repeats", "2", "--budget", "0.05"]

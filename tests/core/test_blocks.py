@@ -15,7 +15,7 @@ from ctxscope.core.blocks import AnalyticBlock, AnalyticRow, AttentionEntry, Dev
 from ctxscope.core.errors import RunFileError
 from ctxscope.core.results import RunResult
 from ctxscope.core.serialize import load_run, loads_run, run_to_dict, write_run
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from tests.conftest import drain, fast_config
 
 

@@ -89,7 +89,7 @@ def _patch_kernel(monkeypatch: pytest.MonkeyPatch, loaded: Any, fn: Any) -> None
 
 def _profile(loaded: Any, mode: str = "prefill", length: int = 32) -> dict[str, Any]:
     from ctxscope.core.breakdown.profiled import profile_point
-    from ctxscope.core.measure import Measurer
+    from ctxscope.core.measure.measurer import Measurer
 
     measurer = Measurer(loaded, fast_config((length,)))
     return dict(profile_point(measurer, mode, length, timed_median_ms=1.0))
@@ -153,7 +153,7 @@ def test_measured_crossing_interpolates_in_log_space() -> None:
 
 def test_sweep_records_and_reloads_the_block(loaded_llama, tmp_path) -> None:
     from ctxscope.core.serialize import dumps_run, load_run, run_from_dict
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.jobs.sweep import run_sweep
 
     _, run = drain(run_sweep(loaded_llama, fast_config((16, 64), breakdown=True)))
     assert run.header.settings.breakdown
@@ -176,7 +176,7 @@ def test_sweep_records_and_reloads_the_block(loaded_llama, tmp_path) -> None:
 
 def test_a_failed_profile_keeps_the_timed_point(loaded_llama, monkeypatch: pytest.MonkeyPatch) -> None:
     from ctxscope.core.breakdown import profiled
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.jobs.sweep import run_sweep
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("profiler unavailable")
@@ -192,9 +192,9 @@ def test_a_failed_profile_keeps_the_timed_point(loaded_llama, monkeypatch: pytes
 def test_state_space_and_hybrid_families(family: str, tmp_path, one_thread) -> None:
     """An SSM has no attention time and no analytic crossover; a linear + full attention
     hybrid has recurrent mixers beside its attention, and an analytic crossover."""
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.model.loading import load_model
     from ctxscope.core.spec import ModelSpec
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.jobs.sweep import run_sweep
     from tests.core.families import write_family
 
     loaded = load_model(ModelSpec(str(write_family(family, tmp_path)), device="cpu"))
@@ -212,8 +212,8 @@ def test_state_space_and_hybrid_families(family: str, tmp_path, one_thread) -> N
 def test_the_block_and_the_setting_cross_the_wire(loaded_llama) -> None:
     """What a remote worker sends back (--host, --cluster) is the same point and job."""
     from ctxscope.core.events import PointResult, SweepStarted
-    from ctxscope.core.jobs import config_from_dict, config_to_dict
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.jobs.job import config_from_dict, config_to_dict
+    from ctxscope.core.jobs.sweep import run_sweep
     from ctxscope.core.wire import dumps, event_from_dict, event_to_dict, loads
 
     cfg = fast_config((16,), modes=("prefill",), breakdown=True)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ctxscope.cli import main
-from ctxscope.core.devices import emulated_dtype_note
+from ctxscope.core.machine.devices import emulated_dtype_note
 
 FAST = ["--min-repeats", "2", "--max-repeats", "2", "--budget", "0.05"]
 

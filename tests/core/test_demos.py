@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ctxscope.core.demos import demo_available
-from ctxscope.core.loading import load_model
+from ctxscope.core.model.demos import demo_available
+from ctxscope.core.model.loading import load_model
 from ctxscope.core.spec import ModelSpec
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from tests.conftest import drain, fast_config
 
 
@@ -54,7 +54,7 @@ def test_smollm2_sweep(use_demo_home: Path) -> None:
 def test_minilm_is_a_real_encoder() -> None:
     from transformers import AutoTokenizer
 
-    from ctxscope.core.demos import resolve_demo
+    from ctxscope.core.model.demos import resolve_demo
 
     loaded = load_model(ModelSpec("demo:minilm", device="cpu"))
     assert not loaded.info.random_weights and not loaded.info.is_decoder and loaded.info.num_layers == 6
@@ -78,7 +78,7 @@ def test_dequantisation_bar_is_one_line_in_a_log(capsys: pytest.CaptureFixture[s
     # wrote a line per redraw into a log; where stderr is no terminal it is one line.
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
 
-    from ctxscope.core.demos import quiet_progress
+    from ctxscope.core.model.demos import quiet_progress
 
     bar = gguf_utils.tqdm
     with quiet_progress():

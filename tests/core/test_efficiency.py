@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from ctxscope.cli import main
-from ctxscope.core.efficiency import fit_latency, point_efficiency, predicted_ms
-from ctxscope.core.hardware import Peak, from_table, peak_for, save_probe
+from ctxscope.core.predict.efficiency import fit_latency, point_efficiency, predicted_ms
+from ctxscope.core.machine.hardware import Peak, from_table, peak_for, save_probe
 from ctxscope.core.results import MemoryStats
 from tests.report.test_reports import make_run
 
@@ -44,7 +44,7 @@ def test_a_saved_probe_wins_over_the_data_sheet() -> None:
 
 
 def test_cpu_probe_measures_something(capsys) -> None:
-    from ctxscope.core.peak_probe import probe
+    from ctxscope.core.machine.peak_probe import probe
 
     peak = probe("cpu", dtypes=("float32",), seconds=0.2)
     assert peak.flops_for("float32") > 1e8 and peak.bytes_per_s > 1e8 and peak.source.startswith("probe")
@@ -98,7 +98,7 @@ def test_fit_recovers_a_quadratic_and_its_crossover() -> None:
 
 
 def test_sweep_header_carries_the_analytic_model(loaded_llama) -> None:
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.jobs.sweep import run_sweep
     from tests.conftest import drain, fast_config
 
     _, run = drain(run_sweep(loaded_llama, fast_config((32, 64), modes=("prefill", "decode"))))

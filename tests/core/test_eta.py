@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 
-from ctxscope.core.eta import Eta, Policy
+from ctxscope.core.jobs.eta import Eta, Policy
 from ctxscope.core.events import Progress
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from tests.conftest import fast_config
 
 POLICY = Policy(warmup=1, min_repeats=5, max_repeats=100, budget_s=2.0, decode_cap=1024)
@@ -93,7 +93,7 @@ def test_untimed_passes_scale_their_own_durations() -> None:
 
 
 def test_run_sweep_reports_the_model(tiny_config_files) -> None:
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.model.loading import load_model
     from ctxscope.core.spec import ModelSpec
 
     # The tiny GPT-2 has 256 positions: decode at 256 is skipped, and the ETA says so.

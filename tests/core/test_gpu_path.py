@@ -12,10 +12,10 @@ import uuid as uuidlib
 import pytest
 import torch
 
-from ctxscope.core import interference, nvml
-from ctxscope.core.accounting import split_memory
+from ctxscope.core.machine import interference, nvml
+from ctxscope.core.measure.accounting import split_memory
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.telemetry import TelemetrySample, summarize
+from ctxscope.core.machine.telemetry import TelemetrySample, summarize
 from tests.conftest import drain, fast_config
 
 GPU_UUID = "5a1e0c3d-9b7f-4e2a-8c61-0d2f3b4a5c6e"
@@ -126,7 +126,7 @@ def test_mig_instances_and_unknown_gpus(fake_gpu: FakeNvml) -> None:
 
 
 def test_telemetry_and_interference_read_the_model_gpus(fake_gpu: FakeNvml) -> None:
-    from ctxscope.core.telemetry import TelemetrySampler
+    from ctxscope.core.machine.telemetry import TelemetrySampler
 
     sample = TelemetrySampler(hz=0, uuids=(GPU_UUID,)).sample()
     assert sample.gpu_memory_total_bytes == 80 << 30 and sample.other_processes == 1  # pid 12345 is not us
@@ -200,7 +200,7 @@ def busy_neighbour():
 
 
 def test_a_busy_neighbour_is_flagged_and_strict_isolation_refuses(loaded_llama, busy_neighbour) -> None:
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.jobs.sweep import run_sweep
 
     # About a second of timed calls: long enough for the kernel's 10 ms CPU ticks.
     cfg = fast_config((256,), modes=("prefill",), min_repeats=5, max_repeats=100_000, budget_s=1.0,
@@ -216,7 +216,7 @@ def test_a_busy_neighbour_is_flagged_and_strict_isolation_refuses(loaded_llama, 
 def test_a_lost_cuda_context_ends_the_sweep_keeping_the_points(loaded_llama, monkeypatch) -> None:
     """A device-side assert poisons the process's CUDA context: the sweep stops at once
     with one line, keeps what it measured and never raises from its cleanup."""
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.jobs.sweep import run_sweep
 
     model = loaded_llama.model
     original = model.forward
@@ -233,7 +233,7 @@ def test_a_lost_cuda_context_ends_the_sweep_keeping_the_points(loaded_llama, mon
 
 
 def test_cleanup_never_raises(monkeypatch) -> None:
-    from ctxscope.core.memory import release
+    from ctxscope.core.measure.memory import release
 
     def broken(*args):
         raise RuntimeError("CUDA error: device-side assert triggered")
@@ -243,7 +243,7 @@ def test_cleanup_never_raises(monkeypatch) -> None:
 
 
 def test_timing_and_peaks_cover_only_the_model_gpus(monkeypatch) -> None:
-    from ctxscope.core.timing import CallTimer
+    from ctxscope.core.measure.timing import CallTimer
 
     synced: list[object] = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -256,7 +256,7 @@ def test_timing_and_peaks_cover_only_the_model_gpus(monkeypatch) -> None:
 
 
 def test_flash_attention_in_float32_is_refused_before_loading(tiny_config_files) -> None:
-    from ctxscope.core.loading import check_source, load_model
+    from ctxscope.core.model.loading import check_source, load_model
     from ctxscope.core.spec import ModelSpec
 
     spec = ModelSpec(str(tiny_config_files["llama"]), device="cpu", dtype="float32",

@@ -7,9 +7,9 @@ import time
 import psutil
 import pytest
 
-from ctxscope.core import sweep
-from ctxscope.core.guard import activation_floor
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs import sweep
+from ctxscope.core.predict.guard import activation_floor
+from ctxscope.core.jobs.sweep import run_sweep
 from tests.conftest import drain, fast_config
 
 HUGE = 1 << 30  # 1024m tokens: the largest length the parser accepts

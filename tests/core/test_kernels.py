@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ctxscope.cli import main
-from ctxscope.core import kernels
+from ctxscope.core.model import kernels
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.loading import check_source, load_model
+from ctxscope.core.model.loading import check_source, load_model
 from ctxscope.core.spec import ModelSpec
 
 

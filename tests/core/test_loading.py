@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ctxscope.core.errors import BadInputError, CtxscopeError, ModelLoadError
-from ctxscope.core.loading import load_model
-from ctxscope.core.presets import preset_names
+from ctxscope.core.model.loading import load_model
+from ctxscope.core.model.presets import preset_names
 from ctxscope.core.spec import ModelSpec
 
 REQUIRED_PRESETS = {"gpt2", "bert-base-uncased", "llama-3.2-1b", "llama-3.1-8b", "qwen2.5-0.5b", "qwen2.5-7b",

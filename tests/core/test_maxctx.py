@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.maxctx import Trial, trial_runner, search
+from ctxscope.core.maxctx.search import Trial, trial_runner, search
 from ctxscope.core.units import parse_size
-from ctxscope.core.sweep import drive
+from ctxscope.core.jobs.sweep import drive
 
 
 def simulated(true_max: int):
@@ -55,8 +55,8 @@ def test_real_cpu_search_against_a_budget(tiny_config_files) -> None:
     """On CPU the budget is compared with the model peak: the weights plus the CPU
     allocator's peak during the pass — a figure of the pass, not of the process, so the
     search runs in-process and repeats (the RSS high-water it replaced did neither)."""
-    from ctxscope.core.loading import load_model
-    from ctxscope.core.memory import module_bytes
+    from ctxscope.core.model.loading import load_model
+    from ctxscope.core.measure.memory import module_bytes
     from ctxscope.core.spec import ModelSpec
 
     loaded = load_model(ModelSpec(str(tiny_config_files["llama"]), device="cpu"))
@@ -153,8 +153,8 @@ def test_maxctx_cli_reaches_the_model_limit(capsys, tiny_config_files) -> None:
 def test_each_length_is_probed_once(tiny_config_files) -> None:
     """GPT-2's 256 positions equal the first calibration length (4 × 64): the search that
     follows asks for 256 again and must reuse the answer, not run the pass twice."""
-    from ctxscope.core.loading import load_model
-    from ctxscope.core.maxctx_run import find_max_context
+    from ctxscope.core.model.loading import load_model
+    from ctxscope.core.maxctx.run import find_max_context
     from ctxscope.core.spec import ModelSpec
 
     loaded = load_model(ModelSpec(str(tiny_config_files["gpt2"]), device="cpu"))

@@ -20,8 +20,8 @@ from functools import cache
 import pytest
 from transformers import AutoConfig
 
-from ctxscope.core import analytic
-from ctxscope.core.presets import preset_origin, preset_path
+from ctxscope.core.predict import analytic
+from ctxscope.core.model.presets import preset_origin, preset_path
 
 BF16, F32 = 2, 4
 

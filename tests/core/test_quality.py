@@ -16,7 +16,7 @@ from ctxscope.core.quality.config import QualityConfig
 from ctxscope.core.quality.loss import place_windows
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint
 from ctxscope.core.quality.texts import read_document, tokenize
-from ctxscope.core.sweep import drive, run_sweep
+from ctxscope.core.jobs.sweep import drive, run_sweep
 from tests.conftest import drain, fast_config
 from tests.core.quality_fixtures import loaded_lm, needs_minilm, tiny_lm, user_text  # noqa: F401
 
@@ -176,7 +176,7 @@ def test_oom_in_a_quality_pass_is_a_recorded_point(loaded_lm, user_text, monkeyp
 
 
 def test_lengths_beyond_the_positions_are_skipped_unless_allowed(tmp_path, user_text) -> None:
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.model.loading import load_model
     from ctxscope.core.spec import ModelSpec
     from tests.core.quality_fixtures import save_tiny
 
@@ -221,7 +221,7 @@ def test_windows_never_overlap_or_pass_the_end_of_a_short_second_half(loaded_lm,
 
 def test_a_model_that_expects_bos_gets_it_before_every_window_and_prompt(tmp_path, user_text, monkeypatch) -> None:
     from ctxscope.core.attention.text import load_tokenizer
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.model.loading import load_model
     from ctxscope.core.spec import ModelSpec
     from tests.core.quality_fixtures import save_tiny
 

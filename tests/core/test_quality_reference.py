@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ctxscope.core.demos import demo_available
-from ctxscope.core.loading import load_model
+from ctxscope.core.model.demos import demo_available
+from ctxscope.core.model.loading import load_model
 from ctxscope.core.quality.config import QualityConfig
 from ctxscope.core.quality.run import prepare, run_quality
 from ctxscope.core.spec import ModelSpec

@@ -17,7 +17,7 @@ from ctxscope.core.quality.config import QualityConfig
 from ctxscope.core.quality.effective import by_length, effective_of
 from ctxscope.core.quality.texts import read_document, sentence_ends, tokenize
 from ctxscope.core.serialize import dumps_run, loads_run
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from tests.conftest import drain, fast_config
 from tests.core.quality_fixtures import loaded_lm, needs_minilm, tiny_lm, user_text  # noqa: F401
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.loading import load_model
-from ctxscope.core.rope import parse_rope_scaling
+from ctxscope.core.model.loading import load_model
+from ctxscope.core.model.rope import parse_rope_scaling
 from ctxscope.core.spec import ModelSpec
 from tests.core.quality_fixtures import needs_minilm, save_tiny, user_text  # noqa: F401
 from tests.cli.test_quality_cli import FAST, run_cli
@@ -66,7 +66,7 @@ def test_bad_requests_and_position_schemes_without_the_option_are_refused() -> N
 
 
 def test_a_model_without_rope_is_refused_before_anything_loads(capsys, monkeypatch) -> None:
-    import ctxscope.core.loading as loading
+    import ctxscope.core.model.loading as loading
 
     monkeypatch.setattr(loading, "load_model", lambda spec: pytest.fail("a model was loaded"))
     code, _, err = run_cli(capsys, "sweep", "preset:gpt2", "--rope-scaling", "none,yarn:2", "--lengths", "32", *FAST)

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from ctxscope.core.compat import cache_argument, cache_kwargs
+from ctxscope.core.model.compat import cache_argument, cache_kwargs
 from ctxscope.core.errors import BadInputError
 from ctxscope.core.events import PointFailed, PointResult, Progress, SweepStarted
-from ctxscope.core.loading import load_model
-from ctxscope.core.measure import Measurer
+from ctxscope.core.model.loading import load_model
+from ctxscope.core.measure.measurer import Measurer
 from ctxscope.core.spec import ModelSpec
-from ctxscope.core.sweep import run_sweep
-from ctxscope.core.telemetry import TelemetrySample
+from ctxscope.core.jobs.sweep import run_sweep
+from ctxscope.core.machine.telemetry import TelemetrySample
 from tests.conftest import drain, fast_config
 
 
@@ -275,7 +275,7 @@ def test_cancel_before_start(loaded_llama) -> None:
 
 
 def test_telemetry_samples(loaded_llama) -> None:
-    from ctxscope.core.telemetry import TelemetrySampler
+    from ctxscope.core.machine.telemetry import TelemetrySampler
 
     with TelemetrySampler(hz=50) as sampler:
         threading.Event().wait(0.3)
@@ -288,7 +288,7 @@ def test_telemetry_samples(loaded_llama) -> None:
 
 
 def test_same_inputs_for_same_seed() -> None:
-    from ctxscope.core.inputs import random_token_ids
+    from ctxscope.core.measure.inputs import random_token_ids
 
     a = random_token_ids(100, 2, 50, seed=3, exclude={0, 1, 2})
     b = random_token_ids(100, 2, 50, seed=3, exclude={0, 1, 2})

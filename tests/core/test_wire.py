@@ -15,14 +15,14 @@ import pytest
 
 from ctxscope.core.attention import CaptureConfig
 from ctxscope.core.events import AttentionResult
-from ctxscope.core.guard import MemoryCheck
-from ctxscope.core.jobs import Job, MaxContextRequest, job_from_dict, job_lines, job_to_dict
-from ctxscope.core.matrix import CellFailed, CellFinished, ModelLoading, ModelReady, ModelSlot, run_matrix
-from ctxscope.core.maxctx import MaxContext, Trial
+from ctxscope.core.predict.guard import MemoryCheck
+from ctxscope.core.jobs.job import Job, MaxContextRequest, job_from_dict, job_lines, job_to_dict
+from ctxscope.core.jobs.matrix import CellFailed, CellFinished, ModelLoading, ModelReady, ModelSlot, run_matrix
+from ctxscope.core.maxctx.search import MaxContext, Trial
 from ctxscope.core.quality.config import QualityConfig
 from ctxscope.core.quality.records import LossPoint, NeedleTrial, QualityPoint
 from ctxscope.core.spec import ModelSpec
-from ctxscope.core.telemetry import TelemetrySample
+from ctxscope.core.machine.telemetry import TelemetrySample
 from ctxscope.core.wire import (WireError, event_from_dict, event_lines, event_to_dict, loads, maxctx_from_dict,
                                 maxctx_to_dict, memory_check_from_dict)
 from ctxscope.core.wire_arrays import CHUNK_BYTES, ArrayAssembler
@@ -90,7 +90,7 @@ def test_every_event_of_a_real_matrix_round_trips(matrix_events) -> None:
 
 
 def test_a_real_telemetry_reading_round_trips() -> None:
-    from ctxscope.core.telemetry import TelemetrySampler
+    from ctxscope.core.machine.telemetry import TelemetrySampler
 
     reading = TelemetrySampler(hz=0).sample()
     assert reading.rss_bytes > 0

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.loading import load_model
+from ctxscope.core.model.loading import load_model
 from ctxscope.core.spec import ModelSpec
-from ctxscope.core.sweep import drive, run_sweep
+from ctxscope.core.jobs.sweep import drive, run_sweep
 from tests.conftest import drain, fast_config
 
 pytestmark = pytest.mark.gpu
@@ -62,7 +62,7 @@ def test_a_deterministic_oom_is_data_and_memory_comes_back(tiny_config_files: di
 def test_the_max_context_answer_runs_in_a_sweep() -> None:
     """maxctx probes what the sweep measures: the length it finds is a length a sweep
     then measures without running out of memory, under the same budget."""
-    from ctxscope.core.maxctx_run import find_max_context
+    from ctxscope.core.maxctx.run import find_max_context
 
     loaded = load_model(ModelSpec("preset:qwen2.5-0.5b", device="cuda", dtype="bfloat16", attn_implementation="eager"))
     budget = torch.cuda.memory_reserved() + 6 * 2**30  # weights + 6 GiB: eager's L² scores hit it fast
@@ -86,7 +86,7 @@ def test_sliding_window_decode_memory_is_flat_in_length(tiny_config_files: dict[
 
 
 def test_nvml_names_the_same_gpu_as_torch() -> None:
-    from ctxscope.core import nvml
+    from ctxscope.core.machine import nvml
 
     if nvml.nvml() is None:
         pytest.skip("no NVML on this machine")
@@ -102,8 +102,8 @@ def test_nvml_names_the_same_gpu_as_torch() -> None:
 
 
 def test_telemetry_reads_this_process_on_the_model_gpu(tiny_config_files: dict[str, Path]) -> None:
-    from ctxscope.core import nvml
-    from ctxscope.core.telemetry import TelemetrySampler
+    from ctxscope.core.machine import nvml
+    from ctxscope.core.machine.telemetry import TelemetrySampler
 
     if nvml.nvml() is None:
         pytest.skip("no NVML on this machine")
@@ -139,7 +139,7 @@ def test_learned_positions_are_refused_before_any_cuda_call(tiny_config_files: d
 def test_event_timing_matches_wall_clock_for_long_calls() -> None:
     import time
 
-    from ctxscope.core.timing import CallTimer
+    from ctxscope.core.measure.timing import CallTimer
 
     timer = CallTimer(torch.device("cuda"))
     a = torch.randn(4096, 4096, device="cuda")
@@ -153,8 +153,8 @@ def test_event_timing_matches_wall_clock_for_long_calls() -> None:
 def test_probe_is_close_to_the_data_sheet() -> None:
     """The measured matmul rate and copy bandwidth are real fractions of the data sheet's
     (a probe above the sheet, or a tiny fraction of it, means the probe is wrong)."""
-    from ctxscope.core.hardware import from_table
-    from ctxscope.core.peak_probe import probe
+    from ctxscope.core.machine.hardware import from_table
+    from ctxscope.core.machine.peak_probe import probe
 
     name = torch.cuda.get_device_name(0)
     sheet = from_table(name)
@@ -169,7 +169,7 @@ def test_probe_is_close_to_the_data_sheet() -> None:
 def test_measured_latency_respects_the_roofline_bound() -> None:
     """A preset in bf16: every measured median is above the analytic lower bound and
     MFU / bandwidth utilisation stay below 1 (else the FLOP or byte count is wrong)."""
-    from ctxscope.core.efficiency import point_efficiency
+    from ctxscope.core.predict.efficiency import point_efficiency
 
     loaded = load_model(ModelSpec("preset:llama-3.2-1b", device="cuda", dtype="bfloat16"))
     _, run = drain(run_sweep(loaded, fast_config((1024, 4096), min_repeats=5, max_repeats=20, budget_s=1.0)))
@@ -185,7 +185,7 @@ def test_measured_latency_respects_the_roofline_bound() -> None:
 def test_two_gpus_under_a_device_map(tiny_checkpoint: Path) -> None:
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two GPUs")
-    from ctxscope.core.memory import model_devices
+    from ctxscope.core.measure.memory import model_devices
 
     loaded = load_model(ModelSpec(str(tiny_checkpoint), device="cuda", device_map="auto"))
     if len(model_devices(loaded.model)) < 2:

@@ -87,7 +87,7 @@ def test_cancel_keeps_partial_run_and_ui_recovers(window, qtbot, tiny_config_fil
 
 
 def test_oom_point_is_shown_as_oom(window, qtbot, tiny_config_files, monkeypatch) -> None:
-    from ctxscope.core.measure import Measurer
+    from ctxscope.core.measure.measurer import Measurer
 
     original = Measurer.measure
 
@@ -126,9 +126,9 @@ def test_bad_lengths_are_shown_next_to_the_field(window, qtbot) -> None:
 
 
 def _stored_run(tiny_config_files) -> str:
-    from ctxscope.core.loading import load_model
+    from ctxscope.core.model.loading import load_model
     from ctxscope.core.spec import ModelSpec
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.jobs.sweep import run_sweep
     from tests.conftest import drain, fast_config
 
     loaded = load_model(ModelSpec(str(tiny_config_files["gpt2"]), device="cpu"))
@@ -251,7 +251,7 @@ def test_overlay_shows_several_runs(window, qtbot, tiny_config_files) -> None:
 
 
 def test_attention_choices_are_what_the_core_says_can_run(qtbot, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ctxscope.core import kernels
+    from ctxscope.core.model import kernels
     from ctxscope.gui.model_panel import ModelPanel
 
     for present, flash in ((set(), False), ({"flash_attn"}, True)):

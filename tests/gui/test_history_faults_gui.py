@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from tests.conftest import drain, fast_config
 from tests.store.test_history_faults import build_history, copies, damage, mounts  # noqa: F401 (a fixture)
 

@@ -68,7 +68,7 @@ def test_thread_count_is_the_panels_and_recorded(window, qtbot, tiny_config_file
                                                 (QMessageBox.StandardButton.No, "skipped")])
 def test_the_app_asks_before_a_point_predicted_not_to_fit(window, qtbot, tiny_config_files, monkeypatch,
                                                            button, status) -> None:
-    from ctxscope.core import sweep
+    from ctxscope.core.jobs import sweep
 
     monkeypatch.setattr(sweep, "available_bytes", lambda device: 1)  # as if no memory were left
     asked: list[str] = []

@@ -12,7 +12,7 @@ TIMEOUT = 60_000
 
 
 def test_the_sweep_job_loads_its_model_without_the_collector(window, qtbot, tiny_config_files, monkeypatch) -> None:
-    from ctxscope.core.matrix import ModelSlot
+    from ctxscope.core.jobs.matrix import ModelSlot
 
     seen: list[bool] = []
     acquire = ModelSlot.acquire
@@ -32,10 +32,10 @@ def test_the_sweep_job_loads_its_model_without_the_collector(window, qtbot, tiny
 
 def test_the_sweeps_telemetry_stays_in_the_worker(qtbot, tiny_config_files) -> None:
     from ctxscope.core.events import CellFinished, PointResult
-    from ctxscope.core.jobs import Job
-    from ctxscope.core.launch import Local
+    from ctxscope.core.jobs.job import Job
+    from ctxscope.core.jobs.launch import Local
     from ctxscope.core.spec import ModelSpec, SweepConfig
-    from ctxscope.core.telemetry import TelemetrySample
+    from ctxscope.core.machine.telemetry import TelemetrySample
     from ctxscope.gui.runner import SweepRunner
 
     runner = SweepRunner(store=False)

@@ -10,11 +10,11 @@ import pytest
 
 from ctxscope.core.events import (CellFinished, ModelLoading, ModelReady, PointFailed, PointResult, Progress,
                                   SweepStarted)
-from ctxscope.core.jobs import Job
-from ctxscope.core.launch import THIS_MACHINE, Launcher, Local, drive
+from ctxscope.core.jobs.job import Job
+from ctxscope.core.jobs.launch import THIS_MACHINE, Launcher, Local, drive
 from ctxscope.core.paths import database_path
 from ctxscope.core.spec import ModelSpec
-from ctxscope.core.telemetry import TelemetrySample
+from ctxscope.core.machine.telemetry import TelemetrySample
 from ctxscope.remote.launch import Ssh
 from ctxscope.remote.ssh import RemoteTarget
 from ctxscope.store.history import open_history

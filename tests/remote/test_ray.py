@@ -13,8 +13,8 @@ import pytest
 
 from ctxscope.cli import main
 from ctxscope.core.events import PointResult, SweepStarted
-from ctxscope.core.jobs import Job
-from ctxscope.core.matrix import CellFinished
+from ctxscope.core.jobs.job import Job
+from ctxscope.core.jobs.matrix import CellFinished
 from ctxscope.core.spec import ModelSpec
 from tests.conftest import fast_config
 

@@ -16,8 +16,8 @@ import pytest
 import ctxscope
 from ctxscope.cli import main
 from ctxscope.core.events import PointResult
-from ctxscope.core.jobs import Job
-from ctxscope.core.matrix import CellFinished
+from ctxscope.core.jobs.job import Job
+from ctxscope.core.jobs.matrix import CellFinished
 from ctxscope.core.paths import database_path
 from ctxscope.core.spec import ModelSpec
 from ctxscope.remote.ssh import RemoteTarget, run_remote

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ctxscope.cli import main
-from ctxscope.core.jobs import Job, hello, job_lines
+from ctxscope.core.jobs.job import Job, hello, job_lines
 from ctxscope.core.paths import database_path
 from ctxscope.core.spec import ModelSpec
 from ctxscope.core.wire import dumps

@@ -17,7 +17,7 @@ import pytest
 import ctxscope
 from ctxscope.cli import main
 from ctxscope.core.attention import CaptureConfig
-from ctxscope.core.jobs import Job, job_to_dict
+from ctxscope.core.jobs.job import Job, job_to_dict
 from ctxscope.core.spec import ModelSpec
 from tests.conftest import fast_config
 from tests.remote.conftest import exited, points_stored

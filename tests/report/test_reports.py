@@ -165,7 +165,7 @@ def test_report_with_attention_thumbnails(loaded_llama, tmp_path: Path) -> None:
     from tests.conftest import drain, fast_config
 
     from ctxscope.core.attention import CaptureConfig
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.jobs.sweep import run_sweep
     from ctxscope.store.recorder import RunRecorder
 
     recorder = RunRecorder(None, maps_dir=tmp_path)
@@ -230,7 +230,7 @@ def test_report_bad_input(capsys, tmp_path: Path, argv: list[str], message: str)
 
 
 def test_matrix_sweep_loads_each_model_once(capsys, tiny_config_files, tmp_path: Path, monkeypatch) -> None:
-    import ctxscope.core.loading as loading
+    import ctxscope.core.model.loading as loading
 
     loads: list[str] = []
     real = loading.load_model
@@ -268,7 +268,7 @@ def test_matrix_sweep_out_must_be_a_directory(capsys, tiny_config_files, tmp_pat
 def test_switch_attention_gives_the_same_outputs(loaded_llama) -> None:
     import torch
 
-    from ctxscope.core.loading import switch_attention
+    from ctxscope.core.model.loading import switch_attention
 
     ids = torch.randint(0, 256, (1, 24))
     before = loaded_llama.model(ids).logits
@@ -283,8 +283,8 @@ def test_switch_attention_gives_the_same_outputs(loaded_llama) -> None:
 def test_sweep_points_carry_a_telemetry_summary(loaded_llama) -> None:
     from tests.conftest import drain, fast_config
 
-    from ctxscope.core.sweep import run_sweep
-    from ctxscope.core.telemetry import TelemetrySample, summarize
+    from ctxscope.core.jobs.sweep import run_sweep
+    from ctxscope.core.machine.telemetry import TelemetrySample, summarize
 
     summary = summarize([TelemetrySample(t=0.0, cpu_percent=50, rss_bytes=10, power_w=100.0, gpu_util_percent=80),
                          TelemetrySample(t=0.5, cpu_percent=70, rss_bytes=30, power_w=300.0, gpu_util_percent=100)])
@@ -365,7 +365,7 @@ def _with_medians(run: RunResult, mode: str, medians: dict[int, float]) -> RunRe
 
 def test_fit_needs_five_lengths_and_physical_coefficients() -> None:
     # Issue 12 item 3: three lengths gave R² = 1.000, a negative intercept and a negative c.
-    from ctxscope.core.efficiency import fit_latency, fit_note
+    from ctxscope.core.predict.efficiency import fit_latency, fit_note
 
     assert fit_latency([1024, 2048, 4096], [1.0, 2.5, 3.0]) is None
     three = make_run("f3")

@@ -84,7 +84,7 @@ def test_ctrl_c_keeps_a_cancelled_run(tmp_path: Path, tiny_config_files) -> None
     assert stored.status == "cancelled" and stored.points == run.points
 
 
-@pytest.mark.parametrize("module", ["ctxscope.core", "ctxscope.core.sweep", "ctxscope.core.loading", "ctxscope.cli",
+@pytest.mark.parametrize("module", ["ctxscope.core", "ctxscope.core.jobs.sweep", "ctxscope.core.model.loading", "ctxscope.cli",
                                     "ctxscope.store", "ctxscope.report.tabular"])
 def test_headless_modules_import_no_qt(module: str) -> None:
     code = (f"import sys, importlib; importlib.import_module({module!r}); "

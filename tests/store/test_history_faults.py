@@ -27,7 +27,7 @@ from ctxscope.cli import main
 from ctxscope.core.errors import CtxscopeError
 from ctxscope.core.results import RunResult
 from ctxscope.core.serialize import header_to_dict, load_run, point_to_dict, write_run
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from ctxscope.store import RunStore
 from ctxscope.store.schema import USER_VERSION
 from tests.conftest import drain, fast_config

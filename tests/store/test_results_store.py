@@ -13,7 +13,7 @@ import pytest
 from ctxscope.core.errors import BadInputError, RunFileError
 from ctxscope.core.results import SCHEMA, RunResult
 from ctxscope.core.serialize import dumps_run, load_run, loads_run, run_to_dict, write_run
-from ctxscope.core.sweep import run_sweep
+from ctxscope.core.jobs.sweep import run_sweep
 from ctxscope.report.tabular import COLUMNS, run_to_csv
 from ctxscope.store import RunStore
 from ctxscope.store.errors import HistoryDamaged

@@ -20,7 +20,7 @@ from ctxscope.core.attention.config import CaptureConfig
 from ctxscope.core.errors import BadInputError, CtxscopeError
 
 if TYPE_CHECKING:
-    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.model.loading import LoadedModel
 
 STAT_NAMES = ("entropy", "sink_mass", "mean_distance", "local_mass", "span_mass")
 
@@ -167,7 +167,7 @@ def resolve_layers(requested: tuple[int, ...], num_layers: int, kinds: tuple[str
     """The decoder layers to capture. With the layer ``kinds`` of a hybrid, only layers that
     attend: all of them by default; a layer asked for by number that does not attend is bad
     input, named with its kind (a state-space model has no layer to capture at all)."""
-    from ctxscope.core.layer_kinds import KIND_LABELS, attention_layers
+    from ctxscope.core.model.layer_kinds import KIND_LABELS, attention_layers
 
     attending = set(attention_layers(kinds)) if kinds else set(range(num_layers))
     if kinds and not attending:

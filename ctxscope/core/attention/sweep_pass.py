@@ -12,10 +12,10 @@ from ctxscope.core.attention.storage import attention_file_name, entries_of
 from ctxscope.core.attention.text import build_input, load_tokenizer
 from ctxscope.core.errors import BadInputError, CtxscopeError
 from ctxscope.core.events import AttentionResult
-from ctxscope.core.memory import classify_failure, release
+from ctxscope.core.measure.memory import classify_failure, release
 
 if TYPE_CHECKING:
-    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.model.loading import LoadedModel
     from ctxscope.core.spec import SweepConfig
 
 

@@ -14,7 +14,7 @@ from ctxscope._resources import resource_path
 from ctxscope.core.errors import BadInputError
 
 if TYPE_CHECKING:
-    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.model.loading import LoadedModel
 
 MAX_TEXT_BYTES = 64 * 1024**2
 
@@ -29,14 +29,14 @@ class AttentionInput:
 
 def load_tokenizer(loaded: LoadedModel) -> Any | None:
     """The checkpoint's tokenizer, or ``None`` (presets and config files have none)."""
-    from ctxscope.core.demos import DEMOS
+    from ctxscope.core.model.demos import DEMOS
 
     source = loaded.info.source
     if source.startswith("preset:") or source.endswith(".json"):
         return None
     location = source
     if source.startswith("demo:") and source.removeprefix("demo:") in DEMOS:
-        from ctxscope.core.demos import resolve_demo
+        from ctxscope.core.model.demos import resolve_demo
 
         location = str(resolve_demo(source.removeprefix("demo:")))
     try:
@@ -74,7 +74,7 @@ def build_input(loaded: LoadedModel, length: int, *, batch: int = 1, text: str =
                 needle: str | None = None, needle_depth: float = 50.0, tokenizer: Any = None) -> AttentionInput:
     """Exactly ``length`` tokens per sequence. Needle and real text need the model's
     tokenizer; random tokens do not."""
-    from ctxscope.core.inputs import random_token_ids, special_token_ids
+    from ctxscope.core.measure.inputs import random_token_ids, special_token_ids
 
     tokens: tuple[str, ...] | None = None
     if not 0 <= needle_depth <= 100:

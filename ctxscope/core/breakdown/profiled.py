@@ -21,11 +21,11 @@ from ctxscope.core.blocks import BreakdownBlock
 from ctxscope.core.breakdown import COMPONENTS
 from ctxscope.core.breakdown.attribute import attribute, median_split
 from ctxscope.core.breakdown.roles import ROOT, module_ranges
-from ctxscope.core.compat import cache_kwargs
-from ctxscope.core.rollback import CacheRollback
+from ctxscope.core.model.compat import cache_kwargs
+from ctxscope.core.measure.rollback import CacheRollback
 
 if TYPE_CHECKING:
-    from ctxscope.core.measure import Measurer
+    from ctxscope.core.measure.measurer import Measurer
 
 #: Profiled calls per point (decode: steps, each rolled back to depth L): the call of
 #: median wall time is recorded, its components and its wall time.
@@ -50,7 +50,7 @@ def _decode_call(measurer: Measurer, length: int) -> tuple[Callable[[], Any], Ca
     and one-token steps rolled back to it."""
     from transformers import DynamicCache
 
-    from ctxscope.core.measure import SETTLE_STEPS
+    from ctxscope.core.measure.measurer import SETTLE_STEPS
 
     model = measurer.model
     cache = measurer._static_cache(length) if measurer.static else DynamicCache(config=model.config)

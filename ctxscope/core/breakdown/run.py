@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ctxscope.core.blocks import BreakdownBlock
-from ctxscope.core.memory import classify_failure, release
+from ctxscope.core.measure.memory import classify_failure, release
 
 if TYPE_CHECKING:
-    from ctxscope.core.measure import Measurer
+    from ctxscope.core.measure.measurer import Measurer
 
 
 def breakdown_of(measurer: Measurer, mode: str, length: int, timed_median_ms: float) -> BreakdownBlock:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ctxscope.core.compat import cache_kwargs, output_cache
+from ctxscope.core.model.compat import cache_kwargs, output_cache
 from ctxscope.core.quality.tasks import TaskPrompt
 from ctxscope.core.quality.targets import takes_logits_to_keep
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.memory import classify_failure, release
+from ctxscope.core.measure.memory import classify_failure, release
 from ctxscope.core.quality import loss as loss_mod
 from ctxscope.core.quality import needle as needle_mod
 from ctxscope.core.quality import tasks as tasks_mod
@@ -30,7 +30,7 @@ from ctxscope.core.quality.records import LossPoint, QualityPoint, QualityResult
 from ctxscope.core.quality.texts import Document, bos_prefix, read_document, sentence_ends, tokenize
 
 if TYPE_CHECKING:
-    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.model.loading import LoadedModel
 
 _TOKENS_CACHE: dict[tuple[str, str, int, str], np.ndarray] = {}
 

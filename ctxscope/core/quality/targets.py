@@ -52,7 +52,7 @@ def _head(model: Any, hidden: torch.Tensor) -> torch.Tensor:
 
 def _call(model: Any, ids: torch.Tensor, keep: int, cache: Any) -> tuple[torch.Tensor, Any]:
     """Float32 logits of the last ``keep`` positions of one call that reads and fills ``cache``."""
-    from ctxscope.core.compat import cache_kwargs, output_cache
+    from ctxscope.core.model.compat import cache_kwargs, output_cache
 
     if takes_logits_to_keep(type(model)):
         out = model(input_ids=ids, use_cache=True, logits_to_keep=keep, **cache_kwargs(model, cache))

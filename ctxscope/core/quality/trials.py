@@ -19,7 +19,7 @@ from ctxscope.core.quality.config import QualityConfig
 from ctxscope.core.quality.records import NeedleTrial
 
 if TYPE_CHECKING:
-    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.model.loading import LoadedModel
 
 #: Tasks whose needles share one form: the wrong-key control asks about a key none has.
 MULTI = ("multikey", "multivalue", "multiquery")

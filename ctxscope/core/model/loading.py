@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ctxscope.core.devices import resolve_device, resolve_dtype
+from ctxscope.core.machine.devices import resolve_device, resolve_dtype
 from ctxscope.core.errors import BadInputError, CtxscopeError, ModelLoadError
-from ctxscope.core.modelinfo import describe, is_decoder_config
-from ctxscope.core.presets import preset_path
+from ctxscope.core.model.modelinfo import describe, is_decoder_config
+from ctxscope.core.model.presets import preset_path
 from ctxscope.core.results import ModelInfo
 from ctxscope.core.spec import ModelSpec
-from ctxscope.core.weights import fill_random_weights
+from ctxscope.core.model.weights import fill_random_weights
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel
@@ -49,7 +49,7 @@ def check_source(spec: ModelSpec) -> None:
     """Cheap validation of ``spec.source`` (no loading, no demo conversion), so a
     front end can reject a bad source before announcing a load."""
     _resolve_source(spec, convert_demos=False)
-    from ctxscope.core.rope import parse_rope_scaling
+    from ctxscope.core.model.rope import parse_rope_scaling
 
     parse_rope_scaling(spec.rope_scaling)  # the syntax; whether the model has RoPE is asked of its config
     device = resolve_device(spec.device)
@@ -64,7 +64,7 @@ def check_rope(spec: ModelSpec) -> None:
     from its config alone (a matrix fails before its first cell, not at the scaled one)."""
     if spec.rope_scaling is None:
         return
-    from ctxscope.core.rope import apply_rope_scaling
+    from ctxscope.core.model.rope import apply_rope_scaling
 
     apply_rope_scaling(load_config(spec), spec.rope_scaling, spec.source)
 
@@ -81,7 +81,7 @@ def _resolve_source(spec: ModelSpec, *, convert_demos: bool = True) -> _Source:
     if src.startswith("preset:"):
         return _Source("config", str(preset_path(src.removeprefix("preset:"))))
     if src.startswith("demo:"):
-        from ctxscope.core.demos import DEMOS, resolve_demo
+        from ctxscope.core.model.demos import DEMOS, resolve_demo
 
         name = src.removeprefix("demo:")
         if not convert_demos:
@@ -210,7 +210,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     source = _resolve_source(spec)
     device = resolve_device(spec.device)
     config = _load_config(source, spec)
-    from ctxscope.core.rope import apply_rope_scaling
+    from ctxscope.core.model.rope import apply_rope_scaling
 
     rope = apply_rope_scaling(config, spec.rope_scaling, spec.source)  # refused here, before any weights load
     if getattr(config, "is_encoder_decoder", False):
@@ -268,8 +268,8 @@ def check_kernel_dtype(implementation: str | None, dtype: torch.dtype) -> None:
 
 def check_kernel_here(implementation: str | None, *, trust_remote_code: bool = False) -> None:
     """Refuse a kernel that cannot run on this machine (not installed, or a Hub kernel
-    without ``trust_remote_code``) before anything loads: see :mod:`ctxscope.core.kernels`."""
-    from ctxscope.core.kernels import kernel_problem
+    without ``trust_remote_code``) before anything loads: see :mod:`ctxscope.core.model.kernels`."""
+    from ctxscope.core.model.kernels import kernel_problem
 
     problem = kernel_problem(implementation, trust_remote_code=trust_remote_code)
     if problem is not None:

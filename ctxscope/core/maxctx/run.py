@@ -9,20 +9,20 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.modelinfo import modes_of
-from ctxscope.core.maxctx import MaxContext, Trial, calibrated_start, trial_runner, search
+from ctxscope.core.model.modelinfo import modes_of
+from ctxscope.core.maxctx.search import MaxContext, Trial, calibrated_start, trial_runner, search
 from ctxscope.core.units import fmt_bytes
 
 if TYPE_CHECKING:
-    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.model.loading import LoadedModel
 
 
 def predicted_max(loaded: LoadedModel, budget: int, dtype: str, batch: int, limit: int,
                   cache: str = "dynamic") -> int | None:
     """Largest L whose weights + KV cache (of strategy ``cache``) + recurrent state fit
     the budget (activations ignored: an upper bound)."""
-    from ctxscope.core import analytic
-    from ctxscope.core.kv_analytic import strategy_kv_bytes
+    from ctxscope.core.predict import analytic
+    from ctxscope.core.predict.kv_analytic import strategy_kv_bytes
 
     arch = analytic.describe_config(loaded.config)
     weights = analytic.weights_bytes(arch, dtype) + analytic.state_bytes(arch, dtype, batch)  # state: fixed in L
@@ -58,8 +58,8 @@ def find_max_context(loaded: LoadedModel, *, mode: str | None = None, budget: in
     """
     import torch
 
-    from ctxscope.core.devices import dtype_name
-    from ctxscope.core.memory import module_bytes
+    from ctxscope.core.machine.devices import dtype_name
+    from ctxscope.core.measure.memory import module_bytes
 
     if granularity < 1:
         raise BadInputError(f"granularity must be at least 1, not {granularity}")
@@ -70,7 +70,7 @@ def find_max_context(loaded: LoadedModel, *, mode: str | None = None, budget: in
         raise BadInputError(f"mode {mode!r} does not apply to {loaded.info.source} "
                             f"(modes: {', '.join(modes_of(loaded.info))})")
     if cache != "dynamic":
-        from ctxscope.core.kv_cache import check_strategy
+        from ctxscope.core.measure.kv_cache import check_strategy
 
         check_strategy(cache, loaded.config, loaded.device.type, is_decoder=loaded.info.is_decoder)
     weights = module_bytes(loaded.model)

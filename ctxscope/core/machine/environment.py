@@ -9,7 +9,7 @@ import psutil
 import torch
 
 import ctxscope
-from ctxscope.core import nvml
+from ctxscope.core.machine import nvml
 from ctxscope.core.results import Environment
 
 

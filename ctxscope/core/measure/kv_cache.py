@@ -152,9 +152,9 @@ def check_before_loading(spec: Any, strategy: str, options: KVOptions = KVOption
     alone (no weights load): a matrix fails before its first cell, not at the refused one."""
     if strategy == "dynamic":
         return
-    from ctxscope.core.devices import resolve_device
-    from ctxscope.core.loading import load_config
-    from ctxscope.core.modelinfo import is_decoder_config
+    from ctxscope.core.machine.devices import resolve_device
+    from ctxscope.core.model.loading import load_config
+    from ctxscope.core.model.modelinfo import is_decoder_config
 
     config = load_config(spec)
     check_strategy(strategy, config, resolve_device(spec.device).type, options, is_decoder=is_decoder_config(config))

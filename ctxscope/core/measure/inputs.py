@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ctxscope.core.modelinfo import text_config
+from ctxscope.core.model.modelinfo import text_config
 
 _SPECIAL_ATTRS = ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id",
                   "sep_token_id", "cls_token_id", "mask_token_id", "decoder_start_token_id")

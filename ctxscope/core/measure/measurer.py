@@ -16,19 +16,19 @@ from typing import Any
 
 import torch
 
-from ctxscope.core import interference, nvml
-from ctxscope.core.accounting import split_memory
-from ctxscope.core.compat import cache_kwargs, output_cache
-from ctxscope.core.inputs import random_token_ids, special_token_ids
-from ctxscope.core.kv_cache import KVOptions, make_cache
-from ctxscope.core.loading import LoadedModel
-from ctxscope.core.cache_storage import cache_bytes, state_bytes
-from ctxscope.core.memory import PeakMemory, model_devices, module_bytes
+from ctxscope.core.machine import interference, nvml
+from ctxscope.core.measure.accounting import split_memory
+from ctxscope.core.model.compat import cache_kwargs, output_cache
+from ctxscope.core.measure.inputs import random_token_ids, special_token_ids
+from ctxscope.core.measure.kv_cache import KVOptions, make_cache
+from ctxscope.core.model.loading import LoadedModel
+from ctxscope.core.measure.cache_storage import cache_bytes, state_bytes
+from ctxscope.core.measure.memory import PeakMemory, model_devices, module_bytes
 from ctxscope.core.results import MemoryStats, Point
-from ctxscope.core.rollback import CacheRollback, attention_depth
+from ctxscope.core.measure.rollback import CacheRollback, attention_depth
 from ctxscope.core.spec import SweepConfig
 from ctxscope.core.stats import LatencyStats
-from ctxscope.core.timing import CallTimer, Cancelled, RepeatPolicy, repeat_timed
+from ctxscope.core.measure.timing import CallTimer, Cancelled, RepeatPolicy, repeat_timed
 
 WARM_LENGTH = 16
 #: A decode point's cache is built by a prefill of L − 2 tokens and two real decode steps,
@@ -124,7 +124,7 @@ class Measurer:
         return make_cache("static", self.model.config, length=length)
 
     def _new_cache(self, length: int) -> Any:
-        """A fresh cache of the sweep's strategy (:mod:`ctxscope.core.kv_cache`)."""
+        """A fresh cache of the sweep's strategy (:mod:`ctxscope.core.measure.kv_cache`)."""
         return make_cache(self.cfg.cache, self.model.config, length=length, options=self.kv_options)
 
     def _check_stop(self) -> None:
@@ -232,7 +232,7 @@ class Measurer:
     def _decode(self, length: int) -> tuple[list[float], MemoryStats]:
         """Per-token latency at depth exactly ``length``: build the cache of depth L once
         (untimed), then time one-token steps, restoring the cache to depth L after each
-        (:class:`~ctxscope.core.rollback.CacheRollback`: any layer kind, any cache)."""
+        (:class:`~ctxscope.core.measure.rollback.CacheRollback`: any layer kind, any cache)."""
         self._check_stop()
         if self._handoff is not None and self._handoff[0] == length:
             # The last timed prefill at this length built exactly this cache (same tokens).

@@ -22,8 +22,8 @@ def list_devices() -> list[DeviceChoice]:
     import torch
     import transformers  # noqa: F401  (imported once here, not mid-sweep)
 
-    import ctxscope.core.sweep  # noqa: F401
-    from ctxscope.core import nvml
+    import ctxscope.core.jobs.sweep  # noqa: F401
+    from ctxscope.core.machine import nvml
     from ctxscope.core.units import fmt_bytes
 
     choices = [DeviceChoice("auto", "auto (best available)")]

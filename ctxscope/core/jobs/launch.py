@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from ctxscope.core.events import JobEvent, JobResult
 
 if TYPE_CHECKING:
-    from ctxscope.core.jobs import Job
-    from ctxscope.core.guard import MemoryCheck
-    from ctxscope.core.matrix import ModelSlot
+    from ctxscope.core.jobs.job import Job
+    from ctxscope.core.predict.guard import MemoryCheck
+    from ctxscope.core.jobs.matrix import ModelSlot
 
 #: A running job: its events, then (``StopIteration.value``) its result.
 JobRun = Generator[JobEvent, None, JobResult]
@@ -32,7 +32,7 @@ _Result = TypeVar("_Result")
 
 
 class Launcher(Protocol):
-    """Runs a :class:`~ctxscope.core.jobs.Job` somewhere.
+    """Runs a :class:`~ctxscope.core.jobs.job.Job` somewhere.
 
     ``run`` returns a generator: close it to end the job (a remote one is told to
     stop, its connection closed); set ``stop`` to cancel after the current model call
@@ -63,7 +63,7 @@ class Local:
         return THIS_MACHINE
 
     def run(self, job: Job, *, stop: threading.Event | None = None, confirm: Confirm | None = None) -> JobRun:
-        from ctxscope.core.jobs import run_job
+        from ctxscope.core.jobs.job import run_job
 
         return run_job(job, stop=stop, slot=self.slot, confirm=confirm)
 

@@ -16,10 +16,10 @@ import psutil
 
 from ctxscope.core.blocks import AnalyticBlock
 from ctxscope.core.events import MemoryCheck as MemoryCheck  # the verdict is plain data (the wire carries it)
-from ctxscope.core.modelinfo import text_config
+from ctxscope.core.model.modelinfo import text_config
 
 if TYPE_CHECKING:
-    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.model.loading import LoadedModel
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 

@@ -1,5 +1,5 @@
 """What each KV-cache strategy is predicted to hold, from the architecture (no weights):
-the bytes :func:`ctxscope.core.cache_storage.cache_bytes` then counts from the cache itself.
+the bytes :func:`ctxscope.core.measure.cache_storage.cache_bytes` then counts from the cache itself.
 
 - ``dynamic`` / ``offload``: every attention layer's keys and values in the model's dtype
   (``offload`` holds the same bytes, most of them in host memory);
@@ -9,14 +9,14 @@ the bytes :func:`ctxscope.core.cache_storage.cache_bytes` then counts from the c
   plus a scale and a zero-point in the model's dtype per group of ``group_size``
   elements, plus the residual window's tokens in full precision.
 
-Quantized strategies apply to full-attention models only (:mod:`ctxscope.core.kv_cache`),
+Quantized strategies apply to full-attention models only (:mod:`ctxscope.core.measure.kv_cache`),
 so sliding windows do not enter here.
 """
 
 from __future__ import annotations
 
-from ctxscope.core.analytic import BYTES, Architecture, kv_bytes
-from ctxscope.core.kv_cache import DEFAULT_GROUP_SIZE, KVOptions
+from ctxscope.core.predict.analytic import BYTES, Architecture, kv_bytes
+from ctxscope.core.measure.kv_cache import DEFAULT_GROUP_SIZE, KVOptions
 
 _BITS = {"int4": 4, "int2": 2}
 _FP8_SCALE_BYTES = 4  # transformers keeps the fp8 scale in float32, one per layer tensor

@@ -18,10 +18,10 @@ from typing import Any, TypedDict, TypeVar
 
 import psutil
 
-from ctxscope.core import nvml as _nvml
+from ctxscope.core.machine import nvml as _nvml
 from ctxscope.core.blocks import TelemetrySummary
 from ctxscope.core.events import TelemetrySample as TelemetrySample  # a reading is plain data (an event)
-from ctxscope.core.interference import Window
+from ctxscope.core.machine.interference import Window
 
 
 

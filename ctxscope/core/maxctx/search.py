@@ -15,7 +15,7 @@ from ctxscope.core.events import MaxContext as MaxContext
 from ctxscope.core.events import Trial as Trial
 
 if TYPE_CHECKING:
-    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.model.loading import LoadedModel
 
 def search(trial: Callable[[int], Trial], *, start: int, granularity: int, limit: int,
            stop: threading.Event | None = None) -> Generator[Trial, None, tuple[int | None, int | None, bool]]:
@@ -94,14 +94,14 @@ def trial_runner(loaded: LoadedModel, mode: str, budget_bytes: int, batch: int =
     peak; CPU: the model peak — the weights plus the CPU allocator's peak during the pass,
     the same for the same pass however busy the machine; the process's RSS high-water, which
     is not, only where the allocator's figure is unavailable). ``cache``: the KV-cache
-    strategy the prefill fills (:mod:`ctxscope.core.kv_cache`), as the sweep's would."""
+    strategy the prefill fills (:mod:`ctxscope.core.measure.kv_cache`), as the sweep's would."""
     import torch
 
-    from ctxscope.core.compat import cache_kwargs, output_cache
-    from ctxscope.core.inputs import random_token_ids
+    from ctxscope.core.model.compat import cache_kwargs, output_cache
+    from ctxscope.core.measure.inputs import random_token_ids
     from ctxscope.core.errors import CONTEXT_LOST, DeviceError
-    from ctxscope.core.measure import warm_process
-    from ctxscope.core.memory import PeakMemory, is_context_error, is_oom, model_devices, module_bytes, release
+    from ctxscope.core.measure.measurer import warm_process
+    from ctxscope.core.measure.memory import PeakMemory, is_context_error, is_oom, model_devices, module_bytes, release
 
     warm_process(loaded)  # one-off first-call allocations must not count against the budget
     devices = model_devices(loaded.model) if loaded.device.type == "cuda" else ()
@@ -117,7 +117,7 @@ def trial_runner(loaded: LoadedModel, mode: str, budget_bytes: int, batch: int =
                 # part of the peak), as does the untimed prefill before decode steps.
                 kwargs: dict[str, Any] = {"use_cache": True, "logits_to_keep": 1} if loaded.info.is_decoder else {}
                 if cache != "dynamic" and loaded.info.is_decoder:
-                    from ctxscope.core.kv_cache import make_cache
+                    from ctxscope.core.measure.kv_cache import make_cache
 
                     kwargs.update(cache_kwargs(loaded.model, make_cache(cache, loaded.model.config, length=length)))
                 out = loaded.model(input_ids=ids, **kwargs)

@@ -129,8 +129,8 @@ def cache_layout(config: Any, model: Any) -> CacheLayout:
     meta device (``describe_config`` builds it once)."""
     from transformers import DynamicCache
 
-    from ctxscope.core.compat import cache_kwargs
-    from ctxscope.core.modelinfo import text_config
+    from ctxscope.core.model.compat import cache_kwargs
+    from ctxscope.core.model.modelinfo import text_config
 
     tc = text_config(config)
     kinds = layer_kinds_of(config, model)

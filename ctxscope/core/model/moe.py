@@ -42,7 +42,7 @@ def _int(config: Any, names: tuple[str, ...]) -> int | None:
 def find_experts(model: Any, config: Any) -> Experts | None:
     """The routed experts of ``model`` (any device, the meta device included), or ``None``
     for a dense model (or one whose config names no expert count and top-k)."""
-    from ctxscope.core.modelinfo import text_config
+    from ctxscope.core.model.modelinfo import text_config
 
     tc = text_config(config)
     e, k = _int(tc, _NUM_EXPERTS), _int(tc, _TOP_K)

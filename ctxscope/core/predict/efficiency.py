@@ -4,7 +4,7 @@ bandwidth utilisation for decode, where measured memory departs from the predict
 and the fit latency ≈ a + b·L + c·L² with the length where attention's quadratic term
 overtakes the linear one.
 
-The run's ``analytic`` block (written at sweep time by :func:`ctxscope.core.analytic.analytic_block`) holds per
+The run's ``analytic`` block (written at sweep time by :func:`ctxscope.core.predict.analytic.analytic_block`) holds per
 length the KV bytes, prefill FLOPs, decode FLOPs and decode bytes, the weights bytes and
 the device peak used; everything here reads only that block and the points."""
 

@@ -1,6 +1,6 @@
 """Memory of one pass: allocator peaks on CUDA (the model's devices only), on CPU the RSS
 high-water and the CPU allocator's peak, and cleanup that never raises. What a cache holds
-is counted in :mod:`ctxscope.core.cache_storage`."""
+is counted in :mod:`ctxscope.core.measure.cache_storage`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 import psutil
 import torch
 
-from ctxscope.core import nvml
-from ctxscope.core.cpu_alloc import CpuAllocatorPeak
+from ctxscope.core.machine import nvml
+from ctxscope.core.measure.cpu_alloc import CpuAllocatorPeak
 
 _CLEAR_REFS = "/proc/self/clear_refs"
 

@@ -6,7 +6,7 @@ Exact where it can be: parameters come from instantiating the architecture on th
 device (no memory, no weights), and the cache layout — which layers hold keys and values
 (full or sliding), which hold a fixed-size state (state-space, linear-attention,
 short-convolution layers), and how large each is — from the cache transformers itself
-builds for a meta-device pass (:mod:`ctxscope.core.layer_kinds`). So sliding windows,
+builds for a meta-device pass (:mod:`ctxscope.core.model.layer_kinds`). So sliding windows,
 hybrid stacks and pure state-space models are sized exactly where transformers sizes them.
 Where the config does not describe a figure, the field is ``None`` with a reason, never a
 guess.
@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from ctxscope.core.blocks import AnalyticBlock, AnalyticRow, BreakdownCrossover
-from ctxscope.core.layer_kinds import KVLayer, StateLayer, cache_layout
-from ctxscope.core.modelinfo import is_decoder_config, text_config
-from ctxscope.core.moe import Experts, find_experts
+from ctxscope.core.model.layer_kinds import KVLayer, StateLayer, cache_layout
+from ctxscope.core.model.modelinfo import is_decoder_config, text_config
+from ctxscope.core.model.moe import Experts, find_experts
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 #: FLOPs per recurrent-state element per token: the update (decay, write) and the read-out.
@@ -229,7 +229,7 @@ def analytic_block(config: Any, lengths: Sequence[int], dtype: str, device_name:
     """What the analytic model predicts for this run (stored in its header): per length
     KV bytes, prefill FLOPs, decode FLOPs and bytes; the weights; the device peak. A
     config the model cannot describe gives ``{"error": "..."}`` instead of wrong numbers."""
-    from ctxscope.core.hardware import peak_for
+    from ctxscope.core.machine.hardware import peak_for
 
     try:
         arch = describe_config(config)

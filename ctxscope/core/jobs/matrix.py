@@ -26,16 +26,16 @@ __all__ = ["CellFailed", "CellFinished", "LoadedSummary", "MatrixEvent", "ModelL
            "run_matrix", "summarize"]
 
 if TYPE_CHECKING:  # torch stays out of the desktop app's start-up path
-    from ctxscope.core.guard import MemoryCheck
-    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.predict.guard import MemoryCheck
+    from ctxscope.core.model.loading import LoadedModel
 
 
 def summarize(loaded: LoadedModel, spec: ModelSpec) -> LoadedSummary:
     import torch
 
-    from ctxscope.core import nvml
-    from ctxscope.core.devices import dtype_name
-    from ctxscope.core.memory import model_devices, module_bytes
+    from ctxscope.core.machine import nvml
+    from ctxscope.core.machine.devices import dtype_name
+    from ctxscope.core.measure.memory import model_devices, module_bytes
 
     total = torch.cuda.get_device_properties(loaded.device).total_memory if loaded.device.type == "cuda" else None
     uuids = tuple(u for d in model_devices(loaded.model) if (u := nvml.torch_uuid(d.index or 0)) is not None)
@@ -54,7 +54,7 @@ class ModelSlot:
     The CLI empties it after each model; the app keeps it between runs."""
 
     def __init__(self, loader: Callable[[ModelSpec], LoadedModel] | None = None) -> None:
-        self.loader = loader  # None: ctxscope.core.loading.load_model, looked up at each load
+        self.loader = loader  # None: ctxscope.core.model.loading.load_model, looked up at each load
         self.loaded: LoadedModel | None = None
         self.spec: ModelSpec | None = None
 
@@ -64,14 +64,14 @@ class ModelSlot:
         two models never share the device's memory."""
         if self.loaded is not None and self.spec is not None and _same_model(self.spec, spec):
             return self.switch(spec)
-        from ctxscope.core import loading
+        from ctxscope.core.model import loading
 
         self.drop()
         self.loaded, self.spec = (self.loader or loading.load_model)(spec), spec
         return self.loaded
 
     def switch(self, spec: ModelSpec) -> LoadedModel:
-        from ctxscope.core.loading import switch_attention
+        from ctxscope.core.model.loading import switch_attention
 
         assert self.loaded is not None
         if spec.attn_implementation and spec.attn_implementation != self.loaded.attn_implementation:
@@ -82,7 +82,7 @@ class ModelSlot:
 
     def drop(self) -> None:
         """Release the model and give its memory back to the device."""
-        from ctxscope.core.memory import release
+        from ctxscope.core.measure.memory import release
 
         if self.loaded is None:
             return
@@ -145,6 +145,6 @@ def run_matrix(specs: Sequence[ModelSpec], config: SweepConfig | Callable[[Loade
 
 def _sweep(loaded: LoadedModel, cfg: SweepConfig, stop: threading.Event | None,
            confirm: Callable[[MemoryCheck], bool] | None) -> Generator[SweepEvent, None, RunResult]:
-    from ctxscope.core.sweep import run_sweep
+    from ctxscope.core.jobs.sweep import run_sweep
 
     return (yield from run_sweep(loaded, cfg, stop=stop, confirm=confirm))

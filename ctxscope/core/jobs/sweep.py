@@ -17,28 +17,28 @@ from typing import Any
 import torch
 
 from ctxscope.core.blocks import AttentionEntry
-from ctxscope.core.devices import dtype_name
-from ctxscope.core.analytic import analytic_block
-from ctxscope.core.environment import collect_environment
+from ctxscope.core.machine.devices import dtype_name
+from ctxscope.core.predict.analytic import analytic_block
+from ctxscope.core.machine.environment import collect_environment
 from ctxscope.core.errors import CONTEXT_LOST, BadInputError
-from ctxscope.core.eta import Eta, Policy
+from ctxscope.core.jobs.eta import Eta, Policy
 from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepEvent, SweepStarted
-from ctxscope.core.guard import MemoryCheck, available_bytes, check_point
-from ctxscope.core.launch import drive as drive  # re-exported: written once, with the launchers
-from ctxscope.core.loading import LoadedModel
-from ctxscope.core.measure import Measurer
-from ctxscope.core.modelinfo import modes_of
-from ctxscope.core import nvml
-from ctxscope.core.interference import contention, isolation_problem
-from ctxscope.core.memory import classify_failure, is_context_error, model_devices, release
+from ctxscope.core.predict.guard import MemoryCheck, available_bytes, check_point
+from ctxscope.core.jobs.launch import drive as drive  # re-exported: written once, with the launchers
+from ctxscope.core.model.loading import LoadedModel
+from ctxscope.core.measure.measurer import Measurer
+from ctxscope.core.model.modelinfo import modes_of
+from ctxscope.core.machine import nvml
+from ctxscope.core.machine.interference import contention, isolation_problem
+from ctxscope.core.measure.memory import classify_failure, is_context_error, model_devices, release
 from ctxscope.core.results import Point, RunHeader, RunResult, Settings
 from ctxscope.core.attention.sweep_pass import prepare as prepare_attention
 from ctxscope.core.attention.sweep_pass import run_attention
 from ctxscope.core.attention.sweep_pass import settings_of as attention_settings
 from ctxscope.core.quality.run import QualityPlan, prepare as prepare_quality, run_quality
 from ctxscope.core.spec import MODES, SweepConfig
-from ctxscope.core.telemetry import TelemetrySampler, summarize
-from ctxscope.core.timing import Cancelled
+from ctxscope.core.machine.telemetry import TelemetrySampler, summarize
+from ctxscope.core.measure.timing import Cancelled
 
 
 def new_run_id() -> str:
@@ -77,7 +77,7 @@ def validate(loaded: LoadedModel, cfg: SweepConfig) -> tuple[str, ...]:
         raise BadInputError("lengths must be a non-empty list of positive token counts")
     if cfg.batch_size <= 0:
         raise BadInputError(f"batch size must be at least 1, not {cfg.batch_size}")
-    from ctxscope.core.kv_cache import KVOptions, check_strategy
+    from ctxscope.core.measure.kv_cache import KVOptions, check_strategy
 
     check_strategy(cfg.cache, loaded.config, loaded.device.type,
                    KVOptions(group_size=cfg.kv_group_size, residual=cfg.kv_residual), is_decoder=loaded.info.is_decoder)
@@ -121,7 +121,7 @@ def _settings(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tim
 
 
 def _kv_options(cfg: SweepConfig) -> dict[str, Any] | None:
-    from ctxscope.core.kv_cache import DEFAULT_GROUP_SIZE, DEFAULT_RESIDUAL, GROUP_WISE, int_backend
+    from ctxscope.core.measure.kv_cache import DEFAULT_GROUP_SIZE, DEFAULT_RESIDUAL, GROUP_WISE, int_backend
 
     if cfg.cache not in GROUP_WISE:
         return None
@@ -147,7 +147,7 @@ def run_sweep(loaded: LoadedModel, cfg: SweepConfig, *, stop: threading.Event | 
     tokenizer = prepare_attention(loaded, cfg)  # bad attention input fails here, before any work
     quality = prepare_quality(loaded, cfg.quality, cfg.lengths) if cfg.quality is not None else None
     if quality is not None and cfg.cache != "dynamic":
-        from ctxscope.core.kv_cache import KVOptions, factory
+        from ctxscope.core.measure.kv_cache import KVOptions, factory
 
         # The quality passes read their targets through the strategy's cache: the loss
         # recorded is what the strategy does to the model.
@@ -177,7 +177,7 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
     settings = _settings(loaded, cfg, modes, measurer.timer.name)
     if quality is not None:
         settings = replace(settings, quality=quality.settings)
-    from ctxscope.core.kernels import mixer_fallback
+    from ctxscope.core.model.kernels import mixer_fallback
 
     environment = replace(collect_environment(loaded.device), mixer_fallback=mixer_fallback(loaded.info.layer_kinds))
     header = RunHeader(id=run_id or new_run_id(), created=_now(), model=loaded.info, settings=settings,
@@ -186,7 +186,7 @@ def _sweep(loaded: LoadedModel, cfg: SweepConfig, modes: tuple[str, ...], tokeni
                                                environment.gpu_name if loaded.device.type == "cuda" else environment.cpu,
                                                cache=cfg.cache))
     if cfg.breakdown and header.analytic is not None and "error" not in header.analytic:
-        from ctxscope.core.analytic import attention_crossover
+        from ctxscope.core.predict.analytic import attention_crossover
 
         header = replace(header, analytic={**header.analytic,
                                            "breakdown": attention_crossover(loaded.config, settings.dtype)})

@@ -34,8 +34,8 @@ def predictions_for(runs: Sequence[RunResult]) -> dict[str, dict[int, int]]:
 
 
 def _memory(source: str, dtype: str, lengths: tuple[int, ...], batch: int) -> dict[int, int]:
-    from ctxscope.core import analytic
-    from ctxscope.core.loading import load_config
+    from ctxscope.core.predict import analytic
+    from ctxscope.core.model.loading import load_config
     from ctxscope.core.spec import ModelSpec
 
     config = load_config(ModelSpec(source, random_weights=True))

@@ -1,6 +1,6 @@
 """Measure a device's peaks (``ctxscope env --probe``): the best of several large square
 matmuls per dtype and a large device-to-device copy. Kept apart from the data-sheet table
-(:mod:`ctxscope.core.hardware`), which reports use without torch."""
+(:mod:`ctxscope.core.machine.hardware`), which reports use without torch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from collections.abc import Callable
 
-from ctxscope.core.hardware import Peak
+from ctxscope.core.machine.hardware import Peak
 
 
 def probe(device: str = "cpu", dtypes: tuple[str, ...] | None = None, seconds: float = 1.0) -> Peak:
@@ -18,8 +18,8 @@ def probe(device: str = "cpu", dtypes: tuple[str, ...] | None = None, seconds: f
 
     import torch
 
-    from ctxscope.core.environment import cpu_name
-    from ctxscope.core.timing import CallTimer
+    from ctxscope.core.machine.environment import cpu_name
+    from ctxscope.core.measure.timing import CallTimer
 
     dev = torch.device(device)
     cuda = dev.type == "cuda"

@@ -66,8 +66,8 @@ def describe(model: Any, config: Any, source: str, *, random_weights: bool, revi
     params = sum(p.numel() for p in model.parameters())  # parameters() already de-duplicates ties
     archs = getattr(config, "architectures", None) or [type(model).__name__]
     decoder = is_decoder_config(config)
-    from ctxscope.core.layer_kinds import layer_kinds_of
-    from ctxscope.core.moe import find_experts
+    from ctxscope.core.model.layer_kinds import layer_kinds_of
+    from ctxscope.core.model.moe import find_experts
 
     experts = find_experts(model, config)
     return ModelInfo(

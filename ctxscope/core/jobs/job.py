@@ -22,12 +22,12 @@ import ctxscope
 from ctxscope.core.errors import BadInputError, CtxscopeError, DeviceError
 from ctxscope.core.limits import check_sweep, check_threads
 from ctxscope.core.events import JobEvent, JobResult, ModelLoading, ModelReady
-from ctxscope.core.matrix import ModelSlot
+from ctxscope.core.jobs.matrix import ModelSlot
 from ctxscope.core.spec import ModelSpec, SweepConfig
 from ctxscope.core.wire import PROTOCOL, WireError, _record, dumps, event_lines, maxctx_to_dict, spec_from_dict
 
 if TYPE_CHECKING:
-    from ctxscope.core.loading import LoadedModel
+    from ctxscope.core.model.loading import LoadedModel
 
 #: Each job kind and the key its result travels under on the wire (``end`` line): the
 #: one table a new kind of job is added to (with its branch in :func:`run_job`).
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class MaxContextRequest:
-    """The max-context search's settings (see :func:`ctxscope.core.maxctx_run.find_max_context`)."""
+    """The max-context search's settings (see :func:`ctxscope.core.maxctx.run.find_max_context`)."""
 
     mode: str | None = None
     budget: int | None = None
@@ -63,7 +63,7 @@ class Job:
         keeping at least one.
     strict
         A cell that cannot run ends the job with its error (a single sweep) instead of
-        being recorded as a :class:`~ctxscope.core.matrix.CellFailed`.
+        being recorded as a :class:`~ctxscope.core.jobs.matrix.CellFailed`.
     ask
         Ask the local side (a ``confirm`` line) before points the memory guard
         predicts cannot fit; otherwise ``config.force`` decides, as in the CLI.
@@ -88,7 +88,7 @@ class Job:
         if self.kind != "matrix" and len(self.specs) != 1:
             raise BadInputError(f"a {self.kind} job takes one model")
         if self.caches:
-            from ctxscope.core.kv_cache import STRATEGIES
+            from ctxscope.core.measure.kv_cache import STRATEGIES
 
             if len(self.caches) != len(self.specs) or any(c not in STRATEGIES for c in self.caches):
                 raise BadInputError(f"caches: one of {', '.join(STRATEGIES)} per model cell")
@@ -162,9 +162,9 @@ def run_job(job: Job, *, stop: threading.Event | None = None, slot: ModelSlot | 
     """Run ``job`` here, yielding the same events a local front end sees.
 
     Returns what the job's generator returns: the matrix's runs, the
-    :class:`~ctxscope.core.maxctx.MaxContext`, or the loaded model's summary.
+    :class:`~ctxscope.core.maxctx.search.MaxContext`, or the loaded model's summary.
     """
-    from ctxscope.core.matrix import run_matrix, summarize
+    from ctxscope.core.jobs.matrix import run_matrix, summarize
 
     if job.kind == "matrix":
         assert job.config is not None
@@ -182,7 +182,7 @@ def run_job(job: Job, *, stop: threading.Event | None = None, slot: ModelSlot | 
         yield ModelReady(summary)
         if job.kind == "load":
             return summary
-        from ctxscope.core.maxctx_run import find_max_context
+        from ctxscope.core.maxctx.run import find_max_context
 
         r = job.maxctx or MaxContextRequest()
         return (yield from find_max_context(loaded, mode=r.mode, budget=r.budget, granularity=r.granularity,
@@ -235,7 +235,7 @@ def job_lines(job: Job, *, stop: threading.Event | None = None,
 
 def _result(value: Any) -> dict[str, Any]:
     from ctxscope.core.events import LoadedSummary
-    from ctxscope.core.maxctx import MaxContext
+    from ctxscope.core.maxctx.search import MaxContext
     from ctxscope.core.wire import summary_to_dict
 
     if isinstance(value, MaxContext):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from ctxscope.core import nvml
+from ctxscope.core.machine import nvml
 from ctxscope.core.blocks import TelemetrySummary
 from ctxscope.core.results import Point
 from ctxscope.core.units import plural

@@ -1,0 +1,1 @@
+"""Jobs: what a worker runs (Job), where it runs (launchers), the matrix of cells, the sweep generator and its ETA."""

@@ -1,0 +1,1 @@
+"""The longest context that runs: the bracketing search over measured trials and its driver."""
