@@ -23,6 +23,9 @@ def main() -> int:
     lines = [line for line in done.stdout.splitlines() if re.match(r"^\d+\.\d+s (call|setup|teardown) ", line)]
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     (HERE / "durations.txt").write_text("\n".join(lines + [f"# {summary}"]) + "\n", encoding="utf-8")
+    for line in done.stdout.splitlines():  # what failed, if anything, is said here too
+        if line.startswith(("FAILED ", "ERROR ")):
+            print(line)
     print(f"{len(lines)} durations; {summary}")
     return done.returncode
 

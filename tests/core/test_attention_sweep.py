@@ -120,8 +120,13 @@ def test_npz_with_pickled_objects_is_refused(tmp_path: Path) -> None:
     (["--text", "sample"], "apply to --attention"),
     (["--attention", "--attention-layers", "x"], "--attention-layers"),
     (["--attention", "--attention-layers", "9"], "layer 9"),
-    (["--attention", "--text", "/no/such/text.txt"], "tokenizer"),
+    # a missing text is refused before the model loads (issue 26.13) …
+    (["--attention", "--text", "/no/such/text.txt"], "/no/such/text.txt: no such file"),
+    # … and a real one needs a tokenizer, which a config alone does not have
+    (["--attention", "--text", "{readme}"], "tokenizer"),
 ])
 def test_cli_attention_bad_input(capsys, tiny_config_files, argv: list[str], message: str) -> None:
+    readme = str(Path(__file__).resolve().parents[2] / "README.md")
+    argv = [a.replace("{readme}", readme) for a in argv]
     code, err = _cli(capsys, "sweep", str(tiny_config_files["llama"]), "--device", "cpu", "--lengths", "16", *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
