@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -53,9 +54,11 @@ def write_config(name: str, root: Path) -> Path:
     return folder / "config.json"
 
 
-def ctxscope(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ctxscope", *argv], capture_output=True, text=True,
-                          cwd=_common.REPO)
+def ctxscope(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # Run in the output folder with relative config paths: a run is labelled by its source
+    # as given, and "hybrid-qwen3.5/config.json" reads better than a temporary path.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_common.REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "ctxscope", *argv], capture_output=True, text=True, cwd=cwd, env=env)
 
 
 def main() -> int:
@@ -72,15 +75,15 @@ def main() -> int:
         config = write_config(name, out)
         run_file = out / f"{name}.json"
         t0 = time.perf_counter()
-        done = ctxscope("sweep", str(config), "--device", args.device, "--lengths", args.lengths, "--mode",
+        done = ctxscope("sweep", str(config.relative_to(out)), "--device", args.device, "--lengths", args.lengths, "--mode",
                         "prefill,decode", "--min-repeats", args.repeats, "--max-repeats", args.repeats,
-                        "--out", str(run_file), "--no-store", "--quiet")
+                        "--out", run_file.name, "--no-store", "--quiet", cwd=out)
         wall = time.perf_counter() - t0
         if done.returncode != 0:
             print(f"{name}: sweep failed (exit {done.returncode}): {done.stderr.strip()[-400:]}", file=sys.stderr)
             return 1
         run = json.loads(run_file.read_text())
-        runs.append(str(run_file))
+        runs.append(run_file.name)
         summary[name] = {"label": LABELS[name], "wall_s": round(wall, 1), "layer_kinds": run["model"].get("layer_kinds"),
                          "mixer_fallback": run["environment"].get("mixer_fallback"),
                          "points": [{"mode": p["mode"], "length": p["length"], "status": p["status"],
@@ -89,9 +92,9 @@ def main() -> int:
                                      "state_bytes": (p.get("memory") or {}).get("state_bytes"),
                                      "contention": p.get("contention")} for p in run["points"]]}
         print(f"{name}: {wall:.0f} s", file=sys.stderr)
-    compare = ctxscope("compare", *runs)
+    compare = ctxscope("compare", *runs, cwd=out)
     (out / "compare.txt").write_text(compare.stdout, encoding="utf-8")
-    report = ctxscope("report", *runs, "--out", str(out / "comparison.html"))
+    report = ctxscope("report", *runs, "--out", "comparison.html", cwd=out)
     if compare.returncode or report.returncode:
         print(f"compare/report failed: {compare.stderr or report.stderr}", file=sys.stderr)
         return 1

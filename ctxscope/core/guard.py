@@ -10,42 +10,18 @@ data as always.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from ctxscope.core.blocks import AnalyticBlock
+from ctxscope.core.events import MemoryCheck as MemoryCheck  # the verdict is plain data (the wire carries it)
 from ctxscope.core.modelinfo import text_config
 
 if TYPE_CHECKING:
     from ctxscope.core.loading import LoadedModel
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryCheck:
-    """The guard's verdict on one point (bytes). ``available`` is ``None`` where the
-    device cannot say (then the point always runs)."""
-
-    mode: str
-    length: int
-    need_bytes: int
-    kv_bytes: int
-    available_bytes: int | None
-    where: str
-
-    @property
-    def fits(self) -> bool:
-        return self.available_bytes is None or self.need_bytes <= self.available_bytes
-
-    def reason(self) -> str:
-        from ctxscope.core.units import fmt_bytes
-
-        return (f"predicted to need at least {fmt_bytes(self.need_bytes)} (KV cache {fmt_bytes(self.kv_bytes)} + "
-                f"activations), only {fmt_bytes(self.available_bytes)} available on {self.where}; "
-                f"--force runs it anyway")
 
 
 def _intermediate(config: Any, hidden: int) -> int:

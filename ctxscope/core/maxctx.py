@@ -6,86 +6,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ctxscope.core.errors import BadInputError
-from ctxscope.core.units import fmt_bytes, fmt_mib
+# The search's records are plain data with the rest of the event vocabulary; named here too.
+from ctxscope.core.events import MEASURES as MEASURES
+from ctxscope.core.events import MaxContext as MaxContext
+from ctxscope.core.events import Trial as Trial
 
 if TYPE_CHECKING:
     from ctxscope.core.loading import LoadedModel
-
-#: What a trial's peak is, by the ``measure`` code a trial carries.
-MEASURES = {
-    "reserved": "the GPU allocator's reserved peak during the pass",
-    "model": "the model peak: weights + the CPU allocator's peak during the pass (repeatable)",
-    "rss": "the process's resident-memory high-water (the CPU allocator's figure was unavailable)",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Trial:
-    length: int
-    fits: bool
-    status: str  # "ok", "oom" or "over budget"
-    peak_bytes: int | None
-    seconds: float
-    measure: str = "reserved"  # a key of MEASURES: what peak_bytes is
-
-    def line(self, number: int, budget_bytes: int | None) -> str:
-        """'trial  3: L=8192  over budget  peak 1,000.4 MiB > 1,000.0 MiB  2.10 s' — MiB
-        precision, and the comparison that decided it."""
-        cmp = "" if self.peak_bytes is None or budget_bytes is None else (" > " if self.status == "over budget" else " ≤ ") + fmt_mib(budget_bytes)
-        return (f"trial {number:2d}: L={self.length:<8d} {self.status:12s} peak {fmt_mib(self.peak_bytes):>13s}"
-                f"{cmp}  {self.seconds:6.2f} s")
-
-
-@dataclass(frozen=True, slots=True)
-class MaxContext:
-    mode: str
-    budget_bytes: int
-    granularity: int
-    predicted: int | None  # weights + KV alone fit up to here (an upper bound)
-    largest_fit: int | None
-    smallest_fail: int | None
-    trials: tuple[Trial, ...]
-    stopped_at_limit: bool = False
-
-    def answer(self) -> str:
-        """The answer in words (the CLI and the app say it the same way)."""
-        if self.largest_fit is None:
-            return "none: even the smallest trial did not fit"
-        if self.stopped_at_limit:
-            return f"{self.largest_fit:,} tokens (the model's maximum positions; nothing longer was tried)"
-        return f"{self.largest_fit:,} tokens (fails at {self.smallest_fail:,}: within {self.granularity})"
-
-    @property
-    def measure(self) -> str:
-        """What the budget was compared with, in words."""
-        codes = [t.measure for t in self.trials if t.peak_bytes is not None]
-        return MEASURES.get(codes[-1] if codes else "reserved", codes[-1] if codes else "")
-
-    def summary(self) -> str:
-        """One sentence: the mode, the budget, the answer, the analytic bound, the trials,
-        and what the budget was compared with."""
-        bound = (f"; analytic upper bound (weights + KV cache + state only, activations ignored) {self.predicted:,} "
-                 "tokens" if self.predicted else "")
-        # The MiB figure only where the short one rounds (1.0 GiB may be 1,020 MiB).
-        shown = fmt_bytes(self.budget_bytes)
-        exact = "" if _reads_back(shown, self.budget_bytes) else f" ({fmt_mib(self.budget_bytes)})"
-        return (f"longest {self.mode} that runs within {fmt_bytes(self.budget_bytes)}{exact}: "
-                f"{self.answer()}{bound}; {len(self.trials)} trial{'s' if len(self.trials) != 1 else ''}; "
-                f"the budget was compared with {self.measure}")
-
-
-def _reads_back(text: str, value: int) -> bool:
-    from ctxscope.core.units import parse_size
-
-    try:
-        return parse_size(text.replace(" ", ""), "size") == value
-    except BadInputError:
-        return False
-
 
 def search(trial: Callable[[int], Trial], *, start: int, granularity: int, limit: int,
            stop: threading.Event | None = None) -> Generator[Trial, None, tuple[int | None, int | None, bool]]:

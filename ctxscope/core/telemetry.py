@@ -14,34 +14,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
 
 import psutil
 
 from ctxscope.core import nvml as _nvml
 from ctxscope.core.blocks import TelemetrySummary
+from ctxscope.core.events import TelemetrySample as TelemetrySample  # a reading is plain data (an event)
 from ctxscope.core.interference import Window
 
-
-@dataclass(frozen=True, slots=True)
-class TelemetrySample:
-    """One reading at ``t`` (``time.perf_counter()``). GPU fields are ``None`` without
-    NVML; over several GPUs: utilisation averaged, memory, power and this process's
-    memory summed, temperature the hottest, SM clock the slowest."""
-
-    t: float
-    cpu_percent: float
-    rss_bytes: int
-    gpu_util_percent: float | None = None
-    gpu_memory_used_bytes: int | None = None
-    gpu_memory_total_bytes: int | None = None
-    power_w: float | None = None
-    temperature_c: float | None = None
-    sm_clock_mhz: float | None = None
-    process_memory_bytes: int | None = None  # this process on the GPUs (context + allocator)
-    other_processes: int | None = None  # other processes holding a context on the GPUs
-    slowdown_mask: int | None = None  # NVML clock-event reasons that slow the clocks
 
 
 class GpuFields(TypedDict, total=False):

@@ -23,17 +23,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ctxscope.core.blocks import AttentionEntry, check_block
 from ctxscope.core.errors import RunFileError
 from ctxscope.core.errors import WireError as WireError  # re-exported: the protocol's error
-from ctxscope.core.events import (AttentionResult, CellFailed, CellFinished, LoadedSummary, ModelLoading, ModelReady,
-                                  PointFailed, PointResult, Progress, SweepStarted)
-from ctxscope.core.guard import MemoryCheck
+from ctxscope.core.events import (AttentionResult, CellFailed, CellFinished, LoadedSummary, MaxContext, MemoryCheck,
+                                  ModelLoading, ModelReady, PointFailed, PointResult, Progress, SweepStarted,
+                                  TelemetrySample, Trial)
 from ctxscope.core.limits import IntegerTooLarge, json_loads
-from ctxscope.core.maxctx import MaxContext, Trial
 from ctxscope.core.quality.records import LossPoint, QualityPoint, item_to_dict, loss_from_dict, needle_from_dict
 from ctxscope.core.results import ModelInfo, RunHeader, RunResult
 from ctxscope.core.serialize import (ATTENTION_STATUSES, _build, header_to_dict, point_from_dict, point_to_dict,
                                      run_from_dict, run_to_dict)
 from ctxscope.core.spec import ModelSpec
-from ctxscope.core.telemetry import TelemetrySample
 from ctxscope.core.wire_arrays import ArrayAssembler, array_messages
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from ctxscope.core.errors import WireError
 from ctxscope.core.events import AttentionResult
 
 if TYPE_CHECKING:
-    from ctxscope.core.attention.collect import AttentionCapture
+    from ctxscope.core.attention.records import AttentionCapture
 
 #: Raw bytes per ``array`` line before compression.
 CHUNK_BYTES = 4 * 1024**2
@@ -103,7 +103,7 @@ class ArrayAssembler:
     def capture(self, length: int, entries: list[AttentionEntry], span: tuple[int, int] | None,
                 random_weights: bool) -> AttentionCapture:
         """The :class:`AttentionCapture` the worker had, from its arrays and entries."""
-        from ctxscope.core.attention.collect import AttentionCapture, LayerAttention
+        from ctxscope.core.attention.records import AttentionCapture, LayerAttention
 
         layers = []
         for entry in entries:

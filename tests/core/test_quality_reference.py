@@ -1,7 +1,7 @@
 """Acceptance, short version: ctxscope's loss vs context on demo:smollm2 with the shipped
 novel agrees with an independent minimal transformers loop — its own tokenisation of the
 text, full logits, ``cross_entropy`` — within 1e-3 nats/token. (The 256 → 8k figures in
-the README were checked the same way by ``bench/quality_reference.py``.)"""
+docs/quality.md were checked the same way by ``bench/quality_reference.py``.)"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The README's examples are what the commands print (issue 27, item 10: the estimate
-example showed bfloat16 and 15.0 GiB, which its command never printed on a CPU)."""
+"""The README's and the manual's examples are what the commands print (issue 27, item 10:
+the estimate example showed bfloat16 and 15.0 GiB, which its command never printed on a
+CPU). Since issue 25 the manual is in docs/*.md: every page is searched, so an example
+that moves to another page is still checked."""
 
 from __future__ import annotations
 
@@ -8,19 +10,29 @@ from pathlib import Path
 
 from ctxscope.cli import main
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 
 
 def _example(command: str) -> tuple[list[str], list[str]]:
-    """The argv after ``$ ctxscope`` and the lines printed under it in the README."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"$ ctxscope {command}")
-    block = text[start:text.index("```", start)].splitlines()
+    """The argv after ``$ ctxscope`` and the lines printed under it, from the one page that has it."""
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        start = text.find(f"$ ctxscope {command}")
+        if start >= 0:
+            found.append((page, text[start:text.index("```", start)].splitlines()))
+    assert len(found) == 1, f"`$ ctxscope {command}` is in {[p.name for p, _ in found]}, not in exactly one page"
+    block = found[0][1]
     return shlex.split(block[0])[2:], block[1:]
 
 
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip("│ ").split("│")]
+
+
+def test_the_pages_are_found() -> None:
+    assert (ROOT / "docs" / "estimate-and-maxctx.md") in PAGES and len(PAGES) > 2
 
 
 def test_the_estimate_example_is_what_the_command_prints(capsys, monkeypatch) -> None:

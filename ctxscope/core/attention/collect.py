@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from ctxscope.core.attention import kernel
+from ctxscope.core.attention.records import AttentionCapture as AttentionCapture  # plain numpy records
+from ctxscope.core.attention.records import LayerAttention as LayerAttention
 from ctxscope.core.attention.config import CaptureConfig
 from ctxscope.core.errors import BadInputError, CtxscopeError
 
@@ -26,31 +28,6 @@ STAT_NAMES = ("entropy", "sink_mass", "mean_distance", "local_mass", "span_mass"
 class CaptureUnsupported(CtxscopeError):
     """The model's attention does not go through transformers' AttentionInterface, or it
     has no attention layers at all: a reason, recorded as a skipped capture."""
-
-
-@dataclass(frozen=True, slots=True)
-class LayerAttention:
-    """One layer at one length. ``maps[h, i, j]`` is the mean, over the queries of tile
-    i, of the probability mass on the keys of tile j (each row sums to 1 where the
-    tile's queries see any key). ``tile_edges`` are token boundaries (T + 1)."""
-
-    length: int
-    layer: int
-    tile_edges: np.ndarray
-    maps: np.ndarray  # [heads, T, T] float32
-    profiles: dict[int, np.ndarray]  # query position -> [heads, L] float32
-    stats: dict[str, tuple[float, ...]]  # name -> one value per head
-
-
-@dataclass(frozen=True, slots=True)
-class AttentionCapture:
-    length: int
-    layers: tuple[LayerAttention, ...]
-    span: tuple[int, int] | None = None
-    random_weights: bool = False
-    #: Decoder layers asked for that have no attention (state-space, linear-attention,
-    #: convolution or MLP-only layers of a hybrid): no map exists for them.
-    without_attention: tuple[int, ...] = ()
 
 
 def tile_edges(length: int, tiles: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from ctxscope.core.errors import RunFileError
 from ctxscope.core.units import fmt_bytes
 
 if TYPE_CHECKING:  # collect imports torch; the UI opens stored maps without it
-    from ctxscope.core.attention.collect import AttentionCapture
+    from ctxscope.core.attention.records import AttentionCapture
 
 
 def attention_file_name(run_id: str) -> str:
