@@ -110,7 +110,9 @@ def _rope_name(data: dict[str, Any]) -> str:
 
 
 def rope_table(paths: list[str]) -> str:
-    runs = [(_rope_name(d), q) for d, q in (_load(p) for p in paths)]
+    order = {"none": 0, "linear": 1, "dynamic": 2, "yarn": 3}
+    runs = sorted(((_rope_name(d), q) for d, q in (_load(p) for p in paths)),
+                  key=lambda r: (order.get(r[0].split(":")[0], 9), r[0]))
     base = next((q for name, q in runs if name == "none"), None)
     out = ["| RoPE scaling | context | loss (nats/token) | 95 % interval over windows | perplexity | windows | "
            "vs none, paired (95 %) |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -126,7 +128,10 @@ def rope_table(paths: list[str]) -> str:
             b = base_ctx.get(row.context)
             if name != "none" and b is not None and b.status == "ok" and len(b.window_nll) == row.n:
                 diff = Paired.of([x - y for x, y in zip(by_ctx[row.context].window_nll, b.window_nll)])
-                vs = f"{diff.mean:+.4f}" + (f" ({diff.ci95[0]:+.4f} – {diff.ci95[1]:+.4f})" if diff.ci95 else "")
+                if diff.sd == 0 and diff.mean == 0:
+                    vs = "0 (the same in every window)"
+                else:
+                    vs = f"{diff.mean:+.4f}" + (f" ({diff.ci95[0]:+.4f} – {diff.ci95[1]:+.4f})" if diff.ci95 else "")
             ppl = f"{row.perplexity:.2f}" if row.perplexity is not None else "–"
             out.append(f"| {name} | {_num(row.context)} | {row.mean:.4f} | {ci} | {ppl} | {row.n} | {vs} |")
     out += ["", "*vs none*: this scaling's loss minus the unscaled model's, window by window on the same target "
