@@ -23,6 +23,7 @@ def main() -> int:
     ap.add_argument("--tab", default="Compare", help="the tab to show (its title)")
     ap.add_argument("--size", default="1440x900")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--task", default=None, help="Quality tab: the retrieval task its needle grid shows (e.g. vt)")
     ap.add_argument("--settle-ms", type=int, default=3000, help="time for the views to paint before the grab")
     args = ap.parse_args()
     from PySide6.QtCore import QTimer
@@ -47,6 +48,13 @@ def main() -> int:
             window.compare.add_file_run(run, Path(path).parent)
         window.compare.tick([r.id for r in runs])
     window.tabs.setCurrentIndex(titles.index(args.tab))
+    if args.task is not None:  # the task picker beside the needle grid, as a user picks it
+        picker = window.quality.task
+        tasks = [picker.itemText(i) for i in range(picker.count())]
+        if args.task not in tasks:
+            print(f"no task {args.task!r} in the run: {', '.join(tasks) or 'none'}", file=sys.stderr)
+            return 2
+        picker.setCurrentIndex(tasks.index(args.task))
 
     def grab() -> None:
         window.grab().save(args.out)

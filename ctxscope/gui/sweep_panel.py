@@ -27,8 +27,15 @@ def config_of(settings: Settings) -> SweepConfig:
     a, q = settings.attention or {}, settings.quality
     quality = None
     if q and not q.get("note"):
+        # What the run asked for, so Run repeats it (the tasks, depths and trials included);
+        # a field a run did not record keeps its default.
+        asked = {name: kind(q[key]) for name, key, kind in (
+            ("tasks", "tasks", tuple), ("depths", "depths", lambda v: tuple(float(d) for d in v)),
+            ("seeds", "seeds", int), ("windows", "windows", int), ("target_tokens", "target_tokens", int),
+            ("threshold", "threshold", float), ("epsilon", "epsilon", float),
+            ("text_encoding", "text_encoding", str)) if q.get(key)}
         quality = QualityConfig(kinds=tuple(q.get("kinds") or ("loss", "needle")),
-                                text=str(q.get("text") or DEFAULT_TEXT))
+                                text=str(q.get("text") or DEFAULT_TEXT), **asked)
     return SweepConfig(lengths=settings.lengths, modes=settings.modes, batch_size=settings.batch_size,
                        min_repeats=settings.min_repeats, max_repeats=settings.max_repeats, budget_s=settings.budget_s,
                        threads=settings.threads, continue_after_oom=settings.continue_after_oom,

@@ -206,3 +206,21 @@ def test_html_tradeoff_draws_the_band_on_a_sane_range(quality_run) -> None:
     low, high = loss_range(rows)
     assert high - low >= 0.5 and low <= min(r.low for r in rows) and high >= max(r.high for r in rows)
     assert "knee 1k" in svg
+
+
+def test_an_opened_runs_quality_request_is_what_the_panel_repeats(window, qtbot) -> None:
+    """The run's tasks, depths and trials come back into the Sweep panel (not the defaults)."""
+    from ctxscope.gui.sweep_panel import config_of
+
+    run = make_run("20261201-100000-cccccc")
+    settings = replace(run.header.settings, quality={
+        "kinds": ["needle"], "text": "the-great-gatsby", "tasks": ["single", "multikey", "vt"],
+        "depths": [0.0, 50.0, 100.0], "seeds": 5, "windows": 4, "target_tokens": 256, "threshold": 0.9,
+        "epsilon": 0.01, "text_encoding": None})
+    cfg = config_of(settings).quality
+    assert cfg.tasks == ("single", "multikey", "vt") and cfg.depths == (0.0, 50.0, 100.0) and cfg.seeds == 5
+    assert cfg.kinds == ("needle",) and cfg.text_encoding is None
+    window.sweep_panel.quality.set_config(cfg)
+    boxes = window.sweep_panel.quality.tasks
+    assert [name for name, box in boxes.items() if box.isChecked()] == ["single", "multikey", "vt"]
+    assert window.sweep_panel.quality.config().tasks == ("single", "multikey", "vt")
