@@ -5,7 +5,6 @@ task with Wilson intervals and its controls, the trade-off table and the
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import Any
 
@@ -155,12 +154,7 @@ def tradeoff_table(run: RunResult, console: Console) -> None:
     for col in ("length", "prefill", "decode", "KV", "peak", "loss", "found (95 %)", "saved/2×", "prefill/nat"):
         table.add_column(col, justify="right", no_wrap=True)
     for r in result.rows:
-        if r.loss_saved_per_doubling is None:
-            per_nat = "-"
-        elif r.ms_per_nat is None:
-            per_nat = "n.s." if not r.saving_significant else "-"
-        else:
-            per_nat = "no saving" if math.isinf(r.ms_per_nat) else fmt_ms(r.ms_per_nat)
+        per_nat = r.per_nat_text
         prefill = "-" if r.prefill_ms is None else fmt_ms(r.prefill_ms) + (
             f" ({fmt_ms(r.prefill_p10)}–{fmt_ms(r.prefill_p90)})" if r.prefill_p10 is not None
             and r.prefill_p90 is not None else "")

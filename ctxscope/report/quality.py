@@ -87,12 +87,7 @@ def csv_values(run: RunResult) -> dict[int, dict[str, object]]:
 def _tradeoff_rows(result: Tradeoff) -> list[dict[str, object]]:
     rows = []
     for r in result.rows:
-        if r.loss_saved_per_doubling is None:
-            per_nat = "-"
-        elif r.ms_per_nat is None:
-            per_nat = "n.s." if not r.saving_significant else "-"
-        else:
-            per_nat = "no saving" if math.isinf(r.ms_per_nat) else fmt_ms(r.ms_per_nat)
+        per_nat = r.per_nat_text
         spread = (f" ({fmt_ms(r.prefill_p10)}–{fmt_ms(r.prefill_p90)})"
                   if r.prefill_p10 is not None and r.prefill_p90 is not None else "")
         found = "-" if r.retrieval is None else _pct(r.retrieval) + (

@@ -48,6 +48,16 @@ class TradeoffRow:
     def saving_significant(self) -> bool:
         return self.saved_low is not None and self.saved_low > 0
 
+    @property
+    def per_nat_text(self) -> str:
+        """The extra prefill time per nat/token saved, as the terminal and HTML show it:
+        "-" (nothing before it), "n.s." (the saving is not significant), "no saving"."""
+        if self.loss_saved_per_doubling is None:
+            return "-"
+        if self.ms_per_nat is None:
+            return "n.s." if not self.saving_significant else "-"
+        return "no saving" if math.isinf(self.ms_per_nat) else fmt_ms(self.ms_per_nat)
+
 
 @dataclass(frozen=True, slots=True)
 class Knee:

@@ -71,16 +71,18 @@ class Local:
 def drive(run: Generator[_Event, None, _Result], on_event: Callable[[_Event], None]) -> _Result:
     """Run a job to its end, handing every event to ``on_event`` (which may raise to
     abort: the job is closed); returns the job's result."""
+
+    def consume(event: _Event) -> bool:
+        on_event(event)
+        return False  # nothing passed on: the loop below ends with the result
+
+    passed = through(run, consume)
     try:
-        while True:
-            try:
-                event = next(run)
-            except StopIteration as done:
-                result: _Result = done.value
-                return result
-            on_event(event)
-    finally:
-        run.close()
+        next(passed)
+    except StopIteration as done:
+        result: _Result = done.value
+        return result
+    raise AssertionError("through() passed an event on")  # consume() keeps every event
 
 
 def through(run: Generator[_Event, None, _Result],
