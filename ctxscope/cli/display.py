@@ -23,12 +23,16 @@ def points_table(points: tuple[Point, ...] | list[Point], title: str | None = No
     # GPU, the model peak on a CPU, and there the process's RSS beside it, named apart.
     on_gpu = any(p.memory is not None and p.memory.peak_allocated_bytes is not None for p in points)
     with_state = any(p.memory is not None and p.memory.state_bytes for p in points)
+    offload = any(p.memory is not None and p.memory.kv_host_bytes is not None for p in points)
     kind = "allocator" if on_gpu else "model"
     caption = f"{PEAK_NAMES[kind]}: {PEAK_MEANINGS[kind]}"
     if not on_gpu:
         caption += f"\n{PROCESS_PEAK}: {PROCESS_PEAK_MEANING}"
     if with_state:
         caption += "\nstate: recurrent and convolution state of state-space / linear-attention layers (fixed in L)"
+    if offload:
+        caption += ("\nKV on host: the part of the KV cache kept in host memory (--cache offload: device memory freed); "
+                    "moved/token: host↔device bytes of one decode step")
     contended = contention_summary(points)
     if contended:  # what else ran while those points were timed: one line, not one per point
         caption += "\n" + contended
@@ -36,6 +40,7 @@ def points_table(points: tuple[Point, ...] | list[Point], title: str | None = No
     columns = [("mode", "left"), ("length", "right"), ("status", "left"), ("median", "right"),
                ("p10–p90", "right"), ("n", "right"), ("tokens/s", "right"), ("KV cache", "right")]
     columns += [("state", "right")] if with_state else []
+    columns += [("KV on host", "right"), ("moved/token", "right")] if offload else []
     columns += [("activations", "right"), (PEAK_NAMES[kind], "right")]
     columns += [] if on_gpu else [(PROCESS_PEAK, "right")]
     for name, justify in columns:
@@ -50,6 +55,8 @@ def points_table(points: tuple[Point, ...] | list[Point], title: str | None = No
                str(lat.n) if lat else "-", f"{p.tokens_per_s:,.1f}" if p.tokens_per_s else "-",
                fmt_bytes(mem.kv_cache_bytes) if mem else "-"]
         row += [fmt_bytes(mem.state_bytes) if mem else "-"] if with_state else []
+        row += [fmt_bytes(mem.kv_host_bytes if mem else None),
+                fmt_bytes(mem.kv_traffic_bytes if mem else None)] if offload else []
         row += [fmt_bytes(mem.activation_bytes) if mem else "-", fmt_bytes(peak_bytes(mem))]
         row += [] if on_gpu else [fmt_bytes(mem.peak_rss_bytes if mem else None)]
         table.add_row(*row)

@@ -138,6 +138,12 @@ class MemoryStats:
     #: CPU: bytes torch's CPU allocator handed out during the pass above what was held
     #: at its start (profiler memory events; the source of ``activation_bytes`` there).
     cpu_allocator_peak_bytes: int | None = None
+    #: ``--cache offload``: the part of ``kv_cache_bytes`` held in host memory after the
+    #: pass — the device memory the strategy frees (not in the device's peak).
+    kv_host_bytes: int | None = None
+    #: ``--cache offload``, decode: bytes one step moved between host and device, both
+    #: directions (each layer brought to the device and sent back): the price per token.
+    kv_traffic_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

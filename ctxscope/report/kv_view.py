@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from ctxscope.core.quality.effective import by_length
 from ctxscope.core.quality.intervals import Paired
 from ctxscope.core.results import RunResult
+from ctxscope.core.units import fmt_bytes
 from ctxscope.report.compare import RunKey
 
 BASELINE = "dynamic"
@@ -36,6 +37,10 @@ class StrategyRow:
     found: tuple[tuple[int, int, int], ...]  # (length, found, trials): grid retrieval
     fits: int | None  # the longest context that fits here (``--fits``: maxctx's answer), if known
     loss_note: str | None = None  # why Δloss is not shown (other windows or texts)
+    #: ``offload``: (depth, KV bytes in host memory, KV bytes in all) at the deepest decode
+    #: point, and the host↔device bytes one decode step moved there.
+    host: tuple[int, int, int] | None = None
+    traffic: int | None = None
 
     @property
     def context_ratio(self) -> float | None:
@@ -54,6 +59,16 @@ def _kv_per_token(run: RunResult) -> tuple[float | None, int | None]:
             assert deepest.memory is not None and deepest.memory.kv_cache_bytes is not None
             return deepest.memory.kv_cache_bytes / (deepest.length * deepest.batch_size), deepest.length
     return None, None
+
+
+def _offload(run: RunResult) -> tuple[tuple[int, int, int] | None, int | None]:
+    ok = [p for p in run.points if p.mode == "decode" and p.status == "ok" and p.memory is not None
+          and p.memory.kv_host_bytes is not None]
+    if not ok:
+        return None, None
+    p = max(ok, key=lambda p: p.length)
+    assert p.memory is not None and p.memory.kv_host_bytes is not None
+    return (p.length, p.memory.kv_host_bytes, p.memory.kv_cache_bytes), p.memory.kv_traffic_bytes
 
 
 def _decode(run: RunResult, base: RunResult) -> tuple[tuple[int, float], ...]:
@@ -113,9 +128,11 @@ def strategies(runs: Sequence[RunResult]) -> list[StrategyRow]:
         base_kv, _ = _kv_per_token(base)
         dloss, note = _dloss(run, base)
         fits = (run.header.settings.quality or {}).get("fits")
+        host, traffic = _offload(run)
         rows.append(StrategyRow(run=i, baseline=b, strategy=strategy, kv_per_token=kv, base_kv_per_token=base_kv,
                                 kv_depth=depth, decode=_decode(run, base), dloss=dloss, found=_found(run),
-                                fits=fits if isinstance(fits, int) else None, loss_note=note))
+                                fits=fits if isinstance(fits, int) else None, loss_note=note, host=host,
+                                traffic=traffic))
     return rows
 
 
@@ -136,9 +153,15 @@ def headline(row: StrategyRow, base_dtype: str) -> str:
     +0.0040 nats/token (95 %: …) at 1,024``."""
     parts = []
     ratio = row.context_ratio
-    if ratio is not None and row.kv_per_token is not None:
+    if ratio is not None and row.kv_per_token is not None and row.host is None:  # offload: the same bytes, elsewhere
         parts.append(f"{ratio:.1f}× the context of the default {base_dtype} cache in the same KV memory "
                      f"({row.kv_per_token:,.0f} B/token at {row.kv_depth:,})")
+    if row.host is not None:
+        depth, host, whole = row.host
+        parts.append(f"{fmt_bytes(host)} of its {fmt_bytes(whole)} KV cache in host memory at {depth:,} "
+                     "(device memory freed)")
+        if row.traffic is not None:
+            parts.append(f"{fmt_bytes(row.traffic)} moved host↔device per token at {depth:,}")
     if row.fits is not None:
         parts.append(f"fits {row.fits:,} tokens here")
     if row.decode:

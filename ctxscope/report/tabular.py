@@ -21,6 +21,8 @@ COLUMNS = (
     "rope_scaling",  # RoPE scaling set on the config (--rope-scaling); empty: the model as trained
     # Where the time went (--breakdown; a separate profiled pass, ms per call): empty when not measured.
     *BREAKDOWN_COLUMNS,
+    # --cache offload: the KV bytes kept in host memory, host↔device bytes of one decode step.
+    "kv_host_bytes", "kv_traffic_bytes",
 )
 
 
@@ -47,6 +49,8 @@ def run_to_rows(run: RunResult) -> list[dict[str, object]]:
             **{name: quality.get(p.length, {}).get(name, "") for name in CSV_COLUMNS},
             "rope_scaling": s.rope_scaling or "",
             **breakdown_values(p),
+            **{name: (getattr(mem, name) if mem and getattr(mem, name) is not None else "")
+               for name in ("kv_host_bytes", "kv_traffic_bytes")},
         })
     return rows
 

@@ -24,6 +24,7 @@ from ctxscope.core.measure.kv_cache import KVOptions, make_cache
 from ctxscope.core.model.loading import LoadedModel
 from ctxscope.core.measure.cache_storage import cache_bytes, state_bytes
 from ctxscope.core.measure.memory import PeakMemory, model_devices, module_bytes
+from ctxscope.core.measure.offload import host_bytes, metered_step, offloaded
 from ctxscope.core.results import MemoryStats, Point
 from ctxscope.core.measure.rollback import CacheRollback, attention_depth
 from ctxscope.core.spec import SweepConfig
@@ -92,6 +93,8 @@ class Measurer:
         # tokens would cost vocab·L floats that no user pays in practice.
         self.head_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.static = cfg.cache == "static"
+        self.offload = cfg.cache == "offload"
+        self._host = 0  # offload: the host share of the cache last counted by _held
         self.kv_options = KVOptions(group_size=cfg.kv_group_size, residual=cfg.kv_residual)
         # A static cache is reset after every prefill call: nothing to hand over.
         self._handoff_wanted = (cfg.reuse_prefill_cache and not self.static and loaded.info.is_decoder
@@ -126,6 +129,15 @@ class Measurer:
     def _new_cache(self, length: int) -> Any:
         """A fresh cache of the sweep's strategy (:mod:`ctxscope.core.measure.kv_cache`)."""
         return make_cache(self.cfg.cache, self.model.config, length=length, options=self.kv_options)
+
+    def _held(self, cache: Any) -> Held:
+        """What a cache holds *on the device*: an offloaded cache's host share is not in
+        the device's peak, so the split must not subtract it (it is added back after)."""
+        kv, state = held(cache)
+        if not self.offload:
+            return kv, state
+        self._host = host_bytes(cache)
+        return kv - self._host, state
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():
@@ -215,8 +227,10 @@ class Measurer:
                     def call() -> Any:
                         extra = cache_kwargs(self.model, self._new_cache(length)) if own else {}
                         return self.model(input_ids=ids, use_cache=True, **extra, **self.head_kwargs)
-                    samples, memory, last = self._run_phases(call, lambda out: held(output_cache(out)),
+                    samples, memory, last = self._run_phases(call, lambda out: self._held(output_cache(out)),
                                                              keep_last=self._handoff_wanted)
+                    if self.offload:
+                        memory = offloaded(memory, self._host, None)
                     if last is not None:
                         self._keep_for_decode(length, last)
                     del last
@@ -258,7 +272,12 @@ class Measurer:
             return self.model(input_ids=step_ids, use_cache=True, **cache_kwargs(self.model, cache),
                               **self.head_kwargs)
 
-        samples, memory, _ = self._run_phases(step, lambda _out: held(cache), after=rollback, kv_before=held(cache))
+        samples, memory, _ = self._run_phases(step, lambda _out: self._held(cache), after=rollback,
+                                              kv_before=self._held(cache))
+        if self.offload:  # what one more (untimed) step moves: the price per token
+            traffic = metered_step(cache, step)
+            rollback()
+            memory = offloaded(memory, self._host, traffic.total)  # host share after the memory pass
         depth = attention_depth(cache)
         if depth is not None and depth != length:
             raise RuntimeError(f"decode depth drifted to {depth} tokens instead of {length}")

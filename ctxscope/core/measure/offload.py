@@ -6,13 +6,16 @@ that sits in host memory instead of on the device).
 transformers' offloaded caches move a layer's ``keys`` / ``values`` with ``.to(device)``
 inside ``prefetch`` / ``offload``: :class:`TrafficMeter` wraps those two methods on each
 layer and adds up the tensors whose device changed. GPU only in practice (refused on CPU),
-so this is tested with fake layers and has never run on a GPU.
+so this is tested with fake layers on CPU; tests/gpu/test_gpu_kv.py checks it on a GPU.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
+
+from ctxscope.core.results import MemoryStats
 
 _MOVED = ("keys", "values")
 
@@ -108,3 +111,28 @@ def bytes_by_device(cache: Any) -> dict[str, int]:
             seen.add(key)
             out[t.device.type] = out.get(t.device.type, 0) + int(storage.nbytes())
     return out
+
+
+def host_bytes(cache: Any) -> int:
+    """KV storage bytes a cache keeps in host memory (what offloading keeps off the device)."""
+    return bytes_by_device(cache).get("cpu", 0)
+
+
+def metered_step(cache: Any, step: Callable[[], Any]) -> Traffic:
+    """Run ``step`` once (untimed) and return what it moved between host and device."""
+    with TrafficMeter(cache) as meter:
+        out = step()
+        del out
+    return meter.traffic
+
+
+def offloaded(memory: MemoryStats, host: int, traffic: int | None) -> MemoryStats:
+    """``memory`` as the split measured it with the cache's *device* share only (the host
+    share is not in the device's peak), given back the whole cache: ``kv_cache_bytes``
+    counts every byte the cache holds (so bytes per token compare with other strategies),
+    ``kv_host_bytes`` the host share, ``kv_traffic_bytes`` one decode step's traffic."""
+    note = (f"KV cache: {host:,} B of it in host memory (--cache offload), not in the device's peak; "
+            "layers brought to the device for a step count as activations")
+    notes = "; ".join(n for n in (memory.accounting_note, note) if n)
+    return replace(memory, kv_cache_bytes=memory.kv_cache_bytes + host, kv_host_bytes=host,
+                   kv_traffic_bytes=traffic, accounting_note=notes)
