@@ -19,6 +19,28 @@ needs_int = pytest.mark.skipif(int_backend() is None,
                                reason="neither optimum-quanto nor hqq is installed (pip install 'ctxscope[kv]')")
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    root = module.split(".")[0]
+    return importlib.util.find_spec(root) is not None and importlib.util.find_spec(module) is not None
+
+
+#: Each group-wise backend where it is installed (ctxscope uses optimum-quanto when both are).
+BACKENDS = [pytest.param("quanto", marks=pytest.mark.skipif(not _has("optimum.quanto"),
+                                                             reason="optimum-quanto is not installed")),
+            pytest.param("hqq", marks=pytest.mark.skipif(not _has("hqq"), reason="hqq is not installed"))]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, monkeypatch) -> str:
+    """The group-wise backend make_cache builds with, one test per installed backend."""
+    from ctxscope.core.measure import kv_cache
+
+    monkeypatch.setattr(kv_cache, "int_backend", lambda: request.param)
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def llama():
     from transformers import AutoModelForCausalLM, LlamaConfig
@@ -45,7 +67,9 @@ def _own_bytes(cache) -> int:
         for t in (layer.keys, layer.values):
             total += t.numel() * t.element_size()  # the full-precision residual window
         for q in (layer._quantized_keys, layer._quantized_values):
-            if isinstance(q, tuple):  # fp8: (float8 tensor, per-tensor scale)
+            if isinstance(q, tuple) and isinstance(q[1], dict):  # hqq: (packed tensor, meta with scale, zero)
+                total += sum(t.numel() * t.element_size() for t in (q[0], q[1]["scale"], q[1]["zero"]))
+            elif isinstance(q, tuple):  # fp8: (float8 tensor, per-tensor scale)
                 total += sum(t.numel() * t.element_size() for t in q)
             else:  # optimum-quanto: packed data, scale, zero-point (shift)
                 data = q._data
@@ -64,11 +88,11 @@ def test_fp8_holds_at_most_half_the_default_cache_at_depth_1024(llama) -> None:
     assert cache_bytes(fp8) == cache_bytes(dynamic) // 4 + 4 * 4
 
 
-@needs_int
 @pytest.mark.parametrize("strategy,bits", [("int4", 4), ("int2", 2)])
-def test_group_wise_bytes_count_data_scales_zero_points_and_residual(llama, strategy, bits) -> None:
+def test_group_wise_bytes_count_data_scales_zero_points_and_residual(llama, backend, strategy, bits) -> None:
     cache, _ = _filled(llama, strategy, 1000, group_size=32, residual=64)
     layer = cache.layers[0]
+    assert type(layer).__name__ == {"quanto": "QuantoQuantizedLayer", "hqq": "HQQQuantizedLayer"}[backend]
     assert layer.keys.numel() == 0  # the prefill went into the quantized part whole
     assert cache_bytes(cache) == _own_bytes(cache)
     # A step adds one full-precision token to the residual window: counted too.
@@ -82,8 +106,19 @@ def test_group_wise_bytes_count_data_scales_zero_points_and_residual(llama, stra
     assert cache_bytes(cache) - 2 * 2 * 2 * 16 * 4 == elements * bits // 8 + groups * 2 * 4  # data + scale, shift
 
 
-@pytest.mark.parametrize("strategy", ["fp8", pytest.param("int4", marks=needs_int)])
-def test_rollback_restores_a_quantized_cache_exactly(llama, strategy) -> None:
+@pytest.fixture(params=["fp8", *(pytest.param(f"int4-{b.values[0]}", marks=b.marks) for b in BACKENDS)])
+def quantized(request, monkeypatch) -> str:
+    """fp8, and int4 through each installed group-wise backend."""
+    from ctxscope.core.measure import kv_cache
+
+    strategy, _, backend = request.param.partition("-")
+    if backend:
+        monkeypatch.setattr(kv_cache, "int_backend", lambda: backend)
+    return strategy
+
+
+def test_rollback_restores_a_quantized_cache_exactly(llama, quantized) -> None:
+    strategy = quantized
     cache, ids = _filled(llama, strategy, 200, **({"group_size": 32, "residual": 16} if strategy == "int4" else {}))
     before = cache_bytes(cache)
     rollback = CacheRollback(cache)
@@ -97,12 +132,12 @@ def test_rollback_restores_a_quantized_cache_exactly(llama, strategy) -> None:
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[1], outs[2])  # bit-identical repeats
 
 
-@pytest.mark.parametrize("strategy", ["fp8", pytest.param("int4", marks=needs_int)])
-def test_decode_equals_full_recompute_within_quantization_error(llama, strategy) -> None:
+def test_decode_equals_full_recompute_within_quantization_error(llama, quantized) -> None:
     """A step through the quantized cache against one forward of all L + 1 tokens in full
     precision. fp8 e4m3 keeps 3 mantissa bits (relative error ≤ 2⁻⁴ per element), int4
     15 levels per group: the logits move, but by a small fraction of their range — and
     they do move (the cache really is quantized)."""
+    strategy = quantized
     cache, ids = _filled(llama, strategy, 300, **({"group_size": 32, "residual": 16} if strategy == "int4" else {}))
     step = torch.tensor([[7]])
     with torch.inference_mode():
@@ -113,8 +148,7 @@ def test_decode_equals_full_recompute_within_quantization_error(llama, strategy)
     assert 0 < diff <= 0.05 * span
 
 
-@needs_int
-def test_a_residual_longer_than_the_context_quantizes_nothing_and_matches_exactly(llama) -> None:
+def test_a_residual_longer_than_the_context_quantizes_nothing_and_matches_exactly(llama, backend) -> None:
     cache, ids = _filled(llama, "int4", 100, group_size=32, residual=1000)
     step = torch.tensor([[7]])
     with torch.inference_mode():
@@ -210,3 +244,29 @@ def test_a_sweep_records_the_strategy_and_its_bytes(tmp_path) -> None:
     for mode in ("prefill", "decode"):
         assert kv[1][mode] <= kv[0][mode] / 2
     assert np.isfinite([p.latency_ms.median for r in runs for p in r.points]).all()
+
+
+def test_a_pending_quanto_build_is_said_once_before_the_first_point(tmp_path, monkeypatch, capsys) -> None:
+    """optimum-quanto compiles its CPU kernel into its package on first use (about a
+    minute): the check before a CPU int4 sweep says so, once, and not once it is built."""
+    import importlib.machinery
+
+    from ctxscope.core.measure import kv_cache
+
+    package = tmp_path / "quanto"
+    build = package / "library" / "extensions" / "cpp" / "build"
+    build.mkdir(parents=True)
+    spec = importlib.machinery.ModuleSpec("optimum.quanto", None, is_package=True)
+    spec.submodule_search_locations = [str(package)]
+    monkeypatch.setattr(kv_cache.importlib.util, "find_spec", lambda name: spec)
+    monkeypatch.setattr(kv_cache, "int_backend", lambda: "quanto")
+    monkeypatch.setattr(kv_cache, "_told_build", False)
+    assert kv_cache.quanto_cpu_build_pending()
+    kv_cache._say_if_quanto_builds()
+    kv_cache._say_if_quanto_builds()
+    assert capsys.readouterr().err.count("building its CPU kernel once") == 1
+    (build / "quanto_cpp.so").write_bytes(b"")
+    assert not kv_cache.quanto_cpu_build_pending()
+    monkeypatch.setattr(kv_cache, "int_backend", lambda: "hqq")
+    (build / "quanto_cpp.so").unlink()
+    assert not kv_cache.quanto_cpu_build_pending()  # hqq builds nothing

@@ -145,6 +145,37 @@ def check_strategy(strategy: str, config: Any, device_type: str, options: KVOpti
     reason = refusal(strategy, layer_types_of(config), device_type, is_decoder=is_decoder)
     if reason is not None:
         raise BadInputError(reason)
+    if strategy in GROUP_WISE and device_type == "cpu":
+        _say_if_quanto_builds()
+
+
+_told_build = False
+
+
+def quanto_cpu_build_pending() -> bool:
+    """Whether optimum-quanto will compile its CPU unpacking kernel on first use: it builds
+    ``quanto_cpp`` into its own package directory with torch's C++ extension loader (about
+    50 s on a 2-core machine, in the first point's untimed pass), once per torch version."""
+    if int_backend() != "quanto":
+        return False
+    spec = importlib.util.find_spec("optimum.quanto")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    from pathlib import Path
+
+    build = Path(list(spec.submodule_search_locations)[0]) / "library" / "extensions" / "cpp" / "build"
+    return not (build / "quanto_cpp.so").exists()
+
+
+def _say_if_quanto_builds() -> None:
+    # A minute of silence on the first point reads as a hang; say it once per process.
+    global _told_build
+    if not _told_build and quanto_cpu_build_pending():
+        import sys
+
+        print("optimum-quanto: building its CPU kernel once (about a minute on 2 cores) …", file=sys.stderr,
+              flush=True)
+        _told_build = True
 
 
 def check_before_loading(spec: Any, strategy: str, options: KVOptions = KVOptions()) -> None:
