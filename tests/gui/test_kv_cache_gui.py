@@ -144,3 +144,13 @@ def test_a_refused_strategy_says_why_and_starts_nothing(window, qtbot, tiny_conf
     assert window.sweep_panel.run_button.isEnabled()
     with RunStore(database_path()) as store:
         assert store.list_runs() == []
+
+
+def test_overlaid_runs_of_two_strategies_are_told_apart(window, qtbot, tmp_path) -> None:
+    runs = [_with_cache("20261201-100000-dddddd", "dynamic"), _with_cache("20261201-100000-eeeeee", "fp8")]
+    for i, run in enumerate(runs):
+        write_run(run, tmp_path / f"{run.id}.json")
+        window.open_run_file(str(tmp_path / f"{run.id}.json"), overlay=i > 0)
+    names = [label.text for _, label in window.latency.legend.items]
+    assert len(names) == 4 and len(set(names)) == 4, names  # two modes × two runs, four names
+    assert any("cache fp8" in name for name in names) and not any("cache dynamic" in n for n in names)
