@@ -4,7 +4,8 @@ docs/ are made this way, from real run files):
     CTXSCOPE_HOME=$(mktemp -d) QT_QPA_PLATFORM=offscreen python bench/screenshot.py --tab Compare \
         --out docs/architectures.png bench/results/architectures-cpu/{llama,qwen3_5_text,mamba2}.json
 
-(a scratch CTXSCOPE_HOME: the History and Compare lists show only these runs).
+(a scratch CTXSCOPE_HOME: the History and Compare lists show only these runs). ``--part sweep``
+grabs only the Sweep panel, as the run opened fills it (docs/kv-sweep-panel.png: an int4 run).
 
 Qt's offscreen platform renders the same widgets a display shows (fonts permitting);
 ``xvfb-run`` works too."""
@@ -25,6 +26,8 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--task", default=None, help="Quality tab: the retrieval task its needle grid shows (e.g. vt)")
     ap.add_argument("--settle-ms", type=int, default=3000, help="time for the views to paint before the grab")
+    ap.add_argument("--part", choices=("window", "sweep"), default="window",
+                    help="the whole window, or only its Sweep panel")
     args = ap.parse_args()
     from PySide6.QtCore import QTimer
 
@@ -57,7 +60,7 @@ def main() -> int:
         picker.setCurrentIndex(tasks.index(args.task))
 
     def grab() -> None:
-        window.grab().save(args.out)
+        (window.sweep_panel if args.part == "sweep" else window).grab().save(args.out)
         print(f"wrote {args.out}")
         app.quit()
 

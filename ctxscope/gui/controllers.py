@@ -54,7 +54,7 @@ class MatrixController(QObject):
             combo = self.model_panel.attn
             names = [combo.itemText(i) for i in range(combo.count()) if combo.itemData(i)]
             dialog = MatrixDialog(names, current_kernel=spec.attn_implementation, current_dtype=spec.dtype,
-                                  parent=parent)
+                                  current_cache=self.sweep_panel.cache.strategy(), parent=parent)
             if not dialog.exec():
                 return False
             dtypes, kernels = dialog.choice()

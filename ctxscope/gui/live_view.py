@@ -22,7 +22,9 @@ HINT = ("No run yet. Press Run (Ctrl+R) to measure the model in the panel at eac
 
 def run_label(header: RunHeader) -> str:
     s = header.settings
-    return f"{header.model.source} · {s.device} {s.dtype} {s.attn_implementation}"
+    # Runs overlaid that differ only by their KV-cache strategy would otherwise share a name.
+    cache = f" · cache {s.cache}" if s.cache != "dynamic" else ""
+    return f"{header.model.source} · {s.device} {s.dtype} {s.attn_implementation}{cache}"
 
 
 class LiveView(QWidget):

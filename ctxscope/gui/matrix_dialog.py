@@ -14,7 +14,7 @@ CACHE_CHOICES = ("dynamic", "static", "fp8", "int4", "int2", "offload")
 
 class MatrixDialog(QDialog):
     def __init__(self, kernels: list[str], *, current_kernel: str | None, current_dtype: str,
-                 parent: QWidget | None = None) -> None:
+                 current_cache: str = "dynamic", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Compare kernels and dtypes")
         layout = QVBoxLayout(self)
@@ -25,7 +25,8 @@ class MatrixDialog(QDialog):
         self.dtypes = self._group(layout, "Dtypes", list(DTYPE_CHOICES),
                                   {current_dtype} if current_dtype in DTYPE_CHOICES else {DTYPE_CHOICES[0]})
         self.caches = self._group(layout, "KV-cache strategies (fp8, int4, int2: full-attention models; offload: GPU)",
-                                  list(CACHE_CHOICES), {"dynamic"})
+                                  list(CACHE_CHOICES),  # the Sweep panel's strategy, ticked
+                                  {current_cache} if current_cache in CACHE_CHOICES else {"dynamic"})
         rope = QGroupBox("RoPE scaling (beyond the trained length)")
         inner = QVBoxLayout(rope)
         self.rope = QLineEdit("none")

@@ -152,7 +152,9 @@ class SweepRunner(QObject):
         self.remote = target
 
     def run(self, spec: ModelSpec, cfg: SweepConfig) -> bool:
-        """Sweep ``spec`` (loading it first unless already loaded); False when busy."""
+        """Sweep ``spec`` (loading it first unless already loaded); False when busy. A
+        KV-cache strategy the model cannot use ends the job with the CLI's one-line reason
+        before any weights load (here; over SSH the remote says it once it has loaded)."""
         return self._start(self._launcher(), Job("matrix", (spec,), cfg, strict=True, ask=True))
 
     def run_matrix(self, spec: ModelSpec, cfg: SweepConfig, dtypes: tuple[str, ...],
@@ -236,6 +238,13 @@ class SweepRunner(QObject):
 
         collector = _PausedCollector(job)
         try:
+            if isinstance(launcher, Local) and job.kind == "matrix" and job.strict and job.config is not None:
+                # From the config alone, in this worker (a demo's first config read converts
+                # its weights: not in the UI thread), as `ctxscope sweep` refuses it.
+                from ctxscope.core.measure.kv_cache import KVOptions, check_before_loading
+
+                cfg = job.config
+                check_before_loading(job.specs[0], cfg.cache, KVOptions(cfg.kv_group_size, cfg.kv_residual))
             confirm = self.confirm if job.kind == "matrix" and job.ask else None
             events = through(launcher.run(job, stop=self._stop, confirm=confirm), collector)
             if job.kind == "matrix":

@@ -1,4 +1,4 @@
-"""Sweep panel: lengths, modes, batch, repetition policy, CPU threads; Run and Cancel."""
+"""Sweep panel: lengths, modes, batch, KV-cache strategy, repetition policy, CPU threads; Run and Cancel."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ctxscope.core.lengths import format_size, parse_lengths
 from ctxscope.core.results import Settings
 from ctxscope.core.spec import SweepConfig
 from ctxscope.core.units import plural
+from ctxscope.gui.cache_choice import CacheChoice
 from ctxscope.gui.quality_options import QualityOptions
 
 QUICK = (("128 → max positions", None), ("128 → 4k", "128:4k:x2"), ("1k → 32k", "1k:32k:x2"),
@@ -36,7 +37,9 @@ def config_of(settings: Settings) -> SweepConfig:
             ("text_encoding", "text_encoding", str)) if q.get(key)}
         quality = QualityConfig(kinds=tuple(q.get("kinds") or ("loss", "needle")),
                                 text=str(q.get("text") or DEFAULT_TEXT), **asked)
+    kv = settings.kv_options or {}  # the group-wise strategies' options, as recorded
     return SweepConfig(lengths=settings.lengths, modes=settings.modes, batch_size=settings.batch_size,
+                       cache=settings.cache, kv_group_size=kv.get("group_size"), kv_residual=kv.get("residual"),
                        min_repeats=settings.min_repeats, max_repeats=settings.max_repeats, budget_s=settings.budget_s,
                        threads=settings.threads, continue_after_oom=settings.continue_after_oom,
                        attention=CaptureConfig(tiles=int(a.get("tiles") or 256)) if settings.attention else None,
@@ -77,6 +80,7 @@ class SweepPanel(QGroupBox):
         self.modes["forward"].setToolTip("encoders only: one forward pass over L tokens")
         self.batch = QSpinBox()
         self.batch.setRange(1, 4096)
+        self.cache = CacheChoice()
         self.policy = QComboBox()
         self.policy.addItems(["auto (until IQR/median ≤ 5%)", "fixed repeats"])
         self.repeats = QSpinBox()
@@ -149,6 +153,7 @@ class SweepPanel(QGroupBox):
         form.addRow("", self.lengths_error)
         form.addRow("Modes", modes_row)
         form.addRow("Batch", self.batch)
+        form.addRow("KV cache", self.cache)
         form.addRow("Repeats", policy_row)
         form.addRow("Budget", self.budget)
         form.addRow("CPU threads", self.threads)
@@ -186,6 +191,7 @@ class SweepPanel(QGroupBox):
         if cfg.modes:
             self.show_modes(cfg.modes)
         self.batch.setValue(cfg.batch_size)
+        self.cache.set_choice(cfg.cache, cfg.kv_group_size, cfg.kv_residual)
         fixed = cfg.min_repeats == cfg.max_repeats
         self.policy.setCurrentIndex(1 if fixed else 0)
         if fixed:
@@ -231,7 +237,9 @@ class SweepPanel(QGroupBox):
             from ctxscope.core.attention.config import CaptureConfig
 
             attention = CaptureConfig(tiles=self.attention_tiles.value())
+        group_size, residual = self.cache.options()
         return SweepConfig(lengths=lengths, modes=modes, only_applicable_modes=True, batch_size=self.batch.value(),
+                           cache=self.cache.strategy(), kv_group_size=group_size, kv_residual=residual,
                            attention=attention, attention_text=self.attention_text.currentText().strip() or "random",
                            needle=self.needle.text().strip() or None, needle_depth=float(self.needle_depth.value()),
                            # Fixed: min = max repeats, so neither budget nor spread can stop early.

@@ -39,6 +39,18 @@ def restore(window: QMainWindow, model_panel: ModelPanel, sweep_panel: SweepPane
     lengths = s.value("sweep/lengths")
     if lengths:
         sweep_panel.lengths.setText(str(lengths))
+    cache = s.value("sweep/cache")
+    if cache and sweep_panel.cache.combo.findData(str(cache)) >= 0:  # a hand-edited name is not offered
+        sweep_panel.cache.set_choice(str(cache), _count(s.value("sweep/kv_group_size")),
+                                     _count(s.value("sweep/kv_residual")))
+
+
+def _count(value: object) -> int | None:
+    """A whole number QSettings gives back as text (an ini file holds strings), or ``None``."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
 
 
 def save(window: QMainWindow, model_panel: ModelPanel, sweep_panel: SweepPanel) -> None:
@@ -52,4 +64,7 @@ def save(window: QMainWindow, model_panel: ModelPanel, sweep_panel: SweepPanel) 
     s.setValue("model/attn", spec.attn_implementation or "")
     s.setValue("model/random_weights", "true" if spec.random_weights else "false")
     s.setValue("sweep/lengths", sweep_panel.lengths.text())
+    s.setValue("sweep/cache", sweep_panel.cache.strategy())
+    s.setValue("sweep/kv_group_size", sweep_panel.cache.group_size.value())
+    s.setValue("sweep/kv_residual", sweep_panel.cache.residual.value())
     s.sync()
