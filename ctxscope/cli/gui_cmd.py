@@ -81,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
 
         return run_app(runs=files)
     spec, lengths, modes = specs_from_args(args)
+    from ctxscope.core.measure.kv_cache import parse_caches
+
+    if len(caches := parse_caches(getattr(args, "cache", None))) > 1:  # the panel holds one strategy
+        raise BadInputError(f"--cache {','.join(caches)}: the app sweeps one strategy at a time; compare several "
+                            "with Run → Compare kernels and dtypes…, or `ctxscope sweep MODEL --cache "
+                            f"{','.join(caches)}`")
     if args.run and spec is None:
         raise BadInputError("--run needs a MODEL to sweep")
     problem = display_problem()

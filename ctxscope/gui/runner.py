@@ -238,13 +238,19 @@ class SweepRunner(QObject):
 
         collector = _PausedCollector(job)
         try:
-            if isinstance(launcher, Local) and job.kind == "matrix" and job.strict and job.config is not None:
-                # From the config alone, in this worker (a demo's first config read converts
-                # its weights: not in the UI thread), as `ctxscope sweep` refuses it.
+            if isinstance(launcher, Local) and job.kind == "matrix" and job.config is not None:
+                # Every cell's strategy, from the config alone, in this worker (a demo's first
+                # config read converts its weights: not in the UI thread): a sweep or a
+                # matrix with one refused cell stops before its first, as `ctxscope sweep` does.
                 from ctxscope.core.measure.kv_cache import KVOptions, check_before_loading
 
                 cfg = job.config
-                check_before_loading(job.specs[0], cfg.cache, KVOptions(cfg.kv_group_size, cfg.kv_residual))
+                options = KVOptions(cfg.kv_group_size, cfg.kv_residual)
+                seen: set[tuple[str, str, str]] = set()
+                for spec, cache in zip(job.specs, job.caches or (cfg.cache,) * len(job.specs)):
+                    if (spec.source, spec.device, cache) not in seen:  # a dtype/kernel axis repeats a spec
+                        seen.add((spec.source, spec.device, cache))
+                        check_before_loading(spec, cache, options)
             confirm = self.confirm if job.kind == "matrix" and job.ask else None
             events = through(launcher.run(job, stop=self._stop, confirm=confirm), collector)
             if job.kind == "matrix":

@@ -53,3 +53,15 @@ def test_window_opens_without_importing_torch_on_the_ui_path(tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [False, False]
+
+
+def test_gui_refuses_a_list_of_cache_strategies_in_one_line(tiny_config_files, capsys, monkeypatch) -> None:
+    """The Sweep panel holds one strategy: a list is refused (not cut to its first) and
+    the line says where lists go."""
+    import ctxscope.gui.app as app_module
+    from ctxscope.cli import main
+
+    monkeypatch.setattr(app_module, "run_app", lambda *a, **k: (_ for _ in ()).throw(AssertionError("app opened")))
+    code = main(["gui", str(tiny_config_files["llama"]), "--device", "cpu", "--cache", "dynamic,fp8", "--run"])
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "one strategy at a time" in line and "--cache dynamic,fp8" in line

@@ -154,3 +154,23 @@ def test_overlaid_runs_of_two_strategies_are_told_apart(window, qtbot, tmp_path)
     names = [label.text for _, label in window.latency.legend.items]
     assert len(names) == 4 and len(set(names)) == 4, names  # two modes × two runs, four names
     assert any("cache fp8" in name for name in names) and not any("cache dynamic" in n for n in names)
+
+
+def test_a_compare_matrix_with_one_refused_strategy_stops_before_its_first_cell(window, qtbot, tiny_config_files,
+                                                                                 monkeypatch) -> None:
+    """The Compare dialog's strategies are checked as `ctxscope sweep --cache dynamic,offload`
+    checks them: every cell from the config, before any weights load."""
+    from ctxscope.core.jobs.matrix import ModelSlot
+    from ctxscope.core.spec import ModelSpec, SweepConfig
+
+    def no_load(self, spec):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(ModelSlot, "acquire", no_load)
+    spec = ModelSpec(str(tiny_config_files["llama"]), device="cpu")
+    with qtbot.waitSignal(window.runner.jobFailed, timeout=TIMEOUT) as failed:
+        assert window.runner.run_matrix(spec, SweepConfig(lengths=(16,)), ("float32",), (None,),
+                                        caches=("dynamic", "offload"))
+    assert "--cache offload" in failed.args[0] and "CUDA device" in failed.args[0]
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=TIMEOUT)
+    assert window.runner.slot.loaded is None
