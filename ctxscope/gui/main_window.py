@@ -250,10 +250,11 @@ class MainWindow(QMainWindow):
     def flush_views(self) -> None:
         self.live.scheduler.flush()
 
-    def _clear_views(self) -> None:
+    def _clear_views(self, *, live: bool = True) -> None:
         self.attention.clear()
         self.quality.clear()
-        self.live.clear()
+        if live:
+            self.live.clear()
 
     def show_about(self) -> None:
         from ctxscope.gui.about import about_text

@@ -63,6 +63,7 @@ class MemoryPlot(_ContextPlot):
             for item in series.items:
                 item.setVisible(visible)
         self._update_oom()
+        self.fit(snug=True)  # the other mode's stack has its own range
 
     def set_capacity(self, total_bytes: int | None, label: str = "device memory", *, in_view: bool = True) -> None:
         """The capacity line; ``in_view`` keeps it inside the auto-range (a GPU's memory

@@ -19,6 +19,13 @@ INVISIBLE = (0, 0, 0, 0)  # a pen that draws nothing but still yields a path (ba
 # Legend corners: (item and parent anchor, offset sign). Tried in this order; the first
 # that covers the fewest data points wins.
 CORNERS = (((0, 0), (1, 1)), ((1, 0), (-1, 1)), ((1, 1), (-1, -1)), ((0, 1), (1, -1)))
+#: While a sweep fills a plot its view leaves room past the data — an octave of length, the
+#: data's span and half again in y — so the next points fall inside it: the axes (ticks, grid,
+#: labels: most of a repaint) are then rebuilt only when a point falls outside, not at
+#: every point as pyqtgraph's auto-range did. A finished run is fitted snugly.
+X_ROOM_LOG = float(np.log10(2))
+Y_ROOM = 1.5
+PAD = 0.04  # of the span, each side, like pyqtgraph's own padding
 
 
 @dataclass
@@ -54,6 +61,10 @@ class _ContextPlot(pg.PlotWidget):
             # replayed its ticks, grid and labels (2-3 ms an axis, twice a slice in Qt's
             # software rasteriser); cached, they are redrawn only when their ticks change.
             self.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            # Ticks and grid lines of two levels, not three: the third (sub-minor, drawn at
+            # 4 % opacity) was half the grid's lines and 6 of the 15 ms an axis-changing
+            # repaint took at 1440×900 in the software rasteriser.
+            self.getAxis(name).setStyle(maxTickLevel=1)
         self.legend = self.addLegend(offset=self.legend_offset)
         self._legend_at: tuple = ()
         self.series: dict[tuple[str, str], _Series] = {}
@@ -64,6 +75,9 @@ class _ContextPlot(pg.PlotWidget):
         self.readout.setVisible(False)
         self.addItem(self.readout, ignoreBounds=True)
         self.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
+        self._fitting = False  # the view follows the data (until the user pans or zooms)
+        self.getPlotItem().vb.sigRangeChangedManually.connect(self._on_range_changed_manually)
+        self.getPlotItem().autoBtn.clicked.connect(self._on_auto_button_clicked)
         self.show_empty_range()
 
     def show_empty_range(self) -> None:
@@ -72,7 +86,39 @@ class _ContextPlot(pg.PlotWidget):
         self.getPlotItem().vb.setRange(xRange=tuple(np.log10(EMPTY_LENGTHS)), yRange=(0, 1), padding=0)
 
     def data_arrived(self) -> None:
-        self.getPlotItem().enableAutoRange()
+        self._fitting = True
+
+    def fit(self, *, snug: bool = False, force: bool = False) -> None:
+        """Fit the view to the data when a point falls outside it or the data fill too
+        little of it (``force``: always); ``snug``: without the room left for a sweep's
+        next points. Leaves a view the user panned or zoomed alone."""
+        if not self._fitting:
+            return
+        vb = self.getPlotItem().vb
+        vb.disableAutoRange()  # pyqtgraph's would refit at every point
+        bounds = vb.childrenBounds()
+        if bounds[0] is None or bounds[1] is None:
+            return
+        (x0, x1), (y0, y1) = bounds
+        log_x = self.getPlotItem().ctrl.logXCheck.isChecked()
+        xs = (x1 - x0) or (0.3 if log_x else abs(x1) or 1.0)
+        ys = (y1 - y0) or abs(y1) or 1.0
+        x_room = 0.0 if snug else (X_ROOM_LOG if log_x else xs)
+        y_room = 0.0 if snug else Y_ROOM * ys
+        want_x = (x0 - PAD * xs, x1 + PAD * xs + x_room)
+        want_y = (y0 - PAD * ys, y1 + PAD * ys + y_room)
+        (vx0, vx1), (vy0, vy1) = vb.viewRange()
+        outside = x0 < vx0 or x1 > vx1 or y0 < vy0 or y1 > vy1
+        too_wide = (vx1 - vx0) > 2.5 * (want_x[1] - want_x[0]) or (vy1 - vy0) > 2.5 * (want_y[1] - want_y[0])
+        if force or snug or outside or too_wide:
+            vb.setRange(xRange=want_x, yRange=want_y, padding=0)
+
+    def _on_range_changed_manually(self, *_: object) -> None:
+        self._fitting = False  # the user's view: kept until the auto button asks again
+
+    def _on_auto_button_clicked(self) -> None:
+        self._fitting = True
+        self.fit(snug=True)
 
     def clear_runs(self) -> None:
         for s in self.series.values():
@@ -83,9 +129,15 @@ class _ContextPlot(pg.PlotWidget):
         self.run_labels.clear()
         self.legend.clear()
         self.readout.setVisible(False)
+        self._fitting = False
         self.show_empty_range()
 
-    def add_point(self, run_key: str, label: str, point: Point) -> None:
+    def prepare(self, run_key: str, label: str, mode: str) -> bool:
+        """Build the items of the (run, mode) curve if it has none yet; ``True`` when it
+        built them (a new curve's items cost as much as a point's update: a caller that
+        paces its work gives them a turn of their own)."""
+        if (run_key, mode) in self.series:
+            return False
         if not self.series:
             self.data_arrived()
         if run_key not in self.run_order:
@@ -93,11 +145,13 @@ class _ContextPlot(pg.PlotWidget):
             self.run_labels[run_key] = label
             if len(self.run_order) == 2:
                 self._label_first_run()
-        key = (run_key, point.mode)
-        series = self.series.get(key)
-        if series is None:
-            series = self.series[key] = _Series()
-            series.items = self._make_items(label, point.mode, self.run_order.index(run_key))
+        series = self.series[(run_key, mode)] = _Series()
+        series.items = self._make_items(label, mode, self.run_order.index(run_key))
+        return True
+
+    def add_point(self, run_key: str, label: str, point: Point) -> None:
+        self.prepare(run_key, label, point.mode)
+        series = self.series[(run_key, point.mode)]
         series.points[point.length] = point
         self._update(series)
         series.xy = np.array([(p.length, self._y(p)) for p in series.ok()], dtype=float).reshape(-1, 2)
@@ -216,6 +270,7 @@ class LatencyPlot(_ContextPlot):
         # log-mode switch does not: rebuild them from the transformed edges now.
         for series in self.series.values():
             series.items[3].updatePath()
+        self.fit(snug=True)
 
     def clear_runs(self) -> None:
         super().clear_runs()

@@ -28,7 +28,7 @@ class RunPresenter(QObject):
     def __init__(self, window: QMainWindow, runner: SweepRunner, *, model_panel: ModelPanel, sweep_panel: SweepPanel,
                  live: LiveView, attention: AttentionView, telemetry: TelemetryStrip, run_banner: QLabel,
                  progress: QProgressBar, actions: Actions, feedback: Feedback,
-                 clear_views: Callable[[], None], refresh_history: Callable[[], None]) -> None:
+                 clear_views: Callable[..., None], refresh_history: Callable[[], None]) -> None:
         super().__init__(window)
         self.window, self.runner = window, runner
         self.model_panel, self.sweep_panel, self.live, self.attention = model_panel, sweep_panel, live, attention
@@ -72,12 +72,12 @@ class RunPresenter(QObject):
         self.progress.setVisible(False)
 
     def _on_runner_sweep_started(self, header: RunHeader) -> None:
-        self.clear_views()
+        self.clear_views(live=False)  # the Live tab clears a view per tick (LiveView.start_run)
         self.current_run = header.id
         self.sweep_panel.show_modes(header.settings.modes)  # the modes the model really has
         self.sweep_panel.show_threads(header.settings.threads)  # what torch really used (the host's, remote)
         self.window.setWindowTitle(f"{header.model.source} · {header.settings.device} {header.settings.dtype}")
-        self.live.begin_run(header)
+        self.live.start_run(header)
         self.run_banner.setVisible(header.model.random_weights)
         self.progress.setRange(0, len(header.settings.lengths) * len(header.settings.modes))
         self.progress.setValue(0)

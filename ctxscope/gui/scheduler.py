@@ -36,6 +36,12 @@ class ViewScheduler(QObject):
         if not self._timer.isActive():
             self._timer.start()
 
+    def push_front(self, update: Callable[[], None]) -> None:
+        """Queue ``update`` to run next: the rest of an update split over two ticks."""
+        self._pending.appendleft(update)
+        if not self._timer.isActive():
+            self._timer.start()
+
     def flush(self) -> None:
         """Apply every queued update now (a finished run, a test)."""
         while self._pending:
