@@ -1,0 +1,90 @@
+"""The Live tab keeps the UI thread free while a sweep fills it (issue 27 item 15): a new
+sweep clears one view per scheduler tick, a new curve's items get a tick of their own,
+and a view is refitted only when a point falls outside the room it left — snugly once the
+run is finished — while a view the user zoomed is left alone."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ctxscope.core.results import Point
+from ctxscope.core.stats import LatencyStats
+from ctxscope.gui.run_presenter import RunPresenter
+from tests.report.test_reports import make_run
+
+
+def _point(mode: str, length: int, ms: float) -> Point:
+    run = make_run("p", lengths=(1024,))
+    base = next(p for p in run.points if p.mode == "prefill")
+    return replace(base, mode=mode, length=length, latency_ms=LatencyStats.from_samples([ms * 0.99, ms, ms * 1.01]))
+
+
+def _drain_one_tick(live) -> None:
+    live.scheduler._on_timer_timeout()
+
+
+def _presenter(window) -> RunPresenter:
+    return next(v for v in vars(window).values() if isinstance(v, RunPresenter))
+
+
+def test_a_new_sweep_clears_a_view_per_tick_and_names_the_run(window, qtbot) -> None:
+    live, presenter = window.live, _presenter(window)
+    first = make_run("r1", lengths=(64, 128))
+    presenter._on_runner_sweep_started(first.header)
+    for p in first.points:
+        presenter._on_runner_point(p)
+    live.finish_run(first, None)
+    assert live.latency.series and "r1 complete" in live.hint.text()
+    second = replace(first, header=replace(first.header, id="r2"))
+    presenter._on_runner_sweep_started(second.header)
+    # Nothing cleared yet in this turn: a tick per view, then the run joins.
+    assert live.latency.series and len(live.scheduler) == 6
+    assert live.hint.isVisibleTo(live) and live.hint.text().startswith("Measuring preset:gpt2")
+    _drain_one_tick(live)
+    assert not live.latency.series and live.memory.series  # one view per tick
+    presenter._on_runner_point(second.points[0])  # a point arriving meanwhile queues behind
+    while len(live.scheduler):
+        _drain_one_tick(live)
+    assert set(live.shown) == {"r2"} and [k[0] for k in live.latency.series] == ["r2"]
+
+
+def test_a_new_curves_items_come_a_tick_before_its_data(window) -> None:
+    live = window.live
+    run = make_run("c1", lengths=(64,))
+    live.start_run(run.header)
+    live.scheduler.flush()
+    live.add_point("c1", _point("prefill", 64, 5.0))
+    _drain_one_tick(live)  # the latency plot's new curve: its items only
+    series = live.latency.series[("c1", "prefill")]
+    assert series.items and not series.points
+    _drain_one_tick(live)
+    assert list(series.points) == [64]
+
+
+def test_the_view_is_refitted_only_when_a_point_falls_outside_it(window) -> None:
+    live = window.live
+    run = make_run("f1", lengths=(64,))
+    live.start_run(run.header)
+    live.scheduler.flush()
+    plot, vb = live.latency, live.latency.getPlotItem().vb
+    for length, ms in ((64, 4.0), (128, 8.0)):
+        live.add_point("f1", _point("prefill", length, ms))
+        live.scheduler.flush()
+    fitted = vb.viewRange()
+    live.add_point("f1", _point("decode", 128, 6.0))  # inside the room left
+    live.scheduler.flush()
+    assert vb.viewRange() == fitted
+    live.add_point("f1", _point("prefill", 4096, 400.0))  # far outside
+    live.scheduler.flush()
+    grown = vb.viewRange()
+    assert grown[0][1] > fitted[0][1] and grown[1][1] > 0.4  # seconds
+    plot.fit(snug=True)
+    snug = vb.viewRange()
+    assert 0.4 <= snug[1][1] < grown[1][1]  # the room is gone, the data still inside
+    vb.sigRangeChangedManually.emit([True, True])  # the user zooms: their view is kept
+    vb.setRange(yRange=(0, 0.1), padding=0)
+    live.add_point("f1", _point("prefill", 8192, 900.0))
+    live.scheduler.flush()
+    assert vb.viewRange()[1][1] <= 0.1 + 1e-9
+    plot.getPlotItem().autoBtn.clicked.emit(plot.getPlotItem().autoBtn)  # the auto button fits again
+    assert vb.viewRange()[1][1] >= 0.9
