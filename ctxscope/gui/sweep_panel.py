@@ -35,8 +35,14 @@ def config_of(settings: Settings) -> SweepConfig:
             ("seeds", "seeds", int), ("windows", "windows", int), ("target_tokens", "target_tokens", int),
             ("threshold", "threshold", float), ("epsilon", "epsilon", float),
             ("text_encoding", "text_encoding", str)) if q.get(key)}
-        quality = QualityConfig(kinds=tuple(q.get("kinds") or ("loss", "needle")),
-                                text=str(q.get("text") or DEFAULT_TEXT), **asked)
+        # A shipped text by its name; a user's file by the path it was read from (the run
+        # records the file's bare name as "text": Run would not find it again).
+        from ctxscope.core.quality.texts import TEXTS
+
+        text = q.get("text") or DEFAULT_TEXT
+        if text not in TEXTS and q.get("text_source"):
+            text = q["text_source"]
+        quality = QualityConfig(kinds=tuple(q.get("kinds") or ("loss", "needle")), text=str(text), **asked)
     kv = settings.kv_options or {}  # the group-wise strategies' options, as recorded
     return SweepConfig(lengths=settings.lengths, modes=settings.modes, batch_size=settings.batch_size,
                        cache=settings.cache, kv_group_size=kv.get("group_size"), kv_residual=kv.get("residual"),

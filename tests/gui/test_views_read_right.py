@@ -224,3 +224,18 @@ def test_an_opened_runs_quality_request_is_what_the_panel_repeats(window, qtbot)
     boxes = window.sweep_panel.quality.tasks
     assert [name for name, box in boxes.items() if box.isChecked()] == ["single", "multikey", "vt"]
     assert window.sweep_panel.quality.config().tasks == ("single", "multikey", "vt")
+
+
+def test_an_opened_runs_own_text_file_comes_back_by_its_path(tmp_path: Path) -> None:
+    """A run scored on the user's file records its bare name as "text" and the path as
+    "text_source": the panel repeats the path (the name alone is not found again); a
+    shipped text stays its name."""
+    from ctxscope.gui.sweep_panel import config_of
+
+    run = make_run("20261201-100000-dddddd")
+    path = tmp_path / "notes.txt"
+    own = replace(run.header.settings, quality={"kinds": ["loss"], "text": "notes.txt", "text_source": str(path)})
+    assert config_of(own).quality.text == str(path)
+    shipped = replace(run.header.settings, quality={"kinds": ["loss"], "text": "the-great-gatsby",
+                                                    "text_source": "https://www.gutenberg.org/ebooks/64317"})
+    assert config_of(shipped).quality.text == "the-great-gatsby"
