@@ -65,6 +65,13 @@ class MemoryPlot(_ContextPlot):
         self._update_oom()
         self.fit(snug=True)  # the other mode's stack has its own range
 
+    def _y_room(self) -> float:
+        # The stack grows slowly (the weights are most of it); a device's capacity line in
+        # view is the top that matters: no room above it.
+        if self.capacity.isVisible() and self.capacity in self.getPlotItem().vb.addedItems:
+            return 0.0
+        return 0.25
+
     def set_capacity(self, total_bytes: int | None, label: str = "device memory", *, in_view: bool = True) -> None:
         """The capacity line; ``in_view`` keeps it inside the auto-range (a GPU's memory
         is the limit that matters; a CPU host's RAM would squash the stack to a sliver)."""

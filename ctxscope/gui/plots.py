@@ -104,7 +104,7 @@ class _ContextPlot(pg.PlotWidget):
         xs = (x1 - x0) or (0.3 if log_x else abs(x1) or 1.0)
         ys = (y1 - y0) or abs(y1) or 1.0
         x_room = 0.0 if snug else (X_ROOM_LOG if log_x else xs)
-        y_room = 0.0 if snug else Y_ROOM * ys
+        y_room = 0.0 if snug else self._y_room() * ys
         want_x = (x0 - PAD * xs, x1 + PAD * xs + x_room)
         want_y = (y0 - PAD * ys, y1 + PAD * ys + y_room)
         (vx0, vx1), (vy0, vy1) = vb.viewRange()
@@ -112,6 +112,10 @@ class _ContextPlot(pg.PlotWidget):
         too_wide = (vx1 - vx0) > 2.5 * (want_x[1] - want_x[0]) or (vy1 - vy0) > 2.5 * (want_y[1] - want_y[0])
         if force or snug or outside or too_wide:
             vb.setRange(xRange=want_x, yRange=want_y, padding=0)
+
+    def _y_room(self) -> float:
+        """The share of the data's y span left above it while a sweep runs."""
+        return Y_ROOM
 
     def _on_range_changed_manually(self, *_: object) -> None:
         self._fitting = False  # the user's view: kept until the auto button asks again

@@ -88,3 +88,16 @@ def test_the_view_is_refitted_only_when_a_point_falls_outside_it(window) -> None
     assert vb.viewRange()[1][1] <= 0.1 + 1e-9
     plot.getPlotItem().autoBtn.clicked.emit(plot.getPlotItem().autoBtn)  # the auto button fits again
     assert vb.viewRange()[1][1] >= 0.9
+
+
+def test_a_devices_capacity_line_is_the_top_of_the_memory_view(window) -> None:
+    """On a GPU the capacity line is in the memory view: no room is left above it."""
+    live = window.live
+    run = make_run("g1", lengths=(1024,))
+    live.start_run(run.header)  # a CUDA run: its 80 GiB are in view
+    live.scheduler.flush()
+    for p in run.points:
+        live.add_point("g1", p)
+    live.scheduler.flush()
+    low, high = live.memory.getPlotItem().vb.viewRange()[1]
+    assert 80 <= high <= 80 * 1.1 and low <= 0
