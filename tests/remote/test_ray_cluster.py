@@ -65,11 +65,51 @@ def stop_head(proc: subprocess.Popen[bytes], temp: Path) -> None:
     shutil.rmtree(temp, ignore_errors=True)
 
 
+class Heads:
+    """The module's bare-node heads: started as tests ask, one alive at a time, each
+    stopped by its process id (by the test that kills it, else at the module's end)."""
+
+    def __init__(self, python: Path) -> None:
+        self.python = python
+        self.current: tuple[subprocess.Popen[bytes], str, Path] | None = None
+        self.used = False
+
+    def get(self, *, fresh: bool) -> tuple[subprocess.Popen[bytes], str, Path]:
+        """A running head; ``fresh``: one no test has used yet."""
+        if self.current is not None and (self.current[0].poll() is not None or (fresh and self.used)):
+            self.stop()
+        if self.current is None:
+            self.current, self.used = start_head(self.python), False
+        self.used = True
+        return self.current
+
+    def stop(self) -> None:
+        if self.current is not None:
+            proc, _, temp = self.current
+            if proc.poll() is None:
+                stop_head(proc, temp)
+            else:  # a test stopped it (and waited for it): its id may be another process's now
+                shutil.rmtree(temp, ignore_errors=True)
+            self.current = None
+
+
+@pytest.fixture(scope="module")
+def heads(bare: Path) -> Iterator[Heads]:
+    """A head costs ~5 s to start (and 2 s to stop): the test that ships ctxscope gets one
+    of its own, the test that then kills a cluster mid-matrix may reuse it."""
+    held = Heads(bare)
+    yield held
+    held.stop()
+
+
 @pytest.fixture
-def head(bare: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    started = start_head(bare)
-    yield started
-    stop_head(started[0], started[2])
+def fresh_head(heads: Heads) -> tuple[subprocess.Popen[bytes], str, Path]:
+    return heads.get(fresh=True)
+
+
+@pytest.fixture
+def head(heads: Heads) -> tuple[subprocess.Popen[bytes], str, Path]:
+    return heads.get(fresh=False)
 
 
 @pytest.fixture
@@ -104,8 +144,8 @@ def driver(args: list[str], home: Path, cwd: Path) -> tuple[subprocess.Popen[byt
 
 
 @pytest.mark.timeout(900)  # a cluster's processes start slowly on a busy machine (3 min seen beside two busy loops)
-def test_ctxscope_travels_to_nodes_that_never_had_it(head, tiny_config_files, tmp_path) -> None:
-    _, address, _ = head
+def test_ctxscope_travels_to_nodes_that_never_had_it(fresh_head, tiny_config_files, tmp_path) -> None:
+    _, address, _ = fresh_head
     out = tmp_path / "run.json"
     proc, log = driver(["sweep", str(tiny_config_files["llama"]), "--lengths", "16,32", "--cluster", address, "--out",
                         str(out), "--quiet", *FAST], tmp_path / "home", tmp_path)
