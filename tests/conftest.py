@@ -11,6 +11,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Every Ray cluster of the suite is its own, on loopback: no token authentication, in
+# this process too. Ray 2.60 turns it on for a new local ray.init() when RAY_AUTH_MODE is
+# unset, and keeps it on in that process after ray.shutdown(): a later session there
+# with it disabled (the clusters the remote tests start) never receives a streamed
+# result, so `--cluster local` after test_ray.py's or the app's cluster waited out the
+# test timeout.
+os.environ["RAY_AUTH_MODE"] = "disabled"
 
 
 @pytest.fixture(autouse=True)

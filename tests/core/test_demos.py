@@ -87,3 +87,34 @@ def test_dequantisation_bar_is_one_line_in_a_log(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert "de-quantizing" not in err and err.count("\n") == 1 and "dequantising the GGUF file once" in err
     assert gguf_utils.tqdm is bar  # restored
+
+
+def test_the_conversion_parses_the_gguf_file_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """transformers opens the file three times in one conversion (config, weights,
+    tokenizer) and builds the same tensor-name map once per module: within
+    ``parse_once`` each is built once per argument; afterwards gguf's own are back."""
+    gguf = pytest.importorskip("gguf")
+    from ctxscope.core.model.demos import parse_once
+
+    built: list[tuple[object, ...]] = []
+
+    class Reader:
+        def __init__(self, path: object, mode: str = "r") -> None:
+            built.append(("reader", path, mode))
+
+    def name_map(arch: object, n_blocks: int) -> object:
+        built.append(("map", arch, n_blocks))
+        return object()
+
+    monkeypatch.setattr(gguf, "GGUFReader", Reader)
+    monkeypatch.setattr(gguf, "get_tensor_name_map", name_map)
+    with parse_once():
+        from gguf import GGUFReader, get_tensor_name_map  # as transformers imports them, when called
+
+        first, again, other = GGUFReader("a.gguf"), GGUFReader(Path("a.gguf")), GGUFReader("b.gguf")
+        assert first is again and other is not first
+        assert get_tensor_name_map("llama", 30) is get_tensor_name_map("llama", 30)
+    assert built == [("reader", "a.gguf", "r"), ("reader", "b.gguf", "r"), ("map", "llama", 30)]
+    assert gguf.GGUFReader is Reader and gguf.get_tensor_name_map is name_map  # restored
+    with parse_once():
+        assert gguf.GGUFReader("a.gguf") is not first  # nothing kept from one conversion to the next

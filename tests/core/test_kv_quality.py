@@ -74,9 +74,9 @@ def test_smollm2_fp8_loss_differs_from_the_default_by_a_small_nonzero_amount(use
     cfg = QualityConfig(kinds=("loss",), target_tokens=32, windows=4)
     losses = []
     for cache in (None, factory("fp8", loaded.model.config)):
-        plan = prepare(loaded, cfg, (256,))
+        plan = prepare(loaded, cfg, (128,))
         plan.cache = cache
-        list(run_quality(loaded, plan, 256, seed=0, allow_beyond_max=False, continue_after_oom=False, stop=None))
+        list(run_quality(loaded, plan, 128, seed=0, allow_beyond_max=False, continue_after_oom=False, stop=None))
         (point,) = plan.result.loss
         assert point.status == "ok"
         losses.append(point.window_nll)

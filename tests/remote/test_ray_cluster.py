@@ -65,11 +65,51 @@ def stop_head(proc: subprocess.Popen[bytes], temp: Path) -> None:
     shutil.rmtree(temp, ignore_errors=True)
 
 
+class Heads:
+    """The module's bare-node heads: started as tests ask, one alive at a time, each
+    stopped by its process id (by the test that kills it, else at the module's end)."""
+
+    def __init__(self, python: Path) -> None:
+        self.python = python
+        self.current: tuple[subprocess.Popen[bytes], str, Path] | None = None
+        self.used = False
+
+    def get(self, *, fresh: bool) -> tuple[subprocess.Popen[bytes], str, Path]:
+        """A running head; ``fresh``: one no test has used yet."""
+        if self.current is not None and (self.current[0].poll() is not None or (fresh and self.used)):
+            self.stop()
+        if self.current is None:
+            self.current, self.used = start_head(self.python), False
+        self.used = True
+        return self.current
+
+    def stop(self) -> None:
+        if self.current is not None:
+            proc, _, temp = self.current
+            if proc.poll() is None:
+                stop_head(proc, temp)
+            else:  # a test stopped it (and waited for it): its id may be another process's now
+                shutil.rmtree(temp, ignore_errors=True)
+            self.current = None
+
+
+@pytest.fixture(scope="module")
+def heads(bare: Path) -> Iterator[Heads]:
+    """A head costs ~5 s to start (and 2 s to stop): the test that ships ctxscope gets one
+    of its own, the test that then kills a cluster mid-matrix may reuse it."""
+    held = Heads(bare)
+    yield held
+    held.stop()
+
+
 @pytest.fixture
-def head(bare: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    started = start_head(bare)
-    yield started
-    stop_head(started[0], started[2])
+def fresh_head(heads: Heads) -> tuple[subprocess.Popen[bytes], str, Path]:
+    return heads.get(fresh=True)
+
+
+@pytest.fixture
+def head(heads: Heads) -> tuple[subprocess.Popen[bytes], str, Path]:
+    return heads.get(fresh=False)
 
 
 @pytest.fixture
@@ -104,8 +144,8 @@ def driver(args: list[str], home: Path, cwd: Path) -> tuple[subprocess.Popen[byt
 
 
 @pytest.mark.timeout(900)  # a cluster's processes start slowly on a busy machine (3 min seen beside two busy loops)
-def test_ctxscope_travels_to_nodes_that_never_had_it(head, tiny_config_files, tmp_path) -> None:
-    _, address, _ = head
+def test_ctxscope_travels_to_nodes_that_never_had_it(fresh_head, tiny_config_files, tmp_path) -> None:
+    _, address, _ = fresh_head
     out = tmp_path / "run.json"
     proc, log = driver(["sweep", str(tiny_config_files["llama"]), "--lengths", "16,32", "--cluster", address, "--out",
                         str(out), "--quiet", *FAST], tmp_path / "home", tmp_path)
@@ -146,7 +186,7 @@ def test_an_address_where_no_cluster_answers_is_one_line(capsys, own_connection)
 
 def test_a_port_that_is_not_ray_is_given_up(tmp_path) -> None:
     """It accepts connections, it never answers as Ray does: one line after the join
-    timeout (3 s here), not Ray's retries for ever. In a process of its own: Ray's join
+    timeout (1 s here), not Ray's retries for ever. In a process of its own: Ray's join
     cannot be stopped and is left behind."""
     import socket
 
@@ -154,14 +194,14 @@ def test_a_port_that_is_not_ray_is_given_up(tmp_path) -> None:
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        code = ("import sys; import ctxscope.remote.ray_cluster as r; r.JOIN_TIMEOUT_S = 3.0; "
+        code = ("import sys; import ctxscope.remote.ray_cluster as r; r.JOIN_TIMEOUT_S = 1.0; "
                 "from ctxscope.cli import main; sys.exit(main(sys.argv[1:]))")
         proc = subprocess.run([sys.executable, "-c", code, "sweep", "preset:gpt2", "--cluster", f"127.0.0.1:{port}"],
                               capture_output=True, text=True, timeout=120,
                               env={**os.environ, "CTXSCOPE_HOME": str(tmp_path), "RAY_AUTH_MODE": "disabled"})
     lines = [line for line in proc.stderr.splitlines() if line.startswith("ctxscope:")]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-    assert "it accepts connections but no Ray cluster answered within 3 s" in lines[0]
+    assert "it accepts connections but no Ray cluster answered within 1 s" in lines[0]
 
 
 def fake_raylet(gcs: str, user: str | None = None) -> subprocess.Popen[bytes]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ctxscope.core.errors import BadInputError, ModelLoadError
 from ctxscope.core.paths import data_dir
@@ -55,11 +57,49 @@ def quiet_progress() -> Iterator[None]:
     bar = getattr(gguf_utils, "tqdm")
     if not sys.stderr.isatty():
         setattr(gguf_utils, "tqdm", functools.partial(bar, disable=True))
-        print("demo:smollm2: dequantising the GGUF file once (about 25 s on a CPU) …", file=sys.stderr, flush=True)
+        print("demo:smollm2: dequantising the GGUF file once (about 12 s on a CPU) …", file=sys.stderr, flush=True)
     try:
         yield
     finally:
         setattr(gguf_utils, "tqdm", bar)
+
+
+@contextlib.contextmanager
+def parse_once() -> Iterator[None]:
+    """One parse of the GGUF file for the whole conversion. transformers reads it whole
+    once for the config, once for the weights and once for the tokenizer (a
+    ``GGUFReader`` each, most of it the 49k-token vocabulary), and builds gguf's
+    tensor-name map once per module of the model (~400 identical maps). Both are pure
+    functions of their arguments and only read, so for the conversion's duration they
+    are memoised (transformers imports both from ``gguf`` when it calls them): the same
+    files, in 12 s instead of 31 s on two CPU cores."""
+    import gguf
+
+    reader_class, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[tuple[str, str], Any] = {}
+    maps: dict[tuple[Any, int], Any] = {}
+
+    def reader(path: Any, mode: Any = "r") -> Any:
+        key = (os.fspath(path), str(mode))
+        if key not in readers:
+            readers[key] = reader_class(path, mode)
+        return readers[key]
+
+    def tensor_name_map(arch: Any, n_blocks: int) -> Any:
+        if (arch, n_blocks) not in maps:
+            maps[arch, n_blocks] = name_map(arch, n_blocks)
+        return maps[arch, n_blocks]
+
+    # Through setattr: to mypy the names are gguf's class and function, not variables.
+    setattr(gguf, "GGUFReader", reader)
+    setattr(gguf, "get_tensor_name_map", tensor_name_map)
+    try:
+        yield
+    finally:
+        setattr(gguf, "GGUFReader", reader_class)
+        setattr(gguf, "get_tensor_name_map", name_map)
+        readers.clear()
+        maps.clear()
 
 
 def _convert_smollm2(gguf_file: Path) -> Path:
@@ -75,9 +115,10 @@ def _convert_smollm2(gguf_file: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
-        with quiet_progress():
+        with quiet_progress(), parse_once():
             model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
                                                          dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
         # The GGUF loader has already dequantised every tensor to float32; only its
         # quantizer marker stops save_pretrained. Drop it so plain safetensors are written.
         # transformers 5.24 declares no hf_quantizer on PreTrainedModel: mypy takes
@@ -86,7 +127,7 @@ def _convert_smollm2(gguf_file: Path) -> Path:
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(staging)
-        AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
         # A concurrent conversion may have won the race; either result is complete.
         if not target.exists():
             staging.rename(target)
