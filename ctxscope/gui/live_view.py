@@ -107,6 +107,7 @@ class LiveView(QWidget):
         self.hint.setVisible(True)
         for plot in self.plots:
             self.scheduler.push(partial(self._clear_plot, plot))
+        self.scheduler.push(self.memory.build_legend)  # the heaviest part of its first curve
         self.scheduler.push(self.table.clear_points)
         self.scheduler.push(self._clear_breakdown)
         self.scheduler.push(partial(self.begin_run, header, keep_hint=True))

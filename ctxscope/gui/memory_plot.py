@@ -145,18 +145,24 @@ class MemoryPlot(_ContextPlot):
             fills.append(pg.FillBetweenItem(curves[i - 1], curves[i], brush=pg.mkBrush(*LAYERS[i][1], 90)))
         for fill in fills:
             self.addItem(fill, ignoreBounds=True)
-        if not self._legend_done:
-            # Proxies, not the curves: the curves of the first series hide when another
-            # mode is shown, and a hidden item's swatch is drawn as a black "hidden" icon.
-            for i, (name, color) in enumerate(LAYERS):
-                if i != STATE:  # the state is listed once a run has one
-                    self.legend.addItem(_FixedSample(self._proxy(color)), name)
-            self._legend_done = True
+        self.build_legend()
         items = [*curves, zero, *fills]
         visible = mode == self.mode and run_index == 0
         for item in items:
             item.setVisible(visible)
         return items
+
+    def build_legend(self) -> None:
+        """The layers' legend entries (the same for every run), once per clear: a sweep
+        builds them in a scheduler tick of their own, before its first point."""
+        if self._legend_done:
+            return
+        # Proxies, not the curves: the curves of the first series hide when another
+        # mode is shown, and a hidden item's swatch is drawn as a black "hidden" icon.
+        for i, (name, color) in enumerate(LAYERS):
+            if i != STATE:  # the state is listed once a run has one
+                self.legend.addItem(_FixedSample(self._proxy(color)), name)
+        self._legend_done = True
 
     @staticmethod
     def _proxy(color: tuple[int, int, int]) -> pg.PlotDataItem:

@@ -38,7 +38,7 @@ def test_a_new_sweep_clears_a_view_per_tick_and_names_the_run(window, qtbot) -> 
     second = replace(first, header=replace(first.header, id="r2"))
     presenter._on_runner_sweep_started(second.header)
     # Nothing cleared yet in this turn: a tick per view, then the run joins.
-    assert live.latency.series and len(live.scheduler) == 6
+    assert live.latency.series and len(live.scheduler) == 7
     assert live.hint.isVisibleTo(live) and live.hint.text().startswith("Measuring preset:gpt2")
     _drain_one_tick(live)
     assert not live.latency.series and live.memory.series  # one view per tick
