@@ -88,9 +88,9 @@ class _ContextPlot(pg.PlotWidget):
     def data_arrived(self) -> None:
         self._fitting = True
 
-    def fit(self, *, snug: bool = False, force: bool = False) -> None:
+    def fit(self, *, snug: bool = False) -> None:
         """Fit the view to the data when a point falls outside it or the data fill too
-        little of it (``force``: always); ``snug``: without the room left for a sweep's
+        little of it; ``snug``: always, and without the room left for a sweep's
         next points. Leaves a view the user panned or zoomed alone."""
         if not self._fitting:
             return
@@ -110,7 +110,7 @@ class _ContextPlot(pg.PlotWidget):
         (vx0, vx1), (vy0, vy1) = vb.viewRange()
         outside = x0 < vx0 or x1 > vx1 or y0 < vy0 or y1 > vy1
         too_wide = (vx1 - vx0) > 2.5 * (want_x[1] - want_x[0]) or (vy1 - vy0) > 2.5 * (want_y[1] - want_y[0])
-        if force or snug or outside or too_wide:
+        if snug or outside or too_wide:
             vb.setRange(xRange=want_x, yRange=want_y, padding=0)
 
     def _y_room(self) -> float:

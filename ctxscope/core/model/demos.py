@@ -76,19 +76,11 @@ def parse_once() -> Iterator[None]:
     import gguf
 
     reader_class, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
-    readers: dict[tuple[str, str], Any] = {}
-    maps: dict[tuple[Any, int], Any] = {}
+    read = functools.cache(reader_class)
+    tensor_name_map = functools.cache(name_map)
 
     def reader(path: Any, mode: Any = "r") -> Any:
-        key = (os.fspath(path), str(mode))
-        if key not in readers:
-            readers[key] = reader_class(path, mode)
-        return readers[key]
-
-    def tensor_name_map(arch: Any, n_blocks: int) -> Any:
-        if (arch, n_blocks) not in maps:
-            maps[arch, n_blocks] = name_map(arch, n_blocks)
-        return maps[arch, n_blocks]
+        return read(os.fspath(path), str(mode))  # a str and a Path of one file: one parse
 
     # Through setattr: to mypy the names are gguf's class and function, not variables.
     setattr(gguf, "GGUFReader", reader)
@@ -98,8 +90,8 @@ def parse_once() -> Iterator[None]:
     finally:
         setattr(gguf, "GGUFReader", reader_class)
         setattr(gguf, "get_tensor_name_map", name_map)
-        readers.clear()
-        maps.clear()
+        read.cache_clear()
+        tensor_name_map.cache_clear()
 
 
 def _convert_smollm2(gguf_file: Path) -> Path:
