@@ -108,7 +108,10 @@ class _ContextPlot(pg.PlotWidget):
         want_x = (x0 - PAD * xs, x1 + PAD * xs + x_room)
         want_y = (y0 - PAD * ys, y1 + PAD * ys + y_room)
         (vx0, vx1), (vy0, vy1) = vb.viewRange()
-        outside = x0 < vx0 or x1 > vx1 or y0 < vy0 or y1 > vy1
+        # Within the padding of an edge counts as outside: a point on the edge was drawn
+        # half cut, its tick label gone.
+        mx, my = PAD * xs, PAD * ys
+        outside = x0 < vx0 + mx or x1 > vx1 - mx or y0 < vy0 + my or y1 > vy1 - my
         too_wide = (vx1 - vx0) > 2.5 * (want_x[1] - want_x[0]) or (vy1 - vy0) > 2.5 * (want_y[1] - want_y[0])
         if snug or outside or too_wide:
             vb.setRange(xRange=want_x, yRange=want_y, padding=0)
