@@ -59,11 +59,21 @@ class MemoryPlot(_ContextPlot):
     def set_mode(self, mode: str) -> None:
         self.mode = mode
         for (run_key, mode_), series in self.series.items():
-            visible = mode_ == mode and self.run_order.index(run_key) == 0
+            visible = self._drawn(run_key, mode_)
+            if visible and not series.items:  # first shown now: its items, from its points
+                series.items = self._make_items(self.run_labels[run_key], mode_, 0)
+                self._update(series)
+                series.xy = np.array([(p.length, self._y(p)) for p in series.ok()], dtype=float).reshape(-1, 2)
             for item in series.items:
                 item.setVisible(visible)
         self._update_oom()
         self.fit(snug=True)  # the other mode's stack has its own range
+
+    def _drawn(self, run_key: str, mode: str) -> bool:
+        # Only the first run's stack in the chosen mode is drawn: the others' 14 items each
+        # are built when a change of mode shows them (building and updating hidden stacks
+        # was half of this plot's work during a sweep).
+        return mode == self.mode and self.run_order.index(run_key) == 0
 
     def _y_room(self) -> float:
         # The stack grows slowly (the weights are most of it); a device's capacity line in
@@ -146,11 +156,7 @@ class MemoryPlot(_ContextPlot):
         for fill in fills:
             self.addItem(fill, ignoreBounds=True)
         self.build_legend()
-        items = [*curves, zero, *fills]
-        visible = mode == self.mode and run_index == 0
-        for item in items:
-            item.setVisible(visible)
-        return items
+        return [*curves, zero, *fills]
 
     def build_legend(self) -> None:
         """The layers' legend entries (the same for every run), once per clear: a sweep

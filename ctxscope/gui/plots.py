@@ -76,9 +76,17 @@ class _ContextPlot(pg.PlotWidget):
         self.addItem(self.readout, ignoreBounds=True)
         self.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
         self._fitting = False  # the view follows the data (until the user pans or zooms)
+        self._planned: tuple[int, int] | None = None  # the lengths a running sweep will measure
         self.getPlotItem().vb.sigRangeChangedManually.connect(self._on_range_changed_manually)
         self.getPlotItem().autoBtn.clicked.connect(self._on_auto_button_clicked)
         self.show_empty_range()
+
+    def plot(self, *args, **kwargs) -> pg.PlotDataItem:
+        """``PlotItem.plot`` without the dynamic range limit: with it (pyqtgraph's default)
+        every change of the view's y range re-ran ``setData`` on every curve of the plot —
+        a third of a refitting turn. Our curves hold finite values a few decades apart."""
+        kwargs.setdefault("dynamicRangeLimit", None)
+        return self.getPlotItem().plot(*args, **kwargs)
 
     def show_empty_range(self) -> None:
         """Before any data: typical lengths on the axis (pyqtgraph's default 1…10 tokens
@@ -87,6 +95,23 @@ class _ContextPlot(pg.PlotWidget):
 
     def data_arrived(self) -> None:
         self._fitting = True
+
+    def plan_lengths(self, lengths: tuple[int, ...] | list[int]) -> None:
+        """The lengths a sweep will measure: while it runs the x axis spans them all from
+        its first point, so it never changes (every change rebuilt the axes: ticks, grid,
+        labels) and says at once how far the sweep goes. Several runs: their union."""
+        if not lengths:
+            return
+        lo, hi = min(lengths), max(lengths)
+        if self._planned is not None:
+            lo, hi = min(lo, self._planned[0]), max(hi, self._planned[1])
+        self._planned = (lo, hi)
+        if not self.series and self.getPlotItem().ctrl.logXCheck.isChecked():
+            # Before its first point the plot shows the sweep's lengths (its first point
+            # then changes y alone: one axis rebuilt in that turn, not two).
+            x0, x1 = np.log10(lo), np.log10(hi)
+            span = (x1 - x0) or 0.3
+            self.getPlotItem().vb.setRange(xRange=(x0 - PAD * span, x1 + PAD * span), padding=0)
 
     def fit(self, *, snug: bool = False) -> None:
         """Fit the view to the data when a point falls outside it or the data fill too
@@ -101,9 +126,14 @@ class _ContextPlot(pg.PlotWidget):
             return
         (x0, x1), (y0, y1) = bounds
         log_x = self.getPlotItem().ctrl.logXCheck.isChecked()
+        x_room = 0.0 if snug else None
+        if not snug and self._planned is not None:
+            p0, p1 = (np.log10(v) for v in self._planned) if log_x else self._planned
+            x0, x1, x_room = min(x0, p0), max(x1, p1), 0.0
         xs = (x1 - x0) or (0.3 if log_x else abs(x1) or 1.0)
         ys = (y1 - y0) or abs(y1) or 1.0
-        x_room = 0.0 if snug else (X_ROOM_LOG if log_x else xs)
+        if x_room is None:
+            x_room = X_ROOM_LOG if log_x else xs
         y_room = 0.0 if snug else self._y_room() * ys
         want_x = (x0 - PAD * xs, x1 + PAD * xs + x_room)
         want_y = (y0 - PAD * ys, y1 + PAD * ys + y_room)
@@ -137,6 +167,7 @@ class _ContextPlot(pg.PlotWidget):
         self.legend.clear()
         self.readout.setVisible(False)
         self._fitting = False
+        self._planned = None
         self.show_empty_range()
 
     def prepare(self, run_key: str, label: str, mode: str) -> bool:
@@ -153,14 +184,26 @@ class _ContextPlot(pg.PlotWidget):
             if len(self.run_order) == 2:
                 self._label_first_run()
         series = self.series[(run_key, mode)] = _Series()
+        if not self._drawn(run_key, mode):
+            return False  # built when it is shown (the memory plot draws one series)
         series.items = self._make_items(label, mode, self.run_order.index(run_key))
         return True
+
+    def _drawn(self, run_key: str, mode: str) -> bool:
+        """Whether the (run, mode) series has items of its own; every series here."""
+        return True
+
+    def shows(self, run_key: str, mode: str) -> bool:
+        """Whether the (run, mode) series is drawn now (a caller skips a repaint if not)."""
+        series = self.series.get((run_key, mode))
+        return bool(series and series.items and series.items[0].isVisible())
 
     def add_point(self, run_key: str, label: str, point: Point) -> None:
         self.prepare(run_key, label, point.mode)
         series = self.series[(run_key, point.mode)]
         series.points[point.length] = point
-        self._update(series)
+        if series.items:
+            self._update(series)
         series.xy = np.array([(p.length, self._y(p)) for p in series.ok()], dtype=float).reshape(-1, 2)
         self.place_legend()
 
@@ -234,7 +277,7 @@ class _ContextPlot(pg.PlotWidget):
             return
         best, best_d = None, 20.0  # pixels
         for (run_key, _), series in self.series.items():
-            if series.items and not series.items[0].isVisible():
+            if not series.items or not series.items[0].isVisible():
                 continue
             for point in series.ok():
                 scene = vb.mapViewToScene(QPointF(*self._view_xy(point)))

@@ -47,6 +47,9 @@ class RunPresenter(QObject):
                              (r.confirmRequested, self._on_runner_confirm_requested),
                              (r.sweepFinished, self._on_runner_sweep_finished)):
             signal.connect(slot)
+        # The measuring thread waits for the Live tab's updates between points (gui/pacing.py).
+        runner.views_busy = lambda: len(live.scheduler) > 0
+        live.scheduler.drained.connect(runner.pacer.applied)
 
     def _on_runner_busy_changed(self, busy: bool) -> None:
         self.sweep_panel.set_running(busy)

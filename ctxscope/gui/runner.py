@@ -29,6 +29,7 @@ from ctxscope.core.jobs.matrix import ModelSlot
 from ctxscope.core.maxctx.search import MaxContext, Trial
 from ctxscope.core.quality.records import QualityPoint
 from ctxscope.core.spec import ModelSpec, SweepConfig
+from ctxscope.gui.pacing import ViewPacer
 from ctxscope.core.machine.telemetry import TelemetrySample
 from ctxscope.remote.ssh import RemoteTarget
 from ctxscope.store.recorded import RunKept
@@ -127,6 +128,10 @@ class SweepRunner(QObject):
         self._standing_answer: bool | None = None  # "yes/no to all" for the rest of the job
         self.remote: RemoteTarget | None = None  # jobs run over SSH there (the model panel's Run on)
         self._here = True  # the running job runs in this process
+        # The measuring thread waits for the views between points (see gui/pacing.py);
+        # the window says whether its views have updates queued.
+        self.pacer = ViewPacer()
+        self.views_busy: Callable[[], bool] = lambda: False
 
     # -- public API (UI thread) ------------------------------------------------------
     @property
@@ -187,6 +192,7 @@ class SweepRunner(QObject):
     def cancel(self) -> None:
         """Stop after the current model call; the partial run is kept."""
         self._stop.set()
+        self.pacer.wake()
 
     def answer_confirm(self, run: bool, *, for_all: bool = False) -> None:
         """The user's answer to ``confirmRequested``: run the point anyway or skip it
@@ -200,6 +206,7 @@ class SweepRunner(QObject):
         """Cancel and wait for the worker (its thread must not outlive the app)."""
         self._stop.set()
         self._answered.set()
+        self.pacer.wake()
         QThreadPool.globalInstance().waitForDone(timeout_ms)
 
     # -- plumbing --------------------------------------------------------------------
@@ -218,6 +225,7 @@ class SweepRunner(QObject):
         self._stop = threading.Event()
         self._standing_answer = None
         self._here = isinstance(launcher, Local)
+        self.pacer.reset()
         work = self.messages(launcher, job, matrix=matrix) if launcher is not None and job is not None \
             else self._devices()
         worker = create_worker(lambda: (yield from work), _start_thread=False, _ignore_errors=True)
@@ -252,7 +260,10 @@ class SweepRunner(QObject):
                         seen.add((spec.source, spec.device, cache))
                         check_before_loading(spec, cache, options)
             confirm = self.confirm if job.kind == "matrix" and job.ask else None
-            events = through(launcher.run(job, stop=self._stop, confirm=confirm), collector)
+            run = launcher.run(job, stop=self._stop, confirm=confirm)
+            if isinstance(launcher, Local):  # measured in this process: not while the views update
+                run = self.pacer.paced(run, self._stop)
+            events = through(run, collector)
             if job.kind == "matrix":
                 result = yield from recorded(events, open_recorder(enabled=self.store))
             else:
@@ -305,6 +316,7 @@ class SweepRunner(QObject):
                     self.maxContextFound.emit(result)
                 elif job.kind == "matrix" and matrix and isinstance(result, tuple):
                     self.matrixFinished.emit(tuple(r.id for r in result))
+        self.pacer.handled(message, views_idle=not self.views_busy())
 
     def _on_worker_errored(self, exc: Exception) -> None:
         # Bad input and load failures are one line already; anything else is a bug,

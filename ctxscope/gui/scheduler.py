@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 
 
 class ViewScheduler(QObject):
-    """A queue of view updates drained by a timer, one update per tick."""
+    """A queue of view updates drained by a timer, one update per tick; ``drained``
+    once the queue is empty again."""
+
+    drained = Signal()
 
     def __init__(self, parent: QObject | None = None, interval_ms: int = 16) -> None:
         super().__init__(parent)
@@ -47,14 +50,17 @@ class ViewScheduler(QObject):
         while self._pending:
             self._pending.popleft()()
         self._timer.stop()
+        self.drained.emit()
 
     def clear(self) -> None:
         """Drop what is queued (the views are being cleared anyway)."""
         self._pending.clear()
         self._timer.stop()
+        self.drained.emit()
 
     def _on_timer_timeout(self) -> None:
         if self._pending:
             self._pending.popleft()()
         if not self._pending:
             self._timer.stop()
+            self.drained.emit()

@@ -44,6 +44,7 @@ def test_sweep_fills_plots_table_and_history(window, qtbot, tiny_config_files) -
         assert not window.sweep_panel.run_button.isEnabled()  # no second Run while running
         assert window.runner.run(window.model_panel.spec(), window.sweep_panel.config()) is False
     run = finished.args[0]
+    window.flush_views()  # the last updates are still a tick each behind the signal
     assert run.status == "complete" and len(run.points) == 6
     assert seen == ["loaded", "started"] + ["point"] * 6
     assert plotted(window.latency, "prefill") == [16, 32, 64] == plotted(window.latency, "decode")
@@ -100,6 +101,7 @@ def test_oom_point_is_shown_as_oom(window, qtbot, tiny_config_files, monkeypatch
     set_model(window, str(tiny_config_files["llama"]), "16,32,64")
     with qtbot.waitSignal(window.runner.sweepFinished, timeout=TIMEOUT) as finished:
         window.sweep_panel.run_button.click()
+    window.flush_views()  # the last updates are still a tick each behind the signal
     statuses = [(p.mode, p.length, p.status) for p in finished.args[0].points]
     assert ("prefill", 32, "oom") in statuses and ("prefill", 64, "skipped") in statuses
     table_statuses = [window.table.item(r, 3).text() for r in range(window.table.rowCount())]

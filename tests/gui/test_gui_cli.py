@@ -27,6 +27,7 @@ def test_gui_run_from_the_command_line(qtbot, qapp, tiny_config_files, monkeypat
     with qtbot.waitSignal(window.runner.sweepFinished, timeout=60_000) as finished:
         pass
     run = finished.args[0]
+    window.flush_views()  # the last updates are still a tick each behind the signal
     assert run.status == "complete" and [p.length for p in run.points] == [16, 16, 32, 32]
     assert window.table.rowCount() == 4
     with RunStore(database_path()) as store:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from ctxscope.core.results import Point
 from ctxscope.core.stats import LatencyStats
 from ctxscope.gui.run_presenter import RunPresenter
@@ -34,11 +36,14 @@ def test_a_new_sweep_clears_a_view_per_tick_and_names_the_run(window, qtbot) -> 
     for p in first.points:
         presenter._on_runner_point(p)
     live.finish_run(first, None)
-    assert live.latency.series and "r1 complete" in live.hint.text()
+    assert "r1 complete" in live.hint.text()  # said at once; the views follow, a tick each
+    assert len(live.scheduler) > 5  # the points' updates, then a snug fit per plot, columns, fits
+    live.scheduler.flush()
+    assert live.latency.series
     second = replace(first, header=replace(first.header, id="r2"))
     presenter._on_runner_sweep_started(second.header)
     # Nothing cleared yet in this turn: a tick per view, then the run joins.
-    assert live.latency.series and len(live.scheduler) == 7
+    assert live.latency.series and len(live.scheduler) == 10  # 3 clears, legend, 3 x axes, table, breakdown, join
     assert live.hint.isVisibleTo(live) and live.hint.text().startswith("Measuring preset:gpt2")
     _drain_one_tick(live)
     assert not live.latency.series and live.memory.series  # one view per tick
@@ -101,3 +106,30 @@ def test_a_devices_capacity_line_is_the_top_of_the_memory_view(window) -> None:
     live.scheduler.flush()
     low, high = live.memory.getPlotItem().vb.viewRange()[1]
     assert 80 <= high <= 80 * 1.1 and low <= 0
+
+
+def test_the_memory_plot_builds_only_the_stack_it_shows(window) -> None:
+    live = window.live
+    run = make_run("m1", lengths=(64, 128))
+    live.show_run(run, None)
+    memory = live.memory
+    shown, hidden = memory.series[("m1", "prefill")], memory.series[("m1", "decode")]
+    assert shown.items and not hidden.items and list(hidden.points) == [64, 128]
+    assert memory.shows("m1", "prefill") and not memory.shows("m1", "decode")
+    live.memory_mode.setCurrentText("decode")  # built now, from the points it kept
+    assert hidden.items and memory.shows("m1", "decode") and not memory.shows("m1", "prefill")
+    top = hidden.items[3].yData
+    expected = [memory._y(hidden.points[n]) for n in (64, 128)]
+    assert list(top) == pytest.approx(expected)
+
+
+def test_the_x_axis_spans_the_planned_lengths_before_the_first_point(window) -> None:
+    live = window.live
+    run = make_run("x1", lengths=(256, 1024, 8192))
+    live.start_run(run.header)
+    live.scheduler.flush()
+    (x0, x1), _ = live.latency.getPlotItem().vb.viewRange()
+    assert 10 ** x0 <= 256 < 8192 <= 10 ** x1 and 10 ** x0 > 200 and 10 ** x1 < 11_000
+    live.add_point("x1", _point("prefill", 256, 5.0))
+    live.scheduler.flush()
+    assert live.latency.getPlotItem().vb.viewRange()[0] == [x0, x1]  # the first point changes y only
