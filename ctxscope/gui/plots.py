@@ -129,7 +129,9 @@ class _ContextPlot(pg.PlotWidget):
         x_room = 0.0 if snug else None
         if not snug and self._planned is not None:
             p0, p1 = (np.log10(v) for v in self._planned) if log_x else self._planned
-            x0, x1, x_room = min(x0, p0), max(x1, p1), 0.0
+            x0 = min(x0, p0)
+            if x1 <= p1:  # past the plan (a search's lengths): room as without one
+                x1, x_room = p1, 0.0
         xs = (x1 - x0) or (0.3 if log_x else abs(x1) or 1.0)
         ys = (y1 - y0) or abs(y1) or 1.0
         if x_room is None:

@@ -48,14 +48,14 @@ class TelemetryStrip(QWidget):
     def __init__(self, parent: QWidget | None = None, *, interval_ms: int = 200) -> None:
         super().__init__(parent)
         self.sampler = TelemetrySampler(hz=0)  # no thread: the timer polls
-        self.sparks = {name: _Sparkline(title) for name, title, _, _ in FIELDS}
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        for spark in self.sparks.values():
-            layout.addWidget(spark, 1)
+        # Built when their field is first shown: each sparkline is a plot (~25 ms to build),
+        # and without a GPU four of the six never are.
+        self.sparks: dict[str, _Sparkline] = {}
+        self._layout = QHBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
         self.note = QLabel("No GPU telemetry: CPU and process memory only (NVIDIA GPUs appear once one is picked).")
         self.note.setWordWrap(True)
-        layout.addWidget(self.note, 1)
+        self._layout.addWidget(self.note, 1)
         self.set_device(())
         self.interval = interval_ms / 1000
         self.timer = QTimer(self)
@@ -68,11 +68,23 @@ class TelemetryStrip(QWidget):
         first = self.sampler.sample()
         self.fields = [f for f in FIELDS if getattr(first, f[0]) is not None]
         shown = {name for name, *_ in self.fields}
+        for name in shown:
+            self._spark(name)
         for name, spark in self.sparks.items():
             spark.setVisible(name in shown)
             if name not in shown:
                 spark.values.clear()
         self.note.setVisible(not any(name.startswith("gpu") for name in shown))
+
+    def _spark(self, name: str) -> _Sparkline:
+        """The sparkline of ``name``, built (in FIELDS order, before the note) if new."""
+        if name not in self.sparks:
+            order = [n for n, *_ in FIELDS]
+            title = next(t for n, t, *_ in FIELDS if n == name)
+            index = sum(order.index(n) < order.index(name) for n in self.sparks)
+            self.sparks[name] = _Sparkline(title)
+            self._layout.insertWidget(index, self.sparks[name], 1)
+        return self.sparks[name]
 
     def add_sample(self, sample: TelemetrySample) -> None:
         for name, title, fmt, scale in self.fields:
