@@ -36,9 +36,18 @@ def probe(device: str = "cpu", dtypes: tuple[str, ...] | None = None, seconds: f
         return min(samples)  # peak: the fastest repetition
 
     def matmul_rate(dtype: torch.dtype) -> float:
-        a = torch.randn(n, n, device=dev).to(dtype)
-        b = torch.randn(n, n, device=dev).to(dtype)
-        return 2 * n**3 / best(lambda: torch.mm(a, b), seconds / 2)
+        # The largest size up to n whose warm-up and three repetitions fit the budget: a
+        # dtype this CPU emulates (bfloat16 without AVX512-BF16) took 2.5 s per 1024² matmul,
+        # and its four made a 1 s probe 10 s. Each doubling costs 8×.
+        size = min(256, n)
+        while True:
+            a = torch.randn(size, size, device=dev).to(dtype)
+            b = torch.randn(size, size, device=dev).to(dtype)
+            once = timer.time(lambda: torch.mm(a, b))[0] / 1e3
+            if size >= n or 8 * once > seconds / 8:
+                break
+            size *= 2
+        return 2 * size**3 / best(lambda: torch.mm(a, b), seconds / 2)
 
     def copy_rate(size: int) -> float:
         src = torch.empty(size, dtype=torch.uint8, device=dev)
