@@ -218,13 +218,15 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError(f"--html: {problem}")
 
     from ctxscope.cli.remote_args import is_remote
-    from ctxscope.core.model.loading import check_rope, check_source
+    from ctxscope.core.model.loading import check_positions, check_rope, check_source
 
     for combo, (spec, _, _) in specs.items():
         if not is_remote(args):  # elsewhere, sources and devices are the remote's: checked there
             check_source(spec)
             check_rope(spec)  # from the config: refused before any weights load
             check_cache(spec, combo[-1], args)
+            if args.lengths is not None and not args.allow_beyond_max:  # the default is capped, once loaded
+                check_positions(spec, lengths)
     quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
     failures: list[str] = []
     problems: list[str] = []  # measured, but not kept where asked (history, --out): one line each

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from ctxscope.core import units
 from ctxscope.core.errors import BadInputError
@@ -99,3 +100,14 @@ def format_size(value: int) -> str:
     if value >= 1024 and value % 1024 == 0:
         return f"{value // 1024}k"
     return str(value)
+
+
+def beyond_positions(limit: int | None, lengths: Iterable[int]) -> str | None:
+    """What is wrong with ``lengths`` for a model of ``limit`` positions (``None``: fine):
+    the one line a sweep is refused with, before or after its weights load."""
+    too_long = sorted(n for n in lengths if limit and n > limit)
+    if not too_long:
+        return None
+    which = f"length {too_long[0]}" if len(too_long) == 1 else f"{len(too_long)} lengths ({too_long[0]} … {too_long[-1]})"
+    return (f"{which} exceed{'s' if len(too_long) == 1 else ''} the model's {limit} positions "
+            "(use --allow-beyond-max to try anyway)")

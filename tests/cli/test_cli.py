@@ -206,6 +206,26 @@ class _Evil:
         return (open, (self.target, "w"))
 
 
+def test_lengths_beyond_the_positions_are_refused_before_any_weights_load(capsys, monkeypatch,
+                                                                           ctxscope_home: Path) -> None:
+    from ctxscope.core.errors import BadInputError
+    from ctxscope.core.model import loading
+
+    loaded: list[str] = []
+
+    def load_model(spec):
+        loaded.append(spec.source)
+        raise BadInputError("stop here")  # the weights would load now
+
+    monkeypatch.setattr(loading, "load_model", load_model)
+    assert main(["sweep", "preset:llama-3.2-1b", "--device", "cpu", "--lengths", "64,256k,512k"]) == 2
+    assert "2 lengths (262144 … 524288) exceed the model's 131072 positions" in capsys.readouterr().err
+    assert not loaded
+    # Allowed beyond, the model loads (and is refused later only by a learned table).
+    main(["sweep", "preset:llama-3.2-1b", "--device", "cpu", "--lengths", "256k", "--allow-beyond-max"])
+    assert loaded == ["preset:llama-3.2-1b"]
+
+
 @pytest.mark.parametrize(("argv", "message"), BAD_INPUTS, ids=[" ".join(a)[:60] for a, _ in BAD_INPUTS])
 @pytest.mark.timeout(60)  # a length range that is generated before it is bounded would hang here
 def test_bad_input_is_one_line_and_exit_2(capsys, argv: list[str], message: str, bad_files: Path,

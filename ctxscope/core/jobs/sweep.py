@@ -100,11 +100,10 @@ def validate(loaded: LoadedModel, cfg: SweepConfig) -> tuple[str, ...]:
         too_long = sorted(n for n in cfg.lengths if n > hard)
         raise BadInputError(f"{loaded.info.source} has a learned table of {hard} positions: length {too_long[0]} "
                             f"cannot run at all{' (nor ' + str(len(too_long) - 1) + ' more)' if len(too_long) > 1 else ''}")
-    limit = loaded.info.max_positions
-    if limit and not cfg.allow_beyond_max and max(cfg.lengths) > limit:
-        too_long = sorted(n for n in cfg.lengths if n > limit)
-        which = f"length {too_long[0]}" if len(too_long) == 1 else f"{len(too_long)} lengths ({too_long[0]} … {too_long[-1]})"
-        raise BadInputError(f"{which} exceed{'s' if len(too_long) == 1 else ''} the model's {limit} positions (use --allow-beyond-max to try anyway)")
+    from ctxscope.core.lengths import beyond_positions
+
+    if not cfg.allow_beyond_max and (problem := beyond_positions(loaded.info.max_positions, cfg.lengths)):
+        raise BadInputError(problem)
     return tuple(dict.fromkeys(modes))
 
 

@@ -69,6 +69,22 @@ def check_rope(spec: ModelSpec) -> None:
     apply_rope_scaling(load_config(spec), spec.rope_scaling, spec.source)
 
 
+def check_positions(spec: ModelSpec, lengths: tuple[int, ...]) -> None:
+    """Refuse lengths beyond the model's positions from its config alone, with the line
+    the sweep gives once loaded: ``--lengths 256k`` for a 1B model filled 5 GB with
+    weights before being refused."""
+    from ctxscope.core.lengths import beyond_positions
+    from ctxscope.core.model.modelinfo import text_config
+    from ctxscope.core.model.rope import learns_positions
+
+    config = load_config(spec)
+    if learns_positions(config):
+        return  # its table, once loaded, says more: no length past it runs even when allowed
+    limit = getattr(text_config(config), "max_position_embeddings", None)
+    if problem := beyond_positions(limit if isinstance(limit, int) else None, lengths):
+        raise BadInputError(problem)
+
+
 def load_config(spec: ModelSpec) -> Any:
     """The transformers config of ``spec``'s source (no weights loaded)."""
     return _load_config(_resolve_source(spec), spec)

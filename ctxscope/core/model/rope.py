@@ -78,6 +78,16 @@ def rope_problem(config: Any) -> str | None:
     return f"{kind}'s config has no rotary embedding (rope_parameters): nothing to scale"
 
 
+def learns_positions(config: Any) -> bool:
+    """Whether ``config``'s model looks up its positions in a learned table (GPT-2, BERT,
+    OPT …), by its config alone (the loaded model's table is the authority)."""
+    from ctxscope.core.model.modelinfo import text_config
+
+    kind = str(getattr(text_config(config), "model_type", "") or getattr(config, "model_type", ""))
+    return bool(kind in _LEARNED or getattr(config, "n_positions", None)
+                or getattr(config, "position_embedding_type", None) == "absolute")
+
+
 def apply_rope_scaling(config: Any, text: str | None, source: str) -> str | None:
     """Set ``text``'s RoPE scaling on ``config`` in place; return its canonical name.
 
