@@ -129,8 +129,12 @@ class _ContextPlot(pg.PlotWidget):
         x_room = 0.0 if snug else None
         if not snug and self._planned is not None:
             p0, p1 = (np.log10(v) for v in self._planned) if log_x else self._planned
-            x0 = min(x0, p0)
-            if x1 <= p1:  # past the plan (a search's lengths): room as without one
+            # The data's bounds reach a little past the first and last lengths (their
+            # symbols' pixels): that is not past the plan. Past it (a search's lengths),
+            # the view leaves room as without one.
+            tol = PAD * ((p1 - p0) or 0.3)
+            x0 = p0 if x0 >= p0 - tol else x0
+            if x1 <= p1 + tol:
                 x1, x_room = p1, 0.0
         xs = (x1 - x0) or (0.3 if log_x else abs(x1) or 1.0)
         ys = (y1 - y0) or abs(y1) or 1.0

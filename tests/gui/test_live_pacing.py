@@ -133,3 +133,9 @@ def test_the_x_axis_spans_the_planned_lengths_before_the_first_point(window) -> 
     live.add_point("x1", _point("prefill", 256, 5.0))
     live.scheduler.flush()
     assert live.latency.getPlotItem().vb.viewRange()[0] == [x0, x1]  # the first point changes y only
+    live.add_point("x1", _point("prefill", 8192, 50.0))  # the last planned length: its symbol's
+    live.scheduler.flush()  # pixels reach past it, which is not past the plan (no octave added)
+    assert live.latency.getPlotItem().vb.viewRange()[0] == [x0, x1]
+    live.add_point("x1", _point("prefill", 16384, 90.0))  # past the plan (a search): room beyond it
+    live.scheduler.flush()
+    assert 10 ** live.latency.getPlotItem().vb.viewRange()[0][1] > 16384 * 1.5
