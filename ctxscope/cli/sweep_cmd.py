@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
             check_source(spec)
             check_rope(spec)  # from the config: refused before any weights load
             check_cache(spec, combo[-1], args)
-            if args.lengths is not None and not args.allow_beyond_max:  # the default is capped, once loaded
+            if lengths is not None and not args.allow_beyond_max:  # the default is capped, once loaded
                 check_positions(spec, lengths)
     quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
     failures: list[str] = []
