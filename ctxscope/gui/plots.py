@@ -151,6 +151,8 @@ class _ContextPlot(pg.PlotWidget):
         too_wide = (vx1 - vx0) > 2.5 * (want_x[1] - want_x[0]) or (vy1 - vy0) > 2.5 * (want_y[1] - want_y[0])
         if snug or outside or too_wide:
             vb.setRange(xRange=want_x, yRange=want_y, padding=0)
+        if snug:
+            self._make_legend_room()
 
     def _y_room(self) -> float:
         """The share of the data's y span left above it while a sweep runs."""
@@ -213,16 +215,17 @@ class _ContextPlot(pg.PlotWidget):
         series.xy = np.array([(p.length, self._y(p)) for p in series.ok()], dtype=float).reshape(-1, 2)
         self.place_legend()
 
-    def place_legend(self) -> None:
+    def place_legend(self) -> int:
         """Move the legend to the corner where it hides the fewest data points (a fixed
-        corner covers the first or last point of some curve in every layout). The four
-        candidate rectangles are mapped into data coordinates, not every point into the
-        scene: mapping each point took a third of a point's update with 60 points shown."""
+        corner covers the first or last point of some curve in every layout); returns how
+        many it hides there. The four candidate rectangles are mapped into data
+        coordinates, not every point into the scene: mapping each point took a third of a
+        point's update with 60 points shown."""
         vb = self.getPlotItem().vb
         box = vb.sceneBoundingRect()
         size = self.legend.sceneBoundingRect().size()
         if box.isEmpty() or size.isEmpty():
-            return
+            return 0
         xy = np.concatenate([s.xy for s in self.series.values() if s.items and s.items[0].isVisible()]
                             + [np.empty((0, 2))])
         view = vb.viewRect()  # the scene → data mapping is axis-aligned: scale and offset
@@ -248,6 +251,24 @@ class _ContextPlot(pg.PlotWidget):
         if at != self._legend_at:  # moving it costs a layout pass: only when it moves
             self._legend_at = at
             self.legend.anchor(itemPos=anchor, parentPos=anchor, offset=(sign[0] * margin, sign[1] * margin))
+        return covered(anchor)
+
+    def _make_legend_room(self) -> None:
+        """After a snug fit: when every corner holds a point (a flat curve starting and
+        ending near the top, another along the bottom), raise the top by the legend's
+        height, so a top corner above the data is free for it."""
+        if not self.legend.items or self.place_legend() == 0:
+            return
+        vb = self.getPlotItem().vb
+        box, size = vb.sceneBoundingRect(), self.legend.sceneBoundingRect().size()
+        share = (size.height() + 8 + 2 * 6) / box.height()  # legend, its margin, the check's slack
+        if share >= 0.6:
+            return  # a plot too small to give it room: it keeps the corner hiding least
+        (_, _), (y0, y1) = vb.viewRange()
+        # The raised span S + e gives the legend share·(S + e) of it; that fits in e when
+        # e = S·share / (1 − share).
+        vb.setRange(yRange=(y0, y1 + (y1 - y0) * share / (1 - share)), padding=0)
+        self.place_legend()
 
     def leaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.readout.setVisible(False)  # the hover read-out goes with the mouse

@@ -139,3 +139,20 @@ def test_the_x_axis_spans_the_planned_lengths_before_the_first_point(window) -> 
     live.add_point("x1", _point("prefill", 16384, 90.0))  # past the plan (a search): room beyond it
     live.scheduler.flush()
     assert 10 ** live.latency.getPlotItem().vb.viewRange()[0][1] > 16384 * 1.5
+
+
+def test_a_snug_view_leaves_the_legend_a_free_corner(window) -> None:
+    live = window.live
+    run = make_run("g1", lengths=(64, 1024))
+    live.start_run(run.header)
+    live.scheduler.flush()
+    # Flat curves along the top and the bottom: a point in every corner of a snug view.
+    for mode, ms in (("prefill", 10.0), ("decode", 1.0)):
+        for length in (64, 128, 256, 512, 1024):
+            live.add_point("g1", _point(mode, length, ms))
+    live.scheduler.flush()
+    plot = live.latency
+    plot.fit(snug=True)
+    (_, _), (y0, y1) = plot.getPlotItem().vb.viewRange()
+    assert plot.place_legend() == 0  # the top was raised by the legend's height …
+    assert 0.0105 < y1 < 0.02  # … not much more
