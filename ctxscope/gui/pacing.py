@@ -4,9 +4,10 @@ A sweep measured in this process shares the GIL with the UI thread. When a point
 updates (a plot repaint is 5-25 ms of Python and Qt on a 2-core CPU) ran while the next
 point was being measured, both lost: the updates took 2-3x as long (the heartbeat's
 longest gaps, 60-100 ms) and the measured passes lost GIL time to the UI. So after each
-point (and a sweep's start, whose views are cleared), the measuring thread waits until the
-UI thread has applied the updates that point queued, for :data:`PACE_TIMEOUT_S` at most
-— a stuck or hidden UI never holds a sweep up for longer — and then measures the next.
+point (and a sweep's start, whose views are cleared; an attention capture, a quality
+point), the measuring thread waits until the UI thread has applied the updates that point
+queued, for :data:`PACE_TIMEOUT_S` at most — a stuck or hidden UI never holds a sweep up
+for longer — and then measures the next.
 Only a job run in this process is paced: over SSH or on a Ray cluster the measurement
 does not share this process's GIL.
 """
@@ -17,11 +18,14 @@ import threading
 from collections.abc import Generator
 from typing import TypeVar
 
-from ctxscope.core.events import PointFailed, PointResult, SweepStarted
+from ctxscope.core.events import AttentionResult, PointFailed, PointResult, SweepStarted
+from ctxscope.core.quality.records import QualityPoint
 
 #: The longest a point waits for the views (they take ~0.1 s: five ticks 16 ms apart).
 PACE_TIMEOUT_S = 2.0
-PACED = (PointResult, PointFailed, SweepStarted)
+#: A heatmap or a needle grid is drawn when its event is handled (not through the Live
+#: tab's queue): paced, it is drawn before the next point is measured, not beside it.
+PACED = (PointResult, PointFailed, SweepStarted, AttentionResult, QualityPoint)
 
 _Event = TypeVar("_Event")
 _Result = TypeVar("_Result")

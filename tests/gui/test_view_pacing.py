@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from ctxscope.core.events import PointResult, Progress
+from ctxscope.core.events import AttentionResult, PointFailed, PointResult, Progress, SweepStarted
+from ctxscope.core.quality.records import QualityPoint
 from ctxscope.gui import pacing
 from ctxscope.gui.pacing import ViewPacer
 from tests.gui.conftest import set_model
@@ -101,3 +102,31 @@ def test_each_point_is_measured_after_the_views_caught_up(window, qtbot, tiny_co
     # start's) updates have all run: nothing queued when a point is measured.
     assert len(queued_at_progress) == 6 and set(queued_at_progress) == {0}
     assert window.runner.pacer.waits == 0
+
+
+@pytest.mark.parametrize("kind", [AttentionResult, QualityPoint, PointFailed, SweepStarted])
+def test_captures_and_quality_points_are_paced_too(kind, monkeypatch) -> None:
+    # A heatmap or a needle grid is drawn as its event is handled: before the next point.
+    monkeypatch.setattr(pacing, "PACE_TIMEOUT_S", WAIT_S)
+    pacer, produced, out = ViewPacer(), [], queue.Queue()
+    event = object.__new__(kind)  # only its type matters here
+
+    def events():
+        produced.append("first")
+        yield event
+        produced.append("second")
+        return None
+
+    def work() -> None:
+        for item in pacer.paced(events(), threading.Event()):
+            out.put(item)
+        out.put("end")
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    assert out.get(timeout=WAIT_S) is event
+    _sent(pacer, 1)
+    assert produced == ["first"]
+    pacer.handled(event, views_idle=True)
+    assert out.get(timeout=WAIT_S) == "end" and produced == ["first", "second"]
+    thread.join(WAIT_S)
