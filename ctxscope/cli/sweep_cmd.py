@@ -225,7 +225,10 @@ def run(args: argparse.Namespace) -> int:
             check_source(spec)
             check_rope(spec)  # from the config: refused before any weights load
             check_cache(spec, combo[-1], args)
-            if lengths is not None and not args.allow_beyond_max:  # the default is capped, once loaded
+            if single and lengths is not None and not args.allow_beyond_max:
+                # One run: refused before its weights load. A matrix goes on with the
+                # models that can run these lengths (the others' cells fail as they load);
+                # the default lengths are capped at each model's positions instead.
                 check_positions(spec, lengths)
     quiet_transformers(verbose=not args.quiet and sys.stderr.isatty())
     failures: list[str] = []

@@ -173,7 +173,10 @@ class LiveView(QWidget):
     def finish_run(self, run: RunResult, maps: Path | None) -> None:
         """The run is complete: its views are fitted snugly and its latency fits drawn, a
         view per scheduler tick behind the points still queued (all in one turn held the
-        UI thread 45–65 ms on a 2-core CPU)."""
+        UI thread 45–65 ms on a 2-core CPU). A run no longer shown (a run opened from the
+        history replaced it meanwhile) leaves the views alone."""
+        if run.id not in self.shown:
+            return
         self.finished[run.id] = (run, maps)
         if self.hint.isVisibleTo(self) and self.hint.text().startswith("Measuring "):
             ok = sum(p.status == "ok" for p in run.points)

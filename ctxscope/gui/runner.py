@@ -278,6 +278,12 @@ class SweepRunner(QObject):
         yield DevicesFound(_without_gc(list_devices))
 
     def _on_worker_yielded(self, message: Message) -> None:
+        try:
+            self._dispatch(message)
+        finally:  # counted even if a slot failed: else every later point would wait its timeout
+            self.pacer.handled(message, views_idle=not self.views_busy())
+
+    def _dispatch(self, message: Message) -> None:
         match message:
             case ModelLoading(spec=spec):
                 self.modelLoading.emit(spec.source)
@@ -316,7 +322,6 @@ class SweepRunner(QObject):
                     self.maxContextFound.emit(result)
                 elif job.kind == "matrix" and matrix and isinstance(result, tuple):
                     self.matrixFinished.emit(tuple(r.id for r in result))
-        self.pacer.handled(message, views_idle=not self.views_busy())
 
     def _on_worker_errored(self, exc: Exception) -> None:
         # Bad input and load failures are one line already; anything else is a bug,

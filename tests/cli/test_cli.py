@@ -224,6 +224,11 @@ def test_lengths_beyond_the_positions_are_refused_before_any_weights_load(capsys
     # Allowed beyond, the model loads (and is refused later only by a learned table).
     main(["sweep", "preset:llama-3.2-1b", "--device", "cpu", "--lengths", "256k", "--allow-beyond-max"])
     assert loaded == ["preset:llama-3.2-1b"]
+    # A matrix is not refused as a whole for one model's positions: each cell loads, and
+    # the cells that cannot run these lengths fail on their own.
+    loaded.clear()
+    main(["sweep", "preset:llama-3.2-1b", "preset:qwen2.5-0.5b", "--device", "cpu", "--lengths", "64k"])
+    assert loaded == ["preset:llama-3.2-1b", "preset:qwen2.5-0.5b"]
 
 
 @pytest.mark.parametrize(("argv", "message"), BAD_INPUTS, ids=[" ".join(a)[:60] for a, _ in BAD_INPUTS])

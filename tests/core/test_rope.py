@@ -94,3 +94,13 @@ def test_a_rope_matrix_runs_quality_past_the_trained_length(capsys, short_lm: Pa
     by_rope = {r["settings"]["rope_scaling"]: r for r in runs}
     inside = {k: r["quality"]["loss"][0]["window_nll"] for k, r in by_rope.items()}
     assert inside["dynamic:2"] == inside[None] and inside["linear:2"] != inside[None]  # 32 + 7 < 64 positions
+
+
+def test_learned_position_tables_are_told_from_the_config() -> None:
+    from transformers import AutoConfig
+
+    from ctxscope.core.model.rope import learns_positions
+
+    for kind, learned in (("gpt2", True), ("gpt_neo", True), ("bert", True), ("gptj", False), ("codegen", False),
+                          ("llama", False)):
+        assert learns_positions(AutoConfig.for_model(kind)) is learned, kind

@@ -156,3 +156,15 @@ def test_a_snug_view_leaves_the_legend_a_free_corner(window) -> None:
     (_, _), (y0, y1) = plot.getPlotItem().vb.viewRange()
     assert plot.place_legend() == 0  # the top was raised by the legend's height …
     assert 0.0105 < y1 < 0.02  # … not much more
+
+
+def test_a_sweep_finishing_behind_an_opened_run_leaves_the_views_alone(window) -> None:
+    live = window.live
+    sweep = make_run("s1", lengths=(64, 128))
+    live.start_run(sweep.header)
+    live.scheduler.flush()
+    opened = make_run("h1", lengths=(256, 512))
+    live.show_run(opened, None)  # from the history, while the sweep runs
+    live.finish_run(sweep, None)
+    live.scheduler.flush()
+    assert set(live.finished) == {"h1"} and set(live.shown) == {"h1"}

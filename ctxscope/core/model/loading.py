@@ -81,7 +81,9 @@ def check_positions(spec: ModelSpec, lengths: tuple[int, ...]) -> None:
     if learns_positions(config):
         return  # its table, once loaded, says more: no length past it runs even when allowed
     limit = getattr(text_config(config), "max_position_embeddings", None)
-    if problem := beyond_positions(limit if isinstance(limit, int) else None, lengths):
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        limit = None  # as ModelInfo reads it once loaded
+    if problem := beyond_positions(limit, lengths):
         raise BadInputError(problem)
 
 

@@ -29,7 +29,7 @@ from ctxscope.core.errors import BadInputError
 
 METHODS = ("linear", "dynamic", "yarn")
 _STATE_SPACE = ("mamba", "mamba2", "falcon_mamba")
-_LEARNED = ("gpt2", "bert", "opt", "gpt_bigcode", "roberta", "distilbert", "xlm-roberta")
+_LEARNED = ("gpt2", "bert", "opt", "gpt_bigcode", "roberta", "distilbert", "xlm-roberta", "gpt_neo", "biogpt")
 
 
 def parse_rope_scaling(text: str | None) -> tuple[str, float] | None:
@@ -84,8 +84,8 @@ def learns_positions(config: Any) -> bool:
     from ctxscope.core.model.modelinfo import text_config
 
     kind = str(getattr(text_config(config), "model_type", "") or getattr(config, "model_type", ""))
-    return bool(kind in _LEARNED or getattr(config, "n_positions", None)
-                or getattr(config, "position_embedding_type", None) == "absolute")
+    # Not by ``n_positions``: GPT-J and CodeGen have one and are rotary.
+    return kind in _LEARNED or getattr(config, "position_embedding_type", None) == "absolute"
 
 
 def apply_rope_scaling(config: Any, text: str | None, source: str) -> str | None:
