@@ -66,6 +66,19 @@ def _without_gc(load: Callable[[], list[DeviceChoice]]) -> list[DeviceChoice]:
         gc.enable()
 
 
+class _Raised(Exception):
+    """A ``RuntimeError`` out of a job (torch raises many), carried as another type:
+    superqt's generator worker returns a ``RuntimeError`` as if its worker had been
+    deleted — no ``errored``, no ``finished`` — and the app stayed busy for good."""
+
+
+def _reraised(work: Generator[Message, None, object]) -> Generator[Message, None, object]:
+    try:
+        return (yield from work)
+    except RuntimeError as exc:
+        raise _Raised(f"{type(exc).__name__}: {exc}") from exc
+
+
 class _PausedCollector:
     """The collector off while a job's model loads and its run starts (the analytic
     model builds the architecture once more, on the meta device), the heap frozen once
@@ -228,7 +241,7 @@ class SweepRunner(QObject):
         self.pacer.reset()
         work = self.messages(launcher, job, matrix=matrix) if launcher is not None and job is not None \
             else self._devices()
-        worker = create_worker(lambda: (yield from work), _start_thread=False, _ignore_errors=True)
+        worker = create_worker(lambda: (yield from _reraised(work)), _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_worker_yielded)
         worker.errored.connect(self._on_worker_errored)
         worker.finished.connect(self._on_worker_finished)
@@ -326,7 +339,8 @@ class SweepRunner(QObject):
     def _on_worker_errored(self, exc: Exception) -> None:
         # Bad input and load failures are one line already; anything else is a bug,
         # shown in one line too (the app stays usable).
-        self.jobFailed.emit(str(exc) if isinstance(exc, CtxscopeError) else f"{type(exc).__name__}: {exc}")
+        self.jobFailed.emit(str(exc) if isinstance(exc, (CtxscopeError, _Raised))
+                            else f"{type(exc).__name__}: {exc}")
 
     def _on_worker_finished(self) -> None:
         self._worker = None

@@ -71,3 +71,25 @@ def test_placing_the_legend_maps_no_point(qtbot, monkeypatch) -> None:
     monkeypatch.setattr(vb, "mapViewToScene", lambda obj: calls.append(obj) or mapped(obj))
     plot.place_legend()
     assert calls == []  # it mapped all 60 points into the scene on every update
+
+
+def test_a_runtime_error_in_a_job_is_reported_and_ends_the_job(qtbot) -> None:
+    """superqt's generator worker returns a RuntimeError (torch raises many) as if its
+    worker had been deleted — no errored, no finished: the app stayed busy for good."""
+    from ctxscope.core.jobs.job import Job
+    from ctxscope.core.spec import ModelSpec
+    from ctxscope.gui.runner import SweepRunner
+
+    class Broken:
+        where = "here"
+
+        def run(self, job, *, stop=None, confirm=None):
+            raise RuntimeError("expected all tensors to be on the same device")
+            yield  # a generator, as a launcher's run is
+
+    runner = SweepRunner(store=False)
+    failed: list[str] = []
+    runner.jobFailed.connect(failed.append)
+    with qtbot.waitSignal(runner.busyChanged, timeout=60_000, check_params_cb=lambda busy: not busy):
+        assert runner._start(Broken(), Job("load", (ModelSpec("preset:gpt2", device="cpu"),)))
+    assert failed == ["RuntimeError: expected all tensors to be on the same device"] and not runner.busy
