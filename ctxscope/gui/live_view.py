@@ -4,6 +4,7 @@ predictions and the latency fit. A view: fed headers and points, it changes noth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -19,6 +20,12 @@ from ctxscope.gui.scheduler import ViewScheduler
 
 HINT = ("No run yet. Press Run (Ctrl+R) to measure the model in the panel at each length, open a run file "
         "(Ctrl+O), or pick one in the History tab.")
+
+
+def _then_repaint(plot: LatencyPlot | MemoryPlot | ThroughputPlot, change: Callable[[], None]) -> None:
+    """A scheduler tick: ``change`` one plot, and repaint it alone, now."""
+    change()
+    plot.viewport().repaint()
 
 
 def run_label(header: RunHeader) -> str:
@@ -106,23 +113,13 @@ class LiveView(QWidget):
         self.hint.setText(f"Measuring {run_label(header)} …")
         self.hint.setVisible(True)
         for plot in self.plots:
-            self.scheduler.push(partial(self._clear_plot, plot))
+            self.scheduler.push(partial(_then_repaint, plot, plot.clear_runs))
         self.scheduler.push(self.memory.build_legend)  # the heaviest part of its first curve
         for plot in self.plots:  # the sweep's lengths on each x axis, before its first point
-            self.scheduler.push(partial(self._plan_plot, plot, header.settings.lengths))
+            self.scheduler.push(partial(_then_repaint, plot, partial(plot.plan_lengths, header.settings.lengths)))
         self.scheduler.push(self.table.clear_points)
         self.scheduler.push(self._clear_breakdown)
         self.scheduler.push(partial(self.begin_run, header, keep_hint=True))
-
-    @staticmethod
-    def _clear_plot(plot: LatencyPlot | MemoryPlot | ThroughputPlot) -> None:
-        plot.clear_runs()
-        plot.viewport().repaint()
-
-    @staticmethod
-    def _plan_plot(plot: LatencyPlot | MemoryPlot | ThroughputPlot, lengths: tuple[int, ...]) -> None:
-        plot.plan_lengths(lengths)
-        plot.viewport().repaint()
 
     def _clear_breakdown(self) -> None:
         self.breakdown.clear_runs()
@@ -183,14 +180,9 @@ class LiveView(QWidget):
             self.hint.setText(f"{run_label(run.header)}: run {run.id} {run.status}, {ok} of "
                               f"{plural(len(run.points), 'point')} measured.")
         for plot in self.plots:  # the room left for the next points is not needed now
-            self.scheduler.push(partial(self._fit_plot, plot))
+            self.scheduler.push(partial(_then_repaint, plot, partial(plot.fit, snug=True)))
         self.scheduler.push(self.table.fit_columns)
         self.scheduler.push(partial(self.show_fits, run))
-
-    @staticmethod
-    def _fit_plot(plot: LatencyPlot | MemoryPlot | ThroughputPlot) -> None:
-        plot.fit(snug=True)
-        plot.viewport().repaint()
 
     def show_run(self, run: RunResult, maps: Path | None, *, replace_shown: bool = True) -> None:
         """A finished run (history or file) into the plots and table, at once."""

@@ -63,7 +63,6 @@ class MemoryPlot(_ContextPlot):
             if visible and not series.items:  # first shown now: its items, from its points
                 series.items = self._make_items(self.run_labels[run_key], mode_, 0)
                 self._update(series)
-                series.xy = np.array([(p.length, self._y(p)) for p in series.ok()], dtype=float).reshape(-1, 2)
             for item in series.items:
                 item.setVisible(visible)
         self._update_oom()

@@ -39,6 +39,11 @@ class _Series:
     def ok(self) -> list[Point]:
         return [self.points[k] for k in sorted(self.points) if self.points[k].status == "ok"]
 
+    @property
+    def drawn(self) -> bool:
+        """Whether it is on the plot now: its items built and not hidden."""
+        return bool(self.items) and self.items[0].isVisible()
+
 
 class _ContextPlot(pg.PlotWidget):
     """Base: x = context length (tokens, log axis), one series per (run, mode)."""
@@ -204,7 +209,7 @@ class _ContextPlot(pg.PlotWidget):
     def shows(self, run_key: str, mode: str) -> bool:
         """Whether the (run, mode) series is drawn now (a caller skips a repaint if not)."""
         series = self.series.get((run_key, mode))
-        return bool(series and series.items and series.items[0].isVisible())
+        return series is not None and series.drawn
 
     def add_point(self, run_key: str, label: str, point: Point) -> None:
         self.prepare(run_key, label, point.mode)
@@ -226,7 +231,7 @@ class _ContextPlot(pg.PlotWidget):
         size = self.legend.sceneBoundingRect().size()
         if box.isEmpty() or size.isEmpty():
             return 0
-        xy = np.concatenate([s.xy for s in self.series.values() if s.items and s.items[0].isVisible()]
+        xy = np.concatenate([s.xy for s in self.series.values() if s.drawn]
                             + [np.empty((0, 2))])
         view = vb.viewRect()  # the scene → data mapping is axis-aligned: scale and offset
         sx, sy = view.width() / box.width(), view.height() / box.height()
@@ -304,7 +309,7 @@ class _ContextPlot(pg.PlotWidget):
             return
         best, best_d = None, 20.0  # pixels
         for (run_key, _), series in self.series.items():
-            if not series.items or not series.items[0].isVisible():
+            if not series.drawn:
                 continue
             for point in series.ok():
                 scene = vb.mapViewToScene(QPointF(*self._view_xy(point)))
